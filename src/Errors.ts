@@ -1,0 +1,191 @@
+/**
+ * Every failure the library reports, as tagged errors in the error channel.
+ *
+ * Each error has a `message` that reads well in a log line; match on `_tag`
+ * with `Effect.catchTag` to handle one kind.
+ *
+ * @module
+ */
+import * as Schema from "effect/Schema"
+
+/** Why a QMP greeting could not be obtained. */
+export class QMPGreetingError extends Schema.TaggedError<QMPGreetingError>()("QMPGreetingError", {
+  reason: Schema.Literal("Timeout", "Malformed", "Closed", "Negotiation"),
+  detail: Schema.String,
+  cause: Schema.optional(Schema.Unknown)
+}) {
+  override get message(): string {
+    return `QMP greeting failed (${this.reason}): ${this.detail}`
+  }
+}
+
+/**
+ * The peer sent something that is not valid QMP: bytes that are not JSON, a
+ * message over the size cap, a message of no known shape, a reply without an
+ * id or for an id nobody asked. `fatal` errors end the session.
+ */
+export class QMPProtocolError extends Schema.TaggedError<QMPProtocolError>()("QMPProtocolError", {
+  reason: Schema.Literal("Garbage", "Oversize", "Malformed", "MissingId", "UnknownId"),
+  detail: Schema.String,
+  fatal: Schema.Boolean,
+  /** A prefix of the offending bytes, for the log. */
+  excerpt: Schema.optional(Schema.String)
+}) {
+  override get message(): string {
+    return `QMP protocol error (${this.reason}${this.fatal ? ", fatal" : ""}): ${this.detail}${
+      this.excerpt !== undefined ? `: ${JSON.stringify(this.excerpt)}` : ""
+    }`
+  }
+}
+
+/** QEMU answered a command with an `error` reply. */
+export class QMPCommandError extends Schema.TaggedError<QMPCommandError>()("QMPCommandError", {
+  command: Schema.String,
+  /** QMP's error class, e.g. `GenericError`, `CommandNotFound`. */
+  class: Schema.String,
+  desc: Schema.String
+}) {
+  override get message(): string {
+    return `QMP command ${this.command} failed: ${this.class}: ${this.desc}`
+  }
+}
+
+/** A QMP command or an event wait did not complete in time. The session stays usable. */
+export class QMPTimeout extends Schema.TaggedError<QMPTimeout>()("QMPTimeout", {
+  operation: Schema.String,
+  timeoutMillis: Schema.Number
+}) {
+  override get message(): string {
+    return `QMP ${this.operation} timed out after ${this.timeoutMillis} ms`
+  }
+}
+
+/** The QMP connection is gone: EOF, socket error, a fatal protocol error, or closed by us. */
+export class QMPDisconnected extends Schema.TaggedError<QMPDisconnected>()("QMPDisconnected", {
+  reason: Schema.Literal("Eof", "Error", "Protocol", "Closed"),
+  detail: Schema.String,
+  cause: Schema.optional(Schema.Unknown)
+}) {
+  override get message(): string {
+    return `QMP disconnected (${this.reason}): ${this.detail}`
+  }
+}
+
+/** A QMP transport could not be opened (connect refused, accept timed out, ...). */
+export class QMPConnectError extends Schema.TaggedError<QMPConnectError>()("QMPConnectError", {
+  address: Schema.String,
+  detail: Schema.String,
+  cause: Schema.optional(Schema.Unknown)
+}) {
+  override get message(): string {
+    return `cannot open QMP transport ${this.address}: ${this.detail}`
+  }
+}
+
+/**
+ * QEMU could not be launched: it could not be spawned, it exited during start
+ * up, or its QMP greeting never came. Everything the launch created is
+ * already cleaned up when this error arrives.
+ */
+export class VMLaunchFailure extends Schema.TaggedError<VMLaunchFailure>()("VMLaunchFailure", {
+  reason: Schema.Literal("Setup", "Spawn", "Exited", "Handshake", "Timeout"),
+  /** The full argv, wrapper included. */
+  command: Schema.Array(Schema.String),
+  exitCode: Schema.NullOr(Schema.Number),
+  signal: Schema.NullOr(Schema.String),
+  /** QEMU's stdout and stderr up to the failure. */
+  output: Schema.String,
+  cause: Schema.optional(Schema.Unknown)
+}) {
+  override get message(): string {
+    const status = this.exitCode !== null
+      ? `exit code ${this.exitCode}`
+      : this.signal !== null
+      ? `signal ${this.signal}`
+      : "still running"
+    const output = this.output.trim()
+    return `QEMU launch failed (${this.reason}, ${status}): ${this.command.join(" ")}${
+      output.length > 0 ? `\n--- QEMU output ---\n${output}` : ""
+    }${this.cause !== undefined ? `\ncause: ${describeCause(this.cause)}` : ""}`
+  }
+}
+
+/** A graceful shutdown was requested but QEMU had to be killed. The cause says why. */
+export class AbnormalShutdown extends Schema.TaggedError<AbnormalShutdown>()("AbnormalShutdown", {
+  detail: Schema.String,
+  exitCode: Schema.NullOr(Schema.Number),
+  signal: Schema.NullOr(Schema.String),
+  cause: Schema.optional(Schema.Unknown)
+}) {
+  override get message(): string {
+    return `Could not perform graceful shutdown: ${this.detail}${
+      this.cause !== undefined ? ` (${describeCause(this.cause)})` : ""
+    }`
+  }
+}
+
+/** An operation was asked of a machine in a state where it cannot be done. */
+export class MachineStateError extends Schema.TaggedError<MachineStateError>()("MachineStateError", {
+  operation: Schema.String,
+  state: Schema.String,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return `${this.operation}: machine is ${this.state}: ${this.detail}`
+  }
+}
+
+/** An AF_UNIX socket path is longer than the kernel allows (107 bytes). */
+export class SocketPathTooLong extends Schema.TaggedError<SocketPathTooLong>()("SocketPathTooLong", {
+  path: Schema.String,
+  length: Schema.Number,
+  limit: Schema.Number
+}) {
+  override get message(): string {
+    return `socket path is ${this.length} bytes, the limit is ${this.limit}: ${this.path}`
+  }
+}
+
+/** A temporary directory or file could not be created or removed. */
+export class TempFilesError extends Schema.TaggedError<TempFilesError>()("TempFilesError", {
+  operation: Schema.String,
+  path: Schema.String,
+  cause: Schema.optional(Schema.Unknown)
+}) {
+  override get message(): string {
+    return `temp files: ${this.operation} ${this.path} failed${
+      this.cause !== undefined ? `: ${describeCause(this.cause)}` : ""
+    }`
+  }
+}
+
+/** A console wait did not see its pattern in time. `tail` is the end of what was seen. */
+export class ConsoleTimeout extends Schema.TaggedError<ConsoleTimeout>()("ConsoleTimeout", {
+  pattern: Schema.String,
+  timeoutMillis: Schema.Number,
+  tail: Schema.String
+}) {
+  override get message(): string {
+    return `console did not show ${this.pattern} within ${this.timeoutMillis} ms; last output: ${
+      JSON.stringify(this.tail)
+    }`
+  }
+}
+
+/** The console is closed (shut down, or the guest's socket went away). */
+export class ConsoleClosed extends Schema.TaggedError<ConsoleClosed>()("ConsoleClosed", {
+  operation: Schema.String,
+  detail: Schema.String,
+  tail: Schema.String
+}) {
+  override get message(): string {
+    return `console closed during ${this.operation}: ${this.detail}`
+  }
+}
+
+const describeCause = (cause: unknown): string => {
+  if (cause !== null && typeof cause === "object" && "message" in cause && typeof cause.message === "string") {
+    return cause.message
+  }
+  return String(cause)
+}

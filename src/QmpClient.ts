@@ -1,0 +1,640 @@
+/**
+ * One QMP session over a byte stream: greeting and capability negotiation,
+ * commands matched to replies by id (many in flight from many fibers), event
+ * fan-out to any number of subscribers, and the seed's event cache.
+ *
+ * See `docs/qmp.md` for the design: reader callback, pending map, event
+ * fan-out and teardown.
+ *
+ * @module
+ */
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type { Duplex } from "node:stream"
+import {
+  QMPCommandError,
+  QMPConnectError,
+  QMPDisconnected,
+  QMPGreetingError,
+  QMPProtocolError,
+  QMPTimeout
+} from "./Errors.js"
+import * as Transport from "./internal/transport.js"
+import {
+  type Arguments,
+  classifyServerMessage,
+  encodeCommand,
+  type Event,
+  type EventFilter,
+  FrameDecoder,
+  type Greeting,
+  isErrorReply,
+  matchesAny,
+  type Reply
+} from "./QmpProtocol.js"
+
+/** Options of one command. */
+export interface ExecuteOptions {
+  /** Fail with `QMPTimeout` if no reply comes in time. Defaults to the client's `commandTimeout`. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** Send as `exec-oob` (needs the `oob` capability negotiated). */
+  readonly oob?: boolean | undefined
+}
+
+/** Options of a QMP session. */
+export interface QmpClientOptions {
+  /** How long to wait for the greeting and the `qmp_capabilities` reply. Default 30 s. */
+  readonly greetingTimeout?: Duration.DurationInput | undefined
+  /** Default per-command timeout. Default: none (a dead peer is still detected by EOF). */
+  readonly commandTimeout?: Duration.DurationInput | undefined
+  /** Ask for out-of-band execution if the server offers it. Default false. */
+  readonly oob?: boolean | undefined
+  /** Cap on one incoming message; past it the session fails. Default 10 MiB. */
+  readonly maxMessageBytes?: number | undefined
+  /** How many events the cache behind `getEvents`/`eventsWait` keeps (oldest dropped). Default 10,000. */
+  readonly eventHistorySize?: number | undefined
+  /** How many undelivered events one slow subscriber may lag behind (oldest dropped). Default 10,000. */
+  readonly eventBufferSize?: number | undefined
+  /** Called with every line sent and every message received; for traffic logs. Keep it cheap. */
+  readonly onTraffic?: ((direction: "send" | "receive", message: unknown) => void) | undefined
+}
+
+/** The result of `executeAndWait`: the command's return value and the event it caused. */
+export interface ExecuteAndWaitResult {
+  readonly result: unknown
+  readonly event: Event
+}
+
+/** Events taken from a subscription, in order. */
+export interface EventSubscription {
+  /** The next event, or `Option.none()` once the session has ended and every earlier event was taken. */
+  readonly take: Effect.Effect<Option.Option<Event>>
+  /** The remaining events as a stream that ends with the session. */
+  readonly stream: Stream.Stream<Event>
+}
+
+/** Errors a command can end in. */
+export type CommandError = QMPCommandError | QMPTimeout | QMPDisconnected
+
+/** A live QMP session. */
+export interface QmpClientService {
+  /** The server's greeting (QEMU version and offered capabilities). */
+  readonly greeting: Greeting
+  /** The capabilities enabled by negotiation. */
+  readonly capabilities: ReadonlyArray<string>
+  /** Runs a command; succeeds with its `return` value, fails with `QMPCommandError` on an error reply. */
+  readonly execute: (
+    command: string,
+    args?: Arguments | undefined,
+    options?: ExecuteOptions
+  ) => Effect.Effect<unknown, CommandError>
+  /** Runs a command and returns the whole reply, error replies included (the seed's `qmp()`). */
+  readonly executeRaw: (
+    command: string,
+    args?: Arguments | undefined,
+    options?: ExecuteOptions
+  ) => Effect.Effect<Reply, QMPTimeout | QMPDisconnected>
+  /** Runs a human monitor (HMP) command line and returns its output. */
+  readonly hmp: (commandLine: string, options?: ExecuteOptions) => Effect.Effect<string, CommandError>
+  /**
+   * Subscribes to events now and runs the command, then waits for the first
+   * event matching `filters` that arrived after the subscription, so an
+   * event QEMU sends before the command's reply cannot be missed.
+   */
+  readonly executeAndWait: (
+    command: string,
+    args: Arguments | undefined,
+    filters: string | ReadonlyArray<EventFilter>,
+    options?: ExecuteOptions
+  ) => Effect.Effect<ExecuteAndWaitResult, CommandError>
+  /** Every event from subscription on; ends when the session ends. Each run is its own subscriber. */
+  readonly events: Stream.Stream<Event>
+  /** Subscribes now, to take events later: nothing that arrives after this is missed. */
+  readonly subscribe: Effect.Effect<EventSubscription, never, Scope.Scope>
+  /**
+   * The seed's `event_wait`: the first cached event named `name` that matches,
+   * else the first new one. Default timeout 60 s.
+   */
+  readonly eventWait: (
+    name: string,
+    options?: { readonly match?: unknown; readonly timeout?: Duration.DurationInput | undefined }
+  ) => Effect.Effect<Event, QMPTimeout | QMPDisconnected>
+  /** The seed's `events_wait`: like `eventWait` for any of several filters; one timeout for the whole wait. */
+  readonly eventsWait: (
+    filters: ReadonlyArray<EventFilter>,
+    options?: { readonly timeout?: Duration.DurationInput | undefined }
+  ) => Effect.Effect<Event, QMPTimeout | QMPDisconnected>
+  /** The seed's `get_qmp_event()`: takes the oldest cached event, if any. */
+  readonly getEvent: Effect.Effect<Option.Option<Event>>
+  /** The seed's `get_qmp_events()`: takes every cached event. */
+  readonly getEvents: Effect.Effect<ReadonlyArray<Event>>
+  /** Empties the event cache. */
+  readonly clearEvents: Effect.Effect<void>
+  /** Non-fatal protocol errors (garbage lines, unknown ids, malformed messages) as they happen. */
+  readonly protocolErrors: Stream.Stream<QMPProtocolError>
+  /** True until the session ends. */
+  readonly isConnected: Effect.Effect<boolean>
+  /** Completes with the reason once the session ends. */
+  readonly awaitDisconnect: Effect.Effect<QMPDisconnected>
+  /** Ends the session: pending commands fail with `QMPDisconnected`, streams end. Idempotent. */
+  readonly close: Effect.Effect<void>
+}
+
+/** The QMP session service. */
+export class QmpClient extends Context.Tag("qemu-machine/QmpClient")<QmpClient, QmpClientService>() {}
+
+const DEFAULT_GREETING_TIMEOUT = Duration.seconds(30)
+const DEFAULT_EVENT_TIMEOUT = Duration.seconds(60)
+const ABANDONED_IDS_KEPT = 4096
+
+/**
+ * Runs a QMP session over an already transport. The scope ends the session
+ * and closes the transport.
+ *
+ * @internal
+ */
+export const fromTransport = (
+  transport: Transport.ByteTransport,
+  options: QmpClientOptions = {}
+): Effect.Effect<QmpClientService, QMPGreetingError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const decoder = new FrameDecoder(options.maxMessageBytes)
+    const historySize = options.eventHistorySize ?? 10_000
+    const commandTimeout = options.commandTimeout
+    const onTraffic = options.onTraffic
+
+    const eventHub = yield* Effect.acquireRelease(
+      PubSub.sliding<Option.Option<Event>>(options.eventBufferSize ?? 10_000),
+      PubSub.shutdown
+    )
+    const errorHub = yield* Effect.acquireRelease(PubSub.sliding<QMPProtocolError>(1024), PubSub.shutdown)
+    const greetingDeferred = yield* Deferred.make<Greeting, QMPGreetingError>()
+    const disconnected = yield* Deferred.make<QMPDisconnected>()
+
+    const pending = new Map<number, Deferred.Deferred<Reply, QMPDisconnected>>()
+    const abandoned = new Set<unknown>()
+    const history: Array<Event> = []
+    let nextId = 0
+    let greeted = false
+    let ended: QMPDisconnected | undefined
+
+    const endSession = (error: QMPDisconnected) => {
+      if (ended !== undefined) return
+      ended = error
+      for (const deferred of pending.values()) Deferred.unsafeDone(deferred, Exit.fail(error))
+      pending.clear()
+      eventHub.unsafeOffer(Option.none())
+      Deferred.unsafeDone(disconnected, Exit.succeed(error))
+      Deferred.unsafeDone(
+        greetingDeferred,
+        Exit.fail(new QMPGreetingError({ reason: "Closed", detail: error.message, cause: error }))
+      )
+    }
+
+    const reportError = (error: QMPProtocolError) => {
+      errorHub.unsafeOffer(error)
+    }
+
+    const onReply = (reply: Reply) => {
+      const id = reply.id
+      if (id === undefined) {
+        reportError(
+          new QMPProtocolError({
+            reason: "MissingId",
+            detail: isErrorReply(reply)
+              ? `reply without id: ${reply.error.class}: ${reply.error.desc}`
+              : "reply without id",
+            fatal: false,
+            excerpt: JSON.stringify(reply).slice(0, 200)
+          })
+        )
+        return
+      }
+      const deferred = typeof id === "number" ? pending.get(id) : undefined
+      if (deferred !== undefined) {
+        pending.delete(id as number)
+        Deferred.unsafeDone(deferred, Exit.succeed(reply))
+      } else if (abandoned.delete(id)) {
+        // The late reply of a command that timed out or was interrupted.
+      } else {
+        reportError(
+          new QMPProtocolError({
+            reason: "UnknownId",
+            detail: `reply for id ${JSON.stringify(id)}, which no command is waiting for`,
+            fatal: false,
+            excerpt: JSON.stringify(reply).slice(0, 200)
+          })
+        )
+      }
+    }
+
+    const onEvent = (event: Event) => {
+      history.push(event)
+      if (history.length > historySize) history.shift()
+      eventHub.unsafeOffer(Option.some(event))
+    }
+
+    const sink = {
+      onMessage: (json: unknown) => {
+        if (onTraffic !== undefined) onTraffic("receive", json)
+        const classified = classifyServerMessage(json)
+        if (classified._tag === "Left") {
+          if (!greeted) {
+            Deferred.unsafeDone(
+              greetingDeferred,
+              Exit.fail(
+                new QMPGreetingError({ reason: "Malformed", detail: classified.left.detail, cause: classified.left })
+              )
+            )
+          }
+          reportError(classified.left)
+          return
+        }
+        const message = classified.right
+        switch (message._tag) {
+          case "Reply":
+            return onReply(message.message)
+          case "Event":
+            return onEvent(message.message)
+          case "Greeting":
+            if (greeted) {
+              reportError(
+                new QMPProtocolError({ reason: "Malformed", detail: "a second greeting", fatal: false })
+              )
+              return
+            }
+            greeted = true
+            Deferred.unsafeDone(greetingDeferred, Exit.succeed(message.message))
+        }
+      },
+      onError: (error: QMPProtocolError) => {
+        if (!greeted) {
+          Deferred.unsafeDone(
+            greetingDeferred,
+            Exit.fail(new QMPGreetingError({ reason: "Malformed", detail: error.message, cause: error }))
+          )
+        }
+        reportError(error)
+      }
+    }
+
+    let fatal: QMPProtocolError | undefined
+    const onChunk = (chunk: Uint8Array) => {
+      if (fatal !== undefined) return
+      fatal = decoder.push(chunk, sink)
+      if (fatal !== undefined) {
+        reportError(fatal)
+        endSession(new QMPDisconnected({ reason: "Protocol", detail: fatal.message, cause: fatal }))
+        transport.unsafeClose()
+      }
+    }
+
+    // Log non-fatal protocol errors; subscribe before the reader starts so none is missed.
+    const errorLog = yield* PubSub.subscribe(errorHub)
+    yield* Queue.take(errorLog).pipe(
+      Effect.flatMap((error) => Effect.logWarning(`QMP ${transport.label}: ${error.message}`)),
+      Effect.forever,
+      Effect.forkScoped
+    )
+
+    yield* transport.run(onChunk).pipe(
+      Effect.flatMap((end) =>
+        Effect.sync(() => {
+          if (fatal === undefined) decoder.end(sink)
+          endSession(
+            end._tag === "Eof"
+              ? new QMPDisconnected({ reason: "Eof", detail: `${transport.label}: connection closed by peer` })
+              : end._tag === "Closed"
+              ? new QMPDisconnected({ reason: "Closed", detail: `${transport.label}: closed by client` })
+              : new QMPDisconnected({
+                reason: "Error",
+                detail: `${transport.label}: ${end.error.message}`,
+                cause: end.error
+              })
+          )
+        })
+      ),
+      Effect.forkScoped
+    )
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => endSession(new QMPDisconnected({ reason: "Closed", detail: "QMP client scope closed" })))
+    )
+
+    const send = (command: string, args: Arguments | undefined, oob: boolean | undefined, id: number) => {
+      const line = encodeCommand(
+        oob === true
+          ? args === undefined ? { "exec-oob": command, id } : { "exec-oob": command, arguments: args, id }
+          : args === undefined
+          ? { execute: command, id }
+          : { execute: command, arguments: args, id }
+      )
+      if (onTraffic !== undefined) onTraffic("send", line)
+      return transport.unsafeWrite(line)
+    }
+
+    const notConnected = () =>
+      ended ?? new QMPDisconnected({ reason: "Closed", detail: `${transport.label}: not connected` })
+
+    const awaitReply = (
+      command: string,
+      id: number,
+      deferred: Deferred.Deferred<Reply, QMPDisconnected>,
+      timeout: Duration.DurationInput | undefined
+    ): Effect.Effect<Reply, QMPTimeout | QMPDisconnected> => {
+      const wait = timeout === undefined
+        ? Deferred.await(deferred)
+        : Deferred.await(deferred).pipe(
+          Effect.timeoutFail({
+            duration: timeout,
+            onTimeout: () =>
+              new QMPTimeout({ operation: `command ${command}`, timeoutMillis: Duration.toMillis(timeout) })
+          })
+        )
+      return Effect.onExit(wait, (exit) =>
+        Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => {
+          if (pending.delete(id)) {
+            abandoned.add(id)
+            if (abandoned.size > ABANDONED_IDS_KEPT) {
+              abandoned.delete(abandoned.values().next().value)
+            }
+          }
+        }))
+    }
+
+    const executeRaw = (
+      command: string,
+      args?: Arguments | undefined,
+      executeOptions?: ExecuteOptions
+    ): Effect.Effect<Reply, QMPTimeout | QMPDisconnected> =>
+      Effect.flatMap(Deferred.make<Reply, QMPDisconnected>(), (deferred) => {
+        if (ended !== undefined) return Effect.fail(ended)
+        const id = ++nextId
+        pending.set(id, deferred)
+        if (!send(command, args, executeOptions?.oob, id)) {
+          pending.delete(id)
+          return Effect.fail(notConnected())
+        }
+        return awaitReply(command, id, deferred, executeOptions?.timeout ?? commandTimeout)
+      })
+
+    const toResult = (command: string) => (reply: Reply): Effect.Effect<unknown, QMPCommandError> =>
+      isErrorReply(reply)
+        ? Effect.fail(new QMPCommandError({ command, class: reply.error.class, desc: reply.error.desc }))
+        : Effect.succeed(reply.return)
+
+    const execute = (
+      command: string,
+      args?: Arguments | undefined,
+      executeOptions?: ExecuteOptions
+    ): Effect.Effect<unknown, CommandError> =>
+      Effect.flatMap(executeRaw(command, args, executeOptions), toResult(command))
+
+    // The end marker is published to subscribers present at the end; one that
+    // subscribed later finds its queue empty and `ended` set.
+    const takeFrom = (queue: Queue.Dequeue<Option.Option<Event>>): Effect.Effect<Option.Option<Event>> =>
+      Effect.flatMap(Queue.poll(queue), (polled) =>
+        Option.isSome(polled)
+          ? Effect.succeed(polled.value)
+          : ended !== undefined
+          ? Effect.succeed(Option.none())
+          : Queue.take(queue))
+
+    const subscribe: Effect.Effect<EventSubscription, never, Scope.Scope> = Effect.map(
+      PubSub.subscribe(eventHub),
+      (queue) => {
+        const take = takeFrom(queue)
+        return {
+          take,
+          stream: Stream.repeatEffectOption(
+            Effect.flatMap(take, (item) => Option.isSome(item) ? Effect.succeed(item.value) : Effect.fail(Option.none()))
+          )
+        }
+      }
+    )
+
+    const takeMatching = (
+      subscription: EventSubscription,
+      filters: ReadonlyArray<EventFilter>
+    ): Effect.Effect<Event, QMPDisconnected> =>
+      Effect.flatMap(subscription.take, (item) => {
+        if (Option.isNone(item)) return Effect.fail(notConnected())
+        if (matchesAny(item.value, filters)) {
+          removeFromHistory(item.value)
+          return Effect.succeed(item.value)
+        }
+        return takeMatching(subscription, filters)
+      })
+
+    const removeFromHistory = (event: Event) => {
+      const index = history.lastIndexOf(event)
+      if (index >= 0) history.splice(index, 1)
+    }
+
+    const withEventTimeout = <A, E>(
+      effect: Effect.Effect<A, E>,
+      operation: string,
+      timeout: Duration.DurationInput | undefined
+    ): Effect.Effect<A, E | QMPTimeout> => {
+      const duration = timeout === undefined ? DEFAULT_EVENT_TIMEOUT : Duration.decode(timeout)
+      return Effect.timeoutFail(effect, {
+        duration,
+        onTimeout: () => new QMPTimeout({ operation, timeoutMillis: Duration.toMillis(duration) })
+      })
+    }
+
+    const describeFilters = (filters: ReadonlyArray<EventFilter>) =>
+      `event wait for ${filters.map((f) => f.name).join(" | ")}`
+
+    const eventsWait = (
+      filters: ReadonlyArray<EventFilter>,
+      waitOptions?: { readonly timeout?: Duration.DurationInput | undefined }
+    ): Effect.Effect<Event, QMPTimeout | QMPDisconnected> =>
+      withEventTimeout(
+        Effect.scoped(
+          Effect.flatMap(subscribe, (queue) => {
+            const index = history.findIndex((event) => matchesAny(event, filters))
+            if (index >= 0) {
+              const [event] = history.splice(index, 1)
+              return Effect.succeed(event!)
+            }
+            return takeMatching(queue, filters)
+          })
+        ),
+        describeFilters(filters),
+        waitOptions?.timeout
+      )
+
+    const normalizeFilters = (filters: string | ReadonlyArray<EventFilter>): ReadonlyArray<EventFilter> =>
+      typeof filters === "string" ? [{ name: filters }] : filters
+
+    const executeAndWait = (
+      command: string,
+      args: Arguments | undefined,
+      filters: string | ReadonlyArray<EventFilter>,
+      executeOptions?: ExecuteOptions
+    ): Effect.Effect<ExecuteAndWaitResult, CommandError> => {
+      const wanted = normalizeFilters(filters)
+      return Effect.scoped(
+        Effect.flatMap(subscribe, (queue) =>
+          Effect.flatMap(execute(command, args, executeOptions), (result) =>
+            withEventTimeout(
+              takeMatching(queue, wanted),
+              describeFilters(wanted),
+              executeOptions?.timeout
+            ).pipe(Effect.map((event) => ({ result, event })))))
+      )
+    }
+
+    const events: Stream.Stream<Event> = Stream.unwrapScoped(Effect.map(subscribe, (s) => s.stream))
+
+    const close = Effect.suspend(() =>
+      ended !== undefined ? Effect.void : Effect.zipRight(transport.close, Deferred.await(disconnected))
+    ).pipe(Effect.asVoid)
+
+    // Handshake.
+    const greetingTimeout = options.greetingTimeout ?? DEFAULT_GREETING_TIMEOUT
+    const greeting = yield* Deferred.await(greetingDeferred).pipe(
+      Effect.timeoutFail({
+        duration: greetingTimeout,
+        onTimeout: () =>
+          new QMPGreetingError({
+            reason: "Timeout",
+            detail: `no greeting on ${transport.label} within ${Duration.format(greetingTimeout)}`
+          })
+      })
+    )
+    const enable = options.oob === true && greeting.QMP.capabilities.includes("oob") ? ["oob"] : []
+    const negotiation = yield* executeRaw(
+      "qmp_capabilities",
+      enable.length > 0 ? { enable } : undefined,
+      { timeout: greetingTimeout }
+    ).pipe(
+      Effect.mapError((cause) =>
+        new QMPGreetingError({ reason: "Negotiation", detail: `qmp_capabilities: ${cause.message}`, cause })
+      )
+    )
+    if (isErrorReply(negotiation)) {
+      return yield* new QMPGreetingError({
+        reason: "Negotiation",
+        detail: `qmp_capabilities refused: ${negotiation.error.class}: ${negotiation.error.desc}`
+      })
+    }
+
+    const service: QmpClientService = {
+      greeting,
+      capabilities: enable,
+      execute,
+      executeRaw,
+      hmp: (commandLine, hmpOptions) =>
+        Effect.map(execute("human-monitor-command", { "command-line": commandLine }, hmpOptions), String),
+      executeAndWait,
+      events,
+      subscribe,
+      eventWait: (name, waitOptions) =>
+        eventsWait([{ name, match: waitOptions?.match }], { timeout: waitOptions?.timeout }),
+      eventsWait,
+      getEvent: Effect.sync(() => Option.fromNullable(history.shift())),
+      getEvents: Effect.sync(() => history.splice(0)),
+      clearEvents: Effect.sync(() => {
+        history.length = 0
+      }),
+      protocolErrors: Stream.fromPubSub(errorHub),
+      isConnected: Effect.sync(() => ended === undefined),
+      awaitDisconnect: Deferred.await(disconnected),
+      close
+    }
+    return service
+  })
+
+/**
+ * A QMP session over a connected duplex, e.g. the socket pair end Node gives
+ * for an extra `'pipe'` stdio slot of a spawned QEMU. The scope's end closes it.
+ */
+export const make = (
+  duplex: Duplex,
+  options: QmpClientOptions & { readonly label?: string | undefined } = {}
+): Effect.Effect<QmpClientService, QMPGreetingError, Scope.Scope> =>
+  Effect.flatMap(
+    Transport.fromDuplex(duplex, options.label ?? "socketpair"),
+    (transport) => fromTransport(transport, options)
+  )
+
+/** Options for transports that connect or accept. */
+export interface ConnectOptions extends QmpClientOptions {
+  /** How long a connect or an accept may take. Default 30 s. */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+}
+
+const connectWith = (
+  netOptions: { readonly path: string } | { readonly host: string; readonly port: number },
+  address: string,
+  options: ConnectOptions
+): Effect.Effect<QmpClientService, QMPGreetingError | QMPConnectError, Scope.Scope> =>
+  Transport.connect(netOptions, address, options.connectTimeout ?? DEFAULT_GREETING_TIMEOUT).pipe(
+    Effect.mapError((e) => new QMPConnectError({ address, detail: e.detail, cause: e.error })),
+    Effect.flatMap((transport) => fromTransport(transport, options))
+  )
+
+/** Connects to a QMP server listening on a unix socket path. */
+export const connectUnix = (
+  path: string,
+  options: ConnectOptions = {}
+): Effect.Effect<QmpClientService, QMPGreetingError | QMPConnectError, Scope.Scope> =>
+  connectWith({ path }, `unix:${path}`, options)
+
+/** Connects to a QMP server on TCP. */
+export const connectTcp = (
+  host: string,
+  port: number,
+  options: ConnectOptions = {}
+): Effect.Effect<QmpClientService, QMPGreetingError | QMPConnectError, Scope.Scope> =>
+  connectWith({ host, port }, `tcp:${host}:${port}`, options)
+
+/**
+ * Listens on a unix path and runs the session on the first connection (the
+ * seed's `server=True`, for QEMU started with `-chardev socket,path=...`
+ * without `server=on`). `connectTimeout` bounds the accept.
+ */
+export const acceptUnix = (
+  path: string,
+  options: ConnectOptions = {}
+): Effect.Effect<QmpClientService, QMPGreetingError | QMPConnectError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const address = `unix:${path}`
+    const listener = yield* Transport.listen(path).pipe(
+      Effect.mapError((e) => new QMPConnectError({ address, detail: e.detail, cause: e.error }))
+    )
+    const transport = yield* listener.accept(options.connectTimeout ?? DEFAULT_GREETING_TIMEOUT).pipe(
+      Effect.mapError((e) => new QMPConnectError({ address, detail: e.detail, cause: e.error }))
+    )
+    return yield* fromTransport(transport, options)
+  })
+
+/** A `QmpClient` connected to a unix socket path. */
+export const layerUnix = (
+  path: string,
+  options?: ConnectOptions
+): Layer.Layer<QmpClient, QMPGreetingError | QMPConnectError> => Layer.scoped(QmpClient, connectUnix(path, options))
+
+/** A `QmpClient` connected over TCP. */
+export const layerTcp = (
+  host: string,
+  port: number,
+  options?: ConnectOptions
+): Layer.Layer<QmpClient, QMPGreetingError | QMPConnectError> =>
+  Layer.scoped(QmpClient, connectTcp(host, port, options))
+
+/** A `QmpClient` on the first connection accepted on a unix path. */
+export const layerAcceptUnix = (
+  path: string,
+  options?: ConnectOptions
+): Layer.Layer<QmpClient, QMPGreetingError | QMPConnectError> => Layer.scoped(QmpClient, acceptUnix(path, options))

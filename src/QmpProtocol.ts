@@ -1,0 +1,379 @@
+/**
+ * The QMP wire format: `Schema`s for every message, the framing decoder, and
+ * the seed's small helpers (`event_match`, `conv_keys`).
+ *
+ * QMP is a stream of JSON objects. QEMU ends each with a newline, but peers
+ * may pretty-print them over many lines, so the decoder finds message
+ * boundaries by tracking JSON nesting, not by splitting on newlines.
+ *
+ * @module
+ */
+import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import { QMPProtocolError } from "./Errors.js"
+
+/** QEMU's version triple as the greeting reports it. */
+export const QemuVersion = Schema.Struct({
+  qemu: Schema.Struct({ major: Schema.Number, minor: Schema.Number, micro: Schema.Number }),
+  package: Schema.String
+})
+
+/** The server's first message: `{"QMP": {"version": ..., "capabilities": [...]}}`. */
+export const Greeting = Schema.Struct({
+  QMP: Schema.Struct({
+    version: QemuVersion,
+    capabilities: Schema.Array(Schema.String)
+  })
+})
+/** @see Greeting */
+export type Greeting = typeof Greeting.Type
+
+/** Arguments of a command: a JSON object. */
+export const Arguments = Schema.Record({ key: Schema.String, value: Schema.Unknown })
+/** @see Arguments */
+export type Arguments = typeof Arguments.Type
+
+/** A command as the client sends it (`exec-oob` for out-of-band commands). */
+export const Command = Schema.Union(
+  Schema.Struct({
+    execute: Schema.String,
+    arguments: Schema.optional(Arguments),
+    id: Schema.optional(Schema.Unknown)
+  }),
+  Schema.Struct({
+    "exec-oob": Schema.String,
+    arguments: Schema.optional(Arguments),
+    id: Schema.optional(Schema.Unknown)
+  })
+)
+/** @see Command */
+export type Command = typeof Command.Type
+
+/** A successful reply: `{"return": ..., "id": ...}`. */
+export const SuccessReply = Schema.Struct({
+  return: Schema.Unknown,
+  id: Schema.optional(Schema.Unknown)
+})
+/** @see SuccessReply */
+export type SuccessReply = typeof SuccessReply.Type
+
+/** An error reply: `{"error": {"class": ..., "desc": ...}, "id": ...}`. */
+export const ErrorReply = Schema.Struct({
+  error: Schema.Struct({ class: Schema.String, desc: Schema.String }),
+  id: Schema.optional(Schema.Unknown)
+})
+/** @see ErrorReply */
+export type ErrorReply = typeof ErrorReply.Type
+
+/** Either reply; what `executeRaw` returns (the seed's `qmp()`). */
+export const Reply = Schema.Union(SuccessReply, ErrorReply)
+/** @see Reply */
+export type Reply = typeof Reply.Type
+
+/** An asynchronous event. */
+export const Event = Schema.Struct({
+  event: Schema.String,
+  data: Schema.optional(Arguments),
+  timestamp: Schema.Struct({ seconds: Schema.Number, microseconds: Schema.Number })
+})
+/** @see Event */
+export type Event = typeof Event.Type
+
+/** Anything a QMP server sends. */
+export const ServerMessage = Schema.Union(Greeting, SuccessReply, ErrorReply, Event)
+/** @see ServerMessage */
+export type ServerMessage = typeof ServerMessage.Type
+
+/** Is this reply an error reply? */
+export const isErrorReply = (reply: Reply): reply is ErrorReply => "error" in reply
+
+/** The default cap on one message: 10 MiB. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+
+const decodeOptions = { onExcessProperty: "preserve", errors: "first" } as const
+const decodeGreeting = Schema.decodeUnknownEither(Greeting, decodeOptions)
+const decodeSuccess = Schema.decodeUnknownEither(SuccessReply, decodeOptions)
+const decodeError = Schema.decodeUnknownEither(ErrorReply, decodeOptions)
+const decodeEvent = Schema.decodeUnknownEither(Event, decodeOptions)
+const decodeCommand = Schema.decodeUnknownEither(Command, decodeOptions)
+
+/** A server message, classified. Unknown fields are kept on `message`. */
+export type Classified =
+  | { readonly _tag: "Greeting"; readonly message: Greeting }
+  | { readonly _tag: "Reply"; readonly message: Reply }
+  | { readonly _tag: "Event"; readonly message: Event }
+
+/**
+ * Decodes one parsed JSON value from a server with the matching `Schema`.
+ * Dispatches on the distinguishing key first, so each message is decoded by
+ * exactly one schema.
+ */
+export const classifyServerMessage = (json: unknown): Either.Either<Classified, QMPProtocolError> => {
+  if (json === null || typeof json !== "object" || Array.isArray(json)) {
+    return Either.left(malformed("a QMP message must be a JSON object", json))
+  }
+  if ("return" in json) {
+    return Either.mapBoth(decodeSuccess(json), {
+      onLeft: (e) => malformed(ParseResult.TreeFormatter.formatErrorSync(e), json),
+      onRight: (message): Classified => ({ _tag: "Reply", message })
+    })
+  }
+  if ("error" in json) {
+    return Either.mapBoth(decodeError(json), {
+      onLeft: (e) => malformed(ParseResult.TreeFormatter.formatErrorSync(e), json),
+      onRight: (message): Classified => ({ _tag: "Reply", message })
+    })
+  }
+  if ("event" in json) {
+    return Either.mapBoth(decodeEvent(json), {
+      onLeft: (e) => malformed(ParseResult.TreeFormatter.formatErrorSync(e), json),
+      onRight: (message): Classified => ({ _tag: "Event", message })
+    })
+  }
+  if ("QMP" in json) {
+    return Either.mapBoth(decodeGreeting(json), {
+      onLeft: (e) => malformed(ParseResult.TreeFormatter.formatErrorSync(e), json),
+      onRight: (message): Classified => ({ _tag: "Greeting", message })
+    })
+  }
+  return Either.left(malformed("not a greeting, reply or event", json))
+}
+
+/** Decodes one parsed JSON value from a client (what a QMP server receives). */
+export const decodeClientCommand = (json: unknown): Either.Either<Command, QMPProtocolError> =>
+  Either.mapLeft(decodeCommand(json), (e) => malformed(ParseResult.TreeFormatter.formatErrorSync(e), json))
+
+const malformed = (detail: string, json: unknown) =>
+  new QMPProtocolError({ reason: "Malformed", detail, fatal: false, excerpt: excerptOf(json) })
+
+const excerptOf = (json: unknown): string => {
+  const text = typeof json === "string" ? json : safeStringify(json)
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text
+}
+
+const safeStringify = (json: unknown): string => {
+  try {
+    return JSON.stringify(json) ?? String(json)
+  } catch {
+    return String(json)
+  }
+}
+
+/** Encodes a command as one line of JSON. */
+export const encodeCommand = (command: Command): string => `${JSON.stringify(command)}\n`
+
+const OPEN_BRACE = 0x7b
+const CLOSE_BRACE = 0x7d
+const OPEN_BRACKET = 0x5b
+const CLOSE_BRACKET = 0x5d
+const QUOTE = 0x22
+const BACKSLASH = 0x5c
+const NEWLINE = 0x0a
+
+const isWhitespace = (byte: number) => byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09
+
+/** What the decoder hands on for each chunk: messages and non-fatal errors in order. */
+export interface FrameSink {
+  readonly onMessage: (json: unknown) => void
+  readonly onError: (error: QMPProtocolError) => void
+}
+
+/**
+ * Incremental QMP framing decoder. Feed it chunks as they arrive; it calls
+ * the sink for each complete JSON object. UTF-8 sequences split across
+ * chunks are safe because boundaries are found on ASCII bytes only.
+ *
+ * Garbage between messages, and text that is not valid JSON, produce a
+ * non-fatal `QMPProtocolError` and the decoder skips to the next line. A
+ * message over `maxMessageBytes` is fatal: `push` returns the error and the
+ * decoder accepts no more input.
+ */
+export class FrameDecoder {
+  private readonly parts: Array<Uint8Array> = []
+  private length = 0
+  private depth = 0
+  private inString = false
+  private escaped = false
+  private skipping = false
+  private skipped: Array<number> = []
+  private failed: QMPProtocolError | undefined
+  private readonly text = new TextDecoder("utf-8", { fatal: false })
+
+  constructor(readonly maxMessageBytes: number = DEFAULT_MAX_MESSAGE_BYTES) {}
+
+  /** Feeds one chunk. Returns a fatal error once the stream can no longer be framed. */
+  push(chunk: Uint8Array, sink: FrameSink): QMPProtocolError | undefined {
+    if (this.failed !== undefined) return this.failed
+    let start = this.depth > 0 ? 0 : -1
+    for (let i = 0; i < chunk.length; i++) {
+      const byte = chunk[i]!
+      if (this.skipping) {
+        if (byte === NEWLINE) {
+          this.skipping = false
+          this.reportGarbage(sink)
+        } else if (this.skipped.length < 64) {
+          this.skipped.push(byte)
+        }
+        continue
+      }
+      if (this.depth === 0) {
+        if (isWhitespace(byte)) continue
+        if (byte !== OPEN_BRACE) {
+          this.skipping = true
+          this.skipped = [byte]
+          continue
+        }
+        start = i
+        this.depth = 1
+        continue
+      }
+      if (this.inString) {
+        if (this.escaped) this.escaped = false
+        else if (byte === BACKSLASH) this.escaped = true
+        else if (byte === QUOTE) this.inString = false
+        continue
+      }
+      if (byte === QUOTE) this.inString = true
+      else if (byte === OPEN_BRACE || byte === OPEN_BRACKET) this.depth++
+      else if (byte === CLOSE_BRACE || byte === CLOSE_BRACKET) {
+        this.depth--
+        if (this.depth === 0) {
+          const piece = chunk.subarray(start, i + 1)
+          if (this.length + piece.length > this.maxMessageBytes) return this.oversize()
+          this.emit(piece, sink)
+          start = -1
+        }
+      }
+    }
+    if (this.depth > 0 && start >= 0) {
+      const piece = chunk.subarray(start)
+      if (this.length + piece.length > this.maxMessageBytes) return this.oversize()
+      // Copy: the caller may reuse its buffer.
+      this.parts.push(piece.slice())
+      this.length += piece.length
+    }
+    return undefined
+  }
+
+  /** Reports what is left at end of stream: a truncated message or unterminated garbage. */
+  end(sink: FrameSink): void {
+    if (this.failed !== undefined) return
+    if (this.skipping) {
+      this.skipping = false
+      this.reportGarbage(sink)
+    }
+    if (this.depth > 0) {
+      const excerpt = this.text.decode(concat(this.parts, Math.min(this.length, 200)))
+      sink.onError(
+        new QMPProtocolError({
+          reason: "Garbage",
+          detail: `stream ended inside a message after ${this.length} bytes`,
+          fatal: false,
+          excerpt
+        })
+      )
+      this.reset()
+    }
+  }
+
+  private emit(last: Uint8Array, sink: FrameSink) {
+    const bytes = this.parts.length === 0 ? last : concat([...this.parts, last], this.length + last.length)
+    const source = this.text.decode(bytes)
+    this.reset()
+    let json: unknown
+    try {
+      json = JSON.parse(source)
+    } catch (e) {
+      sink.onError(
+        new QMPProtocolError({
+          reason: "Garbage",
+          detail: `invalid JSON: ${e instanceof Error ? e.message : String(e)}`,
+          fatal: false,
+          excerpt: source.length > 200 ? `${source.slice(0, 200)}…` : source
+        })
+      )
+      return
+    }
+    sink.onMessage(json)
+  }
+
+  private reset() {
+    this.parts.length = 0
+    this.length = 0
+    this.depth = 0
+    this.inString = false
+    this.escaped = false
+  }
+
+  private reportGarbage(sink: FrameSink) {
+    sink.onError(
+      new QMPProtocolError({
+        reason: "Garbage",
+        detail: "bytes outside a JSON object",
+        fatal: false,
+        excerpt: this.text.decode(Uint8Array.from(this.skipped))
+      })
+    )
+    this.skipped = []
+  }
+
+  private oversize(): QMPProtocolError {
+    this.reset()
+    this.failed = new QMPProtocolError({
+      reason: "Oversize",
+      detail: `a message exceeds the cap of ${this.maxMessageBytes} bytes`,
+      fatal: true
+    })
+    return this.failed
+  }
+}
+
+const concat = (parts: ReadonlyArray<Uint8Array>, length: number): Uint8Array => {
+  const out = new Uint8Array(length)
+  let offset = 0
+  for (const part of parts) {
+    if (offset >= length) break
+    const take = Math.min(part.length, length - offset)
+    out.set(take === part.length ? part : part.subarray(0, take), offset)
+    offset += take
+  }
+  return out
+}
+
+/**
+ * The seed's `event_match`: does `event` contain `match`, recursively?
+ * `null` or `undefined` in `match` is a wildcard; non-objects compare with
+ * `===` (arrays element-wise as objects keyed by index, like Python's `in`).
+ */
+export const eventMatch = (event: unknown, match: unknown): boolean => {
+  if (match === null || match === undefined) return true
+  if (typeof match !== "object") return match === event
+  if (event === null || typeof event !== "object") return false
+  for (const key of Object.keys(match)) {
+    if (!Object.prototype.hasOwnProperty.call(event, key)) return false
+    if (!eventMatch((event as Record<string, unknown>)[key], (match as Record<string, unknown>)[key])) return false
+  }
+  return true
+}
+
+/** The seed's `conv_keys`: `snake_case` argument names become QMP's `kebab-case`. Top level only, as in the seed. */
+export const convertKeys = (args: Arguments): Arguments => {
+  const out: Record<string, unknown> = {}
+  for (const key of Object.keys(args)) out[key.replace(/_/g, "-")] = args[key]
+  return out
+}
+
+/** A filter for event waits: a name and an optional `eventMatch` pattern for the whole event. */
+export interface EventFilter {
+  readonly name: string
+  readonly match?: unknown
+}
+
+/** Does `event` pass any of `filters`? */
+export const matchesAny = (event: Event, filters: ReadonlyArray<EventFilter>): boolean => {
+  for (const filter of filters) {
+    if (event.event === filter.name && eventMatch(event, filter.match)) return true
+  }
+  return false
+}

@@ -1,0 +1,235 @@
+/**
+ * A byte stream over a Node `Duplex` (unix socket, TCP socket, or the socket
+ * pair end Node creates for an extra `'pipe'` stdio slot).
+ *
+ * Why not `@effect/platform`'s `Socket`: its `write` waits on a latch that
+ * closes when the reader ends, so a write racing a disconnect can wait
+ * forever, and its `'error'` listener goes away with the reader's scope, after
+ * which a late ECONNRESET from QEMU crashes the process. Here the error
+ * listener lives as long as the socket, writes fail fast once it is closed,
+ * and the reader is a plain synchronous callback (no fiber per chunk).
+ *
+ * @internal
+ */
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Scope from "effect/Scope"
+import * as Net from "node:net"
+import type { Duplex } from "node:stream"
+
+/** How a transport's stream ended. */
+export type TransportEnd =
+  | { readonly _tag: "Eof" }
+  | { readonly _tag: "Error"; readonly error: Error }
+  | { readonly _tag: "Closed" }
+
+/** A transport write failed because the stream is closed or broken. */
+export class TransportClosed {
+  readonly _tag = "TransportClosed"
+  constructor(readonly error: Error | undefined) {}
+}
+
+/** A duplex byte stream, read by one callback and written by many fibers. */
+export interface ByteTransport {
+  readonly label: string
+  /** Starts reading; completes (never fails) when the stream ends. Call once. */
+  readonly run: (onChunk: (chunk: Uint8Array) => void) => Effect.Effect<TransportEnd>
+  /** Writes bytes; fails at once if the stream is already closed. */
+  readonly write: (data: string | Uint8Array) => Effect.Effect<void, TransportClosed>
+  /** Writes without waiting for the flush; returns false if the stream is closed. */
+  readonly unsafeWrite: (data: string | Uint8Array) => boolean
+  /** Destroys the stream; the reader then ends with `Closed`. */
+  readonly close: Effect.Effect<void>
+  /** `close`, callable from a plain callback. */
+  readonly unsafeClose: () => void
+  /** True once the stream can no longer be written. */
+  readonly isClosed: () => boolean
+  /** The underlying socket, for what only Node can do (file descriptor passing). */
+  readonly duplex: Duplex
+}
+
+const ignore = () => {}
+
+/**
+ * Wraps a connected duplex. The scope's finalizer destroys it; an `'error'`
+ * listener stays attached for the duplex's whole life.
+ */
+export const fromDuplex = (duplex: Duplex, label: string): Effect.Effect<ByteTransport, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      let closedByUs = false
+      let lastError: Error | undefined
+      duplex.on("error", (error) => {
+        lastError = error
+      })
+      const isClosed = () => duplex.destroyed || !duplex.writable
+      const unsafeClose = () => {
+        closedByUs = true
+        duplex.destroy()
+      }
+      const transport: ByteTransport = {
+        label,
+        duplex,
+        isClosed,
+        run: (onChunk) =>
+          Effect.async<TransportEnd>((resume) => {
+            let done = false
+            const finish = (end: TransportEnd) => {
+              if (done) return
+              done = true
+              resume(Effect.succeed(end))
+            }
+            const onData = (chunk: Uint8Array) => onChunk(chunk)
+            const onEnd = () => finish({ _tag: "Eof" })
+            const onError = (error: Error) => finish({ _tag: "Error", error })
+            const onClose = () =>
+              finish(
+                closedByUs
+                  ? { _tag: "Closed" }
+                  : lastError !== undefined
+                  ? { _tag: "Error", error: lastError }
+                  : { _tag: "Eof" }
+              )
+            duplex.on("data", onData)
+            duplex.on("end", onEnd)
+            duplex.on("error", onError)
+            duplex.on("close", onClose)
+            // Sockets accepted with `pauseOnConnect` stay paused until resumed explicitly.
+            duplex.resume()
+            if (duplex.destroyed) onClose()
+            return Effect.sync(() => {
+              duplex.off("data", onData)
+              duplex.off("end", onEnd)
+              duplex.off("error", onError)
+              duplex.off("close", onClose)
+            })
+          }),
+        write: (data) =>
+          Effect.async<void, TransportClosed>((resume) => {
+            if (isClosed()) return resume(Effect.fail(new TransportClosed(lastError)))
+            duplex.write(data, (error) => {
+              resume(error ? Effect.fail(new TransportClosed(error)) : Effect.void)
+            })
+          }),
+        unsafeWrite: (data) => {
+          if (isClosed()) return false
+          duplex.write(data, ignore)
+          return true
+        },
+        close: Effect.sync(unsafeClose),
+        unsafeClose
+      }
+      return transport
+    }),
+    (transport) => transport.close
+  )
+
+/**
+ * Like `Effect.acquireRelease`, but the acquisition can be interrupted (a
+ * wait for a peer must be); once it has succeeded the release is registered
+ * without a gap.
+ */
+const acquireInterruptibly = <A, E, R>(
+  acquire: Effect.Effect<A, E, R>,
+  release: (a: A) => Effect.Effect<void>
+): Effect.Effect<A, E, R | Scope.Scope> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.tap(restore(acquire), (a) => Effect.addFinalizer(() => release(a)))
+  )
+
+/** Why a connect or accept failed. */
+export class ConnectFailed {
+  readonly _tag = "ConnectFailed"
+  constructor(readonly detail: string, readonly error?: unknown) {}
+}
+
+/** Connects to a unix path or a TCP address. */
+export const connect = (
+  options: Net.NetConnectOpts,
+  label: string,
+  timeout: Duration.DurationInput
+): Effect.Effect<ByteTransport, ConnectFailed, Scope.Scope> =>
+  acquireInterruptibly(
+    Effect.async<Net.Socket, ConnectFailed>((resume) => {
+      const socket = Net.createConnection(options)
+      const onError = (error: Error) => {
+        socket.destroy()
+        resume(Effect.fail(new ConnectFailed(error.message, error)))
+      }
+      socket.once("error", onError)
+      socket.once("connect", () => {
+        socket.off("error", onError)
+        resume(Effect.succeed(socket))
+      })
+      return Effect.sync(() => socket.destroy())
+    }).pipe(
+      Effect.timeoutFail({
+        duration: timeout,
+        onTimeout: () => new ConnectFailed(`no connection within ${Duration.format(timeout)}`)
+      })
+    ),
+    (socket) => Effect.sync(() => socket.destroy())
+  ).pipe(Effect.flatMap((socket) => fromDuplex(socket, label)))
+
+/** A listening unix socket server that hands out accepted connections. */
+export interface Listener {
+  readonly path: string
+  /** Waits for the next connection. */
+  readonly accept: (timeout: Duration.DurationInput) => Effect.Effect<ByteTransport, ConnectFailed, Scope.Scope>
+}
+
+/**
+ * Listens on a unix path (the seed's `server=True`). The scope closes the
+ * server and removes nothing: the caller owns the path.
+ */
+export const listen = (path: string): Effect.Effect<Listener, ConnectFailed, Scope.Scope> =>
+  Effect.gen(function*() {
+    const waiting: Array<Deferred.Deferred<Net.Socket>> = []
+    const backlog: Array<Net.Socket> = []
+    const server = yield* Effect.acquireRelease(
+      Effect.async<Net.Server, ConnectFailed>((resume) => {
+        const server = Net.createServer({ pauseOnConnect: true }, (socket) => {
+          socket.on("error", ignore)
+          const next = waiting.shift()
+          if (next !== undefined) Deferred.unsafeDone(next, Exit.succeed(socket))
+          else backlog.push(socket)
+        })
+        server.once("error", (error) => resume(Effect.fail(new ConnectFailed(error.message, error))))
+        server.listen(path, () => resume(Effect.succeed(server)))
+      }),
+      (server) =>
+        Effect.sync(() => {
+          for (const socket of backlog.splice(0)) socket.destroy()
+          server.close()
+        })
+    )
+    server.on("error", ignore)
+    const accept = (timeout: Duration.DurationInput) =>
+      acquireInterruptibly(
+        Effect.suspend(() => {
+          const ready = backlog.shift()
+          if (ready !== undefined) return Effect.succeed(ready)
+          return Effect.flatMap(Deferred.make<Net.Socket>(), (deferred) => {
+            waiting.push(deferred)
+            return Deferred.await(deferred).pipe(
+              Effect.timeoutFail({
+                duration: timeout,
+                onTimeout: () => new ConnectFailed(`no connection on ${path} within ${Duration.format(timeout)}`)
+              }),
+              Effect.onExit(() =>
+                Effect.sync(() => {
+                  const index = waiting.indexOf(deferred)
+                  if (index >= 0) waiting.splice(index, 1)
+                })
+              )
+            )
+          })
+        }),
+        (socket) => Effect.sync(() => socket.destroy())
+      ).pipe(
+        Effect.flatMap((socket) => fromDuplex(socket, `unix:${path}`))
+      )
+    return { path, accept }
+  })

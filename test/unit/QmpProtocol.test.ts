@@ -1,0 +1,144 @@
+import { describe, expect, it } from "@effect/vitest"
+import { QMPProtocolError } from "../../src/Errors.js"
+import { classifyServerMessage, convertKeys, eventMatch, FrameDecoder } from "../../src/QmpProtocol.js"
+
+const encoder = new TextEncoder()
+
+const feed = (decoder: FrameDecoder, chunks: ReadonlyArray<Uint8Array | string>) => {
+  const messages: Array<unknown> = []
+  const errors: Array<QMPProtocolError> = []
+  let fatal: QMPProtocolError | undefined
+  for (const chunk of chunks) {
+    fatal = decoder.push(typeof chunk === "string" ? encoder.encode(chunk) : chunk, {
+      onMessage: (m) => messages.push(m),
+      onError: (e) => errors.push(e)
+    }) ?? fatal
+  }
+  return { messages, errors, fatal }
+}
+
+describe("FrameDecoder", () => {
+  it("splits newline-separated messages, several in one chunk", () => {
+    const { errors, messages } = feed(new FrameDecoder(), ['{"a":1}\n{"b":2}\r\n{"c":', "3}\n"])
+    expect(messages).toEqual([{ a: 1 }, { b: 2 }, { c: 3 }])
+    expect(errors).toEqual([])
+  })
+
+  it("accepts pretty-printed JSON spread over lines and chunks", () => {
+    const pretty = JSON.stringify({ return: { status: "running", list: [1, { x: "}" }] }, id: 4 }, null, 2)
+    const { messages } = feed(new FrameDecoder(), [pretty.slice(0, 10), pretty.slice(10, 31), pretty.slice(31), "\n"])
+    expect(messages).toEqual([{ return: { status: "running", list: [1, { x: "}" }] }, id: 4 }])
+  })
+
+  it("keeps braces and escaped quotes inside strings out of the nesting count", () => {
+    const { messages } = feed(new FrameDecoder(), ['{"desc":"a \\"}{\\" b \\\\"}\n'])
+    expect(messages).toEqual([{ desc: "a \"}{\" b \\" }])
+  })
+
+  it("decodes UTF-8 split across chunks", () => {
+    const bytes = encoder.encode(JSON.stringify({ s: "héllo → 🖥" }) + "\n")
+    const chunks = Array.from(bytes, (b) => Uint8Array.of(b))
+    const { messages } = feed(new FrameDecoder(), chunks)
+    expect(messages).toEqual([{ s: "héllo → 🖥" }])
+  })
+
+  it("reports garbage between messages and resynchronises on the next line", () => {
+    const { errors, fatal, messages } = feed(new FrameDecoder(), ['{"a":1}\nthis is not json\n{"b":2}\n'])
+    expect(messages).toEqual([{ a: 1 }, { b: 2 }])
+    expect(fatal).toBeUndefined()
+    expect(errors).toHaveLength(1)
+    expect(errors[0]!.reason).toBe("Garbage")
+    expect(errors[0]!.excerpt).toContain("this is not json")
+  })
+
+  it("reports an object that is not valid JSON and goes on", () => {
+    const { errors, messages } = feed(new FrameDecoder(), ['{"a" 1}\n{"b":2}\n'])
+    expect(messages).toEqual([{ b: 2 }])
+    expect(errors.map((e) => e.reason)).toEqual(["Garbage"])
+  })
+
+  it("fails fatally on a message over the cap and accepts nothing more", () => {
+    const decoder = new FrameDecoder(1024)
+    const big = `{"return":"${"x".repeat(2000)}"}\n`
+    const { fatal, messages } = feed(decoder, [big.slice(0, 600), big.slice(600)])
+    expect(messages).toEqual([])
+    expect(fatal?.reason).toBe("Oversize")
+    expect(fatal?.fatal).toBe(true)
+    expect(feed(decoder, ['{"a":1}\n']).messages).toEqual([])
+  })
+
+  it("passes a 120 KB message under the default cap", () => {
+    const value = { return: Array.from({ length: 3000 }, (_, i) => ({ name: `cmd-${i}`, "meta-type": "command" })) }
+    const text = JSON.stringify(value) + "\n"
+    expect(text.length).toBeGreaterThan(120_000)
+    const chunks: Array<string> = []
+    for (let i = 0; i < text.length; i += 65536) chunks.push(text.slice(i, i + 65536))
+    const { fatal, messages } = feed(new FrameDecoder(), chunks)
+    expect(fatal).toBeUndefined()
+    expect(messages).toEqual([value])
+  })
+
+  it("reports a message cut off by the end of the stream", () => {
+    const decoder = new FrameDecoder()
+    feed(decoder, ['{"return": {"a"'])
+    const errors: Array<QMPProtocolError> = []
+    decoder.end({ onMessage: () => {}, onError: (e) => errors.push(e) })
+    expect(errors).toHaveLength(1)
+    expect(errors[0]!.detail).toContain("stream ended inside a message")
+  })
+})
+
+describe("classifyServerMessage", () => {
+  it("classifies greeting, replies and events and keeps unknown fields", () => {
+    const greeting = classifyServerMessage({
+      QMP: { version: { qemu: { major: 7, minor: 2, micro: 0 }, package: "" }, capabilities: ["oob"] },
+      extra: true
+    })
+    expect(greeting._tag === "Right" && greeting.right._tag).toBe("Greeting")
+    expect(greeting._tag === "Right" && (greeting.right.message as Record<string, unknown>).extra).toBe(true)
+    const ok = classifyServerMessage({ return: { status: "running" }, id: 1 })
+    expect(ok._tag === "Right" && ok.right._tag).toBe("Reply")
+    const err = classifyServerMessage({ error: { class: "GenericError", desc: "no" }, id: 2 })
+    expect(err._tag === "Right" && err.right._tag).toBe("Reply")
+    const event = classifyServerMessage({ event: "STOP", timestamp: { seconds: 1, microseconds: 2 }, extra: 1 })
+    expect(event._tag === "Right" && event.right.message).toEqual({
+      event: "STOP",
+      timestamp: { seconds: 1, microseconds: 2 },
+      extra: 1
+    })
+  })
+
+  it("rejects wrong types with the field named", () => {
+    const bad = classifyServerMessage({ event: 42, timestamp: { seconds: 1, microseconds: 2 } })
+    expect(bad._tag).toBe("Left")
+    expect(bad._tag === "Left" && bad.left.detail).toContain("event")
+    const badError = classifyServerMessage({ error: { class: 1 }, id: 1 })
+    expect(badError._tag).toBe("Left")
+    expect(classifyServerMessage([1, 2])._tag).toBe("Left")
+    expect(classifyServerMessage({ hello: 1 })._tag).toBe("Left")
+  })
+})
+
+describe("eventMatch", () => {
+  // The seed's own examples.
+  it("follows the seed's documented examples", () => {
+    expect(eventMatch({ foo: 1 }, null)).toBe(true)
+    expect(eventMatch({ foo: { bar: 1 } }, { foo: null })).toBe(true)
+    expect(eventMatch({ foo: 5 }, { foo: null })).toBe(true)
+    expect(eventMatch({ foo: { bar: 1 } }, { foo: { abc: null } })).toBe(false)
+    expect(eventMatch({ foo: { bar: 1, rab: 2 } }, { foo: { rab: 2 } })).toBe(true)
+  })
+
+  it("compares leaves strictly and does not match missing keys", () => {
+    expect(eventMatch({ data: { reason: "guest-shutdown" } }, { data: { reason: "host-qmp-quit" } })).toBe(false)
+    expect(eventMatch({ data: { n: 1 } }, { data: { n: "1" } })).toBe(false)
+    expect(eventMatch({ data: 5 }, { data: { n: 1 } })).toBe(false)
+    expect(eventMatch({}, { data: undefined })).toBe(false)
+  })
+})
+
+describe("convertKeys", () => {
+  it("turns underscores into dashes at the top level only", () => {
+    expect(convertKeys({ node_name: "a", opts: { keep_me: 1 } })).toEqual({ "node-name": "a", opts: { keep_me: 1 } })
+  })
+})
