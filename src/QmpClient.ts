@@ -610,7 +610,7 @@ export const acceptUnix = (
 ): Effect.Effect<QmpClientService, QMPGreetingError | QMPConnectError, Scope.Scope> =>
   Effect.gen(function*() {
     const address = `unix:${path}`
-    const listener = yield* Transport.listen(path).pipe(
+    const listener = yield* Transport.listen({ path }).pipe(
       Effect.mapError((e) => new QMPConnectError({ address, detail: e.detail, cause: e.error }))
     )
     const transport = yield* listener.accept(options.connectTimeout ?? DEFAULT_GREETING_TIMEOUT).pipe(

@@ -173,18 +173,24 @@ export const connect = (
     (socket) => Effect.sync(() => socket.destroy())
   ).pipe(Effect.flatMap((socket) => fromDuplex(socket, label)))
 
-/** A listening unix socket server that hands out accepted connections. */
+/** A listening socket server that hands out accepted connections. */
 export interface Listener {
-  readonly path: string
+  /** `unix:PATH` or `tcp:HOST:PORT`. */
+  readonly label: string
+  /** The bound TCP port (useful when 0 was asked), or undefined for unix sockets. */
+  readonly port: number | undefined
   /** Waits for the next connection. */
   readonly accept: (timeout: Duration.DurationInput) => Effect.Effect<ByteTransport, ConnectFailed, Scope.Scope>
 }
 
+/** Where to listen. */
+export type ListenAddress = { readonly path: string } | { readonly host: string; readonly port: number }
+
 /**
- * Listens on a unix path (the seed's `server=True`). The scope closes the
- * server and removes nothing: the caller owns the path.
+ * Listens on a unix path or a TCP address (the seed's `server=True`). The
+ * scope closes the server; a unix path is the caller's to remove.
  */
-export const listen = (path: string): Effect.Effect<Listener, ConnectFailed, Scope.Scope> =>
+export const listen = (address: ListenAddress): Effect.Effect<Listener, ConnectFailed, Scope.Scope> =>
   Effect.gen(function*() {
     const waiting: Array<Deferred.Deferred<Net.Socket>> = []
     const backlog: Array<Net.Socket> = []
@@ -197,7 +203,8 @@ export const listen = (path: string): Effect.Effect<Listener, ConnectFailed, Sco
           else backlog.push(socket)
         })
         server.once("error", (error) => resume(Effect.fail(new ConnectFailed(error.message, error))))
-        server.listen(path, () => resume(Effect.succeed(server)))
+        if ("path" in address) server.listen(address.path, () => resume(Effect.succeed(server)))
+        else server.listen({ host: address.host, port: address.port, exclusive: true }, () => resume(Effect.succeed(server)))
       }),
       (server) =>
         Effect.sync(() => {
@@ -206,6 +213,9 @@ export const listen = (path: string): Effect.Effect<Listener, ConnectFailed, Sco
         })
     )
     server.on("error", ignore)
+    const bound = server.address()
+    const port = bound !== null && typeof bound === "object" ? bound.port : undefined
+    const label = "path" in address ? `unix:${address.path}` : `tcp:${address.host}:${port}`
     const accept = (timeout: Duration.DurationInput) =>
       acquireInterruptibly(
         Effect.suspend(() => {
@@ -216,7 +226,7 @@ export const listen = (path: string): Effect.Effect<Listener, ConnectFailed, Sco
             return Deferred.await(deferred).pipe(
               Effect.timeoutFail({
                 duration: timeout,
-                onTimeout: () => new ConnectFailed(`no connection on ${path} within ${Duration.format(timeout)}`)
+                onTimeout: () => new ConnectFailed(`no connection on ${label} within ${Duration.format(timeout)}`)
               }),
               Effect.onExit(() =>
                 Effect.sync(() => {
@@ -229,7 +239,7 @@ export const listen = (path: string): Effect.Effect<Listener, ConnectFailed, Sco
         }),
         (socket) => Effect.sync(() => socket.destroy())
       ).pipe(
-        Effect.flatMap((socket) => fromDuplex(socket, `unix:${path}`))
+        Effect.flatMap((socket) => fromDuplex(socket, label))
       )
-    return { path, accept }
+    return { label, port, accept }
   })

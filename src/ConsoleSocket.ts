@@ -1,0 +1,295 @@
+/**
+ * The guest's serial console as a byte stream: always drained (QEMU never
+ * blocks on a full socket), optionally logged to a file, readable as
+ * streams, and scriptable with expect-style waits.
+ *
+ * Waits consume: `waitFor` searches the output not yet consumed by an
+ * earlier wait, and moves past its match, so a sequence of waits neither
+ * misses output that came early nor matches the same text twice.
+ *
+ * @module
+ */
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type { Duplex } from "node:stream"
+import { ConsoleClosed, ConsoleTimeout, TempFilesError } from "./Errors.js"
+import * as Transport from "./internal/transport.js"
+
+/** Options of a console. */
+export interface ConsoleOptions {
+  /** How many characters of unconsumed and recent output to keep. Default 1 MiB. */
+  readonly bufferSize?: number | undefined
+  /** Append every byte received to this file (mode 0600). */
+  readonly logFile?: string | undefined
+  /** Default timeout of `waitFor` and friends. Default 60 s. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** A name for logs and errors. */
+  readonly label?: string | undefined
+}
+
+/** What a wait matched. */
+export interface ConsoleMatch {
+  /** The text that matched. */
+  readonly match: string
+  /** The consumed text before the match. */
+  readonly before: string
+  /** The capture groups, for a RegExp pattern. */
+  readonly groups: ReadonlyArray<string | undefined>
+}
+
+/** Options of a wait. */
+export interface WaitOptions {
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+/** A guest serial console. */
+export interface ConsoleSocketService {
+  /** Raw output from subscription on; ends when the console closes. */
+  readonly output: Stream.Stream<Uint8Array>
+  /** Output as UTF-8 lines (without `\r\n`), from subscription on. */
+  readonly lines: Stream.Stream<string>
+  /** Sends bytes or text to the guest. */
+  readonly write: (data: string | Uint8Array) => Effect.Effect<void, ConsoleClosed>
+  /** Waits until the unconsumed output matches `pattern`, then consumes up to the end of the match. */
+  readonly waitFor: (
+    pattern: string | RegExp,
+    options?: WaitOptions
+  ) => Effect.Effect<ConsoleMatch, ConsoleTimeout | ConsoleClosed>
+  /** Sends `input` followed by `enter` (default `"\r"`), then waits for `pattern`. */
+  readonly execAndWait: (
+    input: string,
+    pattern: string | RegExp,
+    options?: WaitOptions & { readonly enter?: string | undefined }
+  ) => Effect.Effect<ConsoleMatch, ConsoleTimeout | ConsoleClosed>
+  /** Sends Enter every `interval` (default 1 s) until `pattern` shows. */
+  readonly interruptUntil: (
+    pattern: string | RegExp,
+    options?: WaitOptions & { readonly interval?: Duration.DurationInput | undefined; readonly enter?: string | undefined }
+  ) => Effect.Effect<ConsoleMatch, ConsoleTimeout | ConsoleClosed>
+  /** The most recent output (at most `bufferSize` characters), consumed or not. */
+  readonly recent: Effect.Effect<string>
+  /** Output not yet consumed by a wait. */
+  readonly unconsumed: Effect.Effect<string>
+  /** Bytes received so far. */
+  readonly bytesReceived: Effect.Effect<number>
+  /** True until closed. */
+  readonly isOpen: Effect.Effect<boolean>
+  /** Closes the socket; waiters fail with `ConsoleClosed` at once. Idempotent. */
+  readonly close: Effect.Effect<void>
+}
+
+/** The guest console service. */
+export class ConsoleSocket extends Context.Tag("qemu-machine/ConsoleSocket")<ConsoleSocket, ConsoleSocketService>() {}
+
+const DEFAULT_BUFFER = 1024 * 1024
+const DEFAULT_TIMEOUT = Duration.seconds(60)
+
+const describe = (pattern: string | RegExp) => typeof pattern === "string" ? JSON.stringify(pattern) : String(pattern)
+
+const search = (text: string, pattern: string | RegExp, from: number) => {
+  if (typeof pattern === "string") {
+    const index = text.indexOf(pattern, from)
+    return index < 0 ? undefined : { index, match: pattern, groups: [] as Array<string | undefined> }
+  }
+  const regexp = new RegExp(pattern.source, pattern.flags.replace(/[gy]/g, ""))
+  const found = regexp.exec(text)
+  return found === null ? undefined : { index: found.index, match: found[0], groups: found.slice(1) }
+}
+
+/**
+ * Runs a console over a transport. The scope closes it and flushes the log.
+ *
+ * @internal
+ */
+export const fromTransport = (
+  transport: Transport.ByteTransport,
+  options: ConsoleOptions = {}
+): Effect.Effect<ConsoleSocketService, TempFilesError, Scope.Scope | FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const bufferSize = options.bufferSize ?? DEFAULT_BUFFER
+    const defaultTimeout = options.timeout ?? DEFAULT_TIMEOUT
+    const label = options.label ?? transport.label
+    const hub = yield* Effect.acquireRelease(PubSub.sliding<Option.Option<Uint8Array>>(4096), PubSub.shutdown)
+    const decoder = new TextDecoder("utf-8")
+    let recent = ""
+    let unconsumed = ""
+    // Where the next string search may start (earlier text was already searched for it).
+    let searchedUpTo = 0
+    let bytes = 0
+    let closed = false
+    let changed = yield* Deferred.make<void>()
+
+    // `null` ends the log writer after everything before it is written.
+    const logQueue = yield* Queue.unbounded<Uint8Array | null>()
+    if (options.logFile !== undefined) {
+      const logFile = options.logFile
+      const file = yield* fs.open(logFile, { flag: "a", mode: 0o600 }).pipe(
+        Effect.mapError((cause) => new TempFilesError({ operation: "open console log", path: logFile, cause }))
+      )
+      const writeNext: Effect.Effect<void> = Effect.flatMap(Queue.take(logQueue), (chunk) =>
+        chunk === null ? Effect.void : Effect.zipRight(file.writeAll(chunk), writeNext)).pipe(
+          Effect.catchAll((cause) => Effect.logWarning(`console log ${logFile}: write failed: ${String(cause)}`))
+        )
+      const writer = yield* Effect.forkScoped(writeNext)
+      // Finalizers run in reverse, so this flushes before the file is closed.
+      yield* Effect.addFinalizer(() =>
+        Queue.offer(logQueue, null).pipe(
+          Effect.zipRight(Fiber.join(writer)),
+          Effect.timeout(Duration.seconds(10)),
+          Effect.ignore
+        )
+      )
+    }
+
+    const notify = () => {
+      const previous = changed
+      changed = Deferred.unsafeMake<void>(FiberId.none)
+      Deferred.unsafeDone(previous, Exit.void)
+    }
+
+    const onChunk = (chunk: Uint8Array) => {
+      bytes += chunk.length
+      const copy = Uint8Array.from(chunk)
+      if (options.logFile !== undefined) logQueue.unsafeOffer(copy)
+      hub.unsafeOffer(Option.some(copy))
+      const text = decoder.decode(copy, { stream: true })
+      recent += text
+      if (recent.length > bufferSize) recent = recent.slice(recent.length - bufferSize)
+      unconsumed += text
+      if (unconsumed.length > bufferSize) {
+        const drop = unconsumed.length - bufferSize
+        unconsumed = unconsumed.slice(drop)
+        searchedUpTo = Math.max(0, searchedUpTo - drop)
+      }
+      notify()
+    }
+
+    const markClosed = () => {
+      if (closed) return
+      closed = true
+      hub.unsafeOffer(Option.none())
+      notify()
+    }
+
+    yield* transport.run(onChunk).pipe(Effect.ensuring(Effect.sync(markClosed)), Effect.forkScoped)
+    yield* Effect.addFinalizer(() => Effect.sync(markClosed))
+
+    const tail = () => recent.slice(-512)
+
+    const waitFor = (
+      pattern: string | RegExp,
+      waitOptions?: WaitOptions
+    ): Effect.Effect<ConsoleMatch, ConsoleTimeout | ConsoleClosed> => {
+      const timeout = Duration.decode(waitOptions?.timeout ?? defaultTimeout)
+      const patternLength = typeof pattern === "string" ? pattern.length : 0
+      const attempt: Effect.Effect<ConsoleMatch, ConsoleClosed> = Effect.suspend(() => {
+        const from = typeof pattern === "string" ? Math.max(0, searchedUpTo - patternLength + 1) : 0
+        const found = search(unconsumed, pattern, from)
+        if (found !== undefined) {
+          const before = unconsumed.slice(0, found.index)
+          unconsumed = unconsumed.slice(found.index + found.match.length)
+          searchedUpTo = 0
+          return Effect.succeed({ match: found.match, before, groups: found.groups })
+        }
+        searchedUpTo = unconsumed.length
+        if (closed) {
+          return Effect.fail(
+            new ConsoleClosed({ operation: `wait for ${describe(pattern)}`, detail: label, tail: tail() })
+          )
+        }
+        return Effect.zipRight(Deferred.await(changed), attempt)
+      })
+      return attempt.pipe(
+        Effect.ensuring(Effect.sync(() => {
+          searchedUpTo = 0
+        })),
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () =>
+            new ConsoleTimeout({ pattern: describe(pattern), timeoutMillis: Duration.toMillis(timeout), tail: tail() })
+        })
+      )
+    }
+
+    const write = (data: string | Uint8Array): Effect.Effect<void, ConsoleClosed> =>
+      Effect.mapError(
+        transport.write(data),
+        (e) =>
+          new ConsoleClosed({
+            operation: "write",
+            detail: e.error?.message ?? `${label} is closed`,
+            tail: tail()
+          })
+      )
+
+    const outputFrom = (queue: Queue.Dequeue<Option.Option<Uint8Array>>): Stream.Stream<Uint8Array> =>
+      Stream.repeatEffectOption(
+        Effect.flatMap(Queue.poll(queue), (polled) => {
+          const next = Option.isSome(polled)
+            ? Effect.succeed(polled.value)
+            : closed
+            ? Effect.succeed(Option.none<Uint8Array>())
+            : Queue.take(queue)
+          return Effect.flatMap(next, (item) =>
+            Option.isSome(item) ? Effect.succeed(item.value) : Effect.fail(Option.none()))
+        })
+      )
+
+    const output = Stream.unwrapScoped(Effect.map(PubSub.subscribe(hub), outputFrom))
+
+    const service: ConsoleSocketService = {
+      output,
+      lines: output.pipe(
+        Stream.decodeText(),
+        Stream.splitLines
+      ),
+      write,
+      waitFor,
+      execAndWait: (input, pattern, execOptions) =>
+        Effect.zipRight(write(`${input}${execOptions?.enter ?? "\r"}`), waitFor(pattern, execOptions)),
+      interruptUntil: (pattern, interruptOptions) => {
+        const enter = interruptOptions?.enter ?? "\r"
+        const interval = interruptOptions?.interval ?? Duration.seconds(1)
+        const poke = Effect.zipRight(Effect.ignore(write(enter)), Effect.sleep(interval)).pipe(Effect.forever)
+        return Effect.raceFirst(waitFor(pattern, interruptOptions), poke)
+      },
+      recent: Effect.sync(() => recent),
+      unconsumed: Effect.sync(() => unconsumed),
+      bytesReceived: Effect.sync(() => bytes),
+      isOpen: Effect.sync(() => !closed),
+      close: Effect.zipRight(transport.close, Effect.sync(markClosed))
+    }
+    return service
+  })
+
+/** A console over a connected duplex (e.g. the socket pair end of `-chardev socket,fd=N`). */
+export const make = (
+  duplex: Duplex,
+  options: ConsoleOptions = {}
+): Effect.Effect<ConsoleSocketService, TempFilesError, Scope.Scope> =>
+  Effect.flatMap(Transport.fromDuplex(duplex, options.label ?? "console"), (transport) =>
+    fromTransport(transport, options)).pipe(Effect.provide(NodeFileSystem.layer))
+
+/** A console connected to a unix socket path (QEMU's `-chardev socket,path=...,server=on,wait=off`). */
+export const connectUnix = (
+  path: string,
+  options: ConsoleOptions & { readonly connectTimeout?: Duration.DurationInput | undefined } = {}
+): Effect.Effect<ConsoleSocketService, TempFilesError | ConsoleClosed, Scope.Scope> =>
+  Transport.connect({ path }, `unix:${path}`, options.connectTimeout ?? Duration.seconds(10)).pipe(
+    Effect.mapError((e) => new ConsoleClosed({ operation: "connect", detail: `${path}: ${e.detail}`, tail: "" })),
+    Effect.flatMap((transport) => fromTransport(transport, { label: `console unix:${path}`, ...options })),
+    Effect.provide(NodeFileSystem.layer)
+  )

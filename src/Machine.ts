@@ -1,0 +1,583 @@
+/**
+ * A QEMU virtual machine as a scoped resource: the Effect counterpart of
+ * QEMU's Python `QEMUMachine`.
+ *
+ * ```ts
+ * Effect.scoped(Effect.gen(function*() {
+ *   const vm = yield* Machine.launch({ machineType: "none" })
+ *   const status = yield* vm.execute("query-status")
+ * })) // QEMU is shut down (quit, then SIGKILL if needed) and its temp dir removed here
+ * ```
+ *
+ * See `docs/lifecycle.md` for the state machine and which finalizer does what.
+ *
+ * @module
+ */
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type { Duplex } from "node:stream"
+import * as ConsoleSocket from "./ConsoleSocket.js"
+import {
+  AbnormalShutdown,
+  ConsoleClosed,
+  MachineStateError,
+  type QMPDisconnected,
+  type QMPTimeout,
+  SocketPathTooLong,
+  type TempFilesError,
+  VMLaunchFailure
+} from "./Errors.js"
+import * as Transport from "./internal/transport.js"
+import { buildCommand, FIRST_EXTRA_FD, type LaunchRuntime, type MachineConfig } from "./MachineConfig.js"
+import * as QemuProcess from "./QemuProcess.js"
+import * as QmpClient from "./QmpClient.js"
+import { type Arguments, convertKeys, type Event, type EventFilter, type Reply } from "./QmpProtocol.js"
+import * as TempFiles from "./TempFiles.js"
+
+/** Options of `shutdown`. */
+export interface ShutdownOptions {
+  /** Skip the graceful `quit`: SIGKILL at once, without the warning. Default false. */
+  readonly hard?: boolean | undefined
+  /** How long the graceful path may take before SIGKILL. Default 30 s. */
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+/** Options of a command run through the machine. */
+export interface MachineExecuteOptions extends QmpClient.ExecuteOptions {
+  /** Turn `snake_case` argument names into `kebab-case` (the seed's `conv_keys`). Default false. */
+  readonly convertKeys?: boolean | undefined
+}
+
+/** Errors a QMP call through the machine can end in. */
+export type MachineCommandError = QmpClient.CommandError | MachineStateError
+
+/** Where the machine is in its life. */
+export type MachineState = "running" | "shutting-down" | "stopped"
+
+/** A launched machine. */
+export interface MachineService {
+  /** The name used for its sockets and log. */
+  readonly name: string
+  /** The argv QEMU was started with, wrapper included. */
+  readonly command: ReadonlyArray<string>
+  /** QEMU's process id (the seed's `get_pid`, which returns it only while running). */
+  readonly pid: number
+  /** The private temp dir (removed at shutdown unless `keepTempDir`). */
+  readonly tempDir: string
+  /** Where `<name>.log` is. */
+  readonly logDir: string
+  /** QEMU's stdout and stderr file. */
+  readonly logPath: string
+  /** The QMP session (fails if QMP is off). */
+  readonly qmp: Effect.Effect<QmpClient.QmpClientService, MachineStateError>
+  /** The serial console (fails if no console was configured). */
+  readonly console: Effect.Effect<ConsoleSocket.ConsoleSocketService, MachineStateError>
+  /** The seed's `command()`: the `return` value or `QMPCommandError`. A successful `quit` is remembered. */
+  readonly execute: (
+    command: string,
+    args?: Arguments | undefined,
+    options?: MachineExecuteOptions
+  ) => Effect.Effect<unknown, MachineCommandError>
+  /** The seed's `qmp()`: the whole reply. A successful `quit` is remembered. */
+  readonly executeRaw: (
+    command: string,
+    args?: Arguments | undefined,
+    options?: MachineExecuteOptions
+  ) => Effect.Effect<Reply, QMPTimeout | QMPDisconnected | MachineStateError>
+  /** A human monitor command line through QMP. */
+  readonly hmp: (commandLine: string, options?: QmpClient.ExecuteOptions) => Effect.Effect<string, MachineCommandError>
+  /** Runs a command and waits for the event it causes; see `QmpClient.executeAndWait`. */
+  readonly executeAndWait: (
+    command: string,
+    args: Arguments | undefined,
+    filters: string | ReadonlyArray<EventFilter>,
+    options?: QmpClient.ExecuteOptions
+  ) => Effect.Effect<QmpClient.ExecuteAndWaitResult, MachineCommandError>
+  /** QMP events from now on; ends with the session. Empty without QMP. */
+  readonly events: Stream.Stream<Event>
+  /** The seed's `event_wait` (default timeout 60 s). */
+  readonly eventWait: (
+    name: string,
+    options?: { readonly match?: unknown; readonly timeout?: Duration.DurationInput | undefined }
+  ) => Effect.Effect<Event, QMPTimeout | QMPDisconnected | MachineStateError>
+  /** The seed's `events_wait`: one total timeout. */
+  readonly eventsWait: (
+    filters: ReadonlyArray<EventFilter>,
+    options?: { readonly timeout?: Duration.DurationInput | undefined }
+  ) => Effect.Effect<Event, QMPTimeout | QMPDisconnected | MachineStateError>
+  /** The seed's `get_qmp_event()`. */
+  readonly getEvent: Effect.Effect<Option.Option<Event>, MachineStateError>
+  /** The seed's `get_qmp_events()`. */
+  readonly getEvents: Effect.Effect<ReadonlyArray<Event>, MachineStateError>
+  /** The current state. */
+  readonly state: Effect.Effect<MachineState>
+  /** True while the QEMU process runs. */
+  readonly isRunning: Effect.Effect<boolean>
+  /** QEMU's exit code once it exited normally (the seed's `exitcode`, which gives -signal instead). */
+  readonly exitCode: Effect.Effect<Option.Option<number>>
+  /** The exit status once it exited. */
+  readonly exitStatus: Effect.Effect<Option.Option<QemuProcess.ExitStatus>>
+  /** QEMU's output: what the log holds so far, or all of it after shutdown (the seed's `get_log`). */
+  readonly log: Effect.Effect<string>
+  /**
+   * Shuts QEMU down and cleans up, as the seed: console closed first, `quit`
+   * (unless already issued), wait; on any failure SIGKILL and
+   * `AbnormalShutdown`. A no-op once shut down; a concurrent call waits for
+   * the first.
+   */
+  readonly shutdown: (options?: ShutdownOptions) => Effect.Effect<void, AbnormalShutdown>
+  /** SIGKILL, wait, clean up (the seed's `kill`). */
+  readonly kill: Effect.Effect<void, AbnormalShutdown>
+  /** Waits for the guest to power off by itself, then cleans up (the seed's `wait`). Default 30 s. */
+  readonly wait: (timeout?: Duration.DurationInput) => Effect.Effect<void, AbnormalShutdown>
+}
+
+/** A launched machine, as a service (see `layer`). */
+export class Machine extends Context.Tag("qemu-machine/Machine")<Machine, MachineService>() {}
+
+const DEFAULT_LAUNCH_TIMEOUT = Duration.seconds(30)
+const DEFAULT_SHUTDOWN_TIMEOUT = Duration.seconds(30)
+const HARD_KILL_TIMEOUT = Duration.seconds(60)
+const SETPRIV = "/usr/bin/setpriv"
+
+let machineCounter = 0
+
+/** Errors `launch` can end in. */
+export type LaunchError = VMLaunchFailure | SocketPathTooLong
+
+type Monitor =
+  | { readonly _tag: "None" }
+  | { readonly _tag: "SocketPair"; readonly slot: number }
+  | { readonly _tag: "Listen"; readonly listener: Transport.Listener }
+
+/**
+ * Launches QEMU and negotiates QMP; the scope's end shuts it down (see
+ * `MachineService.shutdown`) and removes every file it made but the kept
+ * logs. On failure, everything is already cleaned up and the error carries
+ * the command line, the exit status and QEMU's output.
+ */
+export const launch = (config: MachineConfig = {}): Effect.Effect<MachineService, LaunchError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const outer = yield* Effect.scope
+    // Everything the machine holds lives in `inner`; shutdown closes it early.
+    const inner = yield* Scope.fork(outer, ExecutionStrategy.sequential)
+    return yield* launchIn(inner, outer, config).pipe(
+      Effect.onError(() => Scope.close(inner, Exit.void))
+    )
+  }).pipe(Effect.provide(NodeServices))
+
+const NodeServices = Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, QemuProcess.layer)
+
+const launchIn = (
+  inner: Scope.CloseableScope,
+  outer: Scope.Scope,
+  config: MachineConfig
+): Effect.Effect<
+  MachineService,
+  LaunchError,
+  FileSystem.FileSystem | Path.Path | QemuProcess.QemuProcess
+> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const spawner = yield* QemuProcess.QemuProcess
+    const name = config.name ?? `qemu-${process.pid}-${++machineCounter}`
+    const launchTimeout = config.launchTimeout ?? DEFAULT_LAUNCH_TIMEOUT
+    let command: ReadonlyArray<string> = [config.binary ?? "qemu-system-x86_64"]
+
+    const setupFailure = (detail: string) => (cause: unknown) =>
+      new VMLaunchFailure({
+        reason: "Setup",
+        command,
+        exitCode: null,
+        signal: null,
+        output: "",
+        cause: cause instanceof Error || typeof cause === "object" ? cause : new Error(`${detail}: ${String(cause)}`)
+      })
+
+    const temp = yield* TempFiles.make({ baseDir: config.baseTempDir, keep: config.keepTempDir }).pipe(
+      Scope.extend(inner),
+      Effect.mapError(setupFailure("temp dir"))
+    )
+    const logDir = config.logDir ?? temp.directory
+    const logPath = path.join(logDir, `${name}.log`)
+    const logFile = yield* fs.open(logPath, { flag: "w", mode: 0o600 }).pipe(
+      Scope.extend(inner),
+      Effect.mapError(setupFailure(`open ${logPath}`))
+    )
+    const readLog = fs.readFileString(logPath).pipe(Effect.orElseSucceed(() => ""))
+
+    const extraFds: Array<QemuProcess.ExtraFd> = []
+    const slotFd = (slot: number) => FIRST_EXTRA_FD + slot
+    const removeAtEnd = (socketPath: string) =>
+      Scope.addFinalizer(inner, fs.remove(socketPath).pipe(Effect.ignore))
+
+    // QMP monitor.
+    const monitorConfig = config.monitor ?? { _tag: "SocketPair" }
+    let monitor: Monitor = { _tag: "None" }
+    let monitorRuntime: LaunchRuntime["monitor"] = undefined
+    if (config.qmp !== false) {
+      switch (monitorConfig._tag) {
+        case "SocketPair": {
+          monitor = { _tag: "SocketPair", slot: extraFds.push("socketpair") - 1 }
+          monitorRuntime = { _tag: "Fd", fd: slotFd(monitor.slot) }
+          break
+        }
+        case "UnixPath": {
+          const socketPath = yield* (monitorConfig.path !== undefined
+            ? TempFiles.checkSocketPath(monitorConfig.path)
+            : temp.socketPath(`${name}-monitor.sock`, config.sockDir))
+          yield* removeAtEnd(socketPath)
+          const listener = yield* Transport.listen({ path: socketPath }).pipe(
+            Scope.extend(inner),
+            Effect.mapError(setupFailure(`listen on ${socketPath}`))
+          )
+          monitor = { _tag: "Listen", listener }
+          monitorRuntime = { _tag: "UnixPath", path: socketPath }
+          break
+        }
+        case "Tcp": {
+          const host = monitorConfig.host ?? "127.0.0.1"
+          const listener = yield* Transport.listen({ host, port: monitorConfig.port ?? 0 }).pipe(
+            Scope.extend(inner),
+            Effect.mapError(setupFailure(`listen on ${host}:${monitorConfig.port ?? 0}`))
+          )
+          monitor = { _tag: "Listen", listener }
+          monitorRuntime = { _tag: "Tcp", host, port: listener.port! }
+          break
+        }
+      }
+    }
+
+    // Serial console.
+    let consoleSlot: number | undefined
+    let consolePath: string | undefined
+    let consoleRuntime: LaunchRuntime["console"] = undefined
+    if (config.console !== undefined) {
+      if (config.console.transport === "UnixPath") {
+        consolePath = yield* temp.socketPath(`${name}-console.sock`, config.sockDir)
+        yield* removeAtEnd(consolePath)
+        consoleRuntime = { _tag: "UnixPath", path: consolePath }
+      } else {
+        consoleSlot = extraFds.push("socketpair") - 1
+        consoleRuntime = { _tag: "Fd", fd: slotFd(consoleSlot) }
+      }
+    }
+
+    // -add-fd descriptors, inherited at the next free numbers.
+    const addFdNumbers = (config.addFds ?? []).map((entry) => slotFd(extraFds.push(entry.fd) - 1))
+
+    const wrapper = [...(config.wrapper ?? [])]
+    if (config.dieWithParent !== false && (yield* fs.exists(SETPRIV).pipe(Effect.orElseSucceed(() => false)))) {
+      wrapper.unshift(SETPRIV, "--pdeathsig", "KILL", "--")
+    }
+    command = buildCommand(config, { monitor: monitorRuntime, console: consoleRuntime, addFdNumbers }, wrapper)
+    yield* Effect.logDebug(`VM launch command: ${command.join(" ")}`)
+
+    const child = yield* spawner.spawn({
+      command,
+      output: logFile.fd,
+      extraFds,
+      env: config.env === undefined ? undefined : { ...process.env, ...config.env }
+    }).pipe(
+      Scope.extend(inner),
+      Effect.mapError((e) =>
+        new VMLaunchFailure({
+          reason: "Spawn",
+          command,
+          exitCode: null,
+          signal: null,
+          output: e.message,
+          cause: e.error
+        })
+      )
+    )
+
+    /** Turns any failure after spawn into a `VMLaunchFailure` with QEMU's status and output. */
+    const launchFailure = (reason: "Handshake" | "Timeout", cause: unknown) =>
+      Effect.gen(function*() {
+        // QEMU that closed its monitor is usually on its way out: give it a moment to report its status.
+        const status = yield* child.wait(Duration.seconds(2)).pipe(Effect.option)
+        if (Option.isNone(status)) {
+          yield* child.kill("SIGKILL")
+          yield* child.wait(HARD_KILL_TIMEOUT).pipe(Effect.ignore)
+        }
+        return new VMLaunchFailure({
+          reason: Option.isSome(status) ? "Exited" : reason,
+          command,
+          exitCode: Option.isSome(status) ? status.value.exitCode : null,
+          signal: Option.isSome(status) ? status.value.signal : null,
+          output: yield* readLog,
+          cause
+        })
+      }).pipe(Effect.flatMap(Effect.fail))
+
+    const qmpOptions: QmpClient.QmpClientOptions = {
+      greetingTimeout: launchTimeout,
+      commandTimeout: config.qmpTimeout
+    }
+    const connectQmp: Effect.Effect<Option.Option<QmpClient.QmpClientService>, unknown> = (() => {
+      switch (monitor._tag) {
+        case "None":
+          return Effect.succeedNone
+        case "SocketPair":
+          return QmpClient.make(child.streams[monitor.slot]!, { ...qmpOptions, label: `${name} QMP` }).pipe(
+            Scope.extend(inner),
+            Effect.asSome
+          )
+        case "Listen": {
+          const listener = monitor.listener
+          return listener.accept(launchTimeout).pipe(
+            Effect.flatMap((transport) => QmpClient.fromTransport(transport, qmpOptions)),
+            Scope.extend(inner),
+            Effect.asSome
+          )
+        }
+      }
+    })()
+    const exitedEarly = Effect.flatMap(child.awaitExit, (status) => Effect.fail({ _tag: "Exited" as const, status }))
+    const qmp = yield* Effect.raceFirst(connectQmp, exitedEarly).pipe(
+      Effect.timeoutFail({ duration: launchTimeout, onTimeout: () => ({ _tag: "LaunchTimeout" as const }) }),
+      Effect.catchAll((cause) =>
+        launchFailure(
+          typeof cause === "object" && cause !== null && "_tag" in cause && cause._tag === "LaunchTimeout"
+            ? "Timeout"
+            : "Handshake",
+          cause
+        )
+      )
+    )
+
+    const consoleOptions = {
+      bufferSize: config.console?.bufferSize,
+      logFile: config.console?.logFile === true
+        ? path.join(logDir, `${name}-console.log`)
+        : typeof config.console?.logFile === "string"
+        ? config.console.logFile
+        : undefined,
+      label: `${name} console`
+    }
+    const console = yield* (
+      consoleSlot !== undefined
+        ? ConsoleSocket.make(child.streams[consoleSlot] as Duplex, consoleOptions).pipe(Effect.asSome)
+        : consolePath !== undefined
+        ? ConsoleSocket.connectUnix(consolePath, { ...consoleOptions, connectTimeout: launchTimeout }).pipe(
+          // QEMU creates the listening socket during start-up; without QMP we may be early.
+          Effect.retry({ schedule: Schedule.spaced("20 millis"), times: 100, while: (e) => e._tag === "ConsoleClosed" }),
+          Effect.asSome
+        )
+        : Effect.succeedNone
+    ).pipe(
+      Scope.extend(inner),
+      Effect.catchAll((cause: TempFilesError | ConsoleClosed) => launchFailure("Handshake", cause))
+    )
+
+    return yield* running({ name, command, child, qmp, console, temp, logDir, logPath, readLog, inner, outer, config })
+  })
+
+interface RunningParts {
+  readonly name: string
+  readonly command: ReadonlyArray<string>
+  readonly child: QemuProcess.ChildHandle
+  readonly qmp: Option.Option<QmpClient.QmpClientService>
+  readonly console: Option.Option<ConsoleSocket.ConsoleSocketService>
+  readonly temp: TempFiles.TempFilesService
+  readonly logDir: string
+  readonly logPath: string
+  readonly readLog: Effect.Effect<string>
+  readonly inner: Scope.CloseableScope
+  readonly outer: Scope.Scope
+  readonly config: MachineConfig
+}
+
+const running = (parts: RunningParts): Effect.Effect<MachineService> =>
+  Effect.gen(function*() {
+    const { child, command, config, inner, outer, readLog } = parts
+    let state: MachineState = "running"
+    let quitIssued = false
+    let userKilled = false
+    let finalLog: string | undefined
+    const stopped = yield* Deferred.make<void>()
+
+    const stateError = (operation: string, detail: string) =>
+      new MachineStateError({ operation, state, detail })
+
+    const qmp: Effect.Effect<QmpClient.QmpClientService, MachineStateError> = Effect.suspend(() =>
+      Option.isNone(parts.qmp)
+        ? Effect.fail(stateError("qmp", "the machine was launched without a QMP monitor"))
+        : state !== "running"
+        ? Effect.fail(stateError("qmp", "QMP is closed"))
+        : Effect.succeed(parts.qmp.value)
+    )
+
+    const prepare = (args: Arguments | undefined, options: MachineExecuteOptions | undefined) =>
+      args !== undefined && options?.convertKeys === true ? convertKeys(args) : args
+
+    const executeRaw = (command: string, args?: Arguments, options?: MachineExecuteOptions) =>
+      Effect.flatMap(qmp, (client) =>
+        Effect.tap(client.executeRaw(command, prepare(args, options), options), (reply) => {
+          if (command === "quit" && !("error" in reply)) quitIssued = true
+        }))
+
+    const execute = (command: string, args?: Arguments, options?: MachineExecuteOptions) =>
+      Effect.flatMap(qmp, (client) =>
+        Effect.tap(client.execute(command, prepare(args, options), options), () => {
+          if (command === "quit") quitIssued = true
+        }))
+
+    // The seed's _early_cleanup: close the console first, or QEMU may block writing to it while we wait.
+    const earlyCleanup = Option.match(parts.console, { onNone: () => Effect.void, onSome: (c) => c.close })
+    const closeQmp = Option.match(parts.qmp, { onNone: () => Effect.void, onSome: (c) => c.close })
+
+    const hardShutdown = Effect.gen(function*() {
+      yield* earlyCleanup
+      yield* child.kill("SIGKILL")
+      yield* child.wait(HARD_KILL_TIMEOUT).pipe(
+        Effect.mapError((cause) =>
+          new AbnormalShutdown({ detail: "QEMU did not exit after SIGKILL", exitCode: null, signal: null, cause })
+        )
+      )
+    })
+
+    const softShutdown = (timeout: Duration.Duration) =>
+      Effect.gen(function*() {
+        yield* earlyCleanup
+        if (Option.isSome(parts.qmp)) {
+          const client = parts.qmp.value
+          if (!quitIssued) {
+            yield* client.executeRaw("quit").pipe(Effect.ensuring(closeQmp))
+          } else {
+            yield* closeQmp
+          }
+        }
+        yield* child.awaitExit
+      }).pipe(
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () => new QemuProcess.WaitTimeout(child.pid, Duration.toMillis(timeout))
+        })
+      )
+
+    const doShutdown = (timeout: Duration.Duration) =>
+      softShutdown(timeout).pipe(
+        Effect.catchAll((cause) =>
+          Effect.zipRight(
+            hardShutdown,
+            Effect.flatMap(child.status, (status) =>
+              Effect.fail(
+                new AbnormalShutdown({
+                  detail: `graceful shutdown failed: ${cause.message}`,
+                  exitCode: Option.getOrNull(Option.flatMap(status, (s) => Option.fromNullable(s.exitCode))),
+                  signal: Option.getOrNull(Option.flatMap(status, (s) => Option.fromNullable(s.signal))),
+                  cause
+                })
+              ))
+          )
+        )
+      )
+
+    const postShutdown = Effect.gen(function*() {
+      yield* earlyCleanup
+      yield* closeQmp
+      finalLog = yield* readLog
+      const status = yield* child.status
+      yield* Scope.close(inner, Exit.void)
+      if (Option.isSome(status)) {
+        const signal = status.value.signal
+        if (signal !== null && !(userKilled && signal === "SIGKILL")) {
+          yield* Effect.logWarning(`qemu received signal ${signal}; command: "${command.join(" ")}"`)
+        }
+      }
+      quitIssued = false
+      userKilled = false
+      state = "stopped"
+      yield* Deferred.succeed(stopped, undefined)
+    })
+
+    const shutdown = (options?: ShutdownOptions): Effect.Effect<void, AbnormalShutdown> =>
+      Effect.uninterruptible(Effect.suspend(() => {
+        if (state !== "running") return Deferred.await(stopped)
+        state = "shutting-down"
+        const work = options?.hard === true
+          ? Effect.zipRight(Effect.sync(() => {
+            userKilled = true
+          }), hardShutdown)
+          : doShutdown(Duration.decode(options?.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT))
+        return Effect.ensuring(work, postShutdown)
+      }))
+
+    // Leaving the scope shuts down like `shutdown()`; an abnormal end is logged, not hidden.
+    yield* Scope.addFinalizer(
+      outer,
+      shutdown({ timeout: config.shutdownTimeout ?? DEFAULT_SHUTDOWN_TIMEOUT }).pipe(
+        Effect.catchAll((e) => Effect.logWarning(`${parts.name}: ${e.message}`))
+      )
+    )
+
+    const withClient = <A, E>(f: (client: QmpClient.QmpClientService) => Effect.Effect<A, E>) =>
+      Effect.flatMap(qmp, f)
+
+    const service: MachineService = {
+      name: parts.name,
+      command,
+      pid: child.pid,
+      tempDir: parts.temp.directory,
+      logDir: parts.logDir,
+      logPath: parts.logPath,
+      qmp,
+      console: Effect.suspend(() =>
+        Option.isNone(parts.console)
+          ? Effect.fail(stateError("console", "the machine was launched without a console"))
+          : Effect.succeed(parts.console.value)
+      ),
+      execute,
+      executeRaw,
+      hmp: (commandLine, options) => withClient((c) => c.hmp(commandLine, options)),
+      executeAndWait: (command, args, filters, options) =>
+        withClient((c) =>
+          Effect.tap(c.executeAndWait(command, args, filters, options), () => {
+            if (command === "quit") quitIssued = true
+          })
+        ),
+      events: Option.match(parts.qmp, { onNone: () => Stream.empty, onSome: (c) => c.events }),
+      eventWait: (name, options) => withClient((c) => c.eventWait(name, options)),
+      eventsWait: (filters, options) => withClient((c) => c.eventsWait(filters, options)),
+      getEvent: withClient((c) => c.getEvent),
+      getEvents: withClient((c) => c.getEvents),
+      state: Effect.sync(() => state),
+      isRunning: Effect.map(child.status, Option.isNone),
+      exitCode: Effect.map(child.status, Option.flatMap((s) => Option.fromNullable(s.exitCode))),
+      exitStatus: child.status,
+      log: Effect.suspend(() => finalLog !== undefined ? Effect.succeed(finalLog) : readLog),
+      shutdown,
+      kill: shutdown({ hard: true }),
+      wait: (timeout) =>
+        Effect.suspend(() => {
+          if (state === "running") quitIssued = true
+          return shutdown({ timeout: timeout ?? DEFAULT_SHUTDOWN_TIMEOUT })
+        })
+    }
+    return service
+  })
+
+/** A machine that lives as long as the layer: for a test suite that shares one VM. */
+export const layer = (config: MachineConfig = {}): Layer.Layer<Machine, LaunchError> =>
+  Layer.scoped(Machine, launch(config))
+
+export type {
+  /** Re-exported for convenience. */
+  MachineConfig
+} from "./MachineConfig.js"

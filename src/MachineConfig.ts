@@ -1,0 +1,170 @@
+/**
+ * What a machine is: binary, arguments, monitor and console wiring,
+ * timeouts. `buildArgs` turns a config and the launch's runtime facts
+ * (descriptor numbers, socket paths) into QEMU's argv, with no I/O.
+ *
+ * @module
+ */
+import type * as Duration from "effect/Duration"
+
+/** How QEMU's QMP monitor is reached. */
+export type MonitorTransport =
+  /** A socket pair inherited by QEMU as a descriptor (`-chardev socket,id=mon,fd=N`). The default. */
+  | { readonly _tag: "SocketPair" }
+  /** We listen on a unix path and QEMU connects (the seed's default). `path` defaults into the temp dir. */
+  | { readonly _tag: "UnixPath"; readonly path?: string | undefined }
+  /** We listen on TCP and QEMU connects. `host` defaults to 127.0.0.1; port 0 picks a free one. */
+  | { readonly _tag: "Tcp"; readonly host?: string | undefined; readonly port?: number | undefined }
+
+/** The guest serial console, as the seed's `set_console`. */
+export interface ConsoleConfig {
+  /** A device type such as `isa-serial`; default `-serial chardev:console` (the machine's default device). */
+  readonly deviceType?: string | undefined
+  /** Which console: index N puts N `-serial null` devices before it. Default 0. */
+  readonly index?: number | undefined
+  /** `"SocketPair"` (default, inherited descriptor) or `"UnixPath"` (QEMU listens, `server=on,wait=off`). */
+  readonly transport?: "SocketPair" | "UnixPath" | undefined
+  /** Characters of output kept in memory. Default 1 MiB. */
+  readonly bufferSize?: number | undefined
+  /** Also append the console's bytes to this file; `true` means `<name>-console.log` in the log dir. */
+  readonly logFile?: string | boolean | undefined
+}
+
+/** A descriptor handed to QEMU with `-add-fd` (the seed's `add_fd`). */
+export interface AddFd {
+  /** An open descriptor of this process; QEMU gets a copy at a number the launch chooses. */
+  readonly fd: number
+  readonly fdset: number
+  readonly opaque: string
+  /** Extra `-add-fd` options, appended verbatim. */
+  readonly opts?: string | undefined
+}
+
+/** A machine's configuration. Every field is optional. */
+export interface MachineConfig {
+  /** The QEMU binary. Default `qemu-system-x86_64`. */
+  readonly binary?: string | undefined
+  /** Extra arguments after the base ones (the seed's `args`/`add_args`). */
+  readonly args?: ReadonlyArray<string> | undefined
+  /** Prefix before the binary, e.g. `["taskset", "-c", "1"]`. */
+  readonly wrapper?: ReadonlyArray<string> | undefined
+  /** Prefix of socket and log file names. Default `qemu-<pid>-<n>`. */
+  readonly name?: string | undefined
+  /** Where the private temp dir is created. Default the OS temp dir. */
+  readonly baseTempDir?: string | undefined
+  /** Where path sockets go. Default the temp dir. */
+  readonly sockDir?: string | undefined
+  /** Where `<name>.log` goes and stays. Default the temp dir (removed with it). */
+  readonly logDir?: string | undefined
+  /** `-machine` value (the seed's `set_machine`). */
+  readonly machineType?: string | undefined
+  /** `-accel` value, e.g. `tcg` or `kvm`. Default: QEMU's default (TCG here). */
+  readonly accel?: string | undefined
+  /** Add a QMP monitor. Default true (the seed's `set_qmp_monitor`). */
+  readonly qmp?: boolean | undefined
+  /** How QMP is reached. Default a socket pair. */
+  readonly monitor?: MonitorTransport | undefined
+  /** Add `-monitor null` (the seed's `add_monitor_null`). */
+  readonly monitorNull?: boolean | undefined
+  /** A serial console. Default none. */
+  readonly console?: ConsoleConfig | undefined
+  /** Descriptors passed with `-add-fd`. */
+  readonly addFds?: ReadonlyArray<AddFd> | undefined
+  /** Default timeout of QMP commands. Default none. */
+  readonly qmpTimeout?: Duration.DurationInput | undefined
+  /** Greeting plus negotiation must finish within this. Default 30 s. */
+  readonly launchTimeout?: Duration.DurationInput | undefined
+  /** Soft shutdown timeout when the scope closes. Default 30 s. */
+  readonly shutdownTimeout?: Duration.DurationInput | undefined
+  /** Keep the temp dir after shutdown. Default false. */
+  readonly keepTempDir?: boolean | undefined
+  /**
+   * Make QEMU die with SIGKILL if this process dies, via util-linux
+   * `setpriv --pdeathsig KILL` (when it is installed). Default true.
+   */
+  readonly dieWithParent?: boolean | undefined
+  /** Extra environment variables for QEMU. */
+  readonly env?: Readonly<Record<string, string>> | undefined
+}
+
+/** The first inherited descriptor number. */
+export const FIRST_EXTRA_FD = 3
+
+/** Facts known only at launch: where the monitor and console are. */
+export interface LaunchRuntime {
+  readonly monitor?:
+    | { readonly _tag: "Fd"; readonly fd: number }
+    | { readonly _tag: "UnixPath"; readonly path: string }
+    | { readonly _tag: "Tcp"; readonly host: string; readonly port: number }
+    | undefined
+  readonly console?:
+    | { readonly _tag: "Fd"; readonly fd: number }
+    | { readonly _tag: "UnixPath"; readonly path: string }
+    | undefined
+  /** The descriptor number QEMU sees for each `addFds` entry, in order. */
+  readonly addFdNumbers?: ReadonlyArray<number> | undefined
+}
+
+/** The base arguments every machine gets: no display, no VGA (as the seed). */
+export const BASE_ARGS: ReadonlyArray<string> = ["-display", "none", "-vga", "none"]
+
+/**
+ * QEMU's arguments (without wrapper and binary), pure: the seed's
+ * `_base_args` followed by the user's arguments.
+ */
+export const buildArgs = (config: MachineConfig, runtime: LaunchRuntime): ReadonlyArray<string> => {
+  const args: Array<string> = [...BASE_ARGS]
+  const monitor = runtime.monitor
+  if (config.qmp !== false && monitor !== undefined) {
+    const chardev = monitor._tag === "Fd"
+      ? `socket,id=mon,fd=${monitor.fd}`
+      : monitor._tag === "UnixPath"
+      ? `socket,id=mon,path=${monitor.path}`
+      : `socket,id=mon,host=${monitor.host},port=${monitor.port}`
+    args.push("-chardev", chardev, "-mon", "chardev=mon,mode=control")
+  }
+  if (config.monitorNull === true) args.push("-monitor", "null")
+  if (config.machineType !== undefined) args.push("-machine", config.machineType)
+  if (config.accel !== undefined) args.push("-accel", config.accel)
+  const console = config.console
+  if (console !== undefined) {
+    for (let i = 0; i < (console.index ?? 0); i++) args.push("-serial", "null")
+    const where = runtime.console
+    if (where !== undefined) {
+      args.push(
+        "-chardev",
+        where._tag === "Fd"
+          ? `socket,id=console,fd=${where.fd}`
+          : `socket,id=console,path=${where.path},server=on,wait=off`
+      )
+      if (console.deviceType === undefined) args.push("-serial", "chardev:console")
+      else args.push("-device", `${console.deviceType},chardev=console`)
+    }
+  }
+  const numbers = runtime.addFdNumbers ?? []
+  ;(config.addFds ?? []).forEach((entry, i) => {
+    const fd = numbers[i] ?? entry.fd
+    const options = [`fd=${fd}`, `set=${entry.fdset}`, `opaque=${entry.opaque}`]
+    if (entry.opts !== undefined && entry.opts !== "") options.push(entry.opts)
+    args.push("-add-fd", options.join(","))
+  })
+  args.push(...(config.args ?? []))
+  return args
+}
+
+/** The whole argv: wrapper, binary, arguments. */
+export const buildCommand = (
+  config: MachineConfig,
+  runtime: LaunchRuntime,
+  wrapper: ReadonlyArray<string> = config.wrapper ?? []
+): ReadonlyArray<string> => [...wrapper, config.binary ?? DEFAULT_BINARY, ...buildArgs(config, runtime)]
+
+/** The default binary. */
+export const DEFAULT_BINARY = "qemu-system-x86_64"
+
+/** The guest the demo boots: SeaBIOS with no disk and no NIC prints its banner and "No bootable device". */
+export const seabiosDemo: MachineConfig = {
+  machineType: "pc,graphics=off",
+  args: ["-nic", "none", "-m", "64"],
+  console: {}
+}

@@ -1,0 +1,171 @@
+/**
+ * Spawning QEMU: an argv array (never a shell), stdin closed, output to a
+ * file descriptor, extra descriptors inherited at fixed numbers. A scoped
+ * resource: the scope's end kills the process if it still runs and waits
+ * for it.
+ *
+ * @module
+ */
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import * as ChildProcess from "node:child_process"
+import type { Duplex } from "node:stream"
+
+/** How a process ended. Exactly one of the two is set. */
+export interface ExitStatus {
+  readonly exitCode: number | null
+  readonly signal: NodeJS.Signals | null
+}
+
+/** What one inherited descriptor slot (fd 3 and up) holds. */
+export type ExtraFd =
+  /** A new socket pair; the parent's end is in `streams`. */
+  | "socketpair"
+  /** An open descriptor of this process, inherited as is. */
+  | number
+  /** Nothing (the slot stays closed). */
+  | "none"
+
+/** What to spawn. */
+export interface SpawnOptions {
+  /** The full argv; `command[0]` is the program (found on `PATH`). */
+  readonly command: ReadonlyArray<string>
+  /** Where stdout and stderr go: an open descriptor, or discarded. */
+  readonly output: number | "ignore"
+  /** Descriptors for fd 3, 4, ... in the child. */
+  readonly extraFds?: ReadonlyArray<ExtraFd> | undefined
+  /** Environment; default the parent's. */
+  readonly env?: Readonly<Record<string, string | undefined>> | undefined
+  /** How long the scope's finalizer waits after SIGKILL. Default 60 s. */
+  readonly killTimeout?: Duration.DurationInput | undefined
+}
+
+/** The program could not be started (not found, not executable, ...). */
+export class SpawnError {
+  readonly _tag = "SpawnError"
+  constructor(readonly command: ReadonlyArray<string>, readonly error: Error) {}
+  get message(): string {
+    return `cannot spawn ${this.command[0]}: ${this.error.message}`
+  }
+}
+
+/** `wait` timed out; the process still runs. */
+export class WaitTimeout {
+  readonly _tag = "WaitTimeout"
+  constructor(readonly pid: number, readonly timeoutMillis: number) {}
+  get message(): string {
+    return `process ${this.pid} still running after ${this.timeoutMillis} ms`
+  }
+}
+
+/** A running (or exited) child process. */
+export interface ChildHandle {
+  readonly pid: number
+  readonly command: ReadonlyArray<string>
+  /** The parent's end of each `"socketpair"` slot, by slot (index 0 is fd 3). */
+  readonly streams: ReadonlyArray<Duplex | undefined>
+  /** The exit status if it has exited. */
+  readonly status: Effect.Effect<Option.Option<ExitStatus>>
+  /** Waits for the exit, however long. */
+  readonly awaitExit: Effect.Effect<ExitStatus>
+  /** Waits for the exit, at most `timeout`. */
+  readonly wait: (timeout: Duration.DurationInput) => Effect.Effect<ExitStatus, WaitTimeout>
+  /** Sends a signal (no-op once exited). Default SIGKILL. */
+  readonly kill: (signal?: NodeJS.Signals) => Effect.Effect<void>
+}
+
+/** Spawns processes. */
+export interface QemuProcessService {
+  readonly spawn: (options: SpawnOptions) => Effect.Effect<ChildHandle, SpawnError, Scope.Scope>
+}
+
+/** The process spawner service. */
+export class QemuProcess extends Context.Tag("qemu-machine/QemuProcess")<QemuProcess, QemuProcessService>() {}
+
+const DEFAULT_KILL_TIMEOUT = Duration.seconds(60)
+
+/**
+ * Spawns with Node's `child_process.spawn`: no shell, `detached` (its own
+ * process group, so a terminal's Ctrl-C reaches us and not QEMU; we decide
+ * how it shuts down).
+ */
+export const spawn = (options: SpawnOptions): Effect.Effect<ChildHandle, SpawnError, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.gen(function*() {
+      const exited = yield* Deferred.make<ExitStatus>()
+      const [program, ...args] = options.command
+      if (program === undefined) {
+        return yield* Effect.fail(new SpawnError(options.command, new Error("empty command")))
+      }
+      const extra = (options.extraFds ?? []).map((slot) =>
+        slot === "socketpair" ? "pipe" as const : slot === "none" ? "ignore" as const : slot
+      )
+      const child = yield* Effect.async<ChildProcess.ChildProcess, SpawnError>((resume) => {
+        let child: ChildProcess.ChildProcess
+        try {
+          child = ChildProcess.spawn(program, args, {
+            stdio: ["ignore", options.output, options.output, ...extra],
+            detached: true,
+            shell: false,
+            env: options.env ?? process.env
+          })
+        } catch (error) {
+          // spawn throws synchronously for invalid arguments (e.g. a NUL byte).
+          resume(Effect.fail(new SpawnError(options.command, error as Error)))
+          return
+        }
+        child.on("exit", (exitCode, signal) => {
+          Deferred.unsafeDone(exited, Exit.succeed({ exitCode, signal }))
+        })
+        child.once("error", (error) => resume(Effect.fail(new SpawnError(options.command, error))))
+        child.once("spawn", () => resume(Effect.succeed(child)))
+      })
+      // Keep an error listener for the child's whole life (kill on an exited process, ...).
+      child.on("error", () => {})
+      const streams = child.stdio.slice(3).map((stream) => (stream ?? undefined) as Duplex | undefined)
+      for (const stream of streams) stream?.on("error", () => {})
+      const status = Effect.sync(() =>
+        child.exitCode !== null || child.signalCode !== null
+          ? Option.some<ExitStatus>({ exitCode: child.exitCode, signal: child.signalCode })
+          : Option.none<ExitStatus>()
+      )
+      const handle: ChildHandle = {
+        pid: child.pid!,
+        command: options.command,
+        streams,
+        status,
+        awaitExit: Deferred.await(exited),
+        wait: (timeout) =>
+          Deferred.await(exited).pipe(
+            Effect.timeoutFail({
+              duration: timeout,
+              onTimeout: () => new WaitTimeout(child.pid!, Duration.toMillis(timeout))
+            })
+          ),
+        kill: (signal = "SIGKILL") =>
+          Effect.sync(() => {
+            if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+          })
+      }
+      return handle
+    }),
+    (handle) =>
+      Effect.gen(function*() {
+        if (Option.isNone(yield* handle.status)) {
+          yield* handle.kill("SIGKILL")
+          yield* handle.wait(options.killTimeout ?? DEFAULT_KILL_TIMEOUT).pipe(
+            Effect.catchAll((e) => Effect.logError(`QEMU did not die after SIGKILL: ${e.message}`))
+          )
+        }
+        for (const stream of handle.streams) stream?.destroy()
+      })
+  )
+
+/** The Node implementation. */
+export const layer: Layer.Layer<QemuProcess> = Layer.succeed(QemuProcess, { spawn })

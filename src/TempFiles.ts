@@ -1,0 +1,100 @@
+/**
+ * A private temporary directory for one machine: sockets, logs, disk images.
+ * Mode 0700, removed by its scope's finalizer unless asked to keep it.
+ *
+ * @module
+ */
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import * as NodeOs from "node:os"
+import { SocketPathTooLong, TempFilesError } from "./Errors.js"
+
+/**
+ * The longest AF_UNIX socket path Linux accepts: `sun_path` is 108 bytes,
+ * one of which is the terminating NUL.
+ */
+export const MAX_SOCKET_PATH_BYTES = 107
+
+/** Options of a temporary directory. */
+export interface TempFilesOptions {
+  /** Where to create it. Default: the OS temp dir (`$TMPDIR` or `/tmp`). */
+  readonly baseDir?: string | undefined
+  /** Name prefix. Default `qemu-machine-`. */
+  readonly prefix?: string | undefined
+  /** Keep the directory when the scope closes (for post-mortem logs). Default false. */
+  readonly keep?: boolean | undefined
+}
+
+/** A private temporary directory. */
+export interface TempFilesService {
+  /** The directory's absolute path. */
+  readonly directory: string
+  /** The path of a file in the directory (no I/O). */
+  readonly file: (name: string) => string
+  /** The path of a socket in `dir` (default the temp dir), checked against the AF_UNIX limit. */
+  readonly socketPath: (name: string, dir?: string | undefined) => Effect.Effect<string, SocketPathTooLong>
+  /** Writes a file in the directory with mode 0600 and returns its path. */
+  readonly writeFile: (name: string, data: Uint8Array) => Effect.Effect<string, TempFilesError>
+}
+
+/** The temporary directory service. */
+export class TempFiles extends Context.Tag("qemu-machine/TempFiles")<TempFiles, TempFilesService>() {}
+
+/** Fails with `SocketPathTooLong` if `path` does not fit in `sockaddr_un`. */
+export const checkSocketPath = (path: string): Effect.Effect<string, SocketPathTooLong> => {
+  const length = Buffer.byteLength(path, "utf8")
+  return length > MAX_SOCKET_PATH_BYTES
+    ? Effect.fail(new SocketPathTooLong({ path, length, limit: MAX_SOCKET_PATH_BYTES }))
+    : Effect.succeed(path)
+}
+
+/**
+ * Creates the directory (mode 0700). Its removal is registered on the scope
+ * before anything is put in it, so nothing is left behind whatever happens.
+ */
+export const make = (
+  options: TempFilesOptions = {}
+): Effect.Effect<TempFilesService, TempFilesError, Scope.Scope | FileSystem.FileSystem | Path.Path> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const baseDir = options.baseDir ?? NodeOs.tmpdir()
+    const directory = yield* Effect.acquireRelease(
+      fs.makeTempDirectory({ directory: baseDir, prefix: options.prefix ?? "qemu-machine-" }).pipe(
+        Effect.mapError((cause) => new TempFilesError({ operation: "create directory in", path: baseDir, cause }))
+      ),
+      (directory) =>
+        options.keep === true
+          ? Effect.void
+          : fs.remove(directory, { recursive: true }).pipe(
+            Effect.catchAll((cause) =>
+              Effect.logWarning(new TempFilesError({ operation: "remove", path: directory, cause }).message)
+            )
+          )
+    )
+    // mkdtemp already uses 0700; say so explicitly rather than trust the umask.
+    yield* fs.chmod(directory, 0o700).pipe(
+      Effect.mapError((cause) => new TempFilesError({ operation: "chmod", path: directory, cause }))
+    )
+    const file = (name: string) => path.join(directory, name)
+    return {
+      directory,
+      file,
+      socketPath: (name, dir) => checkSocketPath(path.join(dir ?? directory, name)),
+      writeFile: (name, data) =>
+        fs.writeFile(file(name), data, { mode: 0o600 }).pipe(
+          Effect.as(file(name)),
+          Effect.mapError((cause) => new TempFilesError({ operation: "write", path: file(name), cause }))
+        )
+    } satisfies TempFilesService
+  })
+
+/** A `TempFiles` directory that lives as long as the layer, on Node's file system. */
+export const layer = (options?: TempFilesOptions): Layer.Layer<TempFiles, TempFilesError> =>
+  Layer.scoped(TempFiles, make(options)).pipe(Layer.provide([NodeFileSystem.layer, NodePath.layer]))
