@@ -213,6 +213,7 @@ export const fromTransport = (
         return Effect.zipRight(Deferred.await(changed), attempt)
       })
       return attempt.pipe(
+        Effect.interruptible,
         Effect.ensuring(Effect.sync(() => {
           searchedUpTo = 0
         })),

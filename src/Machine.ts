@@ -465,6 +465,8 @@ const running = (parts: RunningParts): Effect.Effect<MachineService> =>
         }
         yield* child.awaitExit
       }).pipe(
+        // Shutdown runs uninterruptibly; the timeout must still be able to cut this short.
+        Effect.interruptible,
         Effect.timeoutFail({
           duration: timeout,
           onTimeout: () => new QemuProcess.WaitTimeout(child.pid, Duration.toMillis(timeout))

@@ -142,7 +142,8 @@ export const spawn = (options: SpawnOptions): Effect.Effect<ChildHandle, SpawnEr
         status,
         awaitExit: Deferred.await(exited),
         wait: (timeout) =>
-          Deferred.await(exited).pipe(
+          // Interruptible, so the timeout also works inside finalizers and other uninterruptible regions.
+          Effect.interruptible(Deferred.await(exited)).pipe(
             Effect.timeoutFail({
               duration: timeout,
               onTimeout: () => new WaitTimeout(child.pid!, Duration.toMillis(timeout))

@@ -350,9 +350,10 @@ export const fromTransport = (
       deferred: Deferred.Deferred<Reply, QMPDisconnected>,
       timeout: Duration.DurationInput | undefined
     ): Effect.Effect<Reply, QMPTimeout | QMPDisconnected> => {
+      // Interruptible, so timeouts hold even when called from a finalizer (e.g. `quit` at shutdown).
       const wait = timeout === undefined
         ? Deferred.await(deferred)
-        : Deferred.await(deferred).pipe(
+        : Effect.interruptible(Deferred.await(deferred)).pipe(
           Effect.timeoutFail({
             duration: timeout,
             onTimeout: () =>
@@ -445,7 +446,7 @@ export const fromTransport = (
       timeout: Duration.DurationInput | undefined
     ): Effect.Effect<A, E | QMPTimeout> => {
       const duration = timeout === undefined ? DEFAULT_EVENT_TIMEOUT : Duration.decode(timeout)
-      return Effect.timeoutFail(effect, {
+      return Effect.timeoutFail(Effect.interruptible(effect), {
         duration,
         onTimeout: () => new QMPTimeout({ operation, timeoutMillis: Duration.toMillis(duration) })
       })

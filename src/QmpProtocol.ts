@@ -160,8 +160,13 @@ const safeStringify = (json: unknown): string => {
   }
 }
 
-/** Encodes a command as one line of JSON. */
-export const encodeCommand = (command: Command): string => `${JSON.stringify(command)}\n`
+/**
+ * Encodes a command as JSON, with no trailing newline: QEMU frames input by
+ * JSON nesting, and a newline it has not read when it exits after `quit`
+ * makes the kernel reset the connection (over TCP that can drop the reply
+ * to `quit` itself).
+ */
+export const encodeCommand = (command: Command): string => JSON.stringify(command)
 
 const OPEN_BRACE = 0x7b
 const CLOSE_BRACE = 0x7d

@@ -1,0 +1,27 @@
+/**
+ * qemu-machine: launch QEMU virtual machines and drive them over QMP, as
+ * Effect services.
+ *
+ * ```ts
+ * import { Machine } from "qemu-machine"
+ * ```
+ *
+ * @module
+ */
+
+/** The guest serial console. */
+export * as ConsoleSocket from "./ConsoleSocket.js"
+/** Every error the library reports. */
+export * as Errors from "./Errors.js"
+/** A launched QEMU, as a scoped resource. */
+export * as Machine from "./Machine.js"
+/** Machine configuration and the pure argv builder. */
+export * as MachineConfig from "./MachineConfig.js"
+/** Spawning QEMU processes. */
+export * as QemuProcess from "./QemuProcess.js"
+/** A QMP session. */
+export * as QmpClient from "./QmpClient.js"
+/** QMP wire schemas, framing and event matching. */
+export * as QmpProtocol from "./QmpProtocol.js"
+/** Private temporary directories. */
+export * as TempFiles from "./TempFiles.js"
