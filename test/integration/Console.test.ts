@@ -1,0 +1,180 @@
+import { expect, it } from "@effect/vitest"
+import { Chunk, Duration, Effect, Fiber, Option, Stream } from "effect"
+import * as NodeFs from "node:fs"
+import * as NodePath from "node:path"
+import * as Machine from "../../src/Machine.js"
+import { type MachineConfig, seabiosDemo } from "../../src/MachineConfig.js"
+import * as TempFiles from "../../src/TempFiles.js"
+import { childPids, describeQemu, echoGuestImage, leftovers, makeBaseDir } from "../helpers.js"
+
+/** The echo guest booted from a raw image written into a TempFiles dir. */
+const echoGuest = (baseTempDir: string, extra: MachineConfig = {}) =>
+  Effect.gen(function*() {
+    const temp = yield* TempFiles.TempFiles
+    const image = yield* temp.writeFile("echo-guest.img", echoGuestImage())
+    return Machine.launch({
+      machineType: "pc,graphics=off",
+      args: [
+        "-nic", "none", "-m", "16",
+        "-drive", `file=${image},format=raw,if=ide`,
+        "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"
+      ],
+      console: {},
+      baseTempDir,
+      ...extra
+    })
+  }).pipe(Effect.flatten)
+
+describeQemu("ConsoleSocket with real guests", () => {
+  it.live("shows the SeaBIOS banner and 'No bootable device' of the default guest", () =>
+    Effect.gen(function*() {
+      const base = makeBaseDir("seabios")
+      yield* Effect.scoped(Effect.gen(function*() {
+        const vm = yield* Machine.launch({ ...seabiosDemo, baseTempDir: base })
+        const console = yield* vm.console
+        const banner = yield* console.waitFor(/SeaBIOS \(version ([^)]+)\)/, { timeout: "20 seconds" })
+        expect(banner.groups[0]).toMatch(/\d+\.\d+/)
+        const end = yield* console.waitFor("No bootable device", { timeout: "20 seconds" })
+        expect(end.before).toContain("Booting from Hard Disk")
+      }))
+      expect(childPids()).toEqual([])
+      expect(leftovers(base)).toEqual([])
+    }))
+
+  it.live("echo round trip, a pattern split across writes, and the log file equals the stream", () =>
+    Effect.gen(function*() {
+      const base = makeBaseDir("echo")
+      const logDir = makeBaseDir("echo-logs")
+      yield* Effect.scoped(Effect.gen(function*() {
+        const vm = yield* echoGuest(base, { console: { logFile: true }, logDir, name: "echo" })
+        const console = yield* vm.console
+        const streamed = yield* Stream.runCollect(console.output).pipe(Effect.fork)
+        yield* console.waitFor("ECHO GUEST READY\r\n", { timeout: "20 seconds" })
+        const echoed = yield* console.execAndWait("hello", "hello\r\n", { timeout: "10 seconds" })
+        expect(echoed.match).toBe("hello\r\n")
+        // A pattern that arrives in several chunks.
+        // (The guest treats 'f' and 'q' as commands: keep them out of the text.)
+        yield* console.write("123")
+        yield* Effect.sleep("100 millis")
+        yield* console.write("456")
+        yield* Effect.sleep("100 millis")
+        yield* console.write("789\r")
+        const split = yield* console.waitFor(/123(456)789/, { timeout: "10 seconds" })
+        expect(split.groups).toEqual(["456"])
+        // Waits consume: the same text is not matched twice.
+        const again = yield* Effect.flip(console.waitFor("123456789", { timeout: "300 millis" }))
+        expect(again._tag).toBe("ConsoleTimeout")
+        expect(again._tag === "ConsoleTimeout" && again.tail).toContain("123456789")
+        yield* vm.shutdown()
+        const bytes = Buffer.concat(Chunk.toArray(yield* Fiber.join(streamed)))
+        const logged = NodeFs.readFileSync(NodePath.join(logDir, "echo-console.log"))
+        expect(logged.equals(bytes)).toBe(true)
+        expect(logged.toString()).toContain("ECHO GUEST READY")
+      }).pipe(Effect.provide(TempFiles.layer())))
+      expect(NodeFs.statSync(NodePath.join(logDir, "echo-console.log")).mode & 0o777).toBe(0o600)
+      expect(leftovers(base)).toEqual([])
+    }))
+
+  it.live("lines streams the console line by line", () =>
+    Effect.gen(function*() {
+      const base = makeBaseDir("lines")
+      yield* Effect.scoped(Effect.gen(function*() {
+        const vm = yield* echoGuest(base)
+        const console = yield* vm.console
+        const lines = yield* console.lines.pipe(
+          Stream.dropWhile((line) => !line.includes("READY")),
+          Stream.take(3),
+          Stream.runCollect,
+          Effect.fork
+        )
+        yield* console.waitFor("READY", { timeout: "20 seconds" })
+        yield* console.write("one\rtwo\r")
+        const [first, ...rest] = Chunk.toArray(yield* Fiber.join(lines))
+        // SeaBIOS's "Booting from Hard Disk..." has no newline before the guest's banner.
+        expect(first).toMatch(/ECHO GUEST READY$/)
+        expect(rest).toEqual(["one", "two"])
+      }).pipe(Effect.provide(TempFiles.layer())))
+    }))
+
+  it.live("a guest that powers off by itself: wait returns with its exit code", () =>
+    Effect.gen(function*() {
+      const base = makeBaseDir("poweroff")
+      yield* Effect.scoped(Effect.gen(function*() {
+        const vm = yield* echoGuest(base)
+        const console = yield* vm.console
+        yield* console.waitFor("READY", { timeout: "20 seconds" })
+        yield* console.write("q")
+        yield* vm.wait(Duration.seconds(10))
+        // isa-debug-exit: (1 << 1) | 1
+        expect(yield* vm.exitCode).toEqual(Option.some(3))
+      }).pipe(Effect.provide(TempFiles.layer())))
+      expect(childPids()).toEqual([])
+      expect(leftovers(base)).toEqual([])
+    }))
+
+  it.live("waiters fail with ConsoleClosed at once when the console closes", () =>
+    Effect.gen(function*() {
+      const base = makeBaseDir("closed")
+      yield* Effect.scoped(Effect.gen(function*() {
+        const vm = yield* echoGuest(base)
+        const console = yield* vm.console
+        const waiting = yield* Effect.fork(console.waitFor("never printed", { timeout: "60 seconds" }))
+        yield* Effect.sleep("200 millis")
+        const started = Date.now()
+        yield* vm.shutdown()
+        const error = yield* Fiber.join(waiting).pipe(Effect.flip)
+        expect(error._tag).toBe("ConsoleClosed")
+        expect(Date.now() - started).toBeLessThan(5000)
+        expect((yield* Effect.flip(console.write("x")))._tag).toBe("ConsoleClosed")
+        expect(yield* console.recent).toContain("ECHO GUEST READY")
+      }).pipe(Effect.provide(TempFiles.layer())))
+    }))
+
+  it.live("the seed's path console (server=on,wait=off) works too", () =>
+    Effect.gen(function*() {
+      const base = makeBaseDir("pathconsole")
+      yield* Effect.scoped(Effect.gen(function*() {
+        const vm = yield* echoGuest(base, { console: { transport: "UnixPath" } })
+        expect(vm.command.join(" ")).toContain("server=on,wait=off")
+        const console = yield* vm.console
+        yield* console.waitFor("READY", { timeout: "20 seconds" })
+        yield* console.execAndWait("ping", "ping", { timeout: "10 seconds" })
+      }).pipe(Effect.provide(TempFiles.layer())))
+      expect(leftovers(base)).toEqual([])
+    }))
+
+  it.live("a guest flooding the console for 10 s does not stall QMP, and memory stays bounded", () =>
+    Effect.gen(function*() {
+      const base = makeBaseDir("flood")
+      yield* Effect.scoped(Effect.gen(function*() {
+        const vm = yield* echoGuest(base, { console: { bufferSize: 64 * 1024 } })
+        const console = yield* vm.console
+        yield* console.waitFor("READY", { timeout: "20 seconds" })
+        yield* console.write("f")
+        yield* console.waitFor("FLOOD", { timeout: "10 seconds" })
+        const rssBefore = process.memoryUsage().rss
+        const startBytes = yield* console.bytesReceived
+        const started = Date.now()
+        let worst = 0
+        let samples = 0
+        while (Date.now() - started < 10_000) {
+          const t0 = performance.now()
+          yield* vm.execute("query-status")
+          worst = Math.max(worst, performance.now() - t0)
+          samples++
+          yield* Effect.sleep("50 millis")
+        }
+        const flooded = (yield* console.bytesReceived) - startBytes
+        const rssGrowth = process.memoryUsage().rss - rssBefore
+        expect(samples).toBeGreaterThan(50)
+        expect(worst).toBeLessThan(50)
+        // The guest did flood: at least 100 KB/s got through.
+        expect(flooded).toBeGreaterThan(1_000_000)
+        expect((yield* console.recent).length).toBeLessThanOrEqual(64 * 1024)
+        expect((yield* console.unconsumed).length).toBeLessThanOrEqual(64 * 1024)
+        // Bounded: far less than what went through.
+        expect(rssGrowth).toBeLessThan(Math.max(64 * 1024 * 1024, flooded / 2))
+      }).pipe(Effect.provide(TempFiles.layer())))
+      expect(childPids()).toEqual([])
+    }), 60_000)
+})
