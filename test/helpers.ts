@@ -24,22 +24,6 @@ if (qemuVersion === undefined && process.env.CI === "true") {
 /** `describe` for tests that need a real QEMU: skipped only outside CI when QEMU is missing. */
 export const describeQemu = describe.skipIf(qemuVersion === undefined)
 
-/**
- * The boot sector of test/fixtures/echo-guest.asm, as nasm assembles it
- * (test/unit/EchoGuest.test.ts checks the two agree when nasm is present).
- */
-const ECHO_GUEST_CODE =
-  "fa31c08ed88ed0bc007cfcbe5c7ce84000bafd03eca80174fbbaf803ec3c7174123c667415e81a003c0d75e5b00ae81100ebdeb001e6f4f4ebf9be6f7ce81100ebf850bafd03eca82074fb58baf803eec3ac84c07405e8e9ffebf6c34543484f2047554553542052454144590d0a00464c4f4f4420303132333435363738396162636465666768696a6b6c6d6e6f707172737475767778797a0d0a"
-
-/** The echo guest as a 512-byte raw disk image. */
-export const echoGuestImage = (): Uint8Array => {
-  const image = new Uint8Array(512)
-  image.set(Buffer.from(ECHO_GUEST_CODE, "hex"))
-  image[510] = 0x55
-  image[511] = 0xaa
-  return image
-}
-
 /** A fresh directory for one test's temp dirs, so leaks can be counted. */
 export const makeBaseDir = (label: string): string =>
   NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), `qm-test-${label}-`))

@@ -3,7 +3,7 @@ import { execFileSync } from "node:child_process"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
-import { echoGuestImage } from "../helpers.js"
+import * as EchoGuest from "../../src/testing/EchoGuest.js"
 
 const hasNasm = (() => {
   try {
@@ -16,7 +16,7 @@ const hasNasm = (() => {
 
 describe("echo guest", () => {
   it("is a bootable 512-byte sector", () => {
-    const image = echoGuestImage()
+    const image = EchoGuest.image()
     expect(image.length).toBe(512)
     expect([image[510], image[511]]).toEqual([0x55, 0xaa])
   })
@@ -25,8 +25,8 @@ describe("echo guest", () => {
     const dir = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "nasm-"))
     try {
       const out = NodePath.join(dir, "guest.bin")
-      execFileSync("nasm", ["-f", "bin", "-o", out, NodePath.join(__dirname, "../fixtures/echo-guest.asm")])
-      expect(Buffer.from(NodeFs.readFileSync(out)).equals(Buffer.from(echoGuestImage()))).toBe(true)
+      execFileSync("nasm", ["-f", "bin", "-o", out, NodePath.join(__dirname, "../../src/testing/echo-guest.asm")])
+      expect(Buffer.from(NodeFs.readFileSync(out)).equals(Buffer.from(EchoGuest.image()))).toBe(true)
     } finally {
       NodeFs.rmSync(dir, { recursive: true })
     }
