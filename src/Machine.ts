@@ -141,7 +141,11 @@ export interface MachineService {
   readonly shutdown: (options?: ShutdownOptions) => Effect.Effect<void, AbnormalShutdown>
   /** SIGKILL, wait, clean up (the seed's `kill`). */
   readonly kill: Effect.Effect<void, AbnormalShutdown>
-  /** Waits for the guest to power off by itself, then cleans up (the seed's `wait`). Default 30 s. */
+  /**
+   * Waits for the guest to power off by itself, then cleans up (the seed's
+   * `wait`). Default 30 s; past it, SIGKILL and `AbnormalShutdown`. The wait
+   * can be interrupted, leaving the machine running.
+   */
   readonly wait: (timeout?: Duration.DurationInput) => Effect.Effect<void, AbnormalShutdown>
 }
 
@@ -327,7 +331,8 @@ const launchIn = (
 
     const qmpOptions: QmpClient.QmpClientOptions = {
       greetingTimeout: launchTimeout,
-      commandTimeout: config.qmpTimeout
+      commandTimeout: config.qmpTimeout,
+      onTraffic: config.onQmpTraffic
     }
     const connectQmp: Effect.Effect<Option.Option<QmpClient.QmpClientService>, unknown> = (() => {
       switch (monitor._tag) {
@@ -568,8 +573,19 @@ const running = (parts: RunningParts): Effect.Effect<MachineService> =>
       kill: shutdown({ hard: true }),
       wait: (timeout) =>
         Effect.suspend(() => {
-          if (state === "running") quitIssued = true
-          return shutdown({ timeout: timeout ?? DEFAULT_SHUTDOWN_TIMEOUT })
+          if (state !== "running") return Deferred.await(stopped)
+          const duration = Duration.decode(timeout ?? DEFAULT_SHUTDOWN_TIMEOUT)
+          // Unlike the seed, the waiting itself can be interrupted (the scope's finalizer then shuts down).
+          return child.wait(duration).pipe(
+            Effect.either,
+            Effect.flatMap((waited) =>
+              Effect.suspend(() => {
+                quitIssued = true
+                // Exited: a clean shutdown. Still running after the timeout: the soft path fails at once, as the seed's.
+                return shutdown({ timeout: waited._tag === "Right" ? duration : Duration.zero })
+              })
+            )
+          )
         })
     }
     return service

@@ -83,6 +83,8 @@ export interface MachineConfig {
    * `setpriv --pdeathsig KILL` (when it is installed). Default true.
    */
   readonly dieWithParent?: boolean | undefined
+  /** Called with every QMP message sent and received (a traffic log). Keep it cheap. */
+  readonly onQmpTraffic?: ((direction: "send" | "receive", message: unknown) => void) | undefined
   /** Extra environment variables for QEMU. */
   readonly env?: Readonly<Record<string, string>> | undefined
 }

@@ -1,0 +1,126 @@
+/**
+ * Pieces the CLI's subcommands share: finding QEMU, the QMP traffic log,
+ * the process exit code, and output helpers.
+ *
+ * @internal
+ */
+import * as Options from "@effect/cli/Options"
+import * as Command from "@effect/platform/Command"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as NodeFs from "node:fs"
+import * as NodePath from "node:path"
+import { DEFAULT_BINARY } from "../MachineConfig.js"
+
+/** `--qemu BINARY`, shared by every subcommand. */
+export const binaryOption = Options.text("qemu").pipe(
+  Options.withDescription("the QEMU binary"),
+  Options.withDefault(DEFAULT_BINARY)
+)
+
+/** `--qmp-log FILE`, shared by every subcommand. */
+export const qmpLogOption = Options.file("qmp-log").pipe(
+  Options.withDescription("append every QMP message sent and received to FILE, one JSON line each"),
+  Options.optional
+)
+
+/** Arguments after `--`, taken off argv before @effect/cli parses the rest. */
+export interface Passthrough {
+  readonly cliArgs: ReadonlyArray<string>
+  readonly qemuArgs: ReadonlyArray<string>
+}
+
+/** Splits `argv` at the first `--`. */
+export const splitPassthrough = (argv: ReadonlyArray<string>): Passthrough => {
+  const index = argv.indexOf("--")
+  return index < 0
+    ? { cliArgs: argv, qemuArgs: [] }
+    : { cliArgs: argv.slice(0, index), qemuArgs: argv.slice(index + 1) }
+}
+
+let exitCode = 0
+/** Sets the code the process exits with once the CLI finishes. */
+export const setExitCode = (code: number) => Effect.sync(() => {
+  exitCode = code
+})
+/** The code set by `setExitCode`. */
+export const getExitCode = () => exitCode
+
+/**
+ * A traffic logger for `onQmpTraffic`: appends JSON lines to a file. The
+ * stream is flushed and closed with the scope.
+ */
+export const trafficLog = (path: Option.Option<string>) =>
+  Option.match(path, {
+    onNone: () => Effect.succeed(undefined),
+    onSome: (file) =>
+      Effect.acquireRelease(
+        Effect.sync(() => NodeFs.createWriteStream(file, { flags: "a", mode: 0o600 })),
+        (stream) => Effect.async<void>((resume) => void stream.end(() => resume(Effect.void)))
+      ).pipe(
+        Effect.map((stream) => (direction: "send" | "receive", message: unknown) => {
+          const body = typeof message === "string" ? JSON.parse(message) as unknown : message
+          stream.write(`${JSON.stringify({ time: new Date().toISOString(), direction, message: body })}\n`)
+        })
+      )
+  })
+
+/** Is `binary` runnable (an existing path, or found on PATH)? */
+export const findBinary = (binary: string): Effect.Effect<Option.Option<string>, never, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const candidates = binary.includes("/")
+      ? [binary]
+      : (process.env.PATH ?? "").split(":").filter((dir) => dir !== "").map((dir) => NodePath.join(dir, binary))
+    for (const candidate of candidates) {
+      const executable = yield* fs.stat(candidate).pipe(
+        Effect.map((info) => info.type === "File" && (info.mode & 0o111) !== 0),
+        Effect.orElseSucceed(() => false)
+      )
+      if (executable) {
+        return Option.some(candidate)
+      }
+    }
+    return Option.none()
+  })
+
+/** How to get QEMU on this machine, in words. */
+export const installHint = (binary: string) =>
+  [
+    `${binary} was not found.`,
+    "On Debian or Ubuntu, install it with:",
+    "  sudo apt-get install -y --no-install-recommends qemu-system-x86",
+    "or run `npm start -- --install-qemu` as root to have the demo do it (apt-get, no shell)."
+  ].join("\n")
+
+/** Installs qemu-system-x86 with apt-get when we are root on a Debian-like system. */
+export const installQemu = Effect.gen(function*() {
+  const fs = yield* FileSystem.FileSystem
+  const isRoot = typeof process.getuid === "function" && process.getuid() === 0
+  const hasApt = yield* fs.exists("/usr/bin/apt-get").pipe(Effect.orElseSucceed(() => false))
+  if (!isRoot || !hasApt) {
+    return yield* Effect.fail(
+      `cannot install QEMU here: ${!isRoot ? "not running as root" : "apt-get is not available"}`
+    )
+  }
+  const run = (...args: Array<string>) =>
+    Command.make("apt-get", ...args).pipe(
+      Command.env({ DEBIAN_FRONTEND: "noninteractive" }),
+      Command.stdout("inherit"),
+      Command.stderr("inherit"),
+      Command.exitCode,
+      Effect.mapError((e) => `apt-get ${args[0]}: ${e.message}`),
+      Effect.filterOrFail((code) => code === 0, (code) => `apt-get ${args[0]} exited with ${code}`)
+    )
+  yield* run("update", "-qq")
+  yield* run("install", "-y", "--no-install-recommends", "qemu-system-x86")
+})
+
+/** Milliseconds since `start`, padded for a column. */
+export const elapsed = (start: number) => `${String(Math.round(performance.now() - start)).padStart(5)} ms`
+
+/** Removes terminal control sequences (SeaBIOS clears the screen) for display. */
+export const stripAnsi = (text: string) =>
+  // eslint-disable-next-line no-control-regex
+  text.replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1b[c()][0-9A-Za-z]?/g, "").replace(/\r/g, "")
