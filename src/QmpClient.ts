@@ -13,6 +13,7 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
@@ -80,6 +81,11 @@ export interface EventSubscription {
   readonly take: Effect.Effect<Option.Option<Event>>
   /** The remaining events as a stream that ends with the session. */
   readonly stream: Stream.Stream<Event>
+}
+
+interface EventWaiter {
+  readonly filters: ReadonlyArray<EventFilter>
+  readonly deferred: Deferred.Deferred<Event, QMPDisconnected>
 }
 
 /** Errors a command can end in. */
@@ -183,6 +189,8 @@ export const fromTransport = (
     const pending = new Map<number, Deferred.Deferred<Reply, QMPDisconnected>>()
     const abandoned = new Set<unknown>()
     const history: Array<Event> = []
+    // Event waits: completed synchronously by the reader, cheaper than a subscription per wait.
+    const waiters = new Set<EventWaiter>()
     let nextId = 0
     let greeted = false
     let ended: QMPDisconnected | undefined
@@ -192,6 +200,8 @@ export const fromTransport = (
       ended = error
       for (const deferred of pending.values()) Deferred.unsafeDone(deferred, Exit.fail(error))
       pending.clear()
+      for (const waiter of waiters) Deferred.unsafeDone(waiter.deferred, Exit.fail(error))
+      waiters.clear()
       eventHub.unsafeOffer(Option.none())
       Deferred.unsafeDone(disconnected, Exit.succeed(error))
       Deferred.unsafeDone(
@@ -241,6 +251,16 @@ export const fromTransport = (
       history.push(event)
       if (history.length > historySize) history.shift()
       eventHub.unsafeOffer(Option.some(event))
+      if (waiters.size === 0) return
+      let consumed = false
+      for (const waiter of waiters) {
+        if (matchesAny(event, waiter.filters)) {
+          waiters.delete(waiter)
+          consumed = true
+          Deferred.unsafeDone(waiter.deferred, Exit.succeed(event))
+        }
+      }
+      if (consumed) removeFromHistory(event)
     }
 
     const sink = {
@@ -422,57 +442,46 @@ export const fromTransport = (
       }
     )
 
-    const takeMatching = (
-      subscription: EventSubscription,
-      filters: ReadonlyArray<EventFilter>
-    ): Effect.Effect<Event, QMPDisconnected> =>
-      Effect.flatMap(subscription.take, (item) => {
-        if (Option.isNone(item)) return Effect.fail(notConnected())
-        if (matchesAny(item.value, filters)) {
-          removeFromHistory(item.value)
-          return Effect.succeed(item.value)
-        }
-        return takeMatching(subscription, filters)
-      })
-
     const removeFromHistory = (event: Event) => {
       const index = history.lastIndexOf(event)
       if (index >= 0) history.splice(index, 1)
     }
 
-    const withEventTimeout = <A, E>(
-      effect: Effect.Effect<A, E>,
-      operation: string,
-      timeout: Duration.DurationInput | undefined
-    ): Effect.Effect<A, E | QMPTimeout> => {
-      const duration = timeout === undefined ? DEFAULT_EVENT_TIMEOUT : Duration.decode(timeout)
-      return Effect.timeoutFail(Effect.interruptible(effect), {
-        duration,
-        onTimeout: () => new QMPTimeout({ operation, timeoutMillis: Duration.toMillis(duration) })
-      })
+    /** Registers a waiter now (synchronously), so no event after this point is missed. */
+    const addWaiter = (filters: ReadonlyArray<EventFilter>): EventWaiter => {
+      const waiter: EventWaiter = { filters, deferred: Deferred.unsafeMake(FiberId.none) }
+      if (ended !== undefined) Deferred.unsafeDone(waiter.deferred, Exit.fail(ended))
+      else waiters.add(waiter)
+      return waiter
     }
 
-    const describeFilters = (filters: ReadonlyArray<EventFilter>) =>
-      `event wait for ${filters.map((f) => f.name).join(" | ")}`
+    /** Waits for a waiter's event; the timer only starts if the event has not come yet. */
+    const awaitWaiter = (
+      waiter: EventWaiter,
+      timeout: Duration.DurationInput | undefined
+    ): Effect.Effect<Event, QMPTimeout | QMPDisconnected> =>
+      Effect.flatMap(Deferred.poll(waiter.deferred), (done) => {
+        if (Option.isSome(done)) return done.value
+        const duration = timeout === undefined ? DEFAULT_EVENT_TIMEOUT : Duration.decode(timeout)
+        return Effect.timeoutFail(Effect.interruptible(Deferred.await(waiter.deferred)), {
+          duration,
+          onTimeout: () =>
+            new QMPTimeout({
+              operation: `event wait for ${waiter.filters.map((f) => f.name).join(" | ")}`,
+              timeoutMillis: Duration.toMillis(duration)
+            })
+        })
+      }).pipe(Effect.ensuring(Effect.sync(() => waiters.delete(waiter))))
 
     const eventsWait = (
       filters: ReadonlyArray<EventFilter>,
       waitOptions?: { readonly timeout?: Duration.DurationInput | undefined }
     ): Effect.Effect<Event, QMPTimeout | QMPDisconnected> =>
-      withEventTimeout(
-        Effect.scoped(
-          Effect.flatMap(subscribe, (queue) => {
-            const index = history.findIndex((event) => matchesAny(event, filters))
-            if (index >= 0) {
-              const [event] = history.splice(index, 1)
-              return Effect.succeed(event!)
-            }
-            return takeMatching(queue, filters)
-          })
-        ),
-        describeFilters(filters),
-        waitOptions?.timeout
-      )
+      Effect.suspend(() => {
+        const index = history.findIndex((event) => matchesAny(event, filters))
+        if (index >= 0) return Effect.succeed(history.splice(index, 1)[0]!)
+        return awaitWaiter(addWaiter(filters), waitOptions?.timeout)
+      })
 
     const normalizeFilters = (filters: string | ReadonlyArray<EventFilter>): ReadonlyArray<EventFilter> =>
       typeof filters === "string" ? [{ name: filters }] : filters
@@ -482,18 +491,14 @@ export const fromTransport = (
       args: Arguments | undefined,
       filters: string | ReadonlyArray<EventFilter>,
       executeOptions?: ExecuteOptions
-    ): Effect.Effect<ExecuteAndWaitResult, CommandError> => {
-      const wanted = normalizeFilters(filters)
-      return Effect.scoped(
-        Effect.flatMap(subscribe, (queue) =>
-          Effect.flatMap(execute(command, args, executeOptions), (result) =>
-            withEventTimeout(
-              takeMatching(queue, wanted),
-              describeFilters(wanted),
-              executeOptions?.timeout
-            ).pipe(Effect.map((event) => ({ result, event })))))
-      )
-    }
+    ): Effect.Effect<ExecuteAndWaitResult, CommandError> =>
+      Effect.suspend(() => {
+        const waiter = addWaiter(normalizeFilters(filters))
+        return Effect.flatMap(
+          Effect.onError(execute(command, args, executeOptions), () => Effect.sync(() => waiters.delete(waiter))),
+          (result) => Effect.map(awaitWaiter(waiter, executeOptions?.timeout), (event) => ({ result, event }))
+        )
+      })
 
     const events: Stream.Stream<Event> = Stream.unwrapScoped(Effect.map(subscribe, (s) => s.stream))
 

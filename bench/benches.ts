@@ -1,0 +1,307 @@
+/**
+ * The benchmarks. Each measures the library and a baseline in the same run
+ * and prints one JSON line: { bench, library, baseline, ratio, target, ... }.
+ * Nothing here asserts a time; the targets are printed for the reader.
+ */
+import { Duration, Effect } from "effect"
+import * as NodeFs from "node:fs"
+import * as NodeOs from "node:os"
+import * as NodePath from "node:path"
+import * as Machine from "../src/Machine.js"
+import * as EchoGuest from "../src/testing/EchoGuest.js"
+import { launchBare } from "./bare.js"
+
+export interface BenchOptions {
+  readonly short: boolean
+}
+
+const median = (xs: ReadonlyArray<number>) => percentile(xs, 50)
+const percentile = (xs: ReadonlyArray<number>, p: number) => {
+  const sorted = [...xs].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+}
+const round = (x: number, digits = 2) => Number(x.toFixed(digits))
+const micros = (ms: number) => round(ms * 1000, 1)
+
+const noneConfig = { machineType: "none", args: ["-nodefaults"] } as const
+
+const report = (line: Record<string, unknown>) => Effect.sync(() => console.log(JSON.stringify(line)))
+
+/** 5000 sequential query-status: median and p99 round trip. */
+export const qmpRtt = (options: BenchOptions) =>
+  Effect.gen(function*() {
+    const n = options.short ? 500 : 5000
+    const warmup = options.short ? 50 : 500
+    const bare = yield* Effect.promise(() => launchBare())
+    const bareTimes: Array<number> = []
+    for (let i = 0; i < warmup + n; i++) {
+      const t0 = performance.now()
+      yield* Effect.promise(() => bare.execute("query-status"))
+      if (i >= warmup) bareTimes.push(performance.now() - t0)
+    }
+    yield* Effect.promise(() => bare.quit())
+
+    const libTimes: Array<number> = []
+    yield* Effect.scoped(Effect.gen(function*() {
+      const vm = yield* Machine.launch(noneConfig)
+      const qmp = yield* vm.qmp
+      for (let i = 0; i < warmup + n; i++) {
+        const t0 = performance.now()
+        yield* qmp.execute("query-status")
+        if (i >= warmup) libTimes.push(performance.now() - t0)
+      }
+    }))
+    const lib = { median_us: micros(median(libTimes)), p99_us: micros(percentile(libTimes, 99)) }
+    const base = { median_us: micros(median(bareTimes)), p99_us: micros(percentile(bareTimes, 99)) }
+    yield* report({
+      bench: "qmp-rtt",
+      commands: n,
+      library: lib,
+      baseline: base,
+      ratio: { median: round(lib.median_us / base.median_us), p99: round(lib.p99_us / base.p99_us) },
+      target: { median: "<= 1.10", p99: "<= 1.5" }
+    })
+  })
+
+/** 20000 commands, 64 in flight: throughput. */
+export const qmpPipelined = (options: BenchOptions) =>
+  Effect.gen(function*() {
+    const n = options.short ? 2000 : 20000
+    const inFlight = 64
+    const bare = yield* Effect.promise(() => launchBare())
+    const bareStart = performance.now()
+    yield* Effect.promise(async () => {
+      let next = 0
+      await Promise.all(Array.from({ length: inFlight }, async () => {
+        while (next < n) {
+          next++
+          await bare.execute("query-status")
+        }
+      }))
+    })
+    const bareRate = n / ((performance.now() - bareStart) / 1000)
+    yield* Effect.promise(() => bare.quit())
+
+    const libRate = yield* Effect.scoped(Effect.gen(function*() {
+      const vm = yield* Machine.launch(noneConfig)
+      const qmp = yield* vm.qmp
+      const start = performance.now()
+      yield* Effect.forEach(Array.from({ length: n }), () => qmp.execute("query-status"), {
+        concurrency: inFlight,
+        discard: true
+      })
+      return n / ((performance.now() - start) / 1000)
+    }))
+    yield* report({
+      bench: "qmp-pipelined",
+      commands: n,
+      inFlight,
+      library: { commands_per_s: Math.round(libRate) },
+      baseline: { commands_per_s: Math.round(bareRate) },
+      ratio: { throughput: round(libRate / bareRate) },
+      target: { throughput: ">= 0.8" }
+    })
+  })
+
+/** spawn → QMP ready for -machine none, and the whole launch + shutdown cycle. */
+export const launch = (options: BenchOptions) =>
+  Effect.gen(function*() {
+    const n = options.short ? 5 : 30
+    const bareReady: Array<number> = []
+    const bareCycle: Array<number> = []
+    const libReady: Array<number> = []
+    const libCycle: Array<number> = []
+    for (let i = 0; i < n; i++) {
+      // Interleaved, so both see the same machine state.
+      const t0 = performance.now()
+      const bare = yield* Effect.promise(() => launchBare())
+      bareReady.push(performance.now() - t0)
+      yield* Effect.promise(() => bare.quit())
+      bareCycle.push(performance.now() - t0)
+
+      const t1 = performance.now()
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* Machine.launch({ ...noneConfig, dieWithParent: false })
+        libReady.push(performance.now() - t1)
+      }))
+      libCycle.push(performance.now() - t1)
+    }
+    const lib = { ready_ms: round(median(libReady)), cycle_ms: round(median(libCycle)) }
+    const base = { ready_ms: round(median(bareReady)), cycle_ms: round(median(bareCycle)) }
+    yield* report({
+      bench: "launch",
+      launches: n,
+      library: lib,
+      baseline: base,
+      overhead_ms: { ready: round(lib.ready_ms - base.ready_ms), cycle: round(lib.cycle_ms - base.cycle_ms) },
+      ratio: { ready: round(lib.ready_ms / base.ready_ms), cycle: round(lib.cycle_ms / base.cycle_ms) },
+      target: { ready_overhead_ms: "<= 10" },
+      note: "library without the setpriv wrapper, as the baseline; the wrapper adds one exec"
+    })
+  })
+
+/** stop/cont: command → event delivery latency. */
+export const events = (options: BenchOptions) =>
+  Effect.gen(function*() {
+    const n = options.short ? 100 : 1000
+    const bare = yield* Effect.promise(() => launchBare())
+    const bareTimes: Array<number> = []
+    for (let i = 0; i < n; i++) {
+      for (const [command, event] of [["stop", "STOP"], ["cont", "RESUME"]] as const) {
+        const t0 = performance.now()
+        const seen = bare.nextEvent(event)
+        yield* Effect.promise(() => bare.execute(command))
+        yield* Effect.promise(() => seen)
+        bareTimes.push(performance.now() - t0)
+      }
+    }
+    yield* Effect.promise(() => bare.quit())
+    const libTimes: Array<number> = []
+    yield* Effect.scoped(Effect.gen(function*() {
+      const vm = yield* Machine.launch(noneConfig)
+      for (let i = 0; i < n; i++) {
+        for (const [command, event] of [["stop", "STOP"], ["cont", "RESUME"]] as const) {
+          const t0 = performance.now()
+          yield* vm.executeAndWait(command, undefined, event)
+          libTimes.push(performance.now() - t0)
+        }
+      }
+    }))
+    const lib = { median_us: micros(median(libTimes)), p99_us: micros(percentile(libTimes, 99)) }
+    const base = { median_us: micros(median(bareTimes)), p99_us: micros(percentile(bareTimes, 99)) }
+    yield* report({
+      bench: "events",
+      cycles: n,
+      library: lib,
+      baseline: base,
+      ratio: { median: round(lib.median_us / base.median_us), p99: round(lib.p99_us / base.p99_us) }
+    })
+  })
+
+/** Console throughput from a guest flooding COM1. */
+export const consoleFlood = (options: BenchOptions) =>
+  Effect.gen(function*() {
+    const seconds = options.short ? 1 : 5
+    const dir = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "qm-bench-"))
+    const image = NodePath.join(dir, "echo.img")
+    NodeFs.writeFileSync(image, EchoGuest.image())
+    const guestArgs = EchoGuest.machineConfig(image).args!
+    const bareRate = yield* Effect.promise(async () => {
+      const bare = await launchBare(["-machine", "pc,graphics=off", ...guestArgs], true)
+      let bytes = 0
+      let text = ""
+      let started = 0
+      await new Promise<void>((resolve) =>
+        bare.console!.on("data", (chunk: Buffer) => {
+          if (started === 0) {
+            text += chunk.toString()
+            if (text.includes(EchoGuest.BANNER)) {
+              started = -1
+              bare.console!.write("f")
+              resolve()
+            }
+          } else if (started > 0) bytes += chunk.length
+        })
+      )
+      await new Promise((r) => setTimeout(r, 200))
+      started = performance.now()
+      await new Promise((r) => setTimeout(r, seconds * 1000))
+      const rate = bytes / ((performance.now() - started) / 1000)
+      bare.console!.destroy()
+      await bare.quit()
+      return rate
+    })
+    const libRate = yield* Effect.scoped(Effect.gen(function*() {
+      const vm = yield* Machine.launch(EchoGuest.machineConfig(image))
+      const console = yield* vm.console
+      yield* console.waitFor(EchoGuest.BANNER, { timeout: "30 seconds" })
+      yield* console.write("f")
+      yield* Effect.sleep("200 millis")
+      const before = yield* console.bytesReceived
+      const start = performance.now()
+      yield* Effect.sleep(Duration.seconds(seconds))
+      return ((yield* console.bytesReceived) - before) / ((performance.now() - start) / 1000)
+    }))
+    NodeFs.rmSync(dir, { recursive: true })
+    yield* report({
+      bench: "console",
+      seconds,
+      library: { bytes_per_s: Math.round(libRate) },
+      baseline: { bytes_per_s: Math.round(bareRate) },
+      ratio: { throughput: round(libRate / bareRate) },
+      note: "TCG's emulated UART is the bottleneck; both readers keep up with it"
+    })
+  })
+
+/** Live QEMU processes that are children of this process. */
+const countQemu = () =>
+  NodeFs.readdirSync("/proc").filter((p) => {
+    if (!/^\d+$/.test(p)) return false
+    try {
+      const stat = NodeFs.readFileSync(`/proc/${p}/stat`, "utf8")
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"))
+      return Number(fields[1]) === process.pid && fields[0] !== "Z" && comm.startsWith("qemu")
+    } catch {
+      return false
+    }
+  }).length
+
+/** Many -machine none VMs at once from one process: wall time, peak RSS, leftovers. */
+export const fleet = (options: BenchOptions) =>
+  Effect.gen(function*() {
+    const n = options.short ? 10 : 100
+    const base = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "qm-fleet-"))
+    let peakRss = process.memoryUsage().rss
+    const sampler = setInterval(() => {
+      peakRss = Math.max(peakRss, process.memoryUsage().rss)
+    }, 20)
+
+    const bareStart = performance.now()
+    yield* Effect.promise(() =>
+      Promise.all(Array.from({ length: n }, async () => {
+        const bare = await launchBare()
+        await bare.execute("query-status")
+        await bare.quit()
+      }))
+    )
+    const bareWall = performance.now() - bareStart
+
+    peakRss = process.memoryUsage().rss
+    const libStart = performance.now()
+    yield* Effect.forEach(
+      Array.from({ length: n }),
+      () =>
+        Effect.scoped(Effect.gen(function*() {
+          const vm = yield* Machine.launch({ ...noneConfig, baseTempDir: base, launchTimeout: "120 seconds" })
+          yield* vm.execute("query-status")
+        })),
+      { concurrency: "unbounded", discard: true }
+    )
+    const libWall = performance.now() - libStart
+    clearInterval(sampler)
+    const leftDirs = NodeFs.readdirSync(base).length
+    const leftQemu = countQemu()
+    NodeFs.rmSync(base, { recursive: true })
+    yield* report({
+      bench: "fleet",
+      vms: n,
+      library: { wall_ms: Math.round(libWall), peak_rss_mb: round(peakRss / 1e6, 1) },
+      baseline: { wall_ms: Math.round(bareWall) },
+      ratio: { wall: round(libWall / bareWall) },
+      after: { qemu_processes: leftQemu, temp_dirs: leftDirs },
+      ok: leftQemu === 0 && leftDirs === 0
+    })
+    if (leftQemu !== 0 || leftDirs !== 0) {
+      return yield* Effect.dieMessage(`fleet left ${leftQemu} QEMU processes and ${leftDirs} temp dirs`)
+    }
+  })
+
+export const all: Record<string, (options: BenchOptions) => Effect.Effect<void, unknown>> = {
+  "qmp-rtt": qmpRtt,
+  "qmp-pipelined": qmpPipelined,
+  "launch": launch,
+  "events": events,
+  "console": consoleFlood,
+  "fleet": fleet
+}
