@@ -154,7 +154,10 @@ export const fromTransport = (
       )
     }
 
+    // Only waits in progress need waking; most chunks of a flood have none.
+    let waiting = 0
     const notify = () => {
+      if (waiting === 0 && !closed) return
       const previous = changed
       changed = Deferred.unsafeMake<void>(FiberId.none)
       Deferred.unsafeDone(previous, Exit.void)
@@ -162,14 +165,15 @@ export const fromTransport = (
 
     const onChunk = (chunk: Uint8Array) => {
       bytes += chunk.length
-      const copy = Uint8Array.from(chunk)
-      if (options.logFile !== undefined) logQueue.unsafeOffer(copy)
-      hub.unsafeOffer(Option.some(copy))
-      const text = decoder.decode(copy, { stream: true })
+      // Node hands each read its own buffer, so it can be shared without a copy.
+      if (options.logFile !== undefined) logQueue.unsafeOffer(chunk)
+      hub.unsafeOffer(Option.some(chunk))
+      const text = decoder.decode(chunk, { stream: true })
+      // Trim only past twice the size, so the copy a trim costs is paid once per `bufferSize` characters.
       recent += text
-      if (recent.length > bufferSize) recent = recent.slice(recent.length - bufferSize)
+      if (recent.length > 2 * bufferSize) recent = recent.slice(recent.length - bufferSize)
       unconsumed += text
-      if (unconsumed.length > bufferSize) {
+      if (unconsumed.length > 2 * bufferSize) {
         const drop = unconsumed.length - bufferSize
         unconsumed = unconsumed.slice(drop)
         searchedUpTo = Math.max(0, searchedUpTo - drop)
@@ -212,9 +216,13 @@ export const fromTransport = (
         }
         return Effect.zipRight(Deferred.await(changed), attempt)
       })
-      return attempt.pipe(
+      return Effect.sync(() => {
+        waiting++
+      }).pipe(
+        Effect.zipRight(attempt),
         Effect.interruptible,
         Effect.ensuring(Effect.sync(() => {
+          waiting--
           searchedUpTo = 0
         })),
         Effect.timeoutFail({
@@ -267,8 +275,8 @@ export const fromTransport = (
         const poke = Effect.zipRight(Effect.ignore(write(enter)), Effect.sleep(interval)).pipe(Effect.forever)
         return Effect.raceFirst(waitFor(pattern, interruptOptions), poke)
       },
-      recent: Effect.sync(() => recent),
-      unconsumed: Effect.sync(() => unconsumed),
+      recent: Effect.sync(() => recent.slice(-bufferSize)),
+      unconsumed: Effect.sync(() => unconsumed.slice(-bufferSize)),
       bytesReceived: Effect.sync(() => bytes),
       isOpen: Effect.sync(() => !closed),
       close: Effect.zipRight(transport.close, Effect.sync(markClosed))
