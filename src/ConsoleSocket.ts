@@ -108,6 +108,14 @@ const search = (text: string, pattern: string | RegExp, from: number) => {
   return found === null ? undefined : { index: found.index, match: found[0], groups: found.slice(1) }
 }
 
+/** The last `size` characters of `text`, as a flat string. */
+const trimTo = (text: string, size: number): string => {
+  const trimmed = text.length > size ? text.slice(text.length - size) : text
+  // charCodeAt flattens a concatenated string in place in V8.
+  trimmed.charCodeAt(0)
+  return trimmed
+}
+
 /**
  * Runs a console over a transport. The scope closes it and flushes the log.
  *
@@ -128,6 +136,7 @@ export const fromTransport = (
     let unconsumed = ""
     // Where the next string search may start (earlier text was already searched for it).
     let searchedUpTo = 0
+    let appends = 0
     let bytes = 0
     let closed = false
     let changed = yield* Deferred.make<void>()
@@ -169,14 +178,16 @@ export const fromTransport = (
       if (options.logFile !== undefined) logQueue.unsafeOffer(chunk)
       hub.unsafeOffer(Option.some(chunk))
       const text = decoder.decode(chunk, { stream: true })
-      // Trim only past twice the size, so the copy a trim costs is paid once per `bufferSize` characters.
       recent += text
-      if (recent.length > 2 * bufferSize) recent = recent.slice(recent.length - bufferSize)
       unconsumed += text
-      if (unconsumed.length > 2 * bufferSize) {
-        const drop = unconsumed.length - bufferSize
-        unconsumed = unconsumed.slice(drop)
-        searchedUpTo = Math.max(0, searchedUpTo - drop)
+      // Appending tiny chunks builds a tree of string pieces that costs more than the text itself, and
+      // trimming copies: so trim and flatten only every so often, amortising both.
+      if (++appends >= 256 || unconsumed.length > 2 * bufferSize || recent.length > 2 * bufferSize) {
+        appends = 0
+        recent = trimTo(recent, bufferSize)
+        const before = unconsumed.length
+        unconsumed = trimTo(unconsumed, bufferSize)
+        searchedUpTo = Math.max(0, searchedUpTo - (before - unconsumed.length))
       }
       notify()
     }
