@@ -25,6 +25,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Duplex } from "node:stream"
 import { ConsoleClosed, ConsoleTimeout, TempFilesError } from "./Errors.js"
+import { TextBuffer } from "./internal/textBuffer.js"
 import * as Transport from "./internal/transport.js"
 
 /** Options of a console. */
@@ -108,14 +109,6 @@ const search = (text: string, pattern: string | RegExp, from: number) => {
   return found === null ? undefined : { index: found.index, match: found[0], groups: found.slice(1) }
 }
 
-/** The last `size` characters of `text`, as a flat string. */
-const trimTo = (text: string, size: number): string => {
-  const trimmed = text.length > size ? text.slice(text.length - size) : text
-  // charCodeAt flattens a concatenated string in place in V8.
-  trimmed.charCodeAt(0)
-  return trimmed
-}
-
 /**
  * Runs a console over a transport. The scope closes it and flushes the log.
  *
@@ -132,11 +125,10 @@ export const fromTransport = (
     const label = options.label ?? transport.label
     const hub = yield* Effect.acquireRelease(PubSub.sliding<Option.Option<Uint8Array>>(4096), PubSub.shutdown)
     const decoder = new TextDecoder("utf-8")
-    let recent = ""
-    let unconsumed = ""
+    const recent = new TextBuffer(bufferSize)
+    const unconsumed = new TextBuffer(bufferSize)
     // Where the next string search may start (earlier text was already searched for it).
     let searchedUpTo = 0
-    let appends = 0
     let bytes = 0
     let closed = false
     let changed = yield* Deferred.make<void>()
@@ -178,17 +170,10 @@ export const fromTransport = (
       if (options.logFile !== undefined) logQueue.unsafeOffer(chunk)
       hub.unsafeOffer(Option.some(chunk))
       const text = decoder.decode(chunk, { stream: true })
-      recent += text
-      unconsumed += text
-      // Appending tiny chunks builds a tree of string pieces that costs more than the text itself, and
-      // trimming copies: so trim and flatten only every so often, amortising both.
-      if (++appends >= 256 || unconsumed.length > 2 * bufferSize || recent.length > 2 * bufferSize) {
-        appends = 0
-        recent = trimTo(recent, bufferSize)
-        const before = unconsumed.length
-        unconsumed = trimTo(unconsumed, bufferSize)
-        searchedUpTo = Math.max(0, searchedUpTo - (before - unconsumed.length))
-      }
+      recent.append(text)
+      const before = unconsumed.length
+      unconsumed.append(text)
+      searchedUpTo = Math.max(0, searchedUpTo - (before + text.length - unconsumed.length))
       notify()
     }
 
@@ -202,7 +187,7 @@ export const fromTransport = (
     yield* transport.run(onChunk).pipe(Effect.ensuring(Effect.sync(markClosed)), Effect.forkScoped)
     yield* Effect.addFinalizer(() => Effect.sync(markClosed))
 
-    const tail = () => recent.slice(-512)
+    const tail = () => recent.tail(512)
 
     const waitFor = (
       pattern: string | RegExp,
@@ -212,14 +197,15 @@ export const fromTransport = (
       const patternLength = typeof pattern === "string" ? pattern.length : 0
       const attempt: Effect.Effect<ConsoleMatch, ConsoleClosed> = Effect.suspend(() => {
         const from = typeof pattern === "string" ? Math.max(0, searchedUpTo - patternLength + 1) : 0
-        const found = search(unconsumed, pattern, from)
+        const searched = unconsumed.toString()
+        const found = search(searched, pattern, from)
         if (found !== undefined) {
-          const before = unconsumed.slice(0, found.index)
-          unconsumed = unconsumed.slice(found.index + found.match.length)
+          const before = searched.slice(0, found.index)
+          unconsumed.dropFront(found.index + found.match.length)
           searchedUpTo = 0
           return Effect.succeed({ match: found.match, before, groups: found.groups })
         }
-        searchedUpTo = unconsumed.length
+        searchedUpTo = searched.length
         if (closed) {
           return Effect.fail(
             new ConsoleClosed({ operation: `wait for ${describe(pattern)}`, detail: label, tail: tail() })
@@ -286,8 +272,8 @@ export const fromTransport = (
         const poke = Effect.zipRight(Effect.ignore(write(enter)), Effect.sleep(interval)).pipe(Effect.forever)
         return Effect.raceFirst(waitFor(pattern, interruptOptions), poke)
       },
-      recent: Effect.sync(() => recent.slice(-bufferSize)),
-      unconsumed: Effect.sync(() => unconsumed.slice(-bufferSize)),
+      recent: Effect.sync(() => recent.tail(bufferSize)),
+      unconsumed: Effect.sync(() => unconsumed.tail(bufferSize)),
       bytesReceived: Effect.sync(() => bytes),
       isOpen: Effect.sync(() => !closed),
       close: Effect.zipRight(transport.close, Effect.sync(markClosed))

@@ -1,0 +1,72 @@
+/**
+ * A bounded text buffer for a console's output: appends are cheap however
+ * small the chunks, and memory stays within about `limit` characters.
+ *
+ * Small chunks are gathered into a piece of up to 4096 characters, which is
+ * flattened once when it is full; whole pieces are dropped from the front
+ * once the total passes the limit (so it holds at most `limit` plus two
+ * pieces). Each character is thus copied a constant
+ * number of times, where a single growing string would either build a tree
+ * of tiny pieces (memory) or be re-copied on every trim (time).
+ *
+ * @internal
+ */
+const PIECE = 4096
+
+export class TextBuffer {
+  private pieces: Array<string> = []
+  private piecesLength = 0
+  private current = ""
+
+  constructor(readonly limit: number) {}
+
+  get length(): number {
+    return this.piecesLength + this.current.length
+  }
+
+  append(text: string): void {
+    this.current += text
+    if (this.current.length < PIECE) return
+    // charCodeAt flattens the concatenated piece in place (V8).
+    this.current.charCodeAt(0)
+    this.pieces.push(this.current)
+    this.piecesLength += this.current.length
+    this.current = ""
+    let excess = this.length - this.limit
+    while (excess > 0 && this.pieces.length > 0 && this.pieces[0]!.length <= excess) {
+      const dropped = this.pieces.shift()!
+      this.piecesLength -= dropped.length
+      excess -= dropped.length
+    }
+  }
+
+  /** The whole content (up to `limit` plus one piece), flattened into one string. */
+  toString(): string {
+    const text = this.pieces.length === 0 ? this.current : this.pieces.join("") + this.current
+    this.pieces = text.length > 0 ? [text] : []
+    this.piecesLength = text.length
+    this.current = ""
+    return text
+  }
+
+  /** The last `count` characters. */
+  tail(count: number): string {
+    const text = this.toString()
+    return text.length > count ? text.slice(text.length - count) : text
+  }
+
+  /** Drops the first `count` characters. */
+  dropFront(count: number): void {
+    const text = this.toString().slice(count)
+    this.pieces = text.length > 0 ? [text] : []
+    this.piecesLength = text.length
+  }
+
+  /** Drops what exceeds `limit` from the front; returns how many characters were dropped. */
+  trim(): number {
+    const excess = this.length - this.limit
+    if (excess <= 0) return 0
+    this.dropFront(excess)
+    return excess
+  }
+}
