@@ -4,10 +4,11 @@
  *
  * Small chunks are gathered into a piece of up to 4096 characters, which is
  * flattened once when it is full; whole pieces are dropped from the front
- * once the total passes the limit (so it holds at most `limit` plus two
- * pieces). Each character is thus copied a constant
- * number of times, where a single growing string would either build a tree
- * of tiny pieces (memory) or be re-copied on every trim (time).
+ * once the total passes the limit: it holds at most `limit` plus two
+ * pieces, or up to twice `limit` after `toString` joined everything into
+ * one piece. Each character is copied a constant number of times, where a
+ * single growing string would either build a tree of tiny pieces (memory)
+ * or be re-copied on every trim (time).
  *
  * @internal
  */
