@@ -1,0 +1,93 @@
+/**
+ * Soak: launch → commands → shutdown, many times, with faults mixed in, and
+ * count what the Node process holds before and after: open descriptors,
+ * child processes, temp dirs. Exits 1 on any leak.
+ *
+ *   npm run soak               # 200 cycles
+ *   npm run soak -- --cycles 30
+ */
+import { Duration, Effect, Fiber, Logger, LogLevel } from "effect"
+import * as NodeFs from "node:fs"
+import * as NodeOs from "node:os"
+import * as NodePath from "node:path"
+import * as Machine from "../src/Machine.js"
+
+const arg = process.argv.indexOf("--cycles")
+const cycles = arg >= 0 ? Number(process.argv[arg + 1]) : 200
+const base = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "qm-soak-"))
+
+const openFds = () => NodeFs.readdirSync("/proc/self/fd").length
+const children = () =>
+  NodeFs.readdirSync("/proc").filter((p) => {
+    if (!/^\d+$/.test(p)) return false
+    try {
+      const stat = NodeFs.readFileSync(`/proc/${p}/stat`, "utf8")
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      return Number(fields[1]) === process.pid && stat.includes("(qemu")
+    } catch {
+      return false
+    }
+  }).length
+const tempDirs = () => NodeFs.readdirSync(base).length
+
+const config: Machine.MachineConfig = {
+  machineType: "none",
+  args: ["-nodefaults"],
+  baseTempDir: base,
+  shutdownTimeout: "2 seconds"
+}
+
+const faults = ["none", "sigkill", "sigstop", "interrupt", "user-quit", "garbage-command"] as const
+type Fault = typeof faults[number]
+
+const cycle = (fault: Fault) =>
+  Effect.scoped(Effect.gen(function*() {
+    const vm = yield* Machine.launch(config)
+    yield* vm.execute("query-status")
+    switch (fault) {
+      case "none":
+        return yield* vm.shutdown()
+      case "sigkill":
+        process.kill(vm.pid, "SIGKILL")
+        return yield* Effect.either(vm.shutdown())
+      case "sigstop":
+        process.kill(vm.pid, "SIGSTOP")
+        return yield* Effect.either(vm.shutdown({ timeout: "300 millis" }))
+      case "interrupt": {
+        process.kill(vm.pid, "SIGSTOP")
+        const fiber = yield* Effect.fork(vm.execute("query-status"))
+        yield* Effect.sleep("20 millis")
+        return yield* Fiber.interrupt(fiber)
+      }
+      case "user-quit":
+        yield* vm.execute("quit")
+        return yield* vm.shutdown()
+      case "garbage-command":
+        yield* Effect.either(vm.execute("no-such-command", { x: "\u0000\"}{" }))
+        return yield* vm.shutdown()
+    }
+  })).pipe(Effect.timeout(Duration.seconds(60)))
+
+const main = Effect.gen(function*() {
+  // One cycle first, so lazily opened descriptors (libuv, the module loader) are counted in "before".
+  yield* cycle("none")
+  const before = { fds: openFds(), children: children(), tempDirs: tempDirs() }
+  const started = Date.now()
+  const outcomes: Record<string, number> = {}
+  for (let i = 0; i < cycles; i++) {
+    const fault = faults[i % faults.length]!
+    const exit = yield* Effect.exit(cycle(fault))
+    const key = `${fault}:${exit._tag}`
+    outcomes[key] = (outcomes[key] ?? 0) + 1
+  }
+  const after = { fds: openFds(), children: children(), tempDirs: tempDirs() }
+  const leaked = after.fds !== before.fds || after.children !== before.children || after.tempDirs !== before.tempDirs
+  console.log(JSON.stringify({ soak: cycles, seconds: Math.round((Date.now() - started) / 1000), before, after, outcomes, leaked }))
+  NodeFs.rmSync(base, { recursive: true, force: true })
+  if (leaked) process.exitCode = 1
+})
+
+Effect.runPromise(main.pipe(Logger.withMinimumLogLevel(LogLevel.Error))).catch((e) => {
+  console.error(e)
+  process.exit(1)
+})
