@@ -202,6 +202,7 @@ export class FrameDecoder {
   private escaped = false
   private skipping = false
   private skipped: Array<number> = []
+  private atLineStart = false
   private failed: QMPProtocolError | undefined
   private readonly text = new TextDecoder("utf-8", { fatal: false })
 
@@ -234,11 +235,28 @@ export class FrameDecoder {
         continue
       }
       if (this.inString) {
+        if (byte === NEWLINE) {
+          // JSON strings cannot hold a raw newline: the message was cut off. Drop it and start afresh.
+          this.reportTruncated(chunk.subarray(start, i), sink)
+          start = -1
+          continue
+        }
         if (this.escaped) this.escaped = false
         else if (byte === BACKSLASH) this.escaped = true
         else if (byte === QUOTE) this.inString = false
         continue
       }
+      if (byte === OPEN_BRACE && this.atLineStart) {
+        // A '{' at the start of a line inside a message: QEMU (one message a line) and pretty-printers
+        // (nested values are indented) only put a top-level object there, so the previous message was
+        // cut off. Report it and start the new one here.
+        this.reportTruncated(chunk.subarray(start, i), sink)
+        start = i
+        this.depth = 1
+        this.atLineStart = false
+        continue
+      }
+      this.atLineStart = byte === NEWLINE
       if (byte === QUOTE) this.inString = true
       else if (byte === OPEN_BRACE || byte === OPEN_BRACKET) this.depth++
       else if (byte === CLOSE_BRACE || byte === CLOSE_BRACKET) {
@@ -303,7 +321,21 @@ export class FrameDecoder {
     sink.onMessage(json)
   }
 
+  private reportTruncated(last: Uint8Array, sink: FrameSink) {
+    const bytes = concat([...this.parts, last], Math.min(this.length + last.length, 200))
+    sink.onError(
+      new QMPProtocolError({
+        reason: "Garbage",
+        detail: "a message was cut off (a raw newline in a string, or a new message at the start of a line)",
+        fatal: false,
+        excerpt: this.text.decode(bytes)
+      })
+    )
+    this.reset()
+  }
+
   private reset() {
+    this.atLineStart = false
     this.parts.length = 0
     this.length = 0
     this.depth = 0

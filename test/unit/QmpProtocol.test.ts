@@ -57,6 +57,25 @@ describe("FrameDecoder", () => {
     expect(errors.map((e) => e.reason)).toEqual(["Garbage"])
   })
 
+  it("recovers from a message cut off before the next line's message", () => {
+    const { errors, messages } = feed(new FrameDecoder(), ['{"return": {"a": [1\n{"return": "ok", "id": 2}\n'])
+    expect(messages).toEqual([{ return: "ok", id: 2 }])
+    expect(errors.map((e) => e.detail)).toEqual([expect.stringContaining("cut off")])
+  })
+
+  it("recovers from a message cut off inside a string", () => {
+    const { errors, messages } = feed(new FrameDecoder(), ['{"return": "abc\n', '{"event": "X", "timestamp": {"seconds": 1, "microseconds": 2}}\n'])
+    expect(messages).toEqual([{ event: "X", timestamp: { seconds: 1, microseconds: 2 } }])
+    expect(errors).toHaveLength(1)
+  })
+
+  it("does not split pretty-printed messages whose nested objects start indented lines", () => {
+    const pretty = JSON.stringify({ return: [{ a: 1 }, { b: { c: 2 } }], id: 1 }, null, 1)
+    const { errors, messages } = feed(new FrameDecoder(), [pretty, "\n"])
+    expect(errors).toEqual([])
+    expect(messages).toEqual([{ return: [{ a: 1 }, { b: { c: 2 } }], id: 1 }])
+  })
+
   it("fails fatally on a message over the cap and accepts nothing more", () => {
     const decoder = new FrameDecoder(1024)
     const big = `{"return":"${"x".repeat(2000)}"}\n`
