@@ -95,6 +95,23 @@ describeQemu("ConsoleSocket with real guests", () => {
       }).pipe(Effect.provide(TempFiles.layer())))
     }))
 
+  it.live("interruptUntil sends Enter until the pattern shows", () =>
+    Effect.gen(function*() {
+      const base = makeBaseDir("interrupt-until")
+      yield* Effect.scoped(Effect.gen(function*() {
+        const vm = yield* echoGuest(base)
+        const console = yield* vm.console
+        yield* console.waitFor("READY", { timeout: "20 seconds" })
+        // The guest echoes each "x\r" as "x\r\n": the third one completes the pattern.
+        const seen = yield* console.interruptUntil("x\r\nx\r\nx\r\n", {
+          enter: "x\r",
+          interval: "50 millis",
+          timeout: "10 seconds"
+        })
+        expect(seen.match).toBe("x\r\nx\r\nx\r\n")
+      }).pipe(Effect.provide(TempFiles.layer())))
+    }))
+
   it.live("a guest that powers off by itself: wait returns with its exit code", () =>
     Effect.gen(function*() {
       const base = makeBaseDir("poweroff")
