@@ -9,6 +9,7 @@ import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import * as Machine from "../src/Machine.js"
 import * as EchoGuest from "../src/testing/EchoGuest.js"
+import { qemuChildren } from "../scripts/procfs.js"
 import { launchBare } from "./bare.js"
 
 export interface BenchOptions {
@@ -240,20 +241,6 @@ export const consoleFlood = (options: BenchOptions) =>
     })
   })
 
-/** Live QEMU processes that are children of this process. */
-const countQemu = () =>
-  NodeFs.readdirSync("/proc").filter((p) => {
-    if (!/^\d+$/.test(p)) return false
-    try {
-      const stat = NodeFs.readFileSync(`/proc/${p}/stat`, "utf8")
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"))
-      return Number(fields[1]) === process.pid && fields[0] !== "Z" && comm.startsWith("qemu")
-    } catch {
-      return false
-    }
-  }).length
-
 /** Many -machine none VMs at once from one process: wall time, peak RSS, leftovers. */
 export const fleet = (options: BenchOptions) =>
   Effect.gen(function*() {
@@ -288,7 +275,7 @@ export const fleet = (options: BenchOptions) =>
     const libWall = performance.now() - libStart
     clearInterval(sampler)
     const leftDirs = NodeFs.readdirSync(base).length
-    const leftQemu = countQemu()
+    const leftQemu = qemuChildren()
     NodeFs.rmSync(base, { recursive: true })
     yield* report({
       bench: "fleet",

@@ -11,23 +11,13 @@ import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import * as Machine from "../src/Machine.js"
+import { qemuChildren } from "./procfs.js"
 
 const arg = process.argv.indexOf("--cycles")
 const cycles = arg >= 0 ? Number(process.argv[arg + 1]) : 200
 const base = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "qm-soak-"))
 
 const openFds = () => NodeFs.readdirSync("/proc/self/fd").length
-const children = () =>
-  NodeFs.readdirSync("/proc").filter((p) => {
-    if (!/^\d+$/.test(p)) return false
-    try {
-      const stat = NodeFs.readFileSync(`/proc/${p}/stat`, "utf8")
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-      return Number(fields[1]) === process.pid && stat.includes("(qemu")
-    } catch {
-      return false
-    }
-  }).length
 const tempDirs = () => NodeFs.readdirSync(base).length
 
 const config: Machine.MachineConfig = {
@@ -71,7 +61,7 @@ const cycle = (fault: Fault) =>
 const main = Effect.gen(function*() {
   // One cycle first, so lazily opened descriptors (libuv, the module loader) are counted in "before".
   yield* cycle("none")
-  const before = { fds: openFds(), children: children(), tempDirs: tempDirs() }
+  const before = { fds: openFds(), children: qemuChildren(), tempDirs: tempDirs() }
   const started = Date.now()
   const outcomes: Record<string, number> = {}
   for (let i = 0; i < cycles; i++) {
@@ -80,7 +70,7 @@ const main = Effect.gen(function*() {
     const key = `${fault}:${exit._tag}`
     outcomes[key] = (outcomes[key] ?? 0) + 1
   }
-  const after = { fds: openFds(), children: children(), tempDirs: tempDirs() }
+  const after = { fds: openFds(), children: qemuChildren(), tempDirs: tempDirs() }
   const leaked = after.fds !== before.fds || after.children !== before.children || after.tempDirs !== before.tempDirs
   console.log(JSON.stringify({ soak: cycles, seconds: Math.round((Date.now() - started) / 1000), before, after, outcomes, leaked }))
   NodeFs.rmSync(base, { recursive: true, force: true })
