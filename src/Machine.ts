@@ -209,7 +209,7 @@ const launchIn = (
         exitCode: null,
         signal: null,
         output: "",
-        cause: cause instanceof Error || typeof cause === "object" ? cause : new Error(`${detail}: ${String(cause)}`)
+        cause: new Error(`${detail}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause })
       })
 
     const temp = yield* TempFiles.make({ baseDir: config.baseTempDir, keep: config.keepTempDir }).pipe(
@@ -595,7 +595,5 @@ const running = (parts: RunningParts): Effect.Effect<MachineService> =>
 export const layer = (config: MachineConfig = {}): Layer.Layer<Machine, LaunchError> =>
   Layer.scoped(Machine, launch(config))
 
-export type {
-  /** Re-exported for convenience. */
-  MachineConfig
-} from "./MachineConfig.js"
+/** Re-exported for convenience. */
+export type { MachineConfig } from "./MachineConfig.js"

@@ -325,3 +325,21 @@ describeQemu("Machine monitor transports (real QEMU)", () => {
       expectClean(base)
     }))
 })
+
+describeQemu("Machine.layer", () => {
+  it.layer(Machine.layer({ machineType: "none", args: ["-nodefaults"] }), { timeout: 30_000 })(
+    "one VM shared by a suite",
+    (it) => {
+      it.effect("the first test stops the shared VM", () =>
+        Effect.gen(function*() {
+          const vm = yield* Machine.Machine
+          yield* vm.executeAndWait("stop", undefined, "STOP")
+        }))
+      it.effect("the second test sees the same VM, still stopped", () =>
+        Effect.gen(function*() {
+          const vm = yield* Machine.Machine
+          expect(yield* vm.execute("query-status")).toMatchObject({ status: "paused", running: false })
+        }))
+    }
+  )
+})
