@@ -18,14 +18,13 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
-import * as Option from "effect/Option"
-import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Duplex } from "node:stream"
 import { ConsoleClosed, ConsoleTimeout, TempFilesError } from "./Errors.js"
 import { TextBuffer } from "./internal/textBuffer.js"
+import * as Fanout from "./internal/fanout.js"
 import * as Transport from "./internal/transport.js"
 
 /** Options of a console. */
@@ -123,7 +122,7 @@ export const fromTransport = (
     const bufferSize = options.bufferSize ?? DEFAULT_BUFFER
     const defaultTimeout = options.timeout ?? DEFAULT_TIMEOUT
     const label = options.label ?? transport.label
-    const hub = yield* Effect.acquireRelease(PubSub.sliding<Option.Option<Uint8Array>>(4096), PubSub.shutdown)
+    const hub = yield* Fanout.make<Uint8Array>(4096)
     const decoder = new TextDecoder("utf-8")
     const recent = new TextBuffer(bufferSize)
     const unconsumed = new TextBuffer(bufferSize)
@@ -168,7 +167,7 @@ export const fromTransport = (
       bytes += chunk.length
       // Node hands each read its own buffer, so it can be shared without a copy.
       if (options.logFile !== undefined) logQueue.unsafeOffer(chunk)
-      hub.unsafeOffer(Option.some(chunk))
+      hub.publish(chunk)
       const text = decoder.decode(chunk, { stream: true })
       recent.append(text)
       const before = unconsumed.length
@@ -180,7 +179,7 @@ export const fromTransport = (
     const markClosed = () => {
       if (closed) return
       closed = true
-      hub.unsafeOffer(Option.none())
+      hub.end()
       notify()
     }
 
@@ -241,20 +240,7 @@ export const fromTransport = (
           })
       )
 
-    const outputFrom = (queue: Queue.Dequeue<Option.Option<Uint8Array>>): Stream.Stream<Uint8Array> =>
-      Stream.repeatEffectOption(
-        Effect.flatMap(Queue.poll(queue), (polled) => {
-          const next = Option.isSome(polled)
-            ? Effect.succeed(polled.value)
-            : closed
-            ? Effect.succeed(Option.none<Uint8Array>())
-            : Queue.take(queue)
-          return Effect.flatMap(next, (item) =>
-            Option.isSome(item) ? Effect.succeed(item.value) : Effect.fail(Option.none()))
-        })
-      )
-
-    const output = Stream.unwrapScoped(Effect.map(PubSub.subscribe(hub), outputFrom))
+    const output = hub.stream
 
     const service: ConsoleSocketService = {
       output,

@@ -29,6 +29,7 @@ import {
   QMPProtocolError,
   QMPTimeout
 } from "./Errors.js"
+import * as Fanout from "./internal/fanout.js"
 import * as Transport from "./internal/transport.js"
 import {
   type Arguments,
@@ -75,13 +76,8 @@ export interface ExecuteAndWaitResult {
   readonly event: Event
 }
 
-/** Events taken from a subscription, in order. */
-export interface EventSubscription {
-  /** The next event, or `Option.none()` once the session has ended and every earlier event was taken. */
-  readonly take: Effect.Effect<Option.Option<Event>>
-  /** The remaining events as a stream that ends with the session. */
-  readonly stream: Stream.Stream<Event>
-}
+/** Events taken from a subscription, in order; `take` gives `Option.none()` once the session has ended. */
+export type EventSubscription = Fanout.Subscription<Event>
 
 interface EventWaiter {
   readonly filters: ReadonlyArray<EventFilter>
@@ -178,10 +174,7 @@ export const fromTransport = (
     const commandTimeout = options.commandTimeout
     const onTraffic = options.onTraffic
 
-    const eventHub = yield* Effect.acquireRelease(
-      PubSub.sliding<Option.Option<Event>>(options.eventBufferSize ?? 10_000),
-      PubSub.shutdown
-    )
+    const eventHub = yield* Fanout.make<Event>(options.eventBufferSize ?? 10_000)
     const errorHub = yield* Effect.acquireRelease(PubSub.sliding<QMPProtocolError>(1024), PubSub.shutdown)
     const greetingDeferred = yield* Deferred.make<Greeting, QMPGreetingError>()
     const disconnected = yield* Deferred.make<QMPDisconnected>()
@@ -202,7 +195,7 @@ export const fromTransport = (
       pending.clear()
       for (const waiter of waiters) Deferred.unsafeDone(waiter.deferred, Exit.fail(error))
       waiters.clear()
-      eventHub.unsafeOffer(Option.none())
+      eventHub.end()
       Deferred.unsafeDone(disconnected, Exit.succeed(error))
       Deferred.unsafeDone(
         greetingDeferred,
@@ -250,7 +243,7 @@ export const fromTransport = (
     const onEvent = (event: Event) => {
       history.push(event)
       if (history.length > historySize) history.shift()
-      eventHub.unsafeOffer(Option.some(event))
+      eventHub.publish(event)
       if (waiters.size === 0) return
       let consumed = false
       for (const waiter of waiters) {
@@ -419,29 +412,6 @@ export const fromTransport = (
     ): Effect.Effect<unknown, CommandError> =>
       Effect.flatMap(executeRaw(command, args, executeOptions), toResult(command))
 
-    // The end marker is published to subscribers present at the end; one that
-    // subscribed later finds its queue empty and `ended` set.
-    const takeFrom = (queue: Queue.Dequeue<Option.Option<Event>>): Effect.Effect<Option.Option<Event>> =>
-      Effect.flatMap(Queue.poll(queue), (polled) =>
-        Option.isSome(polled)
-          ? Effect.succeed(polled.value)
-          : ended !== undefined
-          ? Effect.succeed(Option.none())
-          : Queue.take(queue))
-
-    const subscribe: Effect.Effect<EventSubscription, never, Scope.Scope> = Effect.map(
-      PubSub.subscribe(eventHub),
-      (queue) => {
-        const take = takeFrom(queue)
-        return {
-          take,
-          stream: Stream.repeatEffectOption(
-            Effect.flatMap(take, (item) => Option.isSome(item) ? Effect.succeed(item.value) : Effect.fail(Option.none()))
-          )
-        }
-      }
-    )
-
     const removeFromHistory = (event: Event) => {
       const index = history.lastIndexOf(event)
       if (index >= 0) history.splice(index, 1)
@@ -500,8 +470,6 @@ export const fromTransport = (
         )
       })
 
-    const events: Stream.Stream<Event> = Stream.unwrapScoped(Effect.map(subscribe, (s) => s.stream))
-
     const close = Effect.suspend(() =>
       ended !== undefined ? Effect.void : Effect.zipRight(transport.close, Deferred.await(disconnected))
     ).pipe(Effect.asVoid)
@@ -543,8 +511,8 @@ export const fromTransport = (
       hmp: (commandLine, hmpOptions) =>
         Effect.map(execute("human-monitor-command", { "command-line": commandLine }, hmpOptions), String),
       executeAndWait,
-      events,
-      subscribe,
+      events: eventHub.stream,
+      subscribe: eventHub.subscribe,
       eventWait: (name, waitOptions) =>
         eventsWait([{ name, match: waitOptions?.match }], { timeout: waitOptions?.timeout }),
       eventsWait,
