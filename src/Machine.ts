@@ -355,15 +355,12 @@ const launchIn = (
     })()
     const exitedEarly = Effect.flatMap(child.awaitExit, (status) => Effect.fail({ _tag: "Exited" as const, status }))
     const qmp = yield* Effect.raceFirst(connectQmp, exitedEarly).pipe(
-      Effect.timeoutFail({ duration: launchTimeout, onTimeout: () => ({ _tag: "LaunchTimeout" as const }) }),
-      Effect.catchAll((cause) =>
-        launchFailure(
-          typeof cause === "object" && cause !== null && "_tag" in cause && cause._tag === "LaunchTimeout"
-            ? "Timeout"
-            : "Handshake",
-          cause
-        )
-      )
+      Effect.mapError((cause) => ({ reason: "Handshake" as const, cause })),
+      Effect.timeoutFail({
+        duration: launchTimeout,
+        onTimeout: () => ({ reason: "Timeout" as const, cause: `no QMP within ${Duration.format(launchTimeout)}` })
+      }),
+      Effect.catchAll(({ cause, reason }) => launchFailure(reason, cause))
     )
 
     const consoleOptions = {
