@@ -189,3 +189,24 @@ const describeCause = (cause: unknown): string => {
   }
   return String(cause)
 }
+
+/**
+ * A file descriptor could not be passed to QEMU over the QMP socket
+ * (`sendFdScm`, `getfd`, `addFd`).
+ *
+ * - `Unavailable`: the native SCM_RIGHTS helper was not built (see the README).
+ * - `Unsupported`: the monitor is not a unix socket (TCP cannot carry descriptors).
+ * - `BadDescriptor`: the descriptor is not open in this process.
+ * - `Open`: the path to open and send could not be opened.
+ * - `Send`: `sendmsg` failed.
+ */
+export class FdPassingError extends Schema.TaggedError<FdPassingError>()("FdPassingError", {
+  reason: Schema.Literal("Unavailable", "Unsupported", "BadDescriptor", "Open", "Send"),
+  detail: Schema.String,
+  fd: Schema.optional(Schema.Number),
+  path: Schema.optional(Schema.String)
+}) {
+  override get message(): string {
+    return `cannot pass a file descriptor (${this.reason}): ${this.detail}`
+  }
+}

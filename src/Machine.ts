@@ -33,6 +33,7 @@ import * as ConsoleSocket from "./ConsoleSocket.js"
 import {
   AbnormalShutdown,
   ConsoleClosed,
+  type FdPassingError,
   MachineStateError,
   type QMPDisconnected,
   type QMPTimeout,
@@ -40,6 +41,7 @@ import {
   type TempFilesError,
   VMLaunchFailure
 } from "./Errors.js"
+import * as FdPassing from "./internal/fdPassing.js"
 import * as Transport from "./internal/transport.js"
 import { buildCommand, FIRST_EXTRA_FD, type LaunchRuntime, type MachineConfig } from "./MachineConfig.js"
 import * as QemuProcess from "./QemuProcess.js"
@@ -106,6 +108,26 @@ export interface MachineService {
     filters: string | ReadonlyArray<EventFilter>,
     options?: QmpClient.ExecuteOptions
   ) => Effect.Effect<QmpClient.ExecuteAndWaitResult, MachineCommandError>
+  /**
+   * The seed's `send_fd_scm`: sends an open descriptor, or a file it opens
+   * (read-only unless `writable`), over the QMP socket for the next
+   * `getfd`/`add-fd`. Needs a unix-socket monitor (the default socket pair or
+   * a path) and the native helper; see `QmpClient.sendFdScm`.
+   */
+  readonly sendFdScm: (
+    source: QmpClient.FdSource
+  ) => Effect.Effect<void, FdPassingError | QMPDisconnected | MachineStateError>
+  /** Passes a descriptor with `getfd`, named `fdname`, in one message; see `QmpClient.getfd`. */
+  readonly getfd: (
+    fdname: string,
+    source: QmpClient.FdSource,
+    options?: QmpClient.ExecuteOptions
+  ) => Effect.Effect<void, MachineCommandError | FdPassingError>
+  /** Passes a descriptor into an fd set with `add-fd`, in one message; see `QmpClient.addFd`. */
+  readonly addFd: (
+    source: QmpClient.FdSource,
+    options?: QmpClient.AddFdOptions
+  ) => Effect.Effect<QmpClient.AddFdInfo, MachineCommandError | FdPassingError>
   /** QMP events from now on; ends with the session. Empty without QMP. */
   readonly events: Stream.Stream<Event>
   /** The seed's `event_wait` (default timeout 60 s). */
@@ -281,8 +303,15 @@ const launchIn = (
       }
     }
 
-    // -add-fd descriptors, inherited at the next free numbers.
-    const addFdNumbers = (config.addFds ?? []).map((entry) => slotFd(extraFds.push(entry.fd) - 1))
+    // -add-fd descriptors, inherited at the next free numbers. Paths are opened here and closed with the machine.
+    const addFdNumbers: Array<number> = []
+    for (const [index, entry] of (config.addFds ?? []).entries()) {
+      const fd = yield* FdPassing.open("path" in entry ? { path: entry.path, writable: entry.writable } : entry.fd).pipe(
+        Scope.extend(inner),
+        Effect.mapError((e) => setupFailure(`addFds[${index}]`)(e.detail))
+      )
+      addFdNumbers.push(slotFd(extraFds.push(fd) - 1))
+    }
 
     const wrapper = [...(config.wrapper ?? [])]
     if (config.dieWithParent !== false && (yield* fs.exists(SETPRIV).pipe(Effect.orElseSucceed(() => false)))) {
@@ -556,6 +585,9 @@ const running = (parts: RunningParts): Effect.Effect<MachineService> =>
             if (command === "quit") quitIssued = true
           })
         ),
+      sendFdScm: (source) => withClient((c) => c.sendFdScm(source)),
+      getfd: (fdname, source, options) => withClient((c) => c.getfd(fdname, source, options)),
+      addFd: (source, options) => withClient((c) => c.addFd(source, options)),
       events: Option.match(parts.qmp, { onNone: () => Stream.empty, onSome: (c) => c.events }),
       eventWait: (name, options) => withClient((c) => c.eventWait(name, options)),
       eventsWait: (filters, options) => withClient((c) => c.eventsWait(filters, options)),

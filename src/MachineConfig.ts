@@ -30,12 +30,31 @@ export interface ConsoleConfig {
   readonly logFile?: string | boolean | undefined
 }
 
-/** A descriptor handed to QEMU with `-add-fd` (the seed's `add_fd`). */
-export interface AddFd {
-  /** An open descriptor of this process; QEMU gets a copy at a number the launch chooses. */
-  readonly fd: number
+/**
+ * A descriptor handed to QEMU with `-add-fd` (the seed's `add_fd`): either an
+ * open descriptor of this process, or a path the launch opens (read-only
+ * unless `writable`) and closes when the machine ends. QEMU inherits it at a
+ * number the launch chooses and names in `-add-fd fd=N`.
+ */
+export type AddFd = AddFdOptions & (
+  | {
+    /** An open descriptor of this process (it stays yours). */
+    readonly fd: number
+  }
+  | {
+    /** A file to open and pass. */
+    readonly path: string
+    /** Open it read-write instead of read-only. */
+    readonly writable?: boolean | undefined
+  }
+)
+
+/** The `-add-fd` options besides the descriptor. */
+export interface AddFdOptions {
+  /** The fd set (`set=`), used as `/dev/fdset/<fdset>`. */
   readonly fdset: number
-  readonly opaque: string
+  /** A free-form note shown by `query-fdsets`. */
+  readonly opaque?: string | undefined
   /** Extra `-add-fd` options, appended verbatim. */
   readonly opts?: string | undefined
 }
@@ -103,7 +122,7 @@ export interface LaunchRuntime {
     | { readonly _tag: "Fd"; readonly fd: number }
     | { readonly _tag: "UnixPath"; readonly path: string }
     | undefined
-  /** The descriptor number QEMU sees for each `addFds` entry, in order. */
+  /** The descriptor number QEMU sees for each `addFds` entry, in order (a `path` entry needs one). */
   readonly addFdNumbers?: ReadonlyArray<number> | undefined
 }
 
@@ -145,8 +164,10 @@ export const buildArgs = (config: MachineConfig, runtime: LaunchRuntime): Readon
   }
   const numbers = runtime.addFdNumbers ?? []
   ;(config.addFds ?? []).forEach((entry, i) => {
-    const fd = numbers[i] ?? entry.fd
-    const options = [`fd=${fd}`, `set=${entry.fdset}`, `opaque=${entry.opaque}`]
+    // A path is opened only at launch, which supplies its number; without one it shows as `fd=?`.
+    const fd = numbers[i] ?? ("fd" in entry ? entry.fd : "?")
+    const options = [`fd=${fd}`, `set=${entry.fdset}`]
+    if (entry.opaque !== undefined) options.push(`opaque=${entry.opaque}`)
     if (entry.opts !== undefined && entry.opts !== "") options.push(entry.opts)
     args.push("-add-fd", options.join(","))
   })

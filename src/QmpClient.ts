@@ -22,6 +22,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Duplex } from "node:stream"
 import {
+  type FdPassingError,
   QMPCommandError,
   QMPConnectError,
   QMPDisconnected,
@@ -30,6 +31,7 @@ import {
   QMPTimeout
 } from "./Errors.js"
 import * as Fanout from "./internal/fanout.js"
+import * as FdPassing from "./internal/fdPassing.js"
 import * as Transport from "./internal/transport.js"
 import {
   type Arguments,
@@ -87,6 +89,27 @@ interface EventWaiter {
 /** Errors a command can end in. */
 export type CommandError = QMPCommandError | QMPTimeout | QMPDisconnected
 
+/**
+ * A file descriptor to pass to QEMU: an open descriptor of this process (it
+ * stays open and yours; QEMU gets a copy), or a file the library opens for the
+ * send and closes after (read-only unless `writable`).
+ */
+export type FdSource = FdPassing.FdSource
+
+/** What `add-fd` returns: the set the descriptor went into and its number inside QEMU. */
+export interface AddFdInfo {
+  readonly "fdset-id": number
+  readonly fd: number
+}
+
+/** Options of `addFd`. */
+export interface AddFdOptions extends ExecuteOptions {
+  /** The set to add to; QEMU picks a new one when absent. */
+  readonly fdsetId?: number | undefined
+  /** A free-form note QEMU shows in `query-fdsets`. */
+  readonly opaque?: string | undefined
+}
+
 /** A live QMP session. */
 export interface QmpClientService {
   /** The server's greeting (QEMU version and offered capabilities). */
@@ -118,6 +141,33 @@ export interface QmpClientService {
     filters: string | ReadonlyArray<EventFilter>,
     options?: ExecuteOptions
   ) => Effect.Effect<ExecuteAndWaitResult, CommandError>
+  /**
+   * Runs a command with file descriptors attached to its bytes (SCM_RIGHTS),
+   * for commands that take one from the monitor (`getfd`, `add-fd`). Sending
+   * them with the command, rather than before it, keeps descriptor and
+   * command paired even when other fibers pass descriptors at the same time.
+   * Needs a unix-socket monitor and the native helper.
+   */
+  readonly executeWithFds: (
+    command: string,
+    args: Arguments | undefined,
+    fds: ReadonlyArray<FdSource>,
+    options?: ExecuteOptions
+  ) => Effect.Effect<unknown, CommandError | FdPassingError>
+  /**
+   * The seed's `send_fd_scm`: sends one descriptor with a single space byte;
+   * QEMU holds it for the next `getfd`/`add-fd`. Prefer `getfd`/`addFd`,
+   * which pair the descriptor with its command.
+   */
+  readonly sendFdScm: (source: FdSource) => Effect.Effect<void, FdPassingError | QMPDisconnected>
+  /** Passes a descriptor and names it with `getfd`, for commands that take an fd name. */
+  readonly getfd: (
+    fdname: string,
+    source: FdSource,
+    options?: ExecuteOptions
+  ) => Effect.Effect<void, CommandError | FdPassingError>
+  /** Passes a descriptor into an fd set with `add-fd`, for `/dev/fdset/N` paths. */
+  readonly addFd: (source: FdSource, options?: AddFdOptions) => Effect.Effect<AddFdInfo, CommandError | FdPassingError>
   /** Every event from subscription on; ends when the session ends. Each run is its own subscriber. */
   readonly events: Stream.Stream<Event>
   /** Subscribes now, to take events later: nothing that arrives after this is missed. */
@@ -342,7 +392,7 @@ export const fromTransport = (
       Effect.sync(() => endSession(new QMPDisconnected({ reason: "Closed", detail: "QMP client scope closed" })))
     )
 
-    const send = (command: string, args: Arguments | undefined, oob: boolean | undefined, id: number) => {
+    const commandLine = (command: string, args: Arguments | undefined, oob: boolean | undefined, id: number) => {
       const line = encodeCommand(
         oob === true
           ? args === undefined ? { "exec-oob": command, id } : { "exec-oob": command, arguments: args, id }
@@ -351,8 +401,10 @@ export const fromTransport = (
           : { execute: command, arguments: args, id }
       )
       if (onTraffic !== undefined) onTraffic("send", line)
-      return transport.unsafeWrite(line)
+      return line
     }
+    const send = (command: string, args: Arguments | undefined, oob: boolean | undefined, id: number) =>
+      transport.unsafeWrite(commandLine(command, args, oob, id))
 
     const notConnected = () =>
       ended ?? new QMPDisconnected({ reason: "Closed", detail: `${transport.label}: not connected` })
@@ -399,6 +451,35 @@ export const fromTransport = (
         }
         return awaitReply(command, id, deferred, executeOptions?.timeout ?? commandTimeout)
       })
+
+    const executeWithFds = (
+      command: string,
+      args: Arguments | undefined,
+      sources: ReadonlyArray<FdSource>,
+      executeOptions?: ExecuteOptions
+    ): Effect.Effect<unknown, CommandError | FdPassingError> =>
+      Effect.scoped(Effect.gen(function*() {
+        const fds = yield* Effect.forEach(sources, FdPassing.open)
+        const deferred = yield* Deferred.make<Reply, QMPDisconnected>()
+        if (ended !== undefined) return yield* ended
+        const id = ++nextId
+        pending.set(id, deferred)
+        yield* FdPassing.send(transport.duplex, commandLine(command, args, executeOptions?.oob, id), fds).pipe(
+          Effect.onError(() => Effect.sync(() => pending.delete(id))),
+          Effect.catchTag("TransportClosed", () => Effect.fail(notConnected()))
+        )
+        const reply = yield* awaitReply(command, id, deferred, executeOptions?.timeout ?? commandTimeout)
+        return yield* toResult(command)(reply)
+      }))
+
+    const sendFdScm = (source: FdSource): Effect.Effect<void, FdPassingError | QMPDisconnected> =>
+      Effect.scoped(Effect.gen(function*() {
+        const fd = yield* FdPassing.open(source)
+        if (ended !== undefined) return yield* ended
+        yield* FdPassing.send(transport.duplex, " ", [fd]).pipe(
+          Effect.catchTag("TransportClosed", () => Effect.fail(notConnected()))
+        )
+      }))
 
     const toResult = (command: string) => (reply: Reply): Effect.Effect<unknown, QMPCommandError> =>
       isErrorReply(reply)
@@ -511,6 +592,23 @@ export const fromTransport = (
       hmp: (commandLine, hmpOptions) =>
         Effect.map(execute("human-monitor-command", { "command-line": commandLine }, hmpOptions), String),
       executeAndWait,
+      executeWithFds,
+      sendFdScm,
+      getfd: (fdname, source, fdOptions) =>
+        Effect.asVoid(executeWithFds("getfd", { fdname }, [source], fdOptions)),
+      addFd: (source, fdOptions) =>
+        Effect.map(
+          executeWithFds(
+            "add-fd",
+            {
+              ...(fdOptions?.fdsetId === undefined ? {} : { "fdset-id": fdOptions.fdsetId }),
+              ...(fdOptions?.opaque === undefined ? {} : { opaque: fdOptions.opaque })
+            },
+            [source],
+            fdOptions
+          ),
+          (result) => result as AddFdInfo
+        ),
       events: eventHub.stream,
       subscribe: eventHub.subscribe,
       eventWait: (name, waitOptions) =>

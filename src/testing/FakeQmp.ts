@@ -132,6 +132,9 @@ export const builtinHandlers: Readonly<Record<string, CommandHandler>> = {
   "query-version": () => reply({ qemu: defaultGreeting.QMP.version.qemu, package: defaultGreeting.QMP.version.package }),
   "query-name": () => reply({}),
   "human-monitor-command": () => reply(""),
+  // Descriptors sent with these are dropped by Node's reader: the fake sees the command only.
+  "getfd": () => reply({}),
+  "closefd": () => reply({}),
   "stop": (_args, ctx) => Effect.as(ctx.emit("STOP"), reply({})),
   "cont": (_args, ctx) => Effect.as(ctx.emit("RESUME"), reply({})),
   "system_powerdown": (_args, ctx) => Effect.as(ctx.emit("POWERDOWN"), reply({})),

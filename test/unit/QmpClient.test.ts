@@ -380,3 +380,46 @@ describe("QmpClient events", () => {
       expect(cached.map((e) => e.data?.i)).toEqual([7, 8, 9])
     }).pipe(Effect.provide(FakeQmp.layer({}, { eventHistorySize: 3 }))))
 })
+
+describe("QmpClient descriptor passing (fake server: the bytes arrive, the descriptor is dropped by Node's reader)", () => {
+  it.scoped("getfd and addFd send their command with the descriptor, framed like any other", () =>
+    Effect.gen(function*() {
+      const { fake, qmp } = yield* services
+      yield* qmp.getfd("disk0", { path: "/etc/hostname" })
+      const info = yield* qmp.addFd({ path: "/etc/hostname" }, { fdsetId: 3, opaque: "note" })
+      expect(info).toEqual({ "fdset-id": 3, fd: 42 })
+      yield* qmp.sendFdScm({ path: "/etc/hostname" })
+      expect(yield* qmp.execute("query-status")).toMatchObject({ status: "running" })
+      const commands = (yield* fake.received).slice(1)
+      expect(commands).toMatchObject([
+        { execute: "getfd", arguments: { fdname: "disk0" } },
+        { execute: "add-fd", arguments: { "fdset-id": 3, opaque: "note" } },
+        { execute: "query-status" }
+      ])
+    }).pipe(Effect.provide(FakeQmp.layer({
+      commands: { "add-fd": (args) => FakeQmp.reply({ "fdset-id": args?.["fdset-id"], fd: 42 }) }
+    }))))
+
+  it.scoped("a command error after the descriptor went is the command's error", () =>
+    Effect.gen(function*() {
+      const { qmp } = yield* services
+      expect(yield* Effect.flip(qmp.getfd("x", { path: "/etc/hostname" }))).toMatchObject({
+        _tag: "QMPCommandError",
+        command: "getfd",
+        class: "GenericError"
+      })
+    }).pipe(Effect.provide(FakeQmp.layer({
+      commands: { getfd: () => FakeQmp.error("GenericError", "No file descriptor supplied via SCM_RIGHTS") }
+    }))))
+
+  it.scoped("a bad descriptor fails before anything is sent", () =>
+    Effect.gen(function*() {
+      const { fake, qmp } = yield* services
+      expect(yield* Effect.flip(qmp.getfd("x", 9999))).toMatchObject({ _tag: "FdPassingError", reason: "BadDescriptor" })
+      expect(yield* Effect.flip(qmp.sendFdScm({ path: "/nonexistent" }))).toMatchObject({
+        _tag: "FdPassingError",
+        reason: "Open"
+      })
+      expect((yield* fake.received).map((c) => "execute" in c && c.execute)).toEqual(["qmp_capabilities"])
+    }).pipe(Effect.provide(FakeQmp.layer())))
+})

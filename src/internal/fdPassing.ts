@@ -1,0 +1,158 @@
+/**
+ * Passing file descriptors over a unix socket (SCM_RIGHTS), which Node
+ * cannot do by itself: a ~100-line N-API helper (`native/scm_rights.c`, built
+ * by node-gyp at install) does the one `sendmsg` call.
+ *
+ * The helper writes straight to the socket's descriptor, beside libuv. That
+ * is safe only while libuv has nothing queued for the socket, so a send first
+ * waits for Node's write queue to empty, then calls `sendmsg` in the same
+ * tick (nothing else can queue in between), and hands any unsent remainder
+ * back to Node's queue, behind which later writes line up in order.
+ *
+ * @internal
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import type * as Scope from "effect/Scope"
+import * as NodeFs from "node:fs"
+import { createRequire } from "node:module"
+import * as NodeOs from "node:os"
+import type { Duplex } from "node:stream"
+import { FdPassingError } from "../Errors.js"
+import { TransportClosed } from "./transport.js"
+
+/** A descriptor to pass: an open descriptor of this process, or a file to open (read-only unless `writable`). */
+export type FdSource = number | { readonly path: string; readonly writable?: boolean | undefined }
+
+interface NativeHelper {
+  readonly sendWithFds: (socketFd: number, data: Uint8Array, fds: ReadonlyArray<number>) => number
+}
+
+/** Where node-gyp puts the helper, relative to this module in `src/internal` or `dist/internal`. */
+const NATIVE_PATH = "../../build/Release/qemu_machine_native.node"
+
+let native: Either.Either<NativeHelper, string> | undefined
+
+const loadNative = (): Either.Either<NativeHelper, string> => {
+  if (native === undefined) {
+    try {
+      native = Either.right(createRequire(import.meta.url)(NATIVE_PATH) as NativeHelper)
+    } catch (error) {
+      native = Either.left(error instanceof Error ? error.message.split("\n")[0]! : String(error))
+    }
+  }
+  return native
+}
+
+/** Whether the native helper is built and loads. */
+export const isAvailable = (): boolean => Either.isRight(loadNative())
+
+const errnoName = (errno: number): string =>
+  Object.entries(NodeOs.constants.errno).find(([, value]) => value === errno)?.[0] ?? `errno ${errno}`
+
+/** The descriptor of a unix-socket duplex, if it is one. */
+const unixSocketFd = (duplex: Duplex): number | undefined => {
+  const handle = (duplex as { _handle?: { fd?: unknown; constructor?: { name?: string } } | null })._handle
+  if (handle == null || handle.constructor?.name !== "Pipe") return undefined
+  return typeof handle.fd === "number" && handle.fd >= 0 ? handle.fd : undefined
+}
+
+/** Fails with `BadDescriptor` unless `fd` is open in this process. */
+export const checkOpen = (fd: number): Effect.Effect<number, FdPassingError> =>
+  Effect.try({
+    try: () => {
+      if (!Number.isInteger(fd) || fd < 0) throw new Error(`${fd} is not a descriptor number`)
+      NodeFs.fstatSync(fd)
+      return fd
+    },
+    catch: (error) =>
+      new FdPassingError({
+        reason: "BadDescriptor",
+        detail: `descriptor ${fd} is not open: ${error instanceof Error ? error.message : String(error)}`,
+        fd
+      })
+  })
+
+/**
+ * The descriptor of a source, open for the scope: a number is checked and
+ * used as is (the caller still owns it); a path is opened and closed with the
+ * scope.
+ */
+export const open = (source: FdSource): Effect.Effect<number, FdPassingError, Scope.Scope> =>
+  typeof source === "number"
+    ? checkOpen(source)
+    : Effect.acquireRelease(
+      Effect.try({
+        try: () => NodeFs.openSync(source.path, source.writable === true ? "r+" : "r"),
+        catch: (error) =>
+          new FdPassingError({
+            reason: "Open",
+            detail: `cannot open ${source.path}: ${error instanceof Error ? error.message : String(error)}`,
+            path: source.path
+          })
+      }),
+      (fd) => Effect.sync(() => NodeFs.closeSync(fd))
+    )
+
+/** How long a send waits for Node's queue to empty, or for room in the socket buffer. */
+const SEND_WAIT = Duration.seconds(10)
+const POLL = Duration.millis(1)
+
+/**
+ * Sends `data` with `fds` attached to its first byte on a unix-socket duplex.
+ * The caller keeps ownership of `fds` (the kernel gives the peer copies).
+ */
+export const send = (
+  duplex: Duplex,
+  data: string | Uint8Array,
+  fds: ReadonlyArray<number>
+): Effect.Effect<void, FdPassingError | TransportClosed> =>
+  Effect.suspend(() => {
+    const helper = loadNative()
+    if (Either.isLeft(helper)) {
+      return Effect.fail(
+        new FdPassingError({
+          reason: "Unavailable",
+          detail: `the SCM_RIGHTS helper is not built (npm run build:native): ${helper.left}`
+        })
+      )
+    }
+    const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data
+    const deadline = Date.now() + Duration.toMillis(SEND_WAIT)
+    const attempt: Effect.Effect<void, FdPassingError | TransportClosed> = Effect.suspend(() => {
+      if (duplex.destroyed || !duplex.writable) return Effect.fail(new TransportClosed(undefined))
+      const socketFd = unixSocketFd(duplex)
+      if (socketFd === undefined) {
+        return Effect.fail(
+          new FdPassingError({
+            reason: "Unsupported",
+            detail: "descriptors can only be passed over a unix socket (socket pair or path monitor), not TCP"
+          })
+        )
+      }
+      const retry = Date.now() < deadline
+        ? Effect.zipRight(Effect.sleep(POLL), attempt)
+        : Effect.fail(new FdPassingError({ reason: "Send", detail: "the socket stayed busy for 10 s" }))
+      // Wait until libuv has nothing queued: our bytes must not overtake earlier writes.
+      if (duplex.writableLength > 0) return retry
+      const sent = helper.right.sendWithFds(socketFd, bytes, fds)
+      if (sent === -NodeOs.constants.errno.EAGAIN) return retry
+      if (sent === -NodeOs.constants.errno.EPIPE || sent === -NodeOs.constants.errno.ECONNRESET) {
+        return Effect.fail(new TransportClosed(new Error(errnoName(-sent))))
+      }
+      if (sent < 0) {
+        const fd = fds.length === 1 ? { fd: fds[0]! } : {}
+        return Effect.fail(
+          new FdPassingError({
+            reason: sent === -NodeOs.constants.errno.EBADF ? "BadDescriptor" : "Send",
+            detail: `sendmsg failed: ${errnoName(-sent)}`,
+            ...fd
+          })
+        )
+      }
+      if (sent < bytes.length) duplex.write(bytes.subarray(sent))
+      return Effect.void
+    })
+    return attempt
+  })
