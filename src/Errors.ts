@@ -88,7 +88,8 @@ export class QMPConnectError extends Schema.TaggedError<QMPConnectError>()("QMPC
  * already cleaned up when this error arrives.
  */
 export class VMLaunchFailure extends Schema.TaggedError<VMLaunchFailure>()("VMLaunchFailure", {
-  reason: Schema.Literal("Setup", "Spawn", "Exited", "Handshake", "Timeout"),
+  /** `SchemaDrift`: the QMP schema check was set to `"fail"` and the schema differs (the cause says how). */
+  reason: Schema.Literal("Setup", "Spawn", "Exited", "Handshake", "Timeout", "SchemaDrift"),
   /** The full argv, wrapper included. */
   command: Schema.Array(Schema.String),
   exitCode: Schema.NullOr(Schema.Number),
@@ -208,5 +209,42 @@ export class FdPassingError extends Schema.TaggedError<FdPassingError>()("FdPass
 }) {
   override get message(): string {
     return `cannot pass a file descriptor (${this.reason}): ${this.detail}`
+  }
+}
+
+/**
+ * A QMP message did not match the generated QAPI schema (see `Qapi`): a
+ * command's result or arguments, or an event's data. Only raised when
+ * checking is on (`decode: true`). `path` names the field, e.g.
+ * `[0].inserted.file`.
+ */
+export class QMPDecodeError extends Schema.TaggedError<QMPDecodeError>()("QMPDecodeError", {
+  subject: Schema.Literal("result", "arguments", "event"),
+  /** The command or event. */
+  name: Schema.String,
+  path: Schema.String,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return `${this.name} ${this.subject} does not match the QAPI schema${
+      this.path === "" ? "" : ` at ${this.path}`
+    }: ${this.detail}`
+  }
+}
+
+/**
+ * The live QEMU's QAPI schema differs from the one the types were generated
+ * from, and the client was told to fail on that (`schemaCheck: "fail"`).
+ */
+export class QMPSchemaDrift extends Schema.TaggedError<QMPSchemaDrift>()("QMPSchemaDrift", {
+  /** The QEMU version the types were generated from. */
+  generatedFrom: Schema.String,
+  /** The live QEMU's version. */
+  live: Schema.String,
+  /** A readable summary: commands and events added, removed and changed. */
+  summary: Schema.String
+}) {
+  override get message(): string {
+    return `QAPI schema drift: types are from QEMU ${this.generatedFrom}, connected to QEMU ${this.live}: ${this.summary}`
   }
 }

@@ -35,7 +35,9 @@ import {
   ConsoleClosed,
   type FdPassingError,
   MachineStateError,
+  type QMPDecodeError,
   type QMPDisconnected,
+  QMPSchemaDrift,
   type QMPTimeout,
   SocketPathTooLong,
   type TempFilesError,
@@ -45,6 +47,7 @@ import * as FdPassing from "./internal/fdPassing.js"
 import * as Transport from "./internal/transport.js"
 import { buildCommand, FIRST_EXTRA_FD, type LaunchRuntime, type MachineConfig } from "./MachineConfig.js"
 import * as QemuProcess from "./QemuProcess.js"
+import type * as Qapi from "./Qapi.js"
 import * as QmpClient from "./QmpClient.js"
 import { type Arguments, convertKeys, type Event, type EventFilter, type Reply } from "./QmpProtocol.js"
 import * as TempFiles from "./TempFiles.js"
@@ -87,12 +90,22 @@ export interface MachineService {
   readonly qmp: Effect.Effect<QmpClient.QmpClientService, MachineStateError>
   /** The serial console (fails if no console was configured). */
   readonly console: Effect.Effect<ConsoleSocket.ConsoleSocketService, MachineStateError>
-  /** The seed's `command()`: the `return` value or `QMPCommandError`. A successful `quit` is remembered. */
-  readonly execute: (
-    command: string,
-    args?: Arguments | undefined,
-    options?: MachineExecuteOptions
-  ) => Effect.Effect<unknown, MachineCommandError>
+  /**
+   * The seed's `command()`: the `return` value or `QMPCommandError`. A
+   * successful `quit` is remembered. Commands of the generated QAPI schema are
+   * typed (see `Qapi`); other names are untyped.
+   */
+  readonly execute: {
+    <K extends Qapi.CommandName>(
+      command: K,
+      ...rest: Qapi.ExecuteParams<K, MachineExecuteOptions>
+    ): Effect.Effect<Qapi.CommandResult<K>, MachineCommandError | QMPDecodeError>
+    <S extends string>(
+      command: S & Qapi.NotACommand<S>,
+      args?: Arguments | undefined,
+      options?: MachineExecuteOptions
+    ): Effect.Effect<unknown, MachineCommandError | QMPDecodeError>
+  }
   /** The seed's `qmp()`: the whole reply. A successful `quit` is remembered. */
   readonly executeRaw: (
     command: string,
@@ -130,11 +143,17 @@ export interface MachineService {
   ) => Effect.Effect<QmpClient.AddFdInfo, MachineCommandError | FdPassingError>
   /** QMP events from now on; ends with the session. Empty without QMP. */
   readonly events: Stream.Stream<Event>
-  /** The seed's `event_wait` (default timeout 60 s). */
-  readonly eventWait: (
-    name: string,
-    options?: { readonly match?: unknown; readonly timeout?: Duration.DurationInput | undefined }
-  ) => Effect.Effect<Event, QMPTimeout | QMPDisconnected | MachineStateError>
+  /** The seed's `event_wait` (default timeout 60 s). Events of the generated QAPI schema come typed. */
+  readonly eventWait: {
+    <K extends Qapi.EventName>(
+      name: K,
+      options?: QmpClient.EventWaitOptions
+    ): Effect.Effect<Qapi.TypedEvent<K>, QMPTimeout | QMPDisconnected | QMPDecodeError | MachineStateError>
+    <S extends string>(
+      name: S & Qapi.NotAnEvent<S>,
+      options?: QmpClient.EventWaitOptions
+    ): Effect.Effect<Event, QMPTimeout | QMPDisconnected | QMPDecodeError | MachineStateError>
+  }
   /** The seed's `events_wait`: one total timeout. */
   readonly eventsWait: (
     filters: ReadonlyArray<EventFilter>,
@@ -340,10 +359,13 @@ const launchIn = (
     )
 
     /** Turns any failure after spawn into a `VMLaunchFailure` with QEMU's status and output. */
-    const launchFailure = (reason: "Handshake" | "Timeout", cause: unknown) =>
+    const launchFailure = (reason: "Handshake" | "Timeout" | "SchemaDrift", cause: unknown) =>
       Effect.gen(function*() {
         // QEMU that closed its monitor is usually on its way out: give it a moment to report its status.
-        const status = yield* child.wait(Duration.seconds(2)).pipe(Effect.option)
+        // One refused for its schema is healthy: no point waiting.
+        const status = reason === "SchemaDrift"
+          ? Option.none()
+          : yield* child.wait(Duration.seconds(2)).pipe(Effect.option)
         if (Option.isNone(status)) {
           yield* child.kill("SIGKILL")
           yield* child.wait(HARD_KILL_TIMEOUT).pipe(Effect.ignore)
@@ -361,7 +383,9 @@ const launchIn = (
     const qmpOptions: QmpClient.QmpClientOptions = {
       greetingTimeout: launchTimeout,
       commandTimeout: config.qmpTimeout,
-      onTraffic: config.onQmpTraffic
+      onTraffic: config.onQmpTraffic,
+      decode: config.qmpDecode,
+      schemaCheck: config.schemaCheck
     }
     const connectQmp: Effect.Effect<Option.Option<QmpClient.QmpClientService>, unknown> = (() => {
       switch (monitor._tag) {
@@ -384,7 +408,10 @@ const launchIn = (
     })()
     const exitedEarly = Effect.flatMap(child.awaitExit, (status) => Effect.fail({ _tag: "Exited" as const, status }))
     const qmp = yield* Effect.raceFirst(connectQmp, exitedEarly).pipe(
-      Effect.mapError((cause) => ({ reason: "Handshake" as const, cause })),
+      Effect.mapError((cause) => ({
+        reason: cause instanceof QMPSchemaDrift ? "SchemaDrift" as const : "Handshake" as const,
+        cause
+      })),
       Effect.timeoutFail({
         duration: launchTimeout,
         onTimeout: () => ({ reason: "Timeout" as const, cause: `no QMP within ${Duration.format(launchTimeout)}` })
@@ -576,7 +603,8 @@ const running = (parts: RunningParts): Effect.Effect<MachineService> =>
           ? Effect.fail(stateError("console", "the machine was launched without a console"))
           : Effect.succeed(parts.console.value)
       ),
-      execute,
+      // One implementation behind both overloads: typed names differ only in their static types.
+      execute: execute as MachineService["execute"],
       executeRaw,
       hmp: (commandLine, options) => withClient((c) => c.hmp(commandLine, options)),
       executeAndWait: (command, args, filters, options) =>
@@ -589,7 +617,8 @@ const running = (parts: RunningParts): Effect.Effect<MachineService> =>
       getfd: (fdname, source, options) => withClient((c) => c.getfd(fdname, source, options)),
       addFd: (source, options) => withClient((c) => c.addFd(source, options)),
       events: Option.match(parts.qmp, { onNone: () => Stream.empty, onSome: (c) => c.events }),
-      eventWait: (name, options) => withClient((c) => c.eventWait(name, options)),
+      eventWait: ((name: string, options?: QmpClient.EventWaitOptions) =>
+        withClient((c) => c.eventWait(name, options))) as MachineService["eventWait"],
       eventsWait: (filters, options) => withClient((c) => c.eventsWait(filters, options)),
       getEvent: withClient((c) => c.getEvent),
       getEvents: withClient((c) => c.getEvents),

@@ -102,6 +102,17 @@ export interface MachineConfig {
    * `setpriv --pdeathsig KILL` (when it is installed). Default true.
    */
   readonly dieWithParent?: boolean | undefined
+  /**
+   * Decode typed QMP traffic (arguments, results, events waited for) with the
+   * generated QAPI Schemas; see `Qapi`. Default false: typed, unchecked.
+   */
+  readonly qmpDecode?: boolean | undefined
+  /**
+   * Compare QEMU's QAPI schema with the generated one after the handshake:
+   * `"log"` warns with the differences, `"fail"` fails the launch
+   * (`VMLaunchFailure` with reason `SchemaDrift`). Default `"ignore"`.
+   */
+  readonly schemaCheck?: "ignore" | "log" | "fail" | undefined
   /** Called with every QMP message sent and received (a traffic log). Keep it cheap. */
   readonly onQmpTraffic?: ((direction: "send" | "receive", message: unknown) => void) | undefined
   /** Extra environment variables for QEMU. */

@@ -25,14 +25,17 @@ import {
   type FdPassingError,
   QMPCommandError,
   QMPConnectError,
+  type QMPDecodeError,
   QMPDisconnected,
   QMPGreetingError,
   QMPProtocolError,
+  QMPSchemaDrift,
   QMPTimeout
 } from "./Errors.js"
 import * as Fanout from "./internal/fanout.js"
 import * as FdPassing from "./internal/fdPassing.js"
 import * as Transport from "./internal/transport.js"
+import * as Qapi from "./Qapi.js"
 import {
   type Arguments,
   classifyServerMessage,
@@ -52,6 +55,21 @@ export interface ExecuteOptions {
   readonly timeout?: Duration.DurationInput | undefined
   /** Send as `exec-oob` (needs the `oob` capability negotiated). */
   readonly oob?: boolean | undefined
+  /**
+   * Check arguments and decode the result with the generated QAPI Schemas
+   * (see `Qapi`); a mismatch is a `QMPDecodeError`. Defaults to the client's `decode`.
+   */
+  readonly decode?: boolean | undefined
+}
+
+/** Options of an event wait. */
+export interface EventWaitOptions {
+  /** A sub-object the event must contain (the seed's `match`). */
+  readonly match?: unknown
+  /** Default 60 s. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** Decode the event's data with its generated Schema. Defaults to the client's `decode`. */
+  readonly decode?: boolean | undefined
 }
 
 /** Options of a QMP session. */
@@ -70,6 +88,17 @@ export interface QmpClientOptions {
   readonly eventBufferSize?: number | undefined
   /** Called with every line sent and every message received; for traffic logs. Keep it cheap. */
   readonly onTraffic?: ((direction: "send" | "receive", message: unknown) => void) | undefined
+  /**
+   * Decode every typed command's arguments and result, and every typed event
+   * waited for, with the generated QAPI Schemas. Default false: typed, unchecked.
+   */
+  readonly decode?: boolean | undefined
+  /**
+   * Compare the server's QAPI schema with the generated one after the
+   * handshake (one `query-qmp-schema`): `"log"` logs a warning listing what
+   * differs, `"fail"` fails the connection with `QMPSchemaDrift`. Default `"ignore"`.
+   */
+  readonly schemaCheck?: Qapi.SchemaCheck | undefined
 }
 
 /** The result of `executeAndWait`: the command's return value and the event it caused. */
@@ -88,6 +117,9 @@ interface EventWaiter {
 
 /** Errors a command can end in. */
 export type CommandError = QMPCommandError | QMPTimeout | QMPDisconnected
+
+/** Errors setting up a session: the greeting and negotiation, and the optional schema check. */
+export type SessionError = QMPGreetingError | QMPSchemaDrift
 
 /**
  * A file descriptor to pass to QEMU: an open descriptor of this process (it
@@ -116,12 +148,23 @@ export interface QmpClientService {
   readonly greeting: Greeting
   /** The capabilities enabled by negotiation. */
   readonly capabilities: ReadonlyArray<string>
-  /** Runs a command; succeeds with its `return` value, fails with `QMPCommandError` on an error reply. */
-  readonly execute: (
-    command: string,
-    args?: Arguments | undefined,
-    options?: ExecuteOptions
-  ) => Effect.Effect<unknown, CommandError>
+  /**
+   * Runs a command; succeeds with its `return` value, fails with
+   * `QMPCommandError` on an error reply. Commands of the generated QAPI schema
+   * are typed (arguments and result; see `Qapi`); other names are untyped.
+   * `QMPDecodeError` happens only when decoding is on.
+   */
+  readonly execute: {
+    <K extends Qapi.CommandName>(
+      command: K,
+      ...rest: Qapi.ExecuteParams<K, ExecuteOptions>
+    ): Effect.Effect<Qapi.CommandResult<K>, CommandError | QMPDecodeError>
+    <S extends string>(
+      command: S & Qapi.NotACommand<S>,
+      args?: Arguments | undefined,
+      options?: ExecuteOptions
+    ): Effect.Effect<unknown, CommandError | QMPDecodeError>
+  }
   /** Runs a command and returns the whole reply, error replies included (the seed's `qmp()`). */
   readonly executeRaw: (
     command: string,
@@ -170,16 +213,30 @@ export interface QmpClientService {
   readonly addFd: (source: FdSource, options?: AddFdOptions) => Effect.Effect<AddFdInfo, CommandError | FdPassingError>
   /** Every event from subscription on; ends when the session ends. Each run is its own subscriber. */
   readonly events: Stream.Stream<Event>
+  /**
+   * The events with these names, typed, from subscription on (decoded when
+   * the client's `decode` is on, in which case a mismatch ends the stream).
+   */
+  readonly eventsNamed: <K extends Qapi.EventName>(
+    ...names: ReadonlyArray<K>
+  ) => Stream.Stream<Qapi.TypedEvent<K>, QMPDecodeError>
   /** Subscribes now, to take events later: nothing that arrives after this is missed. */
   readonly subscribe: Effect.Effect<EventSubscription, never, Scope.Scope>
   /**
    * The seed's `event_wait`: the first cached event named `name` that matches,
-   * else the first new one. Default timeout 60 s.
+   * else the first new one. Default timeout 60 s. Events of the generated
+   * QAPI schema come typed.
    */
-  readonly eventWait: (
-    name: string,
-    options?: { readonly match?: unknown; readonly timeout?: Duration.DurationInput | undefined }
-  ) => Effect.Effect<Event, QMPTimeout | QMPDisconnected>
+  readonly eventWait: {
+    <K extends Qapi.EventName>(
+      name: K,
+      options?: EventWaitOptions
+    ): Effect.Effect<Qapi.TypedEvent<K>, QMPTimeout | QMPDisconnected | QMPDecodeError>
+    <S extends string>(
+      name: S & Qapi.NotAnEvent<S>,
+      options?: EventWaitOptions
+    ): Effect.Effect<Event, QMPTimeout | QMPDisconnected | QMPDecodeError>
+  }
   /** The seed's `events_wait`: like `eventWait` for any of several filters; one timeout for the whole wait. */
   readonly eventsWait: (
     filters: ReadonlyArray<EventFilter>,
@@ -217,7 +274,7 @@ const ABANDONED_IDS_KEPT = 4096
 export const fromTransport = (
   transport: Transport.ByteTransport,
   options: QmpClientOptions = {}
-): Effect.Effect<QmpClientService, QMPGreetingError, Scope.Scope> =>
+): Effect.Effect<QmpClientService, SessionError, Scope.Scope> =>
   Effect.gen(function*() {
     const decoder = new FrameDecoder(options.maxMessageBytes)
     const historySize = options.eventHistorySize ?? 10_000
@@ -486,12 +543,27 @@ export const fromTransport = (
         ? Effect.fail(new QMPCommandError({ command, class: reply.error.class, desc: reply.error.desc }))
         : Effect.succeed(reply.return)
 
+    const executeUnchecked = (
+      command: string,
+      args: Arguments | undefined,
+      executeOptions: ExecuteOptions | undefined
+    ): Effect.Effect<unknown, CommandError> =>
+      Effect.flatMap(executeRaw(command, args, executeOptions), toResult(command))
+
+    const decodeByDefault = options.decode === true
     const execute = (
       command: string,
       args?: Arguments | undefined,
       executeOptions?: ExecuteOptions
-    ): Effect.Effect<unknown, CommandError> =>
-      Effect.flatMap(executeRaw(command, args, executeOptions), toResult(command))
+    ): Effect.Effect<unknown, CommandError | QMPDecodeError> => {
+      const run = Effect.flatMap(executeRaw(command, args, executeOptions), toResult(command))
+      return (executeOptions?.decode ?? decodeByDefault)
+        ? Effect.zipRight(
+          Qapi.checkArguments(command, args),
+          Effect.flatMap(run, (result) => Qapi.decodeResult(command, result))
+        )
+        : run
+    }
 
     const removeFromHistory = (event: Event) => {
       const index = history.lastIndexOf(event)
@@ -534,6 +606,14 @@ export const fromTransport = (
         return awaitWaiter(addWaiter(filters), waitOptions?.timeout)
       })
 
+    const eventWait = (
+      name: string,
+      waitOptions?: EventWaitOptions
+    ): Effect.Effect<Event, QMPTimeout | QMPDisconnected | QMPDecodeError> => {
+      const wait = eventsWait([{ name, match: waitOptions?.match }], { timeout: waitOptions?.timeout })
+      return (waitOptions?.decode ?? decodeByDefault) ? Effect.flatMap(wait, Qapi.decodeEvent) : wait
+    }
+
     const normalizeFilters = (filters: string | ReadonlyArray<EventFilter>): ReadonlyArray<EventFilter> =>
       typeof filters === "string" ? [{ name: filters }] : filters
 
@@ -546,7 +626,10 @@ export const fromTransport = (
       Effect.suspend(() => {
         const waiter = addWaiter(normalizeFilters(filters))
         return Effect.flatMap(
-          Effect.onError(execute(command, args, executeOptions), () => Effect.sync(() => waiters.delete(waiter))),
+          Effect.onError(
+            executeUnchecked(command, args, executeOptions),
+            () => Effect.sync(() => waiters.delete(waiter))
+          ),
           (result) => Effect.map(awaitWaiter(waiter, executeOptions?.timeout), (event) => ({ result, event }))
         )
       })
@@ -587,10 +670,11 @@ export const fromTransport = (
     const service: QmpClientService = {
       greeting,
       capabilities: enable,
-      execute,
+      // One implementation behind both overloads: typed names differ only in their static types.
+      execute: execute as QmpClientService["execute"],
       executeRaw,
       hmp: (commandLine, hmpOptions) =>
-        Effect.map(execute("human-monitor-command", { "command-line": commandLine }, hmpOptions), String),
+        Effect.map(executeUnchecked("human-monitor-command", { "command-line": commandLine }, hmpOptions), String),
       executeAndWait,
       executeWithFds,
       sendFdScm,
@@ -610,9 +694,15 @@ export const fromTransport = (
           (result) => result as AddFdInfo
         ),
       events: eventHub.stream,
+      eventsNamed: <K extends Qapi.EventName>(...names: ReadonlyArray<K>) => {
+        const typed = eventHub.stream.pipe(Stream.filter((event) => names.includes(event.event as K)))
+        return (decodeByDefault ? Stream.mapEffect(typed, Qapi.decodeEvent) : typed) as unknown as Stream.Stream<
+          Qapi.TypedEvent<K>,
+          QMPDecodeError
+        >
+      },
       subscribe: eventHub.subscribe,
-      eventWait: (name, waitOptions) =>
-        eventsWait([{ name, match: waitOptions?.match }], { timeout: waitOptions?.timeout }),
+      eventWait: eventWait as QmpClientService["eventWait"],
       eventsWait,
       getEvent: Effect.sync(() => Option.fromNullable(history.shift())),
       getEvents: Effect.sync(() => history.splice(0)),
@@ -624,7 +714,31 @@ export const fromTransport = (
       awaitDisconnect: Deferred.await(disconnected),
       close
     }
+    const schemaCheck = options.schemaCheck ?? "ignore"
+    if (schemaCheck !== "ignore") yield* checkSchema(service, schemaCheck)
     return service
+  })
+
+/** The drift check at connect: compares the server's schema with the generated one and logs or fails. */
+const checkSchema = (
+  client: QmpClientService,
+  mode: "log" | "fail"
+): Effect.Effect<void, QMPSchemaDrift> =>
+  Effect.gen(function*() {
+    const version = client.greeting.QMP.version.qemu
+    const live = `${version.major}.${version.minor}.${version.micro}`
+    const report = yield* Effect.either(Qapi.checkDrift(client))
+    const summary = report._tag === "Left"
+      ? `could not read the schema: ${report.left.message}`
+      : report.right.identical
+      ? undefined
+      : Qapi.formatDrift(report.right)
+    if (summary === undefined) {
+      return yield* Effect.logDebug(`QAPI schema matches the generated one (QEMU ${live})`)
+    }
+    const drift = new QMPSchemaDrift({ generatedFrom: Qapi.generatedFrom.version, live, summary })
+    if (mode === "fail") return yield* drift
+    yield* Effect.logWarning(drift.message)
   })
 
 /**
@@ -634,7 +748,7 @@ export const fromTransport = (
 export const make = (
   duplex: Duplex,
   options: QmpClientOptions & { readonly label?: string | undefined } = {}
-): Effect.Effect<QmpClientService, QMPGreetingError, Scope.Scope> =>
+): Effect.Effect<QmpClientService, SessionError, Scope.Scope> =>
   Effect.flatMap(
     Transport.fromDuplex(duplex, options.label ?? "socketpair"),
     (transport) => fromTransport(transport, options)
@@ -650,7 +764,7 @@ const connectWith = (
   netOptions: { readonly path: string } | { readonly host: string; readonly port: number },
   address: string,
   options: ConnectOptions
-): Effect.Effect<QmpClientService, QMPGreetingError | QMPConnectError, Scope.Scope> =>
+): Effect.Effect<QmpClientService, SessionError | QMPConnectError, Scope.Scope> =>
   Transport.connect(netOptions, address, options.connectTimeout ?? DEFAULT_GREETING_TIMEOUT).pipe(
     Effect.mapError((e) => new QMPConnectError({ address, detail: e.detail, cause: e.error })),
     Effect.flatMap((transport) => fromTransport(transport, options))
@@ -660,7 +774,7 @@ const connectWith = (
 export const connectUnix = (
   path: string,
   options: ConnectOptions = {}
-): Effect.Effect<QmpClientService, QMPGreetingError | QMPConnectError, Scope.Scope> =>
+): Effect.Effect<QmpClientService, SessionError | QMPConnectError, Scope.Scope> =>
   connectWith({ path }, `unix:${path}`, options)
 
 /** Connects to a QMP server on TCP. */
@@ -668,7 +782,7 @@ export const connectTcp = (
   host: string,
   port: number,
   options: ConnectOptions = {}
-): Effect.Effect<QmpClientService, QMPGreetingError | QMPConnectError, Scope.Scope> =>
+): Effect.Effect<QmpClientService, SessionError | QMPConnectError, Scope.Scope> =>
   connectWith({ host, port }, `tcp:${host}:${port}`, options)
 
 /**
@@ -679,7 +793,7 @@ export const connectTcp = (
 export const acceptUnix = (
   path: string,
   options: ConnectOptions = {}
-): Effect.Effect<QmpClientService, QMPGreetingError | QMPConnectError, Scope.Scope> =>
+): Effect.Effect<QmpClientService, SessionError | QMPConnectError, Scope.Scope> =>
   Effect.gen(function*() {
     const address = `unix:${path}`
     const listener = yield* Transport.listen({ path }).pipe(
@@ -695,18 +809,18 @@ export const acceptUnix = (
 export const layerUnix = (
   path: string,
   options?: ConnectOptions
-): Layer.Layer<QmpClient, QMPGreetingError | QMPConnectError> => Layer.scoped(QmpClient, connectUnix(path, options))
+): Layer.Layer<QmpClient, SessionError | QMPConnectError> => Layer.scoped(QmpClient, connectUnix(path, options))
 
 /** A `QmpClient` connected over TCP. */
 export const layerTcp = (
   host: string,
   port: number,
   options?: ConnectOptions
-): Layer.Layer<QmpClient, QMPGreetingError | QMPConnectError> =>
+): Layer.Layer<QmpClient, SessionError | QMPConnectError> =>
   Layer.scoped(QmpClient, connectTcp(host, port, options))
 
 /** A `QmpClient` on the first connection accepted on a unix path. */
 export const layerAcceptUnix = (
   path: string,
   options?: ConnectOptions
-): Layer.Layer<QmpClient, QMPGreetingError | QMPConnectError> => Layer.scoped(QmpClient, acceptUnix(path, options))
+): Layer.Layer<QmpClient, SessionError | QMPConnectError> => Layer.scoped(QmpClient, acceptUnix(path, options))

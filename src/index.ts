@@ -17,6 +17,8 @@ export * as Errors from "./Errors.js"
 export * as Machine from "./Machine.js"
 /** Machine configuration and the pure argv builder. */
 export * as MachineConfig from "./MachineConfig.js"
+/** Typed QMP from QEMU's QAPI schema: command and event types, run-time decoding, the drift check. */
+export * as Qapi from "./Qapi.js"
 /** Spawning QEMU processes. */
 export * as QemuProcess from "./QemuProcess.js"
 /** A QMP session. */

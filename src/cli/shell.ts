@@ -15,7 +15,7 @@ import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Readline from "node:readline"
-import type { QMPConnectError, QMPGreetingError } from "../Errors.js"
+import type { QMPConnectError } from "../Errors.js"
 import * as Machine from "../Machine.js"
 import * as QmpClient from "../QmpClient.js"
 import type { Arguments } from "../QmpProtocol.js"
@@ -64,7 +64,7 @@ export const parseCommandLine = (line: string): { readonly command: string; read
 const connectTo = (
   target: string,
   onTraffic: QmpClient.QmpClientOptions["onTraffic"]
-): Effect.Effect<QmpClient.QmpClientService, QMPGreetingError | QMPConnectError | string, Scope.Scope> => {
+): Effect.Effect<QmpClient.QmpClientService, QmpClient.SessionError | QMPConnectError | string, Scope.Scope> => {
   if (target.startsWith("unix:")) return QmpClient.connectUnix(target.slice(5), { onTraffic })
   const tcp = /^tcp:(.+):(\d+)$/.exec(target)
   if (tcp !== null) return QmpClient.connectTcp(tcp[1]!, Number(tcp[2]), { onTraffic })

@@ -28,7 +28,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
-import type { QMPConnectError, QMPGreetingError } from "../Errors.js"
+import type { QMPConnectError } from "../Errors.js"
 import * as Transport from "../internal/transport.js"
 import * as QmpClient from "../QmpClient.js"
 import {
@@ -279,7 +279,7 @@ export const layerServer = (script?: FakeQmpScript): Layer.Layer<FakeQmp> => Lay
 export const layer = (
   script?: FakeQmpScript,
   clientOptions?: QmpClient.ConnectOptions
-): Layer.Layer<FakeQmp | QmpClient.QmpClient, QMPGreetingError | QMPConnectError> =>
+): Layer.Layer<FakeQmp | QmpClient.QmpClient, QmpClient.SessionError | QMPConnectError> =>
   Layer.flatMap(
     layerServer(script),
     (context) =>

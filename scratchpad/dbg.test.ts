@@ -1,0 +1,14 @@
+import { it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as QmpClient from "../src/QmpClient.js"
+import * as FakeQmp from "../src/testing/FakeQmp.js"
+it.scoped("dbg", () => Effect.gen(function*() {
+  const qmp = yield* QmpClient.QmpClient
+  console.log(yield* Effect.either(qmp.execute("query-status")))
+  console.log(yield* Effect.either(qmp.execute("x-unknown")))
+}).pipe(Effect.provide(FakeQmp.layer({
+      commands: {
+        "query-status": () => FakeQmp.reply({ status: "running", singlestep: false, running: true, "x-future": 1 }),
+        "x-unknown": () => FakeQmp.reply({ anything: true })
+      }
+    }, { decode: true }))))
