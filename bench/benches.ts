@@ -8,6 +8,7 @@ import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import * as Machine from "../src/Machine.js"
+import * as Qapi from "../src/Qapi.js"
 import * as EchoGuest from "../src/testing/EchoGuest.js"
 import { qemuChildren } from "../scripts/procfs.js"
 import { launchBare } from "./bare.js"
@@ -291,7 +292,74 @@ export const fleet = (options: BenchOptions) =>
     }
   })
 
+/**
+ * The price of run-time checking: the same commands unchecked (baseline) and
+ * with `decode: true`, in alternating blocks on one QEMU: query-status (small)
+ * and query-qmp-schema (about 150 KB). Then the drift check: the same build
+ * (hash only) and another build (signatures of every command and event).
+ */
+export const qmpDecode = (options: BenchOptions) =>
+  Effect.scoped(Effect.gen(function*() {
+    const vm = yield* Machine.launch(noneConfig)
+    const qmp = yield* vm.qmp
+    const measure = (command: "query-status" | "query-qmp-schema", n: number, block: number) =>
+      Effect.gen(function*() {
+        const plain: Array<number> = []
+        const checked: Array<number> = []
+        for (let i = 0; i < block; i++) {
+          yield* qmp.execute(command)
+          yield* qmp.execute(command, undefined, { decode: true })
+        }
+        for (let done = 0; done < n; done += block) {
+          for (let i = 0; i < block; i++) {
+            const t0 = performance.now()
+            yield* qmp.execute(command)
+            plain.push(performance.now() - t0)
+          }
+          for (let i = 0; i < block; i++) {
+            const t0 = performance.now()
+            yield* qmp.execute(command, undefined, { decode: true })
+            checked.push(performance.now() - t0)
+          }
+        }
+        const lib = micros(median(checked))
+        const base = micros(median(plain))
+        return { command, n, decoded_median_us: lib, unchecked_median_us: base, ratio: round(lib / base) }
+      })
+    const small = yield* measure("query-status", options.short ? 200 : 2000, 100)
+    const large = yield* measure("query-qmp-schema", options.short ? 10 : 60, 5)
+
+    const time = <A, E>(effect: Effect.Effect<A, E>, n: number) =>
+      Effect.gen(function*() {
+        const times: Array<number> = []
+        for (let i = 0; i < n; i++) {
+          const t0 = performance.now()
+          yield* effect
+          times.push(performance.now() - t0)
+        }
+        return round(median(times), 2)
+      })
+    const raw = yield* qmp.executeRaw("query-qmp-schema")
+    const schema = "return" in raw ? (raw.return as ReadonlyArray<Record<string, unknown>>) : []
+    // Another build: same shapes, masked names prefixed (so no raw-hash match).
+    const rename = (v: unknown): unknown => typeof v === "string" && /^\d+$/.test(v) ? `x${v}` : v
+    const otherBuild = schema.map((info) =>
+      Object.fromEntries(Object.entries(info).map(([k, v]) => [k, k === "name" || k.endsWith("type") ? rename(v) : v]))
+    )
+    yield* report({
+      bench: "qmp-decode",
+      small,
+      large,
+      drift_check_ms: {
+        same_build: yield* time(Qapi.checkDrift(qmp), options.short ? 3 : 20),
+        other_build_signatures_only: yield* time(Qapi.driftReport(otherBuild), options.short ? 3 : 20)
+      },
+      target: "decode on demand only; default is unchecked"
+    })
+  }))
+
 export const all: Record<string, (options: BenchOptions) => Effect.Effect<void, unknown>> = {
+  "qmp-decode": qmpDecode,
   "qmp-rtt": qmpRtt,
   "qmp-pipelined": qmpPipelined,
   "launch": launch,

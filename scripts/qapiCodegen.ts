@@ -67,7 +67,7 @@ export const generate = (parsed: unknown): string => {
 
   // --- Names: breadth first from commands, then events. -------------------------------------
   const names = new Map<string, string>()
-  const taken = new Set<string>(["Schema", "Commands", "Events", "commands", "events"])
+  const taken = new Set<string>(["Schema", "Commands", "Events"])
   const order: Array<string> = []
   const queue: Array<string> = []
   const isEmptyObject = (i: Info) => i["meta-type"] === "object" && i.members.length === 0 && i.variants === undefined
@@ -123,7 +123,7 @@ export const generate = (parsed: unknown): string => {
     const i = info(typeName)
     if (i["meta-type"] === "builtin") return builtinSchema(i["json-type"])
     if (i["meta-type"] === "array") return `Schema.Array(${schemaExpr(i["element-type"])})`
-    return `ref(() => ${names.get(typeName)!})`
+    return names.get(typeName)!
   }
 
   type Member = ObjectInfo["members"][number]
@@ -169,7 +169,8 @@ export const generate = (parsed: unknown): string => {
   out(" */")
   out("import * as Schema from \"effect/Schema\"")
   out()
-  out("const ref = <A>(schema: () => Schema.Schema<A>): Schema.Schema<A> => Schema.suspend(schema)")
+  out("/** Every Schema is built on first use: loading this module builds none of them. */")
+  out("const lazy = <A>(schema: () => Schema.Schema<A>): Schema.Schema<A> => Schema.suspend(schema)")
   out()
   out(`/** The QEMU the schema came from. */`)
   out(`export const source = ${JSON.stringify(source)} as const`)
@@ -188,29 +189,31 @@ export const generate = (parsed: unknown): string => {
     switch (i["meta-type"]) {
       case "enum": {
         out(`export type ${name} = ${literals(i.values).join(" | ")}`)
-        out(`export const ${name}: Schema.Schema<${name}> = Schema.Literal(${literals(i.values).join(", ")})`)
+        out(`export const ${name}: Schema.Schema<${name}> = lazy(() => Schema.Literal(${literals(i.values).join(", ")}))`)
         break
       }
       case "alternate": {
         out(`export type ${name} = ${i.members.map((m) => typeExpr(m.type)).join(" | ")}`)
-        out(`export const ${name}: Schema.Schema<${name}> = Schema.Union(${
+        out(`export const ${name}: Schema.Schema<${name}> = lazy(() => Schema.Union(${
           i.members.map((m) => schemaExpr(m.type)).join(", ")
-        })`)
+        }))`)
         break
       }
       case "object": {
         if (i.variants === undefined) {
           if (i.members.length === 0) {
             out(`export interface ${name} {}`)
-            out(`export const ${name}: Schema.Schema<${name}> = Schema.Struct({})`)
+            out(`export const ${name}: Schema.Schema<${name}> = lazy(() => Schema.Struct({}))`)
             break
           }
           out(`export interface ${name} {`)
           for (const m of i.members) out(`  ${memberType(m)}`)
           out("}")
-          out(`export const ${name}: Schema.Schema<${name}> = Schema.Struct({`)
-          i.members.forEach((m, n) => out(`  ${memberSchema(m)}${n < i.members.length - 1 ? "," : ""}`))
-          out("})")
+          out(`export const ${name}: Schema.Schema<${name}> = lazy(() =>`)
+          out(`  Schema.Struct({`)
+          i.members.forEach((m, n) => out(`    ${memberSchema(m)}${n < i.members.length - 1 ? "," : ""}`))
+          out("  })")
+          out(")")
           break
         }
         const { result, tagMember } = branches(i)
@@ -224,17 +227,19 @@ export const generate = (parsed: unknown): string => {
           }
           out(`  }`)
         }
-        out(`export const ${name}: Schema.Schema<${name}> = Schema.Union(`)
+        out(`export const ${name}: Schema.Schema<${name}> = lazy(() =>`)
+        out(`  Schema.Union(`)
         result.forEach((b, n) => {
-          out(`  Schema.Struct({`)
+          out(`    Schema.Struct({`)
           const members = branchMembers(b)
           members.forEach(({ m, tag }, k) =>
-            out(`    ${memberSchema(m, tag ? `Schema.Literal(${literals(b.cases).join(", ")})` : undefined)}${
+            out(`      ${memberSchema(m, tag ? `Schema.Literal(${literals(b.cases).join(", ")})` : undefined)}${
               k < members.length - 1 ? "," : ""
             }`)
           )
-          out(`  })${n < result.length - 1 ? "," : ""}`)
+          out(`    })${n < result.length - 1 ? "," : ""}`)
         })
+        out("  )")
         out(")")
         break
       }

@@ -10,7 +10,8 @@
  */
 import * as Schema from "effect/Schema"
 
-const ref = <A>(schema: () => Schema.Schema<A>): Schema.Schema<A> => Schema.suspend(schema)
+/** Every Schema is built on first use: loading this module builds none of them. */
+const lazy = <A>(schema: () => Schema.Schema<A>): Schema.Schema<A> => Schema.suspend(schema)
 
 /** The QEMU the schema came from. */
 export const source = {"binary":"qemu-system-x86_64","version":"7.2.22","package":"Debian 1:7.2+dfsg-7+deb12u18+b3","machine":"none"} as const
@@ -25,19 +26,23 @@ export interface AddFdArguments {
   readonly "fdset-id"?: number
   readonly "opaque"?: string
 }
-export const AddFdArguments: Schema.Schema<AddFdArguments> = Schema.Struct({
-  "fdset-id": Schema.optionalWith(Schema.Number, { exact: true }),
-  "opaque": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const AddFdArguments: Schema.Schema<AddFdArguments> = lazy(() =>
+  Schema.Struct({
+    "fdset-id": Schema.optionalWith(Schema.Number, { exact: true }),
+    "opaque": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface AddFdResult {
   readonly "fdset-id": number
   readonly "fd": number
 }
-export const AddFdResult: Schema.Schema<AddFdResult> = Schema.Struct({
-  "fdset-id": Schema.Number,
-  "fd": Schema.Number
-})
+export const AddFdResult: Schema.Schema<AddFdResult> = lazy(() =>
+  Schema.Struct({
+    "fdset-id": Schema.Number,
+    "fd": Schema.Number
+  })
+)
 
 export interface AddClientArguments {
   readonly "protocol": string
@@ -45,15 +50,17 @@ export interface AddClientArguments {
   readonly "skipauth"?: boolean
   readonly "tls"?: boolean
 }
-export const AddClientArguments: Schema.Schema<AddClientArguments> = Schema.Struct({
-  "protocol": Schema.String,
-  "fdname": Schema.String,
-  "skipauth": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "tls": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const AddClientArguments: Schema.Schema<AddClientArguments> = lazy(() =>
+  Schema.Struct({
+    "protocol": Schema.String,
+    "fdname": Schema.String,
+    "skipauth": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "tls": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface Empty {}
-export const Empty: Schema.Schema<Empty> = Schema.Struct({})
+export const Empty: Schema.Schema<Empty> = lazy(() => Schema.Struct({}))
 
 export interface AnnounceSelfArguments {
   readonly "initial": number
@@ -63,21 +70,25 @@ export interface AnnounceSelfArguments {
   readonly "interfaces"?: ReadonlyArray<string>
   readonly "id"?: string
 }
-export const AnnounceSelfArguments: Schema.Schema<AnnounceSelfArguments> = Schema.Struct({
-  "initial": Schema.Number,
-  "max": Schema.Number,
-  "rounds": Schema.Number,
-  "step": Schema.Number,
-  "interfaces": Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
-  "id": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const AnnounceSelfArguments: Schema.Schema<AnnounceSelfArguments> = lazy(() =>
+  Schema.Struct({
+    "initial": Schema.Number,
+    "max": Schema.Number,
+    "rounds": Schema.Number,
+    "step": Schema.Number,
+    "interfaces": Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
+    "id": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface BalloonArguments {
   readonly "value": number
 }
-export const BalloonArguments: Schema.Schema<BalloonArguments> = Schema.Struct({
-  "value": Schema.Number
-})
+export const BalloonArguments: Schema.Schema<BalloonArguments> = lazy(() =>
+  Schema.Struct({
+    "value": Schema.Number
+  })
+)
 
 export interface BlockCommitArguments {
   readonly "job-id"?: string
@@ -93,20 +104,22 @@ export interface BlockCommitArguments {
   readonly "auto-finalize"?: boolean
   readonly "auto-dismiss"?: boolean
 }
-export const BlockCommitArguments: Schema.Schema<BlockCommitArguments> = Schema.Struct({
-  "job-id": Schema.optionalWith(Schema.String, { exact: true }),
-  "device": Schema.String,
-  "base-node": Schema.optionalWith(Schema.String, { exact: true }),
-  "base": Schema.optionalWith(Schema.String, { exact: true }),
-  "top-node": Schema.optionalWith(Schema.String, { exact: true }),
-  "top": Schema.optionalWith(Schema.String, { exact: true }),
-  "backing-file": Schema.optionalWith(Schema.String, { exact: true }),
-  "speed": Schema.optionalWith(Schema.Number, { exact: true }),
-  "on-error": Schema.optionalWith(ref(() => BlockCommitArgumentsOnError), { exact: true }),
-  "filter-node-name": Schema.optionalWith(Schema.String, { exact: true }),
-  "auto-finalize": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "auto-dismiss": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const BlockCommitArguments: Schema.Schema<BlockCommitArguments> = lazy(() =>
+  Schema.Struct({
+    "job-id": Schema.optionalWith(Schema.String, { exact: true }),
+    "device": Schema.String,
+    "base-node": Schema.optionalWith(Schema.String, { exact: true }),
+    "base": Schema.optionalWith(Schema.String, { exact: true }),
+    "top-node": Schema.optionalWith(Schema.String, { exact: true }),
+    "top": Schema.optionalWith(Schema.String, { exact: true }),
+    "backing-file": Schema.optionalWith(Schema.String, { exact: true }),
+    "speed": Schema.optionalWith(Schema.Number, { exact: true }),
+    "on-error": Schema.optionalWith(BlockCommitArgumentsOnError, { exact: true }),
+    "filter-node-name": Schema.optionalWith(Schema.String, { exact: true }),
+    "auto-finalize": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "auto-dismiss": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface BlockDirtyBitmapAddArguments {
   readonly "node": string
@@ -115,33 +128,39 @@ export interface BlockDirtyBitmapAddArguments {
   readonly "persistent"?: boolean
   readonly "disabled"?: boolean
 }
-export const BlockDirtyBitmapAddArguments: Schema.Schema<BlockDirtyBitmapAddArguments> = Schema.Struct({
-  "node": Schema.String,
-  "name": Schema.String,
-  "granularity": Schema.optionalWith(Schema.Number, { exact: true }),
-  "persistent": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "disabled": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const BlockDirtyBitmapAddArguments: Schema.Schema<BlockDirtyBitmapAddArguments> = lazy(() =>
+  Schema.Struct({
+    "node": Schema.String,
+    "name": Schema.String,
+    "granularity": Schema.optionalWith(Schema.Number, { exact: true }),
+    "persistent": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "disabled": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface BlockDirtyBitmapClearArguments {
   readonly "node": string
   readonly "name": string
 }
-export const BlockDirtyBitmapClearArguments: Schema.Schema<BlockDirtyBitmapClearArguments> = Schema.Struct({
-  "node": Schema.String,
-  "name": Schema.String
-})
+export const BlockDirtyBitmapClearArguments: Schema.Schema<BlockDirtyBitmapClearArguments> = lazy(() =>
+  Schema.Struct({
+    "node": Schema.String,
+    "name": Schema.String
+  })
+)
 
 export interface BlockDirtyBitmapMergeArguments {
   readonly "node": string
   readonly "target": string
   readonly "bitmaps": ReadonlyArray<BlockDirtyBitmapMergeArgumentsBitmapsItem>
 }
-export const BlockDirtyBitmapMergeArguments: Schema.Schema<BlockDirtyBitmapMergeArguments> = Schema.Struct({
-  "node": Schema.String,
-  "target": Schema.String,
-  "bitmaps": Schema.Array(ref(() => BlockDirtyBitmapMergeArgumentsBitmapsItem))
-})
+export const BlockDirtyBitmapMergeArguments: Schema.Schema<BlockDirtyBitmapMergeArguments> = lazy(() =>
+  Schema.Struct({
+    "node": Schema.String,
+    "target": Schema.String,
+    "bitmaps": Schema.Array(BlockDirtyBitmapMergeArgumentsBitmapsItem)
+  })
+)
 
 export type BlockExportAddArguments =
   | {
@@ -195,121 +214,139 @@ export type BlockExportAddArguments =
     readonly "logical-block-size"?: number
     readonly "serial"?: string
   }
-export const BlockExportAddArguments: Schema.Schema<BlockExportAddArguments> = Schema.Union(
-  Schema.Struct({
-    "type": Schema.Literal("nbd"),
-    "id": Schema.String,
-    "fixed-iothread": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "iothread": Schema.optionalWith(Schema.String, { exact: true }),
-    "node-name": Schema.String,
-    "writable": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "writethrough": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "name": Schema.optionalWith(Schema.String, { exact: true }),
-    "description": Schema.optionalWith(Schema.String, { exact: true }),
-    "bitmaps": Schema.optionalWith(Schema.Array(ref(() => BlockDirtyBitmapMergeArgumentsBitmapsItem)), { exact: true }),
-    "allocation-depth": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("vhost-user-blk"),
-    "id": Schema.String,
-    "fixed-iothread": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "iothread": Schema.optionalWith(Schema.String, { exact: true }),
-    "node-name": Schema.String,
-    "writable": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "writethrough": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "addr": ref(() => QueryMigrateResultSocketAddressItem),
-    "logical-block-size": Schema.optionalWith(Schema.Number, { exact: true }),
-    "num-queues": Schema.optionalWith(Schema.Number, { exact: true })
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("fuse"),
-    "id": Schema.String,
-    "fixed-iothread": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "iothread": Schema.optionalWith(Schema.String, { exact: true }),
-    "node-name": Schema.String,
-    "writable": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "writethrough": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "mountpoint": Schema.String,
-    "growable": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "allow-other": Schema.optionalWith(ref(() => BlockExportAddArgumentsFuseAllowOther), { exact: true })
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("vduse-blk"),
-    "id": Schema.String,
-    "fixed-iothread": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "iothread": Schema.optionalWith(Schema.String, { exact: true }),
-    "node-name": Schema.String,
-    "writable": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "writethrough": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "name": Schema.String,
-    "num-queues": Schema.optionalWith(Schema.Number, { exact: true }),
-    "queue-size": Schema.optionalWith(Schema.Number, { exact: true }),
-    "logical-block-size": Schema.optionalWith(Schema.Number, { exact: true }),
-    "serial": Schema.optionalWith(Schema.String, { exact: true })
-  })
+export const BlockExportAddArguments: Schema.Schema<BlockExportAddArguments> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "type": Schema.Literal("nbd"),
+      "id": Schema.String,
+      "fixed-iothread": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "iothread": Schema.optionalWith(Schema.String, { exact: true }),
+      "node-name": Schema.String,
+      "writable": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "writethrough": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "name": Schema.optionalWith(Schema.String, { exact: true }),
+      "description": Schema.optionalWith(Schema.String, { exact: true }),
+      "bitmaps": Schema.optionalWith(Schema.Array(BlockDirtyBitmapMergeArgumentsBitmapsItem), { exact: true }),
+      "allocation-depth": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("vhost-user-blk"),
+      "id": Schema.String,
+      "fixed-iothread": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "iothread": Schema.optionalWith(Schema.String, { exact: true }),
+      "node-name": Schema.String,
+      "writable": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "writethrough": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "addr": QueryMigrateResultSocketAddressItem,
+      "logical-block-size": Schema.optionalWith(Schema.Number, { exact: true }),
+      "num-queues": Schema.optionalWith(Schema.Number, { exact: true })
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("fuse"),
+      "id": Schema.String,
+      "fixed-iothread": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "iothread": Schema.optionalWith(Schema.String, { exact: true }),
+      "node-name": Schema.String,
+      "writable": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "writethrough": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "mountpoint": Schema.String,
+      "growable": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "allow-other": Schema.optionalWith(BlockExportAddArgumentsFuseAllowOther, { exact: true })
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("vduse-blk"),
+      "id": Schema.String,
+      "fixed-iothread": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "iothread": Schema.optionalWith(Schema.String, { exact: true }),
+      "node-name": Schema.String,
+      "writable": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "writethrough": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "name": Schema.String,
+      "num-queues": Schema.optionalWith(Schema.Number, { exact: true }),
+      "queue-size": Schema.optionalWith(Schema.Number, { exact: true }),
+      "logical-block-size": Schema.optionalWith(Schema.Number, { exact: true }),
+      "serial": Schema.optionalWith(Schema.String, { exact: true })
+    })
+  )
 )
 
 export interface BlockExportDelArguments {
   readonly "id": string
   readonly "mode"?: BlockExportDelArgumentsMode
 }
-export const BlockExportDelArguments: Schema.Schema<BlockExportDelArguments> = Schema.Struct({
-  "id": Schema.String,
-  "mode": Schema.optionalWith(ref(() => BlockExportDelArgumentsMode), { exact: true })
-})
+export const BlockExportDelArguments: Schema.Schema<BlockExportDelArguments> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String,
+    "mode": Schema.optionalWith(BlockExportDelArgumentsMode, { exact: true })
+  })
+)
 
 export interface BlockJobCancelArguments {
   readonly "device": string
   readonly "force"?: boolean
 }
-export const BlockJobCancelArguments: Schema.Schema<BlockJobCancelArguments> = Schema.Struct({
-  "device": Schema.String,
-  "force": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const BlockJobCancelArguments: Schema.Schema<BlockJobCancelArguments> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.String,
+    "force": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface BlockJobCompleteArguments {
   readonly "device": string
 }
-export const BlockJobCompleteArguments: Schema.Schema<BlockJobCompleteArguments> = Schema.Struct({
-  "device": Schema.String
-})
+export const BlockJobCompleteArguments: Schema.Schema<BlockJobCompleteArguments> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.String
+  })
+)
 
 export interface BlockJobDismissArguments {
   readonly "id": string
 }
-export const BlockJobDismissArguments: Schema.Schema<BlockJobDismissArguments> = Schema.Struct({
-  "id": Schema.String
-})
+export const BlockJobDismissArguments: Schema.Schema<BlockJobDismissArguments> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String
+  })
+)
 
 export interface BlockJobFinalizeArguments {
   readonly "id": string
 }
-export const BlockJobFinalizeArguments: Schema.Schema<BlockJobFinalizeArguments> = Schema.Struct({
-  "id": Schema.String
-})
+export const BlockJobFinalizeArguments: Schema.Schema<BlockJobFinalizeArguments> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String
+  })
+)
 
 export interface BlockJobPauseArguments {
   readonly "device": string
 }
-export const BlockJobPauseArguments: Schema.Schema<BlockJobPauseArguments> = Schema.Struct({
-  "device": Schema.String
-})
+export const BlockJobPauseArguments: Schema.Schema<BlockJobPauseArguments> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.String
+  })
+)
 
 export interface BlockJobResumeArguments {
   readonly "device": string
 }
-export const BlockJobResumeArguments: Schema.Schema<BlockJobResumeArguments> = Schema.Struct({
-  "device": Schema.String
-})
+export const BlockJobResumeArguments: Schema.Schema<BlockJobResumeArguments> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.String
+  })
+)
 
 export interface BlockJobSetSpeedArguments {
   readonly "device": string
   readonly "speed": number
 }
-export const BlockJobSetSpeedArguments: Schema.Schema<BlockJobSetSpeedArguments> = Schema.Struct({
-  "device": Schema.String,
-  "speed": Schema.Number
-})
+export const BlockJobSetSpeedArguments: Schema.Schema<BlockJobSetSpeedArguments> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.String,
+    "speed": Schema.Number
+  })
+)
 
 export interface BlockLatencyHistogramSetArguments {
   readonly "id": string
@@ -318,22 +355,26 @@ export interface BlockLatencyHistogramSetArguments {
   readonly "boundaries-write"?: ReadonlyArray<number>
   readonly "boundaries-flush"?: ReadonlyArray<number>
 }
-export const BlockLatencyHistogramSetArguments: Schema.Schema<BlockLatencyHistogramSetArguments> = Schema.Struct({
-  "id": Schema.String,
-  "boundaries": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
-  "boundaries-read": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
-  "boundaries-write": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
-  "boundaries-flush": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true })
-})
+export const BlockLatencyHistogramSetArguments: Schema.Schema<BlockLatencyHistogramSetArguments> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String,
+    "boundaries": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
+    "boundaries-read": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
+    "boundaries-write": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
+    "boundaries-flush": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true })
+  })
+)
 
 export interface BlockSetWriteThresholdArguments {
   readonly "node-name": string
   readonly "write-threshold": number
 }
-export const BlockSetWriteThresholdArguments: Schema.Schema<BlockSetWriteThresholdArguments> = Schema.Struct({
-  "node-name": Schema.String,
-  "write-threshold": Schema.Number
-})
+export const BlockSetWriteThresholdArguments: Schema.Schema<BlockSetWriteThresholdArguments> = lazy(() =>
+  Schema.Struct({
+    "node-name": Schema.String,
+    "write-threshold": Schema.Number
+  })
+)
 
 export interface BlockStreamArguments {
   readonly "job-id"?: string
@@ -348,30 +389,34 @@ export interface BlockStreamArguments {
   readonly "auto-finalize"?: boolean
   readonly "auto-dismiss"?: boolean
 }
-export const BlockStreamArguments: Schema.Schema<BlockStreamArguments> = Schema.Struct({
-  "job-id": Schema.optionalWith(Schema.String, { exact: true }),
-  "device": Schema.String,
-  "base": Schema.optionalWith(Schema.String, { exact: true }),
-  "base-node": Schema.optionalWith(Schema.String, { exact: true }),
-  "backing-file": Schema.optionalWith(Schema.String, { exact: true }),
-  "bottom": Schema.optionalWith(Schema.String, { exact: true }),
-  "speed": Schema.optionalWith(Schema.Number, { exact: true }),
-  "on-error": Schema.optionalWith(ref(() => BlockCommitArgumentsOnError), { exact: true }),
-  "filter-node-name": Schema.optionalWith(Schema.String, { exact: true }),
-  "auto-finalize": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "auto-dismiss": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const BlockStreamArguments: Schema.Schema<BlockStreamArguments> = lazy(() =>
+  Schema.Struct({
+    "job-id": Schema.optionalWith(Schema.String, { exact: true }),
+    "device": Schema.String,
+    "base": Schema.optionalWith(Schema.String, { exact: true }),
+    "base-node": Schema.optionalWith(Schema.String, { exact: true }),
+    "backing-file": Schema.optionalWith(Schema.String, { exact: true }),
+    "bottom": Schema.optionalWith(Schema.String, { exact: true }),
+    "speed": Schema.optionalWith(Schema.Number, { exact: true }),
+    "on-error": Schema.optionalWith(BlockCommitArgumentsOnError, { exact: true }),
+    "filter-node-name": Schema.optionalWith(Schema.String, { exact: true }),
+    "auto-finalize": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "auto-dismiss": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface BlockResizeArguments {
   readonly "device"?: string
   readonly "node-name"?: string
   readonly "size": number
 }
-export const BlockResizeArguments: Schema.Schema<BlockResizeArguments> = Schema.Struct({
-  "device": Schema.optionalWith(Schema.String, { exact: true }),
-  "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-  "size": Schema.Number
-})
+export const BlockResizeArguments: Schema.Schema<BlockResizeArguments> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.optionalWith(Schema.String, { exact: true }),
+    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+    "size": Schema.Number
+  })
+)
 
 export interface BlockSetIoThrottleArguments {
   readonly "device"?: string
@@ -397,30 +442,32 @@ export interface BlockSetIoThrottleArguments {
   readonly "iops_size"?: number
   readonly "group"?: string
 }
-export const BlockSetIoThrottleArguments: Schema.Schema<BlockSetIoThrottleArguments> = Schema.Struct({
-  "device": Schema.optionalWith(Schema.String, { exact: true }),
-  "id": Schema.optionalWith(Schema.String, { exact: true }),
-  "bps": Schema.Number,
-  "bps_rd": Schema.Number,
-  "bps_wr": Schema.Number,
-  "iops": Schema.Number,
-  "iops_rd": Schema.Number,
-  "iops_wr": Schema.Number,
-  "bps_max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "bps_rd_max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "bps_wr_max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "iops_max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "iops_rd_max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "iops_wr_max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "bps_max_length": Schema.optionalWith(Schema.Number, { exact: true }),
-  "bps_rd_max_length": Schema.optionalWith(Schema.Number, { exact: true }),
-  "bps_wr_max_length": Schema.optionalWith(Schema.Number, { exact: true }),
-  "iops_max_length": Schema.optionalWith(Schema.Number, { exact: true }),
-  "iops_rd_max_length": Schema.optionalWith(Schema.Number, { exact: true }),
-  "iops_wr_max_length": Schema.optionalWith(Schema.Number, { exact: true }),
-  "iops_size": Schema.optionalWith(Schema.Number, { exact: true }),
-  "group": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const BlockSetIoThrottleArguments: Schema.Schema<BlockSetIoThrottleArguments> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.optionalWith(Schema.String, { exact: true }),
+    "id": Schema.optionalWith(Schema.String, { exact: true }),
+    "bps": Schema.Number,
+    "bps_rd": Schema.Number,
+    "bps_wr": Schema.Number,
+    "iops": Schema.Number,
+    "iops_rd": Schema.Number,
+    "iops_wr": Schema.Number,
+    "bps_max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "bps_rd_max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "bps_wr_max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "iops_max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "iops_rd_max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "iops_wr_max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "bps_max_length": Schema.optionalWith(Schema.Number, { exact: true }),
+    "bps_rd_max_length": Schema.optionalWith(Schema.Number, { exact: true }),
+    "bps_wr_max_length": Schema.optionalWith(Schema.Number, { exact: true }),
+    "iops_max_length": Schema.optionalWith(Schema.Number, { exact: true }),
+    "iops_rd_max_length": Schema.optionalWith(Schema.Number, { exact: true }),
+    "iops_wr_max_length": Schema.optionalWith(Schema.Number, { exact: true }),
+    "iops_size": Schema.optionalWith(Schema.Number, { exact: true }),
+    "group": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export type BlockdevAddArguments =
   | {
@@ -1029,613 +1076,615 @@ export type BlockdevAddArguments =
     readonly "label"?: string
     readonly "rw"?: boolean
   }
-export const BlockdevAddArguments: Schema.Schema<BlockdevAddArguments> = Schema.Union(
-  Schema.Struct({
-    "driver": Schema.Literal("blkdebug"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "image": ref(() => BlockdevAddArgumentsBlkdebugImage),
-    "config": Schema.optionalWith(Schema.String, { exact: true }),
-    "align": Schema.optionalWith(Schema.Number, { exact: true }),
-    "max-transfer": Schema.optionalWith(Schema.Number, { exact: true }),
-    "opt-write-zero": Schema.optionalWith(Schema.Number, { exact: true }),
-    "max-write-zero": Schema.optionalWith(Schema.Number, { exact: true }),
-    "opt-discard": Schema.optionalWith(Schema.Number, { exact: true }),
-    "max-discard": Schema.optionalWith(Schema.Number, { exact: true }),
-    "inject-error": Schema.optionalWith(Schema.Array(ref(() => BlockdevAddArgumentsBlkdebugInjectErrorItem)), { exact: true }),
-    "set-state": Schema.optionalWith(Schema.Array(ref(() => BlockdevAddArgumentsBlkdebugSetStateItem)), { exact: true }),
-    "take-child-perms": Schema.optionalWith(Schema.Array(ref(() => BlockdevAddArgumentsBlkdebugTakeChildPermsItem)), { exact: true }),
-    "unshare-child-perms": Schema.optionalWith(Schema.Array(ref(() => BlockdevAddArgumentsBlkdebugTakeChildPermsItem)), { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("blklogwrites"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-    "log": ref(() => BlockdevAddArgumentsBlkdebugImage),
-    "log-sector-size": Schema.optionalWith(Schema.Number, { exact: true }),
-    "log-append": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "log-super-update-interval": Schema.optionalWith(Schema.Number, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("blkreplay"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "image": ref(() => BlockdevAddArgumentsBlkdebugImage)
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("blkverify"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "test": ref(() => BlockdevAddArgumentsBlkdebugImage),
-    "raw": ref(() => BlockdevAddArgumentsBlkdebugImage)
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("bochs"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage)
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("cloop"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage)
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("compress"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage)
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("copy-before-write"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-    "target": ref(() => BlockdevAddArgumentsBlkdebugImage),
-    "bitmap": Schema.optionalWith(ref(() => BlockDirtyBitmapClearArguments), { exact: true }),
-    "on-cbw-error": Schema.optionalWith(ref(() => BlockdevAddArgumentsCopyBeforeWriteOnCbwError), { exact: true }),
-    "cbw-timeout": Schema.optionalWith(Schema.Number, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("copy-on-read"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-    "bottom": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("dmg"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage)
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("file"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "filename": Schema.String,
-    "pr-manager": Schema.optionalWith(Schema.String, { exact: true }),
-    "locking": Schema.optionalWith(ref(() => BlockdevAddArgumentsFileLocking), { exact: true }),
-    "aio": Schema.optionalWith(ref(() => BlockdevAddArgumentsFileAio), { exact: true }),
-    "aio-max-batch": Schema.optionalWith(Schema.Number, { exact: true }),
-    "drop-cache": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "x-check-cache-dropped": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("snapshot-access"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage)
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("ftp"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "url": Schema.String,
-    "readahead": Schema.optionalWith(Schema.Number, { exact: true }),
-    "timeout": Schema.optionalWith(Schema.Number, { exact: true }),
-    "username": Schema.optionalWith(Schema.String, { exact: true }),
-    "password-secret": Schema.optionalWith(Schema.String, { exact: true }),
-    "proxy-username": Schema.optionalWith(Schema.String, { exact: true }),
-    "proxy-password-secret": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("ftps"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "url": Schema.String,
-    "readahead": Schema.optionalWith(Schema.Number, { exact: true }),
-    "timeout": Schema.optionalWith(Schema.Number, { exact: true }),
-    "username": Schema.optionalWith(Schema.String, { exact: true }),
-    "password-secret": Schema.optionalWith(Schema.String, { exact: true }),
-    "proxy-username": Schema.optionalWith(Schema.String, { exact: true }),
-    "proxy-password-secret": Schema.optionalWith(Schema.String, { exact: true }),
-    "sslverify": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("gluster"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "volume": Schema.String,
-    "path": Schema.String,
-    "server": Schema.Array(ref(() => QueryMigrateResultSocketAddressItem)),
-    "debug": Schema.optionalWith(Schema.Number, { exact: true }),
-    "logfile": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("host_cdrom"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "filename": Schema.String,
-    "pr-manager": Schema.optionalWith(Schema.String, { exact: true }),
-    "locking": Schema.optionalWith(ref(() => BlockdevAddArgumentsFileLocking), { exact: true }),
-    "aio": Schema.optionalWith(ref(() => BlockdevAddArgumentsFileAio), { exact: true }),
-    "aio-max-batch": Schema.optionalWith(Schema.Number, { exact: true }),
-    "drop-cache": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "x-check-cache-dropped": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("host_device"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "filename": Schema.String,
-    "pr-manager": Schema.optionalWith(Schema.String, { exact: true }),
-    "locking": Schema.optionalWith(ref(() => BlockdevAddArgumentsFileLocking), { exact: true }),
-    "aio": Schema.optionalWith(ref(() => BlockdevAddArgumentsFileAio), { exact: true }),
-    "aio-max-batch": Schema.optionalWith(Schema.Number, { exact: true }),
-    "drop-cache": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "x-check-cache-dropped": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("http"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "url": Schema.String,
-    "readahead": Schema.optionalWith(Schema.Number, { exact: true }),
-    "timeout": Schema.optionalWith(Schema.Number, { exact: true }),
-    "username": Schema.optionalWith(Schema.String, { exact: true }),
-    "password-secret": Schema.optionalWith(Schema.String, { exact: true }),
-    "proxy-username": Schema.optionalWith(Schema.String, { exact: true }),
-    "proxy-password-secret": Schema.optionalWith(Schema.String, { exact: true }),
-    "cookie": Schema.optionalWith(Schema.String, { exact: true }),
-    "cookie-secret": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("https"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "url": Schema.String,
-    "readahead": Schema.optionalWith(Schema.Number, { exact: true }),
-    "timeout": Schema.optionalWith(Schema.Number, { exact: true }),
-    "username": Schema.optionalWith(Schema.String, { exact: true }),
-    "password-secret": Schema.optionalWith(Schema.String, { exact: true }),
-    "proxy-username": Schema.optionalWith(Schema.String, { exact: true }),
-    "proxy-password-secret": Schema.optionalWith(Schema.String, { exact: true }),
-    "cookie": Schema.optionalWith(Schema.String, { exact: true }),
-    "sslverify": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "cookie-secret": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("iscsi"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "transport": ref(() => BlockdevAddArgumentsIscsiTransport),
-    "portal": Schema.String,
-    "target": Schema.String,
-    "lun": Schema.optionalWith(Schema.Number, { exact: true }),
-    "user": Schema.optionalWith(Schema.String, { exact: true }),
-    "password-secret": Schema.optionalWith(Schema.String, { exact: true }),
-    "initiator-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "header-digest": Schema.optionalWith(ref(() => BlockdevAddArgumentsIscsiHeaderDigest), { exact: true }),
-    "timeout": Schema.optionalWith(Schema.Number, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("luks"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-    "key-secret": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("nbd"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "server": ref(() => QueryMigrateResultSocketAddressItem),
-    "export": Schema.optionalWith(Schema.String, { exact: true }),
-    "tls-creds": Schema.optionalWith(Schema.String, { exact: true }),
-    "tls-hostname": Schema.optionalWith(Schema.String, { exact: true }),
-    "x-dirty-bitmap": Schema.optionalWith(Schema.String, { exact: true }),
-    "reconnect-delay": Schema.optionalWith(Schema.Number, { exact: true }),
-    "open-timeout": Schema.optionalWith(Schema.Number, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("nfs"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "server": ref(() => BlockdevAddArgumentsNfsServer),
-    "path": Schema.String,
-    "user": Schema.optionalWith(Schema.Number, { exact: true }),
-    "group": Schema.optionalWith(Schema.Number, { exact: true }),
-    "tcp-syn-count": Schema.optionalWith(Schema.Number, { exact: true }),
-    "readahead-size": Schema.optionalWith(Schema.Number, { exact: true }),
-    "page-cache-size": Schema.optionalWith(Schema.Number, { exact: true }),
-    "debug": Schema.optionalWith(Schema.Number, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("null-aio"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "size": Schema.optionalWith(Schema.Number, { exact: true }),
-    "latency-ns": Schema.optionalWith(Schema.Number, { exact: true }),
-    "read-zeroes": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("null-co"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "size": Schema.optionalWith(Schema.Number, { exact: true }),
-    "latency-ns": Schema.optionalWith(Schema.Number, { exact: true }),
-    "read-zeroes": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("nvme"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "device": Schema.String,
-    "namespace": Schema.Number
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("parallels"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage)
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("preallocate"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-    "prealloc-align": Schema.optionalWith(Schema.Number, { exact: true }),
-    "prealloc-size": Schema.optionalWith(Schema.Number, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("qcow"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-    "backing": Schema.optionalWith(ref(() => BlockdevAddArgumentsQcow2Backing), { exact: true }),
-    "encrypt": Schema.optionalWith(ref(() => BlockdevAddArgumentsQcowEncrypt), { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("qcow2"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-    "backing": Schema.optionalWith(ref(() => BlockdevAddArgumentsQcow2Backing), { exact: true }),
-    "lazy-refcounts": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "pass-discard-request": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "pass-discard-snapshot": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "pass-discard-other": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "overlap-check": Schema.optionalWith(ref(() => BlockdevAddArgumentsQcow2OverlapCheck), { exact: true }),
-    "cache-size": Schema.optionalWith(Schema.Number, { exact: true }),
-    "l2-cache-size": Schema.optionalWith(Schema.Number, { exact: true }),
-    "l2-cache-entry-size": Schema.optionalWith(Schema.Number, { exact: true }),
-    "refcount-cache-size": Schema.optionalWith(Schema.Number, { exact: true }),
-    "cache-clean-interval": Schema.optionalWith(Schema.Number, { exact: true }),
-    "encrypt": Schema.optionalWith(ref(() => BlockdevAddArgumentsQcow2Encrypt), { exact: true }),
-    "data-file": Schema.optionalWith(ref(() => BlockdevAddArgumentsBlkdebugImage), { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("qed"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-    "backing": Schema.optionalWith(ref(() => BlockdevAddArgumentsQcow2Backing), { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("quorum"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "blkverify": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "children": Schema.Array(ref(() => BlockdevAddArgumentsBlkdebugImage)),
-    "vote-threshold": Schema.Number,
-    "rewrite-corrupted": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "read-pattern": Schema.optionalWith(ref(() => BlockdevAddArgumentsQuorumReadPattern), { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("raw"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-    "offset": Schema.optionalWith(Schema.Number, { exact: true }),
-    "size": Schema.optionalWith(Schema.Number, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("rbd"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "pool": Schema.String,
-    "namespace": Schema.optionalWith(Schema.String, { exact: true }),
-    "image": Schema.String,
-    "conf": Schema.optionalWith(Schema.String, { exact: true }),
-    "snapshot": Schema.optionalWith(Schema.String, { exact: true }),
-    "encrypt": Schema.optionalWith(ref(() => BlockdevAddArgumentsRbdEncrypt), { exact: true }),
-    "user": Schema.optionalWith(Schema.String, { exact: true }),
-    "auth-client-required": Schema.optionalWith(Schema.Array(ref(() => BlockdevAddArgumentsRbdAuthClientRequiredItem)), { exact: true }),
-    "key-secret": Schema.optionalWith(Schema.String, { exact: true }),
-    "server": Schema.optionalWith(Schema.Array(ref(() => BlockdevAddArgumentsRbdServerItem)), { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("replication"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-    "mode": ref(() => BlockdevAddArgumentsReplicationMode),
-    "top-id": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("ssh"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "server": ref(() => BlockdevAddArgumentsSshServer),
-    "path": Schema.String,
-    "user": Schema.optionalWith(Schema.String, { exact: true }),
-    "host-key-check": Schema.optionalWith(ref(() => BlockdevAddArgumentsSshHostKeyCheck), { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("throttle"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "throttle-group": Schema.String,
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage)
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("vdi"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage)
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("vhdx"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage)
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("vmdk"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-    "backing": Schema.optionalWith(ref(() => BlockdevAddArgumentsQcow2Backing), { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("vpc"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage)
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("vvfat"),
-    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-    "discard": Schema.optionalWith(ref(() => BlockdevAddArgumentsDiscard), { exact: true }),
-    "cache": Schema.optionalWith(ref(() => BlockdevAddArgumentsCache), { exact: true }),
-    "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "detect-zeroes": Schema.optionalWith(ref(() => BlockdevAddArgumentsDetectZeroes), { exact: true }),
-    "dir": Schema.String,
-    "fat-type": Schema.optionalWith(Schema.Number, { exact: true }),
-    "floppy": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "label": Schema.optionalWith(Schema.String, { exact: true }),
-    "rw": Schema.optionalWith(Schema.Boolean, { exact: true })
-  })
+export const BlockdevAddArguments: Schema.Schema<BlockdevAddArguments> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "driver": Schema.Literal("blkdebug"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "image": BlockdevAddArgumentsBlkdebugImage,
+      "config": Schema.optionalWith(Schema.String, { exact: true }),
+      "align": Schema.optionalWith(Schema.Number, { exact: true }),
+      "max-transfer": Schema.optionalWith(Schema.Number, { exact: true }),
+      "opt-write-zero": Schema.optionalWith(Schema.Number, { exact: true }),
+      "max-write-zero": Schema.optionalWith(Schema.Number, { exact: true }),
+      "opt-discard": Schema.optionalWith(Schema.Number, { exact: true }),
+      "max-discard": Schema.optionalWith(Schema.Number, { exact: true }),
+      "inject-error": Schema.optionalWith(Schema.Array(BlockdevAddArgumentsBlkdebugInjectErrorItem), { exact: true }),
+      "set-state": Schema.optionalWith(Schema.Array(BlockdevAddArgumentsBlkdebugSetStateItem), { exact: true }),
+      "take-child-perms": Schema.optionalWith(Schema.Array(BlockdevAddArgumentsBlkdebugTakeChildPermsItem), { exact: true }),
+      "unshare-child-perms": Schema.optionalWith(Schema.Array(BlockdevAddArgumentsBlkdebugTakeChildPermsItem), { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("blklogwrites"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "file": BlockdevAddArgumentsBlkdebugImage,
+      "log": BlockdevAddArgumentsBlkdebugImage,
+      "log-sector-size": Schema.optionalWith(Schema.Number, { exact: true }),
+      "log-append": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "log-super-update-interval": Schema.optionalWith(Schema.Number, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("blkreplay"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "image": BlockdevAddArgumentsBlkdebugImage
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("blkverify"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "test": BlockdevAddArgumentsBlkdebugImage,
+      "raw": BlockdevAddArgumentsBlkdebugImage
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("bochs"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "file": BlockdevAddArgumentsBlkdebugImage
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("cloop"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "file": BlockdevAddArgumentsBlkdebugImage
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("compress"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "file": BlockdevAddArgumentsBlkdebugImage
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("copy-before-write"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "file": BlockdevAddArgumentsBlkdebugImage,
+      "target": BlockdevAddArgumentsBlkdebugImage,
+      "bitmap": Schema.optionalWith(BlockDirtyBitmapClearArguments, { exact: true }),
+      "on-cbw-error": Schema.optionalWith(BlockdevAddArgumentsCopyBeforeWriteOnCbwError, { exact: true }),
+      "cbw-timeout": Schema.optionalWith(Schema.Number, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("copy-on-read"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "file": BlockdevAddArgumentsBlkdebugImage,
+      "bottom": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("dmg"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "file": BlockdevAddArgumentsBlkdebugImage
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("file"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "filename": Schema.String,
+      "pr-manager": Schema.optionalWith(Schema.String, { exact: true }),
+      "locking": Schema.optionalWith(BlockdevAddArgumentsFileLocking, { exact: true }),
+      "aio": Schema.optionalWith(BlockdevAddArgumentsFileAio, { exact: true }),
+      "aio-max-batch": Schema.optionalWith(Schema.Number, { exact: true }),
+      "drop-cache": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "x-check-cache-dropped": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("snapshot-access"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "file": BlockdevAddArgumentsBlkdebugImage
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("ftp"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "url": Schema.String,
+      "readahead": Schema.optionalWith(Schema.Number, { exact: true }),
+      "timeout": Schema.optionalWith(Schema.Number, { exact: true }),
+      "username": Schema.optionalWith(Schema.String, { exact: true }),
+      "password-secret": Schema.optionalWith(Schema.String, { exact: true }),
+      "proxy-username": Schema.optionalWith(Schema.String, { exact: true }),
+      "proxy-password-secret": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("ftps"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "url": Schema.String,
+      "readahead": Schema.optionalWith(Schema.Number, { exact: true }),
+      "timeout": Schema.optionalWith(Schema.Number, { exact: true }),
+      "username": Schema.optionalWith(Schema.String, { exact: true }),
+      "password-secret": Schema.optionalWith(Schema.String, { exact: true }),
+      "proxy-username": Schema.optionalWith(Schema.String, { exact: true }),
+      "proxy-password-secret": Schema.optionalWith(Schema.String, { exact: true }),
+      "sslverify": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("gluster"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "volume": Schema.String,
+      "path": Schema.String,
+      "server": Schema.Array(QueryMigrateResultSocketAddressItem),
+      "debug": Schema.optionalWith(Schema.Number, { exact: true }),
+      "logfile": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("host_cdrom"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "filename": Schema.String,
+      "pr-manager": Schema.optionalWith(Schema.String, { exact: true }),
+      "locking": Schema.optionalWith(BlockdevAddArgumentsFileLocking, { exact: true }),
+      "aio": Schema.optionalWith(BlockdevAddArgumentsFileAio, { exact: true }),
+      "aio-max-batch": Schema.optionalWith(Schema.Number, { exact: true }),
+      "drop-cache": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "x-check-cache-dropped": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("host_device"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "filename": Schema.String,
+      "pr-manager": Schema.optionalWith(Schema.String, { exact: true }),
+      "locking": Schema.optionalWith(BlockdevAddArgumentsFileLocking, { exact: true }),
+      "aio": Schema.optionalWith(BlockdevAddArgumentsFileAio, { exact: true }),
+      "aio-max-batch": Schema.optionalWith(Schema.Number, { exact: true }),
+      "drop-cache": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "x-check-cache-dropped": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("http"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "url": Schema.String,
+      "readahead": Schema.optionalWith(Schema.Number, { exact: true }),
+      "timeout": Schema.optionalWith(Schema.Number, { exact: true }),
+      "username": Schema.optionalWith(Schema.String, { exact: true }),
+      "password-secret": Schema.optionalWith(Schema.String, { exact: true }),
+      "proxy-username": Schema.optionalWith(Schema.String, { exact: true }),
+      "proxy-password-secret": Schema.optionalWith(Schema.String, { exact: true }),
+      "cookie": Schema.optionalWith(Schema.String, { exact: true }),
+      "cookie-secret": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("https"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "url": Schema.String,
+      "readahead": Schema.optionalWith(Schema.Number, { exact: true }),
+      "timeout": Schema.optionalWith(Schema.Number, { exact: true }),
+      "username": Schema.optionalWith(Schema.String, { exact: true }),
+      "password-secret": Schema.optionalWith(Schema.String, { exact: true }),
+      "proxy-username": Schema.optionalWith(Schema.String, { exact: true }),
+      "proxy-password-secret": Schema.optionalWith(Schema.String, { exact: true }),
+      "cookie": Schema.optionalWith(Schema.String, { exact: true }),
+      "sslverify": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "cookie-secret": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("iscsi"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "transport": BlockdevAddArgumentsIscsiTransport,
+      "portal": Schema.String,
+      "target": Schema.String,
+      "lun": Schema.optionalWith(Schema.Number, { exact: true }),
+      "user": Schema.optionalWith(Schema.String, { exact: true }),
+      "password-secret": Schema.optionalWith(Schema.String, { exact: true }),
+      "initiator-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "header-digest": Schema.optionalWith(BlockdevAddArgumentsIscsiHeaderDigest, { exact: true }),
+      "timeout": Schema.optionalWith(Schema.Number, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("luks"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "file": BlockdevAddArgumentsBlkdebugImage,
+      "key-secret": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("nbd"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "server": QueryMigrateResultSocketAddressItem,
+      "export": Schema.optionalWith(Schema.String, { exact: true }),
+      "tls-creds": Schema.optionalWith(Schema.String, { exact: true }),
+      "tls-hostname": Schema.optionalWith(Schema.String, { exact: true }),
+      "x-dirty-bitmap": Schema.optionalWith(Schema.String, { exact: true }),
+      "reconnect-delay": Schema.optionalWith(Schema.Number, { exact: true }),
+      "open-timeout": Schema.optionalWith(Schema.Number, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("nfs"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "server": BlockdevAddArgumentsNfsServer,
+      "path": Schema.String,
+      "user": Schema.optionalWith(Schema.Number, { exact: true }),
+      "group": Schema.optionalWith(Schema.Number, { exact: true }),
+      "tcp-syn-count": Schema.optionalWith(Schema.Number, { exact: true }),
+      "readahead-size": Schema.optionalWith(Schema.Number, { exact: true }),
+      "page-cache-size": Schema.optionalWith(Schema.Number, { exact: true }),
+      "debug": Schema.optionalWith(Schema.Number, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("null-aio"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "size": Schema.optionalWith(Schema.Number, { exact: true }),
+      "latency-ns": Schema.optionalWith(Schema.Number, { exact: true }),
+      "read-zeroes": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("null-co"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "size": Schema.optionalWith(Schema.Number, { exact: true }),
+      "latency-ns": Schema.optionalWith(Schema.Number, { exact: true }),
+      "read-zeroes": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("nvme"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "device": Schema.String,
+      "namespace": Schema.Number
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("parallels"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "file": BlockdevAddArgumentsBlkdebugImage
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("preallocate"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "file": BlockdevAddArgumentsBlkdebugImage,
+      "prealloc-align": Schema.optionalWith(Schema.Number, { exact: true }),
+      "prealloc-size": Schema.optionalWith(Schema.Number, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("qcow"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "file": BlockdevAddArgumentsBlkdebugImage,
+      "backing": Schema.optionalWith(BlockdevAddArgumentsQcow2Backing, { exact: true }),
+      "encrypt": Schema.optionalWith(BlockdevAddArgumentsQcowEncrypt, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("qcow2"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "file": BlockdevAddArgumentsBlkdebugImage,
+      "backing": Schema.optionalWith(BlockdevAddArgumentsQcow2Backing, { exact: true }),
+      "lazy-refcounts": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "pass-discard-request": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "pass-discard-snapshot": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "pass-discard-other": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "overlap-check": Schema.optionalWith(BlockdevAddArgumentsQcow2OverlapCheck, { exact: true }),
+      "cache-size": Schema.optionalWith(Schema.Number, { exact: true }),
+      "l2-cache-size": Schema.optionalWith(Schema.Number, { exact: true }),
+      "l2-cache-entry-size": Schema.optionalWith(Schema.Number, { exact: true }),
+      "refcount-cache-size": Schema.optionalWith(Schema.Number, { exact: true }),
+      "cache-clean-interval": Schema.optionalWith(Schema.Number, { exact: true }),
+      "encrypt": Schema.optionalWith(BlockdevAddArgumentsQcow2Encrypt, { exact: true }),
+      "data-file": Schema.optionalWith(BlockdevAddArgumentsBlkdebugImage, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("qed"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "file": BlockdevAddArgumentsBlkdebugImage,
+      "backing": Schema.optionalWith(BlockdevAddArgumentsQcow2Backing, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("quorum"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "blkverify": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "children": Schema.Array(BlockdevAddArgumentsBlkdebugImage),
+      "vote-threshold": Schema.Number,
+      "rewrite-corrupted": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "read-pattern": Schema.optionalWith(BlockdevAddArgumentsQuorumReadPattern, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("raw"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "file": BlockdevAddArgumentsBlkdebugImage,
+      "offset": Schema.optionalWith(Schema.Number, { exact: true }),
+      "size": Schema.optionalWith(Schema.Number, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("rbd"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "pool": Schema.String,
+      "namespace": Schema.optionalWith(Schema.String, { exact: true }),
+      "image": Schema.String,
+      "conf": Schema.optionalWith(Schema.String, { exact: true }),
+      "snapshot": Schema.optionalWith(Schema.String, { exact: true }),
+      "encrypt": Schema.optionalWith(BlockdevAddArgumentsRbdEncrypt, { exact: true }),
+      "user": Schema.optionalWith(Schema.String, { exact: true }),
+      "auth-client-required": Schema.optionalWith(Schema.Array(BlockdevAddArgumentsRbdAuthClientRequiredItem), { exact: true }),
+      "key-secret": Schema.optionalWith(Schema.String, { exact: true }),
+      "server": Schema.optionalWith(Schema.Array(BlockdevAddArgumentsRbdServerItem), { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("replication"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "file": BlockdevAddArgumentsBlkdebugImage,
+      "mode": BlockdevAddArgumentsReplicationMode,
+      "top-id": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("ssh"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "server": BlockdevAddArgumentsSshServer,
+      "path": Schema.String,
+      "user": Schema.optionalWith(Schema.String, { exact: true }),
+      "host-key-check": Schema.optionalWith(BlockdevAddArgumentsSshHostKeyCheck, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("throttle"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "throttle-group": Schema.String,
+      "file": BlockdevAddArgumentsBlkdebugImage
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("vdi"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "file": BlockdevAddArgumentsBlkdebugImage
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("vhdx"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "file": BlockdevAddArgumentsBlkdebugImage
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("vmdk"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "file": BlockdevAddArgumentsBlkdebugImage,
+      "backing": Schema.optionalWith(BlockdevAddArgumentsQcow2Backing, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("vpc"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "file": BlockdevAddArgumentsBlkdebugImage
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("vvfat"),
+      "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+      "discard": Schema.optionalWith(BlockdevAddArgumentsDiscard, { exact: true }),
+      "cache": Schema.optionalWith(BlockdevAddArgumentsCache, { exact: true }),
+      "read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "auto-read-only": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "force-share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "detect-zeroes": Schema.optionalWith(BlockdevAddArgumentsDetectZeroes, { exact: true }),
+      "dir": Schema.String,
+      "fat-type": Schema.optionalWith(Schema.Number, { exact: true }),
+      "floppy": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "label": Schema.optionalWith(Schema.String, { exact: true }),
+      "rw": Schema.optionalWith(Schema.Boolean, { exact: true })
+    })
+  )
 )
 
 export interface BlockdevBackupArguments {
@@ -1654,22 +1703,24 @@ export interface BlockdevBackupArguments {
   readonly "x-perf"?: BlockdevBackupArgumentsXPerf
   readonly "target": string
 }
-export const BlockdevBackupArguments: Schema.Schema<BlockdevBackupArguments> = Schema.Struct({
-  "job-id": Schema.optionalWith(Schema.String, { exact: true }),
-  "device": Schema.String,
-  "sync": ref(() => BlockdevBackupArgumentsSync),
-  "speed": Schema.optionalWith(Schema.Number, { exact: true }),
-  "bitmap": Schema.optionalWith(Schema.String, { exact: true }),
-  "bitmap-mode": Schema.optionalWith(ref(() => BlockdevBackupArgumentsBitmapMode), { exact: true }),
-  "compress": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "on-source-error": Schema.optionalWith(ref(() => BlockCommitArgumentsOnError), { exact: true }),
-  "on-target-error": Schema.optionalWith(ref(() => BlockCommitArgumentsOnError), { exact: true }),
-  "auto-finalize": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "auto-dismiss": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "filter-node-name": Schema.optionalWith(Schema.String, { exact: true }),
-  "x-perf": Schema.optionalWith(ref(() => BlockdevBackupArgumentsXPerf), { exact: true }),
-  "target": Schema.String
-})
+export const BlockdevBackupArguments: Schema.Schema<BlockdevBackupArguments> = lazy(() =>
+  Schema.Struct({
+    "job-id": Schema.optionalWith(Schema.String, { exact: true }),
+    "device": Schema.String,
+    "sync": BlockdevBackupArgumentsSync,
+    "speed": Schema.optionalWith(Schema.Number, { exact: true }),
+    "bitmap": Schema.optionalWith(Schema.String, { exact: true }),
+    "bitmap-mode": Schema.optionalWith(BlockdevBackupArgumentsBitmapMode, { exact: true }),
+    "compress": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "on-source-error": Schema.optionalWith(BlockCommitArgumentsOnError, { exact: true }),
+    "on-target-error": Schema.optionalWith(BlockCommitArgumentsOnError, { exact: true }),
+    "auto-finalize": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "auto-dismiss": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "filter-node-name": Schema.optionalWith(Schema.String, { exact: true }),
+    "x-perf": Schema.optionalWith(BlockdevBackupArgumentsXPerf, { exact: true }),
+    "target": Schema.String
+  })
+)
 
 export interface BlockdevChangeMediumArguments {
   readonly "device"?: string
@@ -1679,48 +1730,58 @@ export interface BlockdevChangeMediumArguments {
   readonly "force"?: boolean
   readonly "read-only-mode"?: BlockdevChangeMediumArgumentsReadOnlyMode
 }
-export const BlockdevChangeMediumArguments: Schema.Schema<BlockdevChangeMediumArguments> = Schema.Struct({
-  "device": Schema.optionalWith(Schema.String, { exact: true }),
-  "id": Schema.optionalWith(Schema.String, { exact: true }),
-  "filename": Schema.String,
-  "format": Schema.optionalWith(Schema.String, { exact: true }),
-  "force": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "read-only-mode": Schema.optionalWith(ref(() => BlockdevChangeMediumArgumentsReadOnlyMode), { exact: true })
-})
+export const BlockdevChangeMediumArguments: Schema.Schema<BlockdevChangeMediumArguments> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.optionalWith(Schema.String, { exact: true }),
+    "id": Schema.optionalWith(Schema.String, { exact: true }),
+    "filename": Schema.String,
+    "format": Schema.optionalWith(Schema.String, { exact: true }),
+    "force": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "read-only-mode": Schema.optionalWith(BlockdevChangeMediumArgumentsReadOnlyMode, { exact: true })
+  })
+)
 
 export interface BlockdevCloseTrayArguments {
   readonly "device"?: string
   readonly "id"?: string
 }
-export const BlockdevCloseTrayArguments: Schema.Schema<BlockdevCloseTrayArguments> = Schema.Struct({
-  "device": Schema.optionalWith(Schema.String, { exact: true }),
-  "id": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const BlockdevCloseTrayArguments: Schema.Schema<BlockdevCloseTrayArguments> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.optionalWith(Schema.String, { exact: true }),
+    "id": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface BlockdevCreateArguments {
   readonly "job-id": string
   readonly "options": BlockdevCreateArgumentsOptions
 }
-export const BlockdevCreateArguments: Schema.Schema<BlockdevCreateArguments> = Schema.Struct({
-  "job-id": Schema.String,
-  "options": ref(() => BlockdevCreateArgumentsOptions)
-})
+export const BlockdevCreateArguments: Schema.Schema<BlockdevCreateArguments> = lazy(() =>
+  Schema.Struct({
+    "job-id": Schema.String,
+    "options": BlockdevCreateArgumentsOptions
+  })
+)
 
 export interface BlockdevDelArguments {
   readonly "node-name": string
 }
-export const BlockdevDelArguments: Schema.Schema<BlockdevDelArguments> = Schema.Struct({
-  "node-name": Schema.String
-})
+export const BlockdevDelArguments: Schema.Schema<BlockdevDelArguments> = lazy(() =>
+  Schema.Struct({
+    "node-name": Schema.String
+  })
+)
 
 export interface BlockdevInsertMediumArguments {
   readonly "id": string
   readonly "node-name": string
 }
-export const BlockdevInsertMediumArguments: Schema.Schema<BlockdevInsertMediumArguments> = Schema.Struct({
-  "id": Schema.String,
-  "node-name": Schema.String
-})
+export const BlockdevInsertMediumArguments: Schema.Schema<BlockdevInsertMediumArguments> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String,
+    "node-name": Schema.String
+  })
+)
 
 export interface BlockdevMirrorArguments {
   readonly "job-id"?: string
@@ -1738,67 +1799,79 @@ export interface BlockdevMirrorArguments {
   readonly "auto-finalize"?: boolean
   readonly "auto-dismiss"?: boolean
 }
-export const BlockdevMirrorArguments: Schema.Schema<BlockdevMirrorArguments> = Schema.Struct({
-  "job-id": Schema.optionalWith(Schema.String, { exact: true }),
-  "device": Schema.String,
-  "target": Schema.String,
-  "replaces": Schema.optionalWith(Schema.String, { exact: true }),
-  "sync": ref(() => BlockdevBackupArgumentsSync),
-  "speed": Schema.optionalWith(Schema.Number, { exact: true }),
-  "granularity": Schema.optionalWith(Schema.Number, { exact: true }),
-  "buf-size": Schema.optionalWith(Schema.Number, { exact: true }),
-  "on-source-error": Schema.optionalWith(ref(() => BlockCommitArgumentsOnError), { exact: true }),
-  "on-target-error": Schema.optionalWith(ref(() => BlockCommitArgumentsOnError), { exact: true }),
-  "filter-node-name": Schema.optionalWith(Schema.String, { exact: true }),
-  "copy-mode": Schema.optionalWith(ref(() => BlockdevMirrorArgumentsCopyMode), { exact: true }),
-  "auto-finalize": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "auto-dismiss": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const BlockdevMirrorArguments: Schema.Schema<BlockdevMirrorArguments> = lazy(() =>
+  Schema.Struct({
+    "job-id": Schema.optionalWith(Schema.String, { exact: true }),
+    "device": Schema.String,
+    "target": Schema.String,
+    "replaces": Schema.optionalWith(Schema.String, { exact: true }),
+    "sync": BlockdevBackupArgumentsSync,
+    "speed": Schema.optionalWith(Schema.Number, { exact: true }),
+    "granularity": Schema.optionalWith(Schema.Number, { exact: true }),
+    "buf-size": Schema.optionalWith(Schema.Number, { exact: true }),
+    "on-source-error": Schema.optionalWith(BlockCommitArgumentsOnError, { exact: true }),
+    "on-target-error": Schema.optionalWith(BlockCommitArgumentsOnError, { exact: true }),
+    "filter-node-name": Schema.optionalWith(Schema.String, { exact: true }),
+    "copy-mode": Schema.optionalWith(BlockdevMirrorArgumentsCopyMode, { exact: true }),
+    "auto-finalize": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "auto-dismiss": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface BlockdevOpenTrayArguments {
   readonly "device"?: string
   readonly "id"?: string
   readonly "force"?: boolean
 }
-export const BlockdevOpenTrayArguments: Schema.Schema<BlockdevOpenTrayArguments> = Schema.Struct({
-  "device": Schema.optionalWith(Schema.String, { exact: true }),
-  "id": Schema.optionalWith(Schema.String, { exact: true }),
-  "force": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const BlockdevOpenTrayArguments: Schema.Schema<BlockdevOpenTrayArguments> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.optionalWith(Schema.String, { exact: true }),
+    "id": Schema.optionalWith(Schema.String, { exact: true }),
+    "force": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface BlockdevRemoveMediumArguments {
   readonly "id": string
 }
-export const BlockdevRemoveMediumArguments: Schema.Schema<BlockdevRemoveMediumArguments> = Schema.Struct({
-  "id": Schema.String
-})
+export const BlockdevRemoveMediumArguments: Schema.Schema<BlockdevRemoveMediumArguments> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String
+  })
+)
 
 export interface BlockdevReopenArguments {
   readonly "options": ReadonlyArray<BlockdevAddArguments>
 }
-export const BlockdevReopenArguments: Schema.Schema<BlockdevReopenArguments> = Schema.Struct({
-  "options": Schema.Array(ref(() => BlockdevAddArguments))
-})
+export const BlockdevReopenArguments: Schema.Schema<BlockdevReopenArguments> = lazy(() =>
+  Schema.Struct({
+    "options": Schema.Array(BlockdevAddArguments)
+  })
+)
 
 export interface BlockdevSnapshotArguments {
   readonly "node": string
   readonly "overlay": string
 }
-export const BlockdevSnapshotArguments: Schema.Schema<BlockdevSnapshotArguments> = Schema.Struct({
-  "node": Schema.String,
-  "overlay": Schema.String
-})
+export const BlockdevSnapshotArguments: Schema.Schema<BlockdevSnapshotArguments> = lazy(() =>
+  Schema.Struct({
+    "node": Schema.String,
+    "overlay": Schema.String
+  })
+)
 
 export interface BlockdevSnapshotDeleteInternalSyncArguments {
   readonly "device": string
   readonly "id"?: string
   readonly "name"?: string
 }
-export const BlockdevSnapshotDeleteInternalSyncArguments: Schema.Schema<BlockdevSnapshotDeleteInternalSyncArguments> = Schema.Struct({
-  "device": Schema.String,
-  "id": Schema.optionalWith(Schema.String, { exact: true }),
-  "name": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const BlockdevSnapshotDeleteInternalSyncArguments: Schema.Schema<BlockdevSnapshotDeleteInternalSyncArguments> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.String,
+    "id": Schema.optionalWith(Schema.String, { exact: true }),
+    "name": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface BlockdevSnapshotDeleteInternalSyncResult {
   readonly "id": string
@@ -1810,25 +1883,29 @@ export interface BlockdevSnapshotDeleteInternalSyncResult {
   readonly "vm-clock-nsec": number
   readonly "icount"?: number
 }
-export const BlockdevSnapshotDeleteInternalSyncResult: Schema.Schema<BlockdevSnapshotDeleteInternalSyncResult> = Schema.Struct({
-  "id": Schema.String,
-  "name": Schema.String,
-  "vm-state-size": Schema.Number,
-  "date-sec": Schema.Number,
-  "date-nsec": Schema.Number,
-  "vm-clock-sec": Schema.Number,
-  "vm-clock-nsec": Schema.Number,
-  "icount": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const BlockdevSnapshotDeleteInternalSyncResult: Schema.Schema<BlockdevSnapshotDeleteInternalSyncResult> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String,
+    "name": Schema.String,
+    "vm-state-size": Schema.Number,
+    "date-sec": Schema.Number,
+    "date-nsec": Schema.Number,
+    "vm-clock-sec": Schema.Number,
+    "vm-clock-nsec": Schema.Number,
+    "icount": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface BlockdevSnapshotInternalSyncArguments {
   readonly "device": string
   readonly "name": string
 }
-export const BlockdevSnapshotInternalSyncArguments: Schema.Schema<BlockdevSnapshotInternalSyncArguments> = Schema.Struct({
-  "device": Schema.String,
-  "name": Schema.String
-})
+export const BlockdevSnapshotInternalSyncArguments: Schema.Schema<BlockdevSnapshotInternalSyncArguments> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.String,
+    "name": Schema.String
+  })
+)
 
 export interface BlockdevSnapshotSyncArguments {
   readonly "device"?: string
@@ -1838,89 +1915,109 @@ export interface BlockdevSnapshotSyncArguments {
   readonly "format"?: string
   readonly "mode"?: BlockdevSnapshotSyncArgumentsMode
 }
-export const BlockdevSnapshotSyncArguments: Schema.Schema<BlockdevSnapshotSyncArguments> = Schema.Struct({
-  "device": Schema.optionalWith(Schema.String, { exact: true }),
-  "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-  "snapshot-file": Schema.String,
-  "snapshot-node-name": Schema.optionalWith(Schema.String, { exact: true }),
-  "format": Schema.optionalWith(Schema.String, { exact: true }),
-  "mode": Schema.optionalWith(ref(() => BlockdevSnapshotSyncArgumentsMode), { exact: true })
-})
+export const BlockdevSnapshotSyncArguments: Schema.Schema<BlockdevSnapshotSyncArguments> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.optionalWith(Schema.String, { exact: true }),
+    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+    "snapshot-file": Schema.String,
+    "snapshot-node-name": Schema.optionalWith(Schema.String, { exact: true }),
+    "format": Schema.optionalWith(Schema.String, { exact: true }),
+    "mode": Schema.optionalWith(BlockdevSnapshotSyncArgumentsMode, { exact: true })
+  })
+)
 
 export interface CalcDirtyRateArguments {
   readonly "calc-time": number
   readonly "sample-pages"?: number
   readonly "mode"?: CalcDirtyRateArgumentsMode
 }
-export const CalcDirtyRateArguments: Schema.Schema<CalcDirtyRateArguments> = Schema.Struct({
-  "calc-time": Schema.Number,
-  "sample-pages": Schema.optionalWith(Schema.Number, { exact: true }),
-  "mode": Schema.optionalWith(ref(() => CalcDirtyRateArgumentsMode), { exact: true })
-})
+export const CalcDirtyRateArguments: Schema.Schema<CalcDirtyRateArguments> = lazy(() =>
+  Schema.Struct({
+    "calc-time": Schema.Number,
+    "sample-pages": Schema.optionalWith(Schema.Number, { exact: true }),
+    "mode": Schema.optionalWith(CalcDirtyRateArgumentsMode, { exact: true })
+  })
+)
 
 export interface CancelVcpuDirtyLimitArguments {
   readonly "cpu-index"?: number
 }
-export const CancelVcpuDirtyLimitArguments: Schema.Schema<CancelVcpuDirtyLimitArguments> = Schema.Struct({
-  "cpu-index": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const CancelVcpuDirtyLimitArguments: Schema.Schema<CancelVcpuDirtyLimitArguments> = lazy(() =>
+  Schema.Struct({
+    "cpu-index": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface ChangeBackingFileArguments {
   readonly "device": string
   readonly "image-node-name": string
   readonly "backing-file": string
 }
-export const ChangeBackingFileArguments: Schema.Schema<ChangeBackingFileArguments> = Schema.Struct({
-  "device": Schema.String,
-  "image-node-name": Schema.String,
-  "backing-file": Schema.String
-})
+export const ChangeBackingFileArguments: Schema.Schema<ChangeBackingFileArguments> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.String,
+    "image-node-name": Schema.String,
+    "backing-file": Schema.String
+  })
+)
 
 export interface ChangeVncPasswordArguments {
   readonly "password": string
 }
-export const ChangeVncPasswordArguments: Schema.Schema<ChangeVncPasswordArguments> = Schema.Struct({
-  "password": Schema.String
-})
+export const ChangeVncPasswordArguments: Schema.Schema<ChangeVncPasswordArguments> = lazy(() =>
+  Schema.Struct({
+    "password": Schema.String
+  })
+)
 
 export interface ChardevAddArguments {
   readonly "id": string
   readonly "backend": ChardevAddArgumentsBackend
 }
-export const ChardevAddArguments: Schema.Schema<ChardevAddArguments> = Schema.Struct({
-  "id": Schema.String,
-  "backend": ref(() => ChardevAddArgumentsBackend)
-})
+export const ChardevAddArguments: Schema.Schema<ChardevAddArguments> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String,
+    "backend": ChardevAddArgumentsBackend
+  })
+)
 
 export interface ChardevAddResult {
   readonly "pty"?: string
 }
-export const ChardevAddResult: Schema.Schema<ChardevAddResult> = Schema.Struct({
-  "pty": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const ChardevAddResult: Schema.Schema<ChardevAddResult> = lazy(() =>
+  Schema.Struct({
+    "pty": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface ChardevChangeArguments {
   readonly "id": string
   readonly "backend": ChardevAddArgumentsBackend
 }
-export const ChardevChangeArguments: Schema.Schema<ChardevChangeArguments> = Schema.Struct({
-  "id": Schema.String,
-  "backend": ref(() => ChardevAddArgumentsBackend)
-})
+export const ChardevChangeArguments: Schema.Schema<ChardevChangeArguments> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String,
+    "backend": ChardevAddArgumentsBackend
+  })
+)
 
 export interface ChardevRemoveArguments {
   readonly "id": string
 }
-export const ChardevRemoveArguments: Schema.Schema<ChardevRemoveArguments> = Schema.Struct({
-  "id": Schema.String
-})
+export const ChardevRemoveArguments: Schema.Schema<ChardevRemoveArguments> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String
+  })
+)
 
 export interface ChardevSendBreakArguments {
   readonly "id": string
 }
-export const ChardevSendBreakArguments: Schema.Schema<ChardevSendBreakArguments> = Schema.Struct({
-  "id": Schema.String
-})
+export const ChardevSendBreakArguments: Schema.Schema<ChardevSendBreakArguments> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String
+  })
+)
 
 export interface ClientMigrateInfoArguments {
   readonly "protocol": string
@@ -1929,27 +2026,33 @@ export interface ClientMigrateInfoArguments {
   readonly "tls-port"?: number
   readonly "cert-subject"?: string
 }
-export const ClientMigrateInfoArguments: Schema.Schema<ClientMigrateInfoArguments> = Schema.Struct({
-  "protocol": Schema.String,
-  "hostname": Schema.String,
-  "port": Schema.optionalWith(Schema.Number, { exact: true }),
-  "tls-port": Schema.optionalWith(Schema.Number, { exact: true }),
-  "cert-subject": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const ClientMigrateInfoArguments: Schema.Schema<ClientMigrateInfoArguments> = lazy(() =>
+  Schema.Struct({
+    "protocol": Schema.String,
+    "hostname": Schema.String,
+    "port": Schema.optionalWith(Schema.Number, { exact: true }),
+    "tls-port": Schema.optionalWith(Schema.Number, { exact: true }),
+    "cert-subject": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface ClosefdArguments {
   readonly "fdname": string
 }
-export const ClosefdArguments: Schema.Schema<ClosefdArguments> = Schema.Struct({
-  "fdname": Schema.String
-})
+export const ClosefdArguments: Schema.Schema<ClosefdArguments> = lazy(() =>
+  Schema.Struct({
+    "fdname": Schema.String
+  })
+)
 
 export interface DeviceListPropertiesArguments {
   readonly "typename": string
 }
-export const DeviceListPropertiesArguments: Schema.Schema<DeviceListPropertiesArguments> = Schema.Struct({
-  "typename": Schema.String
-})
+export const DeviceListPropertiesArguments: Schema.Schema<DeviceListPropertiesArguments> = lazy(() =>
+  Schema.Struct({
+    "typename": Schema.String
+  })
+)
 
 export interface DeviceListPropertiesItem {
   readonly "name": string
@@ -1957,41 +2060,49 @@ export interface DeviceListPropertiesItem {
   readonly "description"?: string
   readonly "default-value"?: unknown
 }
-export const DeviceListPropertiesItem: Schema.Schema<DeviceListPropertiesItem> = Schema.Struct({
-  "name": Schema.String,
-  "type": Schema.String,
-  "description": Schema.optionalWith(Schema.String, { exact: true }),
-  "default-value": Schema.optionalWith(Schema.Unknown, { exact: true })
-})
+export const DeviceListPropertiesItem: Schema.Schema<DeviceListPropertiesItem> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "type": Schema.String,
+    "description": Schema.optionalWith(Schema.String, { exact: true }),
+    "default-value": Schema.optionalWith(Schema.Unknown, { exact: true })
+  })
+)
 
 export interface DeviceAddArguments {
   readonly "driver": string
   readonly "bus"?: string
   readonly "id"?: string
 }
-export const DeviceAddArguments: Schema.Schema<DeviceAddArguments> = Schema.Struct({
-  "driver": Schema.String,
-  "bus": Schema.optionalWith(Schema.String, { exact: true }),
-  "id": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const DeviceAddArguments: Schema.Schema<DeviceAddArguments> = lazy(() =>
+  Schema.Struct({
+    "driver": Schema.String,
+    "bus": Schema.optionalWith(Schema.String, { exact: true }),
+    "id": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface DeviceDelArguments {
   readonly "id": string
 }
-export const DeviceDelArguments: Schema.Schema<DeviceDelArguments> = Schema.Struct({
-  "id": Schema.String
-})
+export const DeviceDelArguments: Schema.Schema<DeviceDelArguments> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String
+  })
+)
 
 export type DisplayReloadArguments =
   | {
     readonly "type": "vnc"
     readonly "tls-certs"?: boolean
   }
-export const DisplayReloadArguments: Schema.Schema<DisplayReloadArguments> = Schema.Union(
-  Schema.Struct({
-    "type": Schema.Literal("vnc"),
-    "tls-certs": Schema.optionalWith(Schema.Boolean, { exact: true })
-  })
+export const DisplayReloadArguments: Schema.Schema<DisplayReloadArguments> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "type": Schema.Literal("vnc"),
+      "tls-certs": Schema.optionalWith(Schema.Boolean, { exact: true })
+    })
+  )
 )
 
 export type DisplayUpdateArguments =
@@ -1999,11 +2110,13 @@ export type DisplayUpdateArguments =
     readonly "type": "vnc"
     readonly "addresses"?: ReadonlyArray<QueryMigrateResultSocketAddressItem>
   }
-export const DisplayUpdateArguments: Schema.Schema<DisplayUpdateArguments> = Schema.Union(
-  Schema.Struct({
-    "type": Schema.Literal("vnc"),
-    "addresses": Schema.optionalWith(Schema.Array(ref(() => QueryMigrateResultSocketAddressItem)), { exact: true })
-  })
+export const DisplayUpdateArguments: Schema.Schema<DisplayUpdateArguments> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "type": Schema.Literal("vnc"),
+      "addresses": Schema.optionalWith(Schema.Array(QueryMigrateResultSocketAddressItem), { exact: true })
+    })
+  )
 )
 
 export interface DriveBackupArguments {
@@ -2024,24 +2137,26 @@ export interface DriveBackupArguments {
   readonly "format"?: string
   readonly "mode"?: BlockdevSnapshotSyncArgumentsMode
 }
-export const DriveBackupArguments: Schema.Schema<DriveBackupArguments> = Schema.Struct({
-  "job-id": Schema.optionalWith(Schema.String, { exact: true }),
-  "device": Schema.String,
-  "sync": ref(() => BlockdevBackupArgumentsSync),
-  "speed": Schema.optionalWith(Schema.Number, { exact: true }),
-  "bitmap": Schema.optionalWith(Schema.String, { exact: true }),
-  "bitmap-mode": Schema.optionalWith(ref(() => BlockdevBackupArgumentsBitmapMode), { exact: true }),
-  "compress": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "on-source-error": Schema.optionalWith(ref(() => BlockCommitArgumentsOnError), { exact: true }),
-  "on-target-error": Schema.optionalWith(ref(() => BlockCommitArgumentsOnError), { exact: true }),
-  "auto-finalize": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "auto-dismiss": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "filter-node-name": Schema.optionalWith(Schema.String, { exact: true }),
-  "x-perf": Schema.optionalWith(ref(() => BlockdevBackupArgumentsXPerf), { exact: true }),
-  "target": Schema.String,
-  "format": Schema.optionalWith(Schema.String, { exact: true }),
-  "mode": Schema.optionalWith(ref(() => BlockdevSnapshotSyncArgumentsMode), { exact: true })
-})
+export const DriveBackupArguments: Schema.Schema<DriveBackupArguments> = lazy(() =>
+  Schema.Struct({
+    "job-id": Schema.optionalWith(Schema.String, { exact: true }),
+    "device": Schema.String,
+    "sync": BlockdevBackupArgumentsSync,
+    "speed": Schema.optionalWith(Schema.Number, { exact: true }),
+    "bitmap": Schema.optionalWith(Schema.String, { exact: true }),
+    "bitmap-mode": Schema.optionalWith(BlockdevBackupArgumentsBitmapMode, { exact: true }),
+    "compress": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "on-source-error": Schema.optionalWith(BlockCommitArgumentsOnError, { exact: true }),
+    "on-target-error": Schema.optionalWith(BlockCommitArgumentsOnError, { exact: true }),
+    "auto-finalize": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "auto-dismiss": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "filter-node-name": Schema.optionalWith(Schema.String, { exact: true }),
+    "x-perf": Schema.optionalWith(BlockdevBackupArgumentsXPerf, { exact: true }),
+    "target": Schema.String,
+    "format": Schema.optionalWith(Schema.String, { exact: true }),
+    "mode": Schema.optionalWith(BlockdevSnapshotSyncArgumentsMode, { exact: true })
+  })
+)
 
 export interface DriveMirrorArguments {
   readonly "job-id"?: string
@@ -2062,25 +2177,27 @@ export interface DriveMirrorArguments {
   readonly "auto-finalize"?: boolean
   readonly "auto-dismiss"?: boolean
 }
-export const DriveMirrorArguments: Schema.Schema<DriveMirrorArguments> = Schema.Struct({
-  "job-id": Schema.optionalWith(Schema.String, { exact: true }),
-  "device": Schema.String,
-  "target": Schema.String,
-  "format": Schema.optionalWith(Schema.String, { exact: true }),
-  "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-  "replaces": Schema.optionalWith(Schema.String, { exact: true }),
-  "sync": ref(() => BlockdevBackupArgumentsSync),
-  "mode": Schema.optionalWith(ref(() => BlockdevSnapshotSyncArgumentsMode), { exact: true }),
-  "speed": Schema.optionalWith(Schema.Number, { exact: true }),
-  "granularity": Schema.optionalWith(Schema.Number, { exact: true }),
-  "buf-size": Schema.optionalWith(Schema.Number, { exact: true }),
-  "on-source-error": Schema.optionalWith(ref(() => BlockCommitArgumentsOnError), { exact: true }),
-  "on-target-error": Schema.optionalWith(ref(() => BlockCommitArgumentsOnError), { exact: true }),
-  "unmap": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "copy-mode": Schema.optionalWith(ref(() => BlockdevMirrorArgumentsCopyMode), { exact: true }),
-  "auto-finalize": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "auto-dismiss": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const DriveMirrorArguments: Schema.Schema<DriveMirrorArguments> = lazy(() =>
+  Schema.Struct({
+    "job-id": Schema.optionalWith(Schema.String, { exact: true }),
+    "device": Schema.String,
+    "target": Schema.String,
+    "format": Schema.optionalWith(Schema.String, { exact: true }),
+    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+    "replaces": Schema.optionalWith(Schema.String, { exact: true }),
+    "sync": BlockdevBackupArgumentsSync,
+    "mode": Schema.optionalWith(BlockdevSnapshotSyncArgumentsMode, { exact: true }),
+    "speed": Schema.optionalWith(Schema.Number, { exact: true }),
+    "granularity": Schema.optionalWith(Schema.Number, { exact: true }),
+    "buf-size": Schema.optionalWith(Schema.Number, { exact: true }),
+    "on-source-error": Schema.optionalWith(BlockCommitArgumentsOnError, { exact: true }),
+    "on-target-error": Schema.optionalWith(BlockCommitArgumentsOnError, { exact: true }),
+    "unmap": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "copy-mode": Schema.optionalWith(BlockdevMirrorArgumentsCopyMode, { exact: true }),
+    "auto-finalize": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "auto-dismiss": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface DumpGuestMemoryArguments {
   readonly "paging": boolean
@@ -2090,32 +2207,38 @@ export interface DumpGuestMemoryArguments {
   readonly "length"?: number
   readonly "format"?: DumpGuestMemoryArgumentsFormat
 }
-export const DumpGuestMemoryArguments: Schema.Schema<DumpGuestMemoryArguments> = Schema.Struct({
-  "paging": Schema.Boolean,
-  "protocol": Schema.String,
-  "detach": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "begin": Schema.optionalWith(Schema.Number, { exact: true }),
-  "length": Schema.optionalWith(Schema.Number, { exact: true }),
-  "format": Schema.optionalWith(ref(() => DumpGuestMemoryArgumentsFormat), { exact: true })
-})
+export const DumpGuestMemoryArguments: Schema.Schema<DumpGuestMemoryArguments> = lazy(() =>
+  Schema.Struct({
+    "paging": Schema.Boolean,
+    "protocol": Schema.String,
+    "detach": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "begin": Schema.optionalWith(Schema.Number, { exact: true }),
+    "length": Schema.optionalWith(Schema.Number, { exact: true }),
+    "format": Schema.optionalWith(DumpGuestMemoryArgumentsFormat, { exact: true })
+  })
+)
 
 export interface DumpdtbArguments {
   readonly "filename": string
 }
-export const DumpdtbArguments: Schema.Schema<DumpdtbArguments> = Schema.Struct({
-  "filename": Schema.String
-})
+export const DumpdtbArguments: Schema.Schema<DumpdtbArguments> = lazy(() =>
+  Schema.Struct({
+    "filename": Schema.String
+  })
+)
 
 export interface EjectArguments {
   readonly "device"?: string
   readonly "id"?: string
   readonly "force"?: boolean
 }
-export const EjectArguments: Schema.Schema<EjectArguments> = Schema.Struct({
-  "device": Schema.optionalWith(Schema.String, { exact: true }),
-  "id": Schema.optionalWith(Schema.String, { exact: true }),
-  "force": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const EjectArguments: Schema.Schema<EjectArguments> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.optionalWith(Schema.String, { exact: true }),
+    "id": Schema.optionalWith(Schema.String, { exact: true }),
+    "force": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export type ExpirePasswordArguments =
   | {
@@ -2127,86 +2250,106 @@ export type ExpirePasswordArguments =
     readonly "protocol": "spice"
     readonly "time": string
   }
-export const ExpirePasswordArguments: Schema.Schema<ExpirePasswordArguments> = Schema.Union(
-  Schema.Struct({
-    "protocol": Schema.Literal("vnc"),
-    "time": Schema.String,
-    "display": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "protocol": Schema.Literal("spice"),
-    "time": Schema.String
-  })
+export const ExpirePasswordArguments: Schema.Schema<ExpirePasswordArguments> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "protocol": Schema.Literal("vnc"),
+      "time": Schema.String,
+      "display": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "protocol": Schema.Literal("spice"),
+      "time": Schema.String
+    })
+  )
 )
 
 export interface GetfdArguments {
   readonly "fdname": string
 }
-export const GetfdArguments: Schema.Schema<GetfdArguments> = Schema.Struct({
-  "fdname": Schema.String
-})
+export const GetfdArguments: Schema.Schema<GetfdArguments> = lazy(() =>
+  Schema.Struct({
+    "fdname": Schema.String
+  })
+)
 
 export interface HumanMonitorCommandArguments {
   readonly "command-line": string
   readonly "cpu-index"?: number
 }
-export const HumanMonitorCommandArguments: Schema.Schema<HumanMonitorCommandArguments> = Schema.Struct({
-  "command-line": Schema.String,
-  "cpu-index": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const HumanMonitorCommandArguments: Schema.Schema<HumanMonitorCommandArguments> = lazy(() =>
+  Schema.Struct({
+    "command-line": Schema.String,
+    "cpu-index": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface InputSendEventArguments {
   readonly "device"?: string
   readonly "head"?: number
   readonly "events": ReadonlyArray<InputSendEventArgumentsEventsItem>
 }
-export const InputSendEventArguments: Schema.Schema<InputSendEventArguments> = Schema.Struct({
-  "device": Schema.optionalWith(Schema.String, { exact: true }),
-  "head": Schema.optionalWith(Schema.Number, { exact: true }),
-  "events": Schema.Array(ref(() => InputSendEventArgumentsEventsItem))
-})
+export const InputSendEventArguments: Schema.Schema<InputSendEventArguments> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.optionalWith(Schema.String, { exact: true }),
+    "head": Schema.optionalWith(Schema.Number, { exact: true }),
+    "events": Schema.Array(InputSendEventArgumentsEventsItem)
+  })
+)
 
 export interface JobCancelArguments {
   readonly "id": string
 }
-export const JobCancelArguments: Schema.Schema<JobCancelArguments> = Schema.Struct({
-  "id": Schema.String
-})
+export const JobCancelArguments: Schema.Schema<JobCancelArguments> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String
+  })
+)
 
 export interface JobCompleteArguments {
   readonly "id": string
 }
-export const JobCompleteArguments: Schema.Schema<JobCompleteArguments> = Schema.Struct({
-  "id": Schema.String
-})
+export const JobCompleteArguments: Schema.Schema<JobCompleteArguments> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String
+  })
+)
 
 export interface JobDismissArguments {
   readonly "id": string
 }
-export const JobDismissArguments: Schema.Schema<JobDismissArguments> = Schema.Struct({
-  "id": Schema.String
-})
+export const JobDismissArguments: Schema.Schema<JobDismissArguments> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String
+  })
+)
 
 export interface JobFinalizeArguments {
   readonly "id": string
 }
-export const JobFinalizeArguments: Schema.Schema<JobFinalizeArguments> = Schema.Struct({
-  "id": Schema.String
-})
+export const JobFinalizeArguments: Schema.Schema<JobFinalizeArguments> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String
+  })
+)
 
 export interface JobPauseArguments {
   readonly "id": string
 }
-export const JobPauseArguments: Schema.Schema<JobPauseArguments> = Schema.Struct({
-  "id": Schema.String
-})
+export const JobPauseArguments: Schema.Schema<JobPauseArguments> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String
+  })
+)
 
 export interface JobResumeArguments {
   readonly "id": string
 }
-export const JobResumeArguments: Schema.Schema<JobResumeArguments> = Schema.Struct({
-  "id": Schema.String
-})
+export const JobResumeArguments: Schema.Schema<JobResumeArguments> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String
+  })
+)
 
 export interface MemsaveArguments {
   readonly "val": number
@@ -2214,12 +2357,14 @@ export interface MemsaveArguments {
   readonly "filename": string
   readonly "cpu-index"?: number
 }
-export const MemsaveArguments: Schema.Schema<MemsaveArguments> = Schema.Struct({
-  "val": Schema.Number,
-  "size": Schema.Number,
-  "filename": Schema.String,
-  "cpu-index": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const MemsaveArguments: Schema.Schema<MemsaveArguments> = lazy(() =>
+  Schema.Struct({
+    "val": Schema.Number,
+    "size": Schema.Number,
+    "filename": Schema.String,
+    "cpu-index": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface MigrateArguments {
   readonly "uri": string
@@ -2228,41 +2373,51 @@ export interface MigrateArguments {
   readonly "detach"?: boolean
   readonly "resume"?: boolean
 }
-export const MigrateArguments: Schema.Schema<MigrateArguments> = Schema.Struct({
-  "uri": Schema.String,
-  "blk": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "inc": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "detach": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "resume": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const MigrateArguments: Schema.Schema<MigrateArguments> = lazy(() =>
+  Schema.Struct({
+    "uri": Schema.String,
+    "blk": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "inc": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "detach": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "resume": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface MigrateContinueArguments {
   readonly "state": MigrateContinueArgumentsState
 }
-export const MigrateContinueArguments: Schema.Schema<MigrateContinueArguments> = Schema.Struct({
-  "state": ref(() => MigrateContinueArgumentsState)
-})
+export const MigrateContinueArguments: Schema.Schema<MigrateContinueArguments> = lazy(() =>
+  Schema.Struct({
+    "state": MigrateContinueArgumentsState
+  })
+)
 
 export interface MigrateIncomingArguments {
   readonly "uri": string
 }
-export const MigrateIncomingArguments: Schema.Schema<MigrateIncomingArguments> = Schema.Struct({
-  "uri": Schema.String
-})
+export const MigrateIncomingArguments: Schema.Schema<MigrateIncomingArguments> = lazy(() =>
+  Schema.Struct({
+    "uri": Schema.String
+  })
+)
 
 export interface MigrateRecoverArguments {
   readonly "uri": string
 }
-export const MigrateRecoverArguments: Schema.Schema<MigrateRecoverArguments> = Schema.Struct({
-  "uri": Schema.String
-})
+export const MigrateRecoverArguments: Schema.Schema<MigrateRecoverArguments> = lazy(() =>
+  Schema.Struct({
+    "uri": Schema.String
+  })
+)
 
 export interface MigrateSetCapabilitiesArguments {
   readonly "capabilities": ReadonlyArray<QueryMigrateCapabilitiesItem>
 }
-export const MigrateSetCapabilitiesArguments: Schema.Schema<MigrateSetCapabilitiesArguments> = Schema.Struct({
-  "capabilities": Schema.Array(ref(() => QueryMigrateCapabilitiesItem))
-})
+export const MigrateSetCapabilitiesArguments: Schema.Schema<MigrateSetCapabilitiesArguments> = lazy(() =>
+  Schema.Struct({
+    "capabilities": Schema.Array(QueryMigrateCapabilitiesItem)
+  })
+)
 
 export interface MigrateSetParametersArguments {
   readonly "announce-initial"?: number
@@ -2293,35 +2448,37 @@ export interface MigrateSetParametersArguments {
   readonly "multifd-zstd-level"?: number
   readonly "block-bitmap-mapping"?: ReadonlyArray<MigrateSetParametersArgumentsBlockBitmapMappingItem>
 }
-export const MigrateSetParametersArguments: Schema.Schema<MigrateSetParametersArguments> = Schema.Struct({
-  "announce-initial": Schema.optionalWith(Schema.Number, { exact: true }),
-  "announce-max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "announce-rounds": Schema.optionalWith(Schema.Number, { exact: true }),
-  "announce-step": Schema.optionalWith(Schema.Number, { exact: true }),
-  "compress-level": Schema.optionalWith(Schema.Number, { exact: true }),
-  "compress-threads": Schema.optionalWith(Schema.Number, { exact: true }),
-  "compress-wait-thread": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "decompress-threads": Schema.optionalWith(Schema.Number, { exact: true }),
-  "throttle-trigger-threshold": Schema.optionalWith(Schema.Number, { exact: true }),
-  "cpu-throttle-initial": Schema.optionalWith(Schema.Number, { exact: true }),
-  "cpu-throttle-increment": Schema.optionalWith(Schema.Number, { exact: true }),
-  "cpu-throttle-tailslow": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "tls-creds": Schema.optionalWith(ref(() => MigrateSetParametersArgumentsTlsCreds), { exact: true }),
-  "tls-hostname": Schema.optionalWith(ref(() => MigrateSetParametersArgumentsTlsCreds), { exact: true }),
-  "tls-authz": Schema.optionalWith(ref(() => MigrateSetParametersArgumentsTlsCreds), { exact: true }),
-  "max-bandwidth": Schema.optionalWith(Schema.Number, { exact: true }),
-  "downtime-limit": Schema.optionalWith(Schema.Number, { exact: true }),
-  "x-checkpoint-delay": Schema.optionalWith(Schema.Number, { exact: true }),
-  "block-incremental": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "multifd-channels": Schema.optionalWith(Schema.Number, { exact: true }),
-  "xbzrle-cache-size": Schema.optionalWith(Schema.Number, { exact: true }),
-  "max-postcopy-bandwidth": Schema.optionalWith(Schema.Number, { exact: true }),
-  "max-cpu-throttle": Schema.optionalWith(Schema.Number, { exact: true }),
-  "multifd-compression": Schema.optionalWith(ref(() => MigrateSetParametersArgumentsMultifdCompression), { exact: true }),
-  "multifd-zlib-level": Schema.optionalWith(Schema.Number, { exact: true }),
-  "multifd-zstd-level": Schema.optionalWith(Schema.Number, { exact: true }),
-  "block-bitmap-mapping": Schema.optionalWith(Schema.Array(ref(() => MigrateSetParametersArgumentsBlockBitmapMappingItem)), { exact: true })
-})
+export const MigrateSetParametersArguments: Schema.Schema<MigrateSetParametersArguments> = lazy(() =>
+  Schema.Struct({
+    "announce-initial": Schema.optionalWith(Schema.Number, { exact: true }),
+    "announce-max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "announce-rounds": Schema.optionalWith(Schema.Number, { exact: true }),
+    "announce-step": Schema.optionalWith(Schema.Number, { exact: true }),
+    "compress-level": Schema.optionalWith(Schema.Number, { exact: true }),
+    "compress-threads": Schema.optionalWith(Schema.Number, { exact: true }),
+    "compress-wait-thread": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "decompress-threads": Schema.optionalWith(Schema.Number, { exact: true }),
+    "throttle-trigger-threshold": Schema.optionalWith(Schema.Number, { exact: true }),
+    "cpu-throttle-initial": Schema.optionalWith(Schema.Number, { exact: true }),
+    "cpu-throttle-increment": Schema.optionalWith(Schema.Number, { exact: true }),
+    "cpu-throttle-tailslow": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "tls-creds": Schema.optionalWith(MigrateSetParametersArgumentsTlsCreds, { exact: true }),
+    "tls-hostname": Schema.optionalWith(MigrateSetParametersArgumentsTlsCreds, { exact: true }),
+    "tls-authz": Schema.optionalWith(MigrateSetParametersArgumentsTlsCreds, { exact: true }),
+    "max-bandwidth": Schema.optionalWith(Schema.Number, { exact: true }),
+    "downtime-limit": Schema.optionalWith(Schema.Number, { exact: true }),
+    "x-checkpoint-delay": Schema.optionalWith(Schema.Number, { exact: true }),
+    "block-incremental": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "multifd-channels": Schema.optionalWith(Schema.Number, { exact: true }),
+    "xbzrle-cache-size": Schema.optionalWith(Schema.Number, { exact: true }),
+    "max-postcopy-bandwidth": Schema.optionalWith(Schema.Number, { exact: true }),
+    "max-cpu-throttle": Schema.optionalWith(Schema.Number, { exact: true }),
+    "multifd-compression": Schema.optionalWith(MigrateSetParametersArgumentsMultifdCompression, { exact: true }),
+    "multifd-zlib-level": Schema.optionalWith(Schema.Number, { exact: true }),
+    "multifd-zstd-level": Schema.optionalWith(Schema.Number, { exact: true }),
+    "block-bitmap-mapping": Schema.optionalWith(Schema.Array(MigrateSetParametersArgumentsBlockBitmapMappingItem), { exact: true })
+  })
+)
 
 export interface NbdServerAddArguments {
   readonly "name"?: string
@@ -2330,22 +2487,26 @@ export interface NbdServerAddArguments {
   readonly "writable"?: boolean
   readonly "bitmap"?: string
 }
-export const NbdServerAddArguments: Schema.Schema<NbdServerAddArguments> = Schema.Struct({
-  "name": Schema.optionalWith(Schema.String, { exact: true }),
-  "description": Schema.optionalWith(Schema.String, { exact: true }),
-  "device": Schema.String,
-  "writable": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "bitmap": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const NbdServerAddArguments: Schema.Schema<NbdServerAddArguments> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.optionalWith(Schema.String, { exact: true }),
+    "description": Schema.optionalWith(Schema.String, { exact: true }),
+    "device": Schema.String,
+    "writable": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "bitmap": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface NbdServerRemoveArguments {
   readonly "name": string
   readonly "mode"?: BlockExportDelArgumentsMode
 }
-export const NbdServerRemoveArguments: Schema.Schema<NbdServerRemoveArguments> = Schema.Struct({
-  "name": Schema.String,
-  "mode": Schema.optionalWith(ref(() => BlockExportDelArgumentsMode), { exact: true })
-})
+export const NbdServerRemoveArguments: Schema.Schema<NbdServerRemoveArguments> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "mode": Schema.optionalWith(BlockExportDelArgumentsMode, { exact: true })
+  })
+)
 
 export interface NbdServerStartArguments {
   readonly "addr": NbdServerStartArgumentsAddr
@@ -2353,12 +2514,14 @@ export interface NbdServerStartArguments {
   readonly "tls-authz"?: string
   readonly "max-connections"?: number
 }
-export const NbdServerStartArguments: Schema.Schema<NbdServerStartArguments> = Schema.Struct({
-  "addr": ref(() => NbdServerStartArgumentsAddr),
-  "tls-creds": Schema.optionalWith(Schema.String, { exact: true }),
-  "tls-authz": Schema.optionalWith(Schema.String, { exact: true }),
-  "max-connections": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const NbdServerStartArguments: Schema.Schema<NbdServerStartArguments> = lazy(() =>
+  Schema.Struct({
+    "addr": NbdServerStartArgumentsAddr,
+    "tls-creds": Schema.optionalWith(Schema.String, { exact: true }),
+    "tls-authz": Schema.optionalWith(Schema.String, { exact: true }),
+    "max-connections": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export type NetdevAddArguments =
   | {
@@ -2500,154 +2663,158 @@ export type NetdevAddArguments =
     readonly "queues"?: number
     readonly "x-svq"?: boolean
   }
-export const NetdevAddArguments: Schema.Schema<NetdevAddArguments> = Schema.Union(
-  Schema.Struct({
-    "id": Schema.String,
-    "type": Schema.Literal("none")
-  }),
-  Schema.Struct({
-    "id": Schema.String,
-    "type": Schema.Literal("nic"),
-    "netdev": Schema.optionalWith(Schema.String, { exact: true }),
-    "macaddr": Schema.optionalWith(Schema.String, { exact: true }),
-    "model": Schema.optionalWith(Schema.String, { exact: true }),
-    "addr": Schema.optionalWith(Schema.String, { exact: true }),
-    "vectors": Schema.optionalWith(Schema.Number, { exact: true })
-  }),
-  Schema.Struct({
-    "id": Schema.String,
-    "type": Schema.Literal("user"),
-    "hostname": Schema.optionalWith(Schema.String, { exact: true }),
-    "restrict": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "ipv4": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "ipv6": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "ip": Schema.optionalWith(Schema.String, { exact: true }),
-    "net": Schema.optionalWith(Schema.String, { exact: true }),
-    "host": Schema.optionalWith(Schema.String, { exact: true }),
-    "tftp": Schema.optionalWith(Schema.String, { exact: true }),
-    "bootfile": Schema.optionalWith(Schema.String, { exact: true }),
-    "dhcpstart": Schema.optionalWith(Schema.String, { exact: true }),
-    "dns": Schema.optionalWith(Schema.String, { exact: true }),
-    "dnssearch": Schema.optionalWith(Schema.Array(ref(() => NetdevAddArgumentsUserDnssearchItem)), { exact: true }),
-    "domainname": Schema.optionalWith(Schema.String, { exact: true }),
-    "ipv6-prefix": Schema.optionalWith(Schema.String, { exact: true }),
-    "ipv6-prefixlen": Schema.optionalWith(Schema.Number, { exact: true }),
-    "ipv6-host": Schema.optionalWith(Schema.String, { exact: true }),
-    "ipv6-dns": Schema.optionalWith(Schema.String, { exact: true }),
-    "smb": Schema.optionalWith(Schema.String, { exact: true }),
-    "smbserver": Schema.optionalWith(Schema.String, { exact: true }),
-    "hostfwd": Schema.optionalWith(Schema.Array(ref(() => NetdevAddArgumentsUserDnssearchItem)), { exact: true }),
-    "guestfwd": Schema.optionalWith(Schema.Array(ref(() => NetdevAddArgumentsUserDnssearchItem)), { exact: true }),
-    "tftp-server-name": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "id": Schema.String,
-    "type": Schema.Literal("tap"),
-    "ifname": Schema.optionalWith(Schema.String, { exact: true }),
-    "fd": Schema.optionalWith(Schema.String, { exact: true }),
-    "fds": Schema.optionalWith(Schema.String, { exact: true }),
-    "script": Schema.optionalWith(Schema.String, { exact: true }),
-    "downscript": Schema.optionalWith(Schema.String, { exact: true }),
-    "br": Schema.optionalWith(Schema.String, { exact: true }),
-    "helper": Schema.optionalWith(Schema.String, { exact: true }),
-    "sndbuf": Schema.optionalWith(Schema.Number, { exact: true }),
-    "vnet_hdr": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "vhost": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "vhostfd": Schema.optionalWith(Schema.String, { exact: true }),
-    "vhostfds": Schema.optionalWith(Schema.String, { exact: true }),
-    "vhostforce": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "queues": Schema.optionalWith(Schema.Number, { exact: true }),
-    "poll-us": Schema.optionalWith(Schema.Number, { exact: true })
-  }),
-  Schema.Struct({
-    "id": Schema.String,
-    "type": Schema.Literal("l2tpv3"),
-    "src": Schema.String,
-    "dst": Schema.String,
-    "srcport": Schema.optionalWith(Schema.String, { exact: true }),
-    "dstport": Schema.optionalWith(Schema.String, { exact: true }),
-    "ipv6": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "udp": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "cookie64": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "counter": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "pincounter": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "txcookie": Schema.optionalWith(Schema.Number, { exact: true }),
-    "rxcookie": Schema.optionalWith(Schema.Number, { exact: true }),
-    "txsession": Schema.Number,
-    "rxsession": Schema.optionalWith(Schema.Number, { exact: true }),
-    "offset": Schema.optionalWith(Schema.Number, { exact: true })
-  }),
-  Schema.Struct({
-    "id": Schema.String,
-    "type": Schema.Literal("socket"),
-    "fd": Schema.optionalWith(Schema.String, { exact: true }),
-    "listen": Schema.optionalWith(Schema.String, { exact: true }),
-    "connect": Schema.optionalWith(Schema.String, { exact: true }),
-    "mcast": Schema.optionalWith(Schema.String, { exact: true }),
-    "localaddr": Schema.optionalWith(Schema.String, { exact: true }),
-    "udp": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "id": Schema.String,
-    "type": Schema.Literal("stream"),
-    "addr": ref(() => QueryMigrateResultSocketAddressItem),
-    "server": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "id": Schema.String,
-    "type": Schema.Literal("dgram"),
-    "local": Schema.optionalWith(ref(() => QueryMigrateResultSocketAddressItem), { exact: true }),
-    "remote": Schema.optionalWith(ref(() => QueryMigrateResultSocketAddressItem), { exact: true })
-  }),
-  Schema.Struct({
-    "id": Schema.String,
-    "type": Schema.Literal("vde"),
-    "sock": Schema.optionalWith(Schema.String, { exact: true }),
-    "port": Schema.optionalWith(Schema.Number, { exact: true }),
-    "group": Schema.optionalWith(Schema.String, { exact: true }),
-    "mode": Schema.optionalWith(Schema.Number, { exact: true })
-  }),
-  Schema.Struct({
-    "id": Schema.String,
-    "type": Schema.Literal("bridge"),
-    "br": Schema.optionalWith(Schema.String, { exact: true }),
-    "helper": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "id": Schema.String,
-    "type": Schema.Literal("hubport"),
-    "hubid": Schema.Number,
-    "netdev": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "id": Schema.String,
-    "type": Schema.Literal("netmap"),
-    "ifname": Schema.String,
-    "devname": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "id": Schema.String,
-    "type": Schema.Literal("vhost-user"),
-    "chardev": Schema.String,
-    "vhostforce": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "queues": Schema.optionalWith(Schema.Number, { exact: true })
-  }),
-  Schema.Struct({
-    "id": Schema.String,
-    "type": Schema.Literal("vhost-vdpa"),
-    "vhostdev": Schema.optionalWith(Schema.String, { exact: true }),
-    "vhostfd": Schema.optionalWith(Schema.String, { exact: true }),
-    "queues": Schema.optionalWith(Schema.Number, { exact: true }),
-    "x-svq": Schema.optionalWith(Schema.Boolean, { exact: true })
-  })
+export const NetdevAddArguments: Schema.Schema<NetdevAddArguments> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "id": Schema.String,
+      "type": Schema.Literal("none")
+    }),
+    Schema.Struct({
+      "id": Schema.String,
+      "type": Schema.Literal("nic"),
+      "netdev": Schema.optionalWith(Schema.String, { exact: true }),
+      "macaddr": Schema.optionalWith(Schema.String, { exact: true }),
+      "model": Schema.optionalWith(Schema.String, { exact: true }),
+      "addr": Schema.optionalWith(Schema.String, { exact: true }),
+      "vectors": Schema.optionalWith(Schema.Number, { exact: true })
+    }),
+    Schema.Struct({
+      "id": Schema.String,
+      "type": Schema.Literal("user"),
+      "hostname": Schema.optionalWith(Schema.String, { exact: true }),
+      "restrict": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "ipv4": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "ipv6": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "ip": Schema.optionalWith(Schema.String, { exact: true }),
+      "net": Schema.optionalWith(Schema.String, { exact: true }),
+      "host": Schema.optionalWith(Schema.String, { exact: true }),
+      "tftp": Schema.optionalWith(Schema.String, { exact: true }),
+      "bootfile": Schema.optionalWith(Schema.String, { exact: true }),
+      "dhcpstart": Schema.optionalWith(Schema.String, { exact: true }),
+      "dns": Schema.optionalWith(Schema.String, { exact: true }),
+      "dnssearch": Schema.optionalWith(Schema.Array(NetdevAddArgumentsUserDnssearchItem), { exact: true }),
+      "domainname": Schema.optionalWith(Schema.String, { exact: true }),
+      "ipv6-prefix": Schema.optionalWith(Schema.String, { exact: true }),
+      "ipv6-prefixlen": Schema.optionalWith(Schema.Number, { exact: true }),
+      "ipv6-host": Schema.optionalWith(Schema.String, { exact: true }),
+      "ipv6-dns": Schema.optionalWith(Schema.String, { exact: true }),
+      "smb": Schema.optionalWith(Schema.String, { exact: true }),
+      "smbserver": Schema.optionalWith(Schema.String, { exact: true }),
+      "hostfwd": Schema.optionalWith(Schema.Array(NetdevAddArgumentsUserDnssearchItem), { exact: true }),
+      "guestfwd": Schema.optionalWith(Schema.Array(NetdevAddArgumentsUserDnssearchItem), { exact: true }),
+      "tftp-server-name": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "id": Schema.String,
+      "type": Schema.Literal("tap"),
+      "ifname": Schema.optionalWith(Schema.String, { exact: true }),
+      "fd": Schema.optionalWith(Schema.String, { exact: true }),
+      "fds": Schema.optionalWith(Schema.String, { exact: true }),
+      "script": Schema.optionalWith(Schema.String, { exact: true }),
+      "downscript": Schema.optionalWith(Schema.String, { exact: true }),
+      "br": Schema.optionalWith(Schema.String, { exact: true }),
+      "helper": Schema.optionalWith(Schema.String, { exact: true }),
+      "sndbuf": Schema.optionalWith(Schema.Number, { exact: true }),
+      "vnet_hdr": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "vhost": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "vhostfd": Schema.optionalWith(Schema.String, { exact: true }),
+      "vhostfds": Schema.optionalWith(Schema.String, { exact: true }),
+      "vhostforce": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "queues": Schema.optionalWith(Schema.Number, { exact: true }),
+      "poll-us": Schema.optionalWith(Schema.Number, { exact: true })
+    }),
+    Schema.Struct({
+      "id": Schema.String,
+      "type": Schema.Literal("l2tpv3"),
+      "src": Schema.String,
+      "dst": Schema.String,
+      "srcport": Schema.optionalWith(Schema.String, { exact: true }),
+      "dstport": Schema.optionalWith(Schema.String, { exact: true }),
+      "ipv6": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "udp": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "cookie64": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "counter": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "pincounter": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "txcookie": Schema.optionalWith(Schema.Number, { exact: true }),
+      "rxcookie": Schema.optionalWith(Schema.Number, { exact: true }),
+      "txsession": Schema.Number,
+      "rxsession": Schema.optionalWith(Schema.Number, { exact: true }),
+      "offset": Schema.optionalWith(Schema.Number, { exact: true })
+    }),
+    Schema.Struct({
+      "id": Schema.String,
+      "type": Schema.Literal("socket"),
+      "fd": Schema.optionalWith(Schema.String, { exact: true }),
+      "listen": Schema.optionalWith(Schema.String, { exact: true }),
+      "connect": Schema.optionalWith(Schema.String, { exact: true }),
+      "mcast": Schema.optionalWith(Schema.String, { exact: true }),
+      "localaddr": Schema.optionalWith(Schema.String, { exact: true }),
+      "udp": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "id": Schema.String,
+      "type": Schema.Literal("stream"),
+      "addr": QueryMigrateResultSocketAddressItem,
+      "server": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "id": Schema.String,
+      "type": Schema.Literal("dgram"),
+      "local": Schema.optionalWith(QueryMigrateResultSocketAddressItem, { exact: true }),
+      "remote": Schema.optionalWith(QueryMigrateResultSocketAddressItem, { exact: true })
+    }),
+    Schema.Struct({
+      "id": Schema.String,
+      "type": Schema.Literal("vde"),
+      "sock": Schema.optionalWith(Schema.String, { exact: true }),
+      "port": Schema.optionalWith(Schema.Number, { exact: true }),
+      "group": Schema.optionalWith(Schema.String, { exact: true }),
+      "mode": Schema.optionalWith(Schema.Number, { exact: true })
+    }),
+    Schema.Struct({
+      "id": Schema.String,
+      "type": Schema.Literal("bridge"),
+      "br": Schema.optionalWith(Schema.String, { exact: true }),
+      "helper": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "id": Schema.String,
+      "type": Schema.Literal("hubport"),
+      "hubid": Schema.Number,
+      "netdev": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "id": Schema.String,
+      "type": Schema.Literal("netmap"),
+      "ifname": Schema.String,
+      "devname": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "id": Schema.String,
+      "type": Schema.Literal("vhost-user"),
+      "chardev": Schema.String,
+      "vhostforce": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "queues": Schema.optionalWith(Schema.Number, { exact: true })
+    }),
+    Schema.Struct({
+      "id": Schema.String,
+      "type": Schema.Literal("vhost-vdpa"),
+      "vhostdev": Schema.optionalWith(Schema.String, { exact: true }),
+      "vhostfd": Schema.optionalWith(Schema.String, { exact: true }),
+      "queues": Schema.optionalWith(Schema.Number, { exact: true }),
+      "x-svq": Schema.optionalWith(Schema.Boolean, { exact: true })
+    })
+  )
 )
 
 export interface NetdevDelArguments {
   readonly "id": string
 }
-export const NetdevDelArguments: Schema.Schema<NetdevDelArguments> = Schema.Struct({
-  "id": Schema.String
-})
+export const NetdevDelArguments: Schema.Schema<NetdevDelArguments> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String
+  })
+)
 
 export type ObjectAddArguments =
   | {
@@ -3036,473 +3203,493 @@ export type ObjectAddArguments =
     readonly "socket": QueryMigrateResultSocketAddressItem
     readonly "device": string
   }
-export const ObjectAddArguments: Schema.Schema<ObjectAddArguments> = Schema.Union(
-  Schema.Struct({
-    "qom-type": Schema.Literal("authz-list"),
-    "id": Schema.String,
-    "policy": Schema.optionalWith(ref(() => ObjectAddArgumentsAuthzListPolicy), { exact: true }),
-    "rules": Schema.optionalWith(Schema.Array(ref(() => ObjectAddArgumentsAuthzListRulesItem)), { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("authz-listfile"),
-    "id": Schema.String,
-    "filename": Schema.String,
-    "refresh": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("authz-pam"),
-    "id": Schema.String,
-    "service": Schema.String
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("authz-simple"),
-    "id": Schema.String,
-    "identity": Schema.String
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("can-bus"),
-    "id": Schema.String
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("can-host-socketcan"),
-    "id": Schema.String,
-    "if": Schema.String,
-    "canbus": Schema.String
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("colo-compare"),
-    "id": Schema.String,
-    "primary_in": Schema.String,
-    "secondary_in": Schema.String,
-    "outdev": Schema.String,
-    "iothread": Schema.String,
-    "notify_dev": Schema.optionalWith(Schema.String, { exact: true }),
-    "compare_timeout": Schema.optionalWith(Schema.Number, { exact: true }),
-    "expired_scan_cycle": Schema.optionalWith(Schema.Number, { exact: true }),
-    "max_queue_size": Schema.optionalWith(Schema.Number, { exact: true }),
-    "vnet_hdr_support": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("cryptodev-backend"),
-    "id": Schema.String,
-    "queues": Schema.optionalWith(Schema.Number, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("cryptodev-backend-builtin"),
-    "id": Schema.String,
-    "queues": Schema.optionalWith(Schema.Number, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("cryptodev-backend-lkcf"),
-    "id": Schema.String,
-    "queues": Schema.optionalWith(Schema.Number, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("cryptodev-vhost-user"),
-    "id": Schema.String,
-    "queues": Schema.optionalWith(Schema.Number, { exact: true }),
-    "chardev": Schema.String
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("dbus-vmstate"),
-    "id": Schema.String,
-    "addr": Schema.String,
-    "id-list": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("filter-buffer"),
-    "id": Schema.String,
-    "netdev": Schema.String,
-    "queue": Schema.optionalWith(ref(() => ObjectAddArgumentsFilterBufferQueue), { exact: true }),
-    "status": Schema.optionalWith(Schema.String, { exact: true }),
-    "position": Schema.optionalWith(Schema.String, { exact: true }),
-    "insert": Schema.optionalWith(ref(() => ObjectAddArgumentsFilterBufferInsert), { exact: true }),
-    "interval": Schema.Number
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("filter-dump"),
-    "id": Schema.String,
-    "netdev": Schema.String,
-    "queue": Schema.optionalWith(ref(() => ObjectAddArgumentsFilterBufferQueue), { exact: true }),
-    "status": Schema.optionalWith(Schema.String, { exact: true }),
-    "position": Schema.optionalWith(Schema.String, { exact: true }),
-    "insert": Schema.optionalWith(ref(() => ObjectAddArgumentsFilterBufferInsert), { exact: true }),
-    "file": Schema.String,
-    "maxlen": Schema.optionalWith(Schema.Number, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("filter-mirror"),
-    "id": Schema.String,
-    "netdev": Schema.String,
-    "queue": Schema.optionalWith(ref(() => ObjectAddArgumentsFilterBufferQueue), { exact: true }),
-    "status": Schema.optionalWith(Schema.String, { exact: true }),
-    "position": Schema.optionalWith(Schema.String, { exact: true }),
-    "insert": Schema.optionalWith(ref(() => ObjectAddArgumentsFilterBufferInsert), { exact: true }),
-    "outdev": Schema.String,
-    "vnet_hdr_support": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("filter-redirector"),
-    "id": Schema.String,
-    "netdev": Schema.String,
-    "queue": Schema.optionalWith(ref(() => ObjectAddArgumentsFilterBufferQueue), { exact: true }),
-    "status": Schema.optionalWith(Schema.String, { exact: true }),
-    "position": Schema.optionalWith(Schema.String, { exact: true }),
-    "insert": Schema.optionalWith(ref(() => ObjectAddArgumentsFilterBufferInsert), { exact: true }),
-    "indev": Schema.optionalWith(Schema.String, { exact: true }),
-    "outdev": Schema.optionalWith(Schema.String, { exact: true }),
-    "vnet_hdr_support": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("filter-replay"),
-    "id": Schema.String,
-    "netdev": Schema.String,
-    "queue": Schema.optionalWith(ref(() => ObjectAddArgumentsFilterBufferQueue), { exact: true }),
-    "status": Schema.optionalWith(Schema.String, { exact: true }),
-    "position": Schema.optionalWith(Schema.String, { exact: true }),
-    "insert": Schema.optionalWith(ref(() => ObjectAddArgumentsFilterBufferInsert), { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("filter-rewriter"),
-    "id": Schema.String,
-    "netdev": Schema.String,
-    "queue": Schema.optionalWith(ref(() => ObjectAddArgumentsFilterBufferQueue), { exact: true }),
-    "status": Schema.optionalWith(Schema.String, { exact: true }),
-    "position": Schema.optionalWith(Schema.String, { exact: true }),
-    "insert": Schema.optionalWith(ref(() => ObjectAddArgumentsFilterBufferInsert), { exact: true }),
-    "vnet_hdr_support": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("input-barrier"),
-    "id": Schema.String,
-    "name": Schema.String,
-    "server": Schema.optionalWith(Schema.String, { exact: true }),
-    "port": Schema.optionalWith(Schema.String, { exact: true }),
-    "x-origin": Schema.optionalWith(Schema.String, { exact: true }),
-    "y-origin": Schema.optionalWith(Schema.String, { exact: true }),
-    "width": Schema.optionalWith(Schema.String, { exact: true }),
-    "height": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("input-linux"),
-    "id": Schema.String,
-    "evdev": Schema.String,
-    "grab_all": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "repeat": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "grab-toggle": Schema.optionalWith(ref(() => ObjectAddArgumentsInputLinuxGrabToggle), { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("iothread"),
-    "id": Schema.String,
-    "aio-max-batch": Schema.optionalWith(Schema.Number, { exact: true }),
-    "thread-pool-min": Schema.optionalWith(Schema.Number, { exact: true }),
-    "thread-pool-max": Schema.optionalWith(Schema.Number, { exact: true }),
-    "poll-max-ns": Schema.optionalWith(Schema.Number, { exact: true }),
-    "poll-grow": Schema.optionalWith(Schema.Number, { exact: true }),
-    "poll-shrink": Schema.optionalWith(Schema.Number, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("main-loop"),
-    "id": Schema.String,
-    "aio-max-batch": Schema.optionalWith(Schema.Number, { exact: true }),
-    "thread-pool-min": Schema.optionalWith(Schema.Number, { exact: true }),
-    "thread-pool-max": Schema.optionalWith(Schema.Number, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("memory-backend-epc"),
-    "id": Schema.String,
-    "dump": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "host-nodes": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
-    "merge": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "policy": Schema.optionalWith(ref(() => QueryMemdevItemPolicy), { exact: true }),
-    "prealloc": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "prealloc-threads": Schema.optionalWith(Schema.Number, { exact: true }),
-    "prealloc-context": Schema.optionalWith(Schema.String, { exact: true }),
-    "share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "reserve": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "size": Schema.Number,
-    "x-use-canonical-path-for-ramblock-id": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("memory-backend-file"),
-    "id": Schema.String,
-    "dump": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "host-nodes": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
-    "merge": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "policy": Schema.optionalWith(ref(() => QueryMemdevItemPolicy), { exact: true }),
-    "prealloc": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "prealloc-threads": Schema.optionalWith(Schema.Number, { exact: true }),
-    "prealloc-context": Schema.optionalWith(Schema.String, { exact: true }),
-    "share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "reserve": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "size": Schema.Number,
-    "x-use-canonical-path-for-ramblock-id": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "align": Schema.optionalWith(Schema.Number, { exact: true }),
-    "discard-data": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "mem-path": Schema.String,
-    "pmem": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "readonly": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("memory-backend-memfd"),
-    "id": Schema.String,
-    "dump": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "host-nodes": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
-    "merge": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "policy": Schema.optionalWith(ref(() => QueryMemdevItemPolicy), { exact: true }),
-    "prealloc": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "prealloc-threads": Schema.optionalWith(Schema.Number, { exact: true }),
-    "prealloc-context": Schema.optionalWith(Schema.String, { exact: true }),
-    "share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "reserve": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "size": Schema.Number,
-    "x-use-canonical-path-for-ramblock-id": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "hugetlb": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "hugetlbsize": Schema.optionalWith(Schema.Number, { exact: true }),
-    "seal": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("memory-backend-ram"),
-    "id": Schema.String,
-    "dump": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "host-nodes": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
-    "merge": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "policy": Schema.optionalWith(ref(() => QueryMemdevItemPolicy), { exact: true }),
-    "prealloc": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "prealloc-threads": Schema.optionalWith(Schema.Number, { exact: true }),
-    "prealloc-context": Schema.optionalWith(Schema.String, { exact: true }),
-    "share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "reserve": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "size": Schema.Number,
-    "x-use-canonical-path-for-ramblock-id": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("pef-guest"),
-    "id": Schema.String
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("pr-manager-helper"),
-    "id": Schema.String,
-    "path": Schema.String
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("qtest"),
-    "id": Schema.String,
-    "chardev": Schema.String,
-    "log": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("rng-builtin"),
-    "id": Schema.String,
-    "opened": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("rng-egd"),
-    "id": Schema.String,
-    "opened": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "chardev": Schema.String
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("rng-random"),
-    "id": Schema.String,
-    "opened": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "filename": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("secret"),
-    "id": Schema.String,
-    "loaded": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "format": Schema.optionalWith(ref(() => ObjectAddArgumentsSecretFormat), { exact: true }),
-    "keyid": Schema.optionalWith(Schema.String, { exact: true }),
-    "iv": Schema.optionalWith(Schema.String, { exact: true }),
-    "data": Schema.optionalWith(Schema.String, { exact: true }),
-    "file": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("secret_keyring"),
-    "id": Schema.String,
-    "loaded": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "format": Schema.optionalWith(ref(() => ObjectAddArgumentsSecretFormat), { exact: true }),
-    "keyid": Schema.optionalWith(Schema.String, { exact: true }),
-    "iv": Schema.optionalWith(Schema.String, { exact: true }),
-    "serial": Schema.Number
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("sev-guest"),
-    "id": Schema.String,
-    "sev-device": Schema.optionalWith(Schema.String, { exact: true }),
-    "dh-cert-file": Schema.optionalWith(Schema.String, { exact: true }),
-    "session-file": Schema.optionalWith(Schema.String, { exact: true }),
-    "policy": Schema.optionalWith(Schema.Number, { exact: true }),
-    "handle": Schema.optionalWith(Schema.Number, { exact: true }),
-    "cbitpos": Schema.optionalWith(Schema.Number, { exact: true }),
-    "reduced-phys-bits": Schema.Number,
-    "kernel-hashes": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("thread-context"),
-    "id": Schema.String,
-    "cpu-affinity": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
-    "node-affinity": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("s390-pv-guest"),
-    "id": Schema.String
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("throttle-group"),
-    "id": Schema.String,
-    "limits": Schema.optionalWith(ref(() => ObjectAddArgumentsThrottleGroupLimits), { exact: true }),
-    "x-iops-total": Schema.optionalWith(Schema.Number, { exact: true }),
-    "x-iops-total-max": Schema.optionalWith(Schema.Number, { exact: true }),
-    "x-iops-total-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
-    "x-iops-read": Schema.optionalWith(Schema.Number, { exact: true }),
-    "x-iops-read-max": Schema.optionalWith(Schema.Number, { exact: true }),
-    "x-iops-read-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
-    "x-iops-write": Schema.optionalWith(Schema.Number, { exact: true }),
-    "x-iops-write-max": Schema.optionalWith(Schema.Number, { exact: true }),
-    "x-iops-write-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
-    "x-bps-total": Schema.optionalWith(Schema.Number, { exact: true }),
-    "x-bps-total-max": Schema.optionalWith(Schema.Number, { exact: true }),
-    "x-bps-total-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
-    "x-bps-read": Schema.optionalWith(Schema.Number, { exact: true }),
-    "x-bps-read-max": Schema.optionalWith(Schema.Number, { exact: true }),
-    "x-bps-read-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
-    "x-bps-write": Schema.optionalWith(Schema.Number, { exact: true }),
-    "x-bps-write-max": Schema.optionalWith(Schema.Number, { exact: true }),
-    "x-bps-write-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
-    "x-iops-size": Schema.optionalWith(Schema.Number, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("tls-creds-anon"),
-    "id": Schema.String,
-    "verify-peer": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "dir": Schema.optionalWith(Schema.String, { exact: true }),
-    "endpoint": Schema.optionalWith(ref(() => ObjectAddArgumentsTlsCredsAnonEndpoint), { exact: true }),
-    "priority": Schema.optionalWith(Schema.String, { exact: true }),
-    "loaded": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("tls-creds-psk"),
-    "id": Schema.String,
-    "verify-peer": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "dir": Schema.optionalWith(Schema.String, { exact: true }),
-    "endpoint": Schema.optionalWith(ref(() => ObjectAddArgumentsTlsCredsAnonEndpoint), { exact: true }),
-    "priority": Schema.optionalWith(Schema.String, { exact: true }),
-    "loaded": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "username": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("tls-creds-x509"),
-    "id": Schema.String,
-    "verify-peer": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "dir": Schema.optionalWith(Schema.String, { exact: true }),
-    "endpoint": Schema.optionalWith(ref(() => ObjectAddArgumentsTlsCredsAnonEndpoint), { exact: true }),
-    "priority": Schema.optionalWith(Schema.String, { exact: true }),
-    "loaded": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "sanity-check": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "passwordid": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("tls-cipher-suites"),
-    "id": Schema.String,
-    "verify-peer": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "dir": Schema.optionalWith(Schema.String, { exact: true }),
-    "endpoint": Schema.optionalWith(ref(() => ObjectAddArgumentsTlsCredsAnonEndpoint), { exact: true }),
-    "priority": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("x-remote-object"),
-    "id": Schema.String,
-    "fd": Schema.String,
-    "devid": Schema.String
-  }),
-  Schema.Struct({
-    "qom-type": Schema.Literal("x-vfio-user-server"),
-    "id": Schema.String,
-    "socket": ref(() => QueryMigrateResultSocketAddressItem),
-    "device": Schema.String
-  })
+export const ObjectAddArguments: Schema.Schema<ObjectAddArguments> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "qom-type": Schema.Literal("authz-list"),
+      "id": Schema.String,
+      "policy": Schema.optionalWith(ObjectAddArgumentsAuthzListPolicy, { exact: true }),
+      "rules": Schema.optionalWith(Schema.Array(ObjectAddArgumentsAuthzListRulesItem), { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("authz-listfile"),
+      "id": Schema.String,
+      "filename": Schema.String,
+      "refresh": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("authz-pam"),
+      "id": Schema.String,
+      "service": Schema.String
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("authz-simple"),
+      "id": Schema.String,
+      "identity": Schema.String
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("can-bus"),
+      "id": Schema.String
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("can-host-socketcan"),
+      "id": Schema.String,
+      "if": Schema.String,
+      "canbus": Schema.String
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("colo-compare"),
+      "id": Schema.String,
+      "primary_in": Schema.String,
+      "secondary_in": Schema.String,
+      "outdev": Schema.String,
+      "iothread": Schema.String,
+      "notify_dev": Schema.optionalWith(Schema.String, { exact: true }),
+      "compare_timeout": Schema.optionalWith(Schema.Number, { exact: true }),
+      "expired_scan_cycle": Schema.optionalWith(Schema.Number, { exact: true }),
+      "max_queue_size": Schema.optionalWith(Schema.Number, { exact: true }),
+      "vnet_hdr_support": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("cryptodev-backend"),
+      "id": Schema.String,
+      "queues": Schema.optionalWith(Schema.Number, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("cryptodev-backend-builtin"),
+      "id": Schema.String,
+      "queues": Schema.optionalWith(Schema.Number, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("cryptodev-backend-lkcf"),
+      "id": Schema.String,
+      "queues": Schema.optionalWith(Schema.Number, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("cryptodev-vhost-user"),
+      "id": Schema.String,
+      "queues": Schema.optionalWith(Schema.Number, { exact: true }),
+      "chardev": Schema.String
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("dbus-vmstate"),
+      "id": Schema.String,
+      "addr": Schema.String,
+      "id-list": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("filter-buffer"),
+      "id": Schema.String,
+      "netdev": Schema.String,
+      "queue": Schema.optionalWith(ObjectAddArgumentsFilterBufferQueue, { exact: true }),
+      "status": Schema.optionalWith(Schema.String, { exact: true }),
+      "position": Schema.optionalWith(Schema.String, { exact: true }),
+      "insert": Schema.optionalWith(ObjectAddArgumentsFilterBufferInsert, { exact: true }),
+      "interval": Schema.Number
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("filter-dump"),
+      "id": Schema.String,
+      "netdev": Schema.String,
+      "queue": Schema.optionalWith(ObjectAddArgumentsFilterBufferQueue, { exact: true }),
+      "status": Schema.optionalWith(Schema.String, { exact: true }),
+      "position": Schema.optionalWith(Schema.String, { exact: true }),
+      "insert": Schema.optionalWith(ObjectAddArgumentsFilterBufferInsert, { exact: true }),
+      "file": Schema.String,
+      "maxlen": Schema.optionalWith(Schema.Number, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("filter-mirror"),
+      "id": Schema.String,
+      "netdev": Schema.String,
+      "queue": Schema.optionalWith(ObjectAddArgumentsFilterBufferQueue, { exact: true }),
+      "status": Schema.optionalWith(Schema.String, { exact: true }),
+      "position": Schema.optionalWith(Schema.String, { exact: true }),
+      "insert": Schema.optionalWith(ObjectAddArgumentsFilterBufferInsert, { exact: true }),
+      "outdev": Schema.String,
+      "vnet_hdr_support": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("filter-redirector"),
+      "id": Schema.String,
+      "netdev": Schema.String,
+      "queue": Schema.optionalWith(ObjectAddArgumentsFilterBufferQueue, { exact: true }),
+      "status": Schema.optionalWith(Schema.String, { exact: true }),
+      "position": Schema.optionalWith(Schema.String, { exact: true }),
+      "insert": Schema.optionalWith(ObjectAddArgumentsFilterBufferInsert, { exact: true }),
+      "indev": Schema.optionalWith(Schema.String, { exact: true }),
+      "outdev": Schema.optionalWith(Schema.String, { exact: true }),
+      "vnet_hdr_support": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("filter-replay"),
+      "id": Schema.String,
+      "netdev": Schema.String,
+      "queue": Schema.optionalWith(ObjectAddArgumentsFilterBufferQueue, { exact: true }),
+      "status": Schema.optionalWith(Schema.String, { exact: true }),
+      "position": Schema.optionalWith(Schema.String, { exact: true }),
+      "insert": Schema.optionalWith(ObjectAddArgumentsFilterBufferInsert, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("filter-rewriter"),
+      "id": Schema.String,
+      "netdev": Schema.String,
+      "queue": Schema.optionalWith(ObjectAddArgumentsFilterBufferQueue, { exact: true }),
+      "status": Schema.optionalWith(Schema.String, { exact: true }),
+      "position": Schema.optionalWith(Schema.String, { exact: true }),
+      "insert": Schema.optionalWith(ObjectAddArgumentsFilterBufferInsert, { exact: true }),
+      "vnet_hdr_support": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("input-barrier"),
+      "id": Schema.String,
+      "name": Schema.String,
+      "server": Schema.optionalWith(Schema.String, { exact: true }),
+      "port": Schema.optionalWith(Schema.String, { exact: true }),
+      "x-origin": Schema.optionalWith(Schema.String, { exact: true }),
+      "y-origin": Schema.optionalWith(Schema.String, { exact: true }),
+      "width": Schema.optionalWith(Schema.String, { exact: true }),
+      "height": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("input-linux"),
+      "id": Schema.String,
+      "evdev": Schema.String,
+      "grab_all": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "repeat": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "grab-toggle": Schema.optionalWith(ObjectAddArgumentsInputLinuxGrabToggle, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("iothread"),
+      "id": Schema.String,
+      "aio-max-batch": Schema.optionalWith(Schema.Number, { exact: true }),
+      "thread-pool-min": Schema.optionalWith(Schema.Number, { exact: true }),
+      "thread-pool-max": Schema.optionalWith(Schema.Number, { exact: true }),
+      "poll-max-ns": Schema.optionalWith(Schema.Number, { exact: true }),
+      "poll-grow": Schema.optionalWith(Schema.Number, { exact: true }),
+      "poll-shrink": Schema.optionalWith(Schema.Number, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("main-loop"),
+      "id": Schema.String,
+      "aio-max-batch": Schema.optionalWith(Schema.Number, { exact: true }),
+      "thread-pool-min": Schema.optionalWith(Schema.Number, { exact: true }),
+      "thread-pool-max": Schema.optionalWith(Schema.Number, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("memory-backend-epc"),
+      "id": Schema.String,
+      "dump": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "host-nodes": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
+      "merge": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "policy": Schema.optionalWith(QueryMemdevItemPolicy, { exact: true }),
+      "prealloc": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "prealloc-threads": Schema.optionalWith(Schema.Number, { exact: true }),
+      "prealloc-context": Schema.optionalWith(Schema.String, { exact: true }),
+      "share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "reserve": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "size": Schema.Number,
+      "x-use-canonical-path-for-ramblock-id": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("memory-backend-file"),
+      "id": Schema.String,
+      "dump": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "host-nodes": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
+      "merge": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "policy": Schema.optionalWith(QueryMemdevItemPolicy, { exact: true }),
+      "prealloc": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "prealloc-threads": Schema.optionalWith(Schema.Number, { exact: true }),
+      "prealloc-context": Schema.optionalWith(Schema.String, { exact: true }),
+      "share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "reserve": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "size": Schema.Number,
+      "x-use-canonical-path-for-ramblock-id": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "align": Schema.optionalWith(Schema.Number, { exact: true }),
+      "discard-data": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "mem-path": Schema.String,
+      "pmem": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "readonly": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("memory-backend-memfd"),
+      "id": Schema.String,
+      "dump": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "host-nodes": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
+      "merge": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "policy": Schema.optionalWith(QueryMemdevItemPolicy, { exact: true }),
+      "prealloc": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "prealloc-threads": Schema.optionalWith(Schema.Number, { exact: true }),
+      "prealloc-context": Schema.optionalWith(Schema.String, { exact: true }),
+      "share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "reserve": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "size": Schema.Number,
+      "x-use-canonical-path-for-ramblock-id": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "hugetlb": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "hugetlbsize": Schema.optionalWith(Schema.Number, { exact: true }),
+      "seal": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("memory-backend-ram"),
+      "id": Schema.String,
+      "dump": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "host-nodes": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
+      "merge": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "policy": Schema.optionalWith(QueryMemdevItemPolicy, { exact: true }),
+      "prealloc": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "prealloc-threads": Schema.optionalWith(Schema.Number, { exact: true }),
+      "prealloc-context": Schema.optionalWith(Schema.String, { exact: true }),
+      "share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "reserve": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "size": Schema.Number,
+      "x-use-canonical-path-for-ramblock-id": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("pef-guest"),
+      "id": Schema.String
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("pr-manager-helper"),
+      "id": Schema.String,
+      "path": Schema.String
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("qtest"),
+      "id": Schema.String,
+      "chardev": Schema.String,
+      "log": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("rng-builtin"),
+      "id": Schema.String,
+      "opened": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("rng-egd"),
+      "id": Schema.String,
+      "opened": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "chardev": Schema.String
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("rng-random"),
+      "id": Schema.String,
+      "opened": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "filename": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("secret"),
+      "id": Schema.String,
+      "loaded": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "format": Schema.optionalWith(ObjectAddArgumentsSecretFormat, { exact: true }),
+      "keyid": Schema.optionalWith(Schema.String, { exact: true }),
+      "iv": Schema.optionalWith(Schema.String, { exact: true }),
+      "data": Schema.optionalWith(Schema.String, { exact: true }),
+      "file": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("secret_keyring"),
+      "id": Schema.String,
+      "loaded": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "format": Schema.optionalWith(ObjectAddArgumentsSecretFormat, { exact: true }),
+      "keyid": Schema.optionalWith(Schema.String, { exact: true }),
+      "iv": Schema.optionalWith(Schema.String, { exact: true }),
+      "serial": Schema.Number
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("sev-guest"),
+      "id": Schema.String,
+      "sev-device": Schema.optionalWith(Schema.String, { exact: true }),
+      "dh-cert-file": Schema.optionalWith(Schema.String, { exact: true }),
+      "session-file": Schema.optionalWith(Schema.String, { exact: true }),
+      "policy": Schema.optionalWith(Schema.Number, { exact: true }),
+      "handle": Schema.optionalWith(Schema.Number, { exact: true }),
+      "cbitpos": Schema.optionalWith(Schema.Number, { exact: true }),
+      "reduced-phys-bits": Schema.Number,
+      "kernel-hashes": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("thread-context"),
+      "id": Schema.String,
+      "cpu-affinity": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
+      "node-affinity": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("s390-pv-guest"),
+      "id": Schema.String
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("throttle-group"),
+      "id": Schema.String,
+      "limits": Schema.optionalWith(ObjectAddArgumentsThrottleGroupLimits, { exact: true }),
+      "x-iops-total": Schema.optionalWith(Schema.Number, { exact: true }),
+      "x-iops-total-max": Schema.optionalWith(Schema.Number, { exact: true }),
+      "x-iops-total-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
+      "x-iops-read": Schema.optionalWith(Schema.Number, { exact: true }),
+      "x-iops-read-max": Schema.optionalWith(Schema.Number, { exact: true }),
+      "x-iops-read-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
+      "x-iops-write": Schema.optionalWith(Schema.Number, { exact: true }),
+      "x-iops-write-max": Schema.optionalWith(Schema.Number, { exact: true }),
+      "x-iops-write-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
+      "x-bps-total": Schema.optionalWith(Schema.Number, { exact: true }),
+      "x-bps-total-max": Schema.optionalWith(Schema.Number, { exact: true }),
+      "x-bps-total-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
+      "x-bps-read": Schema.optionalWith(Schema.Number, { exact: true }),
+      "x-bps-read-max": Schema.optionalWith(Schema.Number, { exact: true }),
+      "x-bps-read-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
+      "x-bps-write": Schema.optionalWith(Schema.Number, { exact: true }),
+      "x-bps-write-max": Schema.optionalWith(Schema.Number, { exact: true }),
+      "x-bps-write-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
+      "x-iops-size": Schema.optionalWith(Schema.Number, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("tls-creds-anon"),
+      "id": Schema.String,
+      "verify-peer": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "dir": Schema.optionalWith(Schema.String, { exact: true }),
+      "endpoint": Schema.optionalWith(ObjectAddArgumentsTlsCredsAnonEndpoint, { exact: true }),
+      "priority": Schema.optionalWith(Schema.String, { exact: true }),
+      "loaded": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("tls-creds-psk"),
+      "id": Schema.String,
+      "verify-peer": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "dir": Schema.optionalWith(Schema.String, { exact: true }),
+      "endpoint": Schema.optionalWith(ObjectAddArgumentsTlsCredsAnonEndpoint, { exact: true }),
+      "priority": Schema.optionalWith(Schema.String, { exact: true }),
+      "loaded": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "username": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("tls-creds-x509"),
+      "id": Schema.String,
+      "verify-peer": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "dir": Schema.optionalWith(Schema.String, { exact: true }),
+      "endpoint": Schema.optionalWith(ObjectAddArgumentsTlsCredsAnonEndpoint, { exact: true }),
+      "priority": Schema.optionalWith(Schema.String, { exact: true }),
+      "loaded": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "sanity-check": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "passwordid": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("tls-cipher-suites"),
+      "id": Schema.String,
+      "verify-peer": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "dir": Schema.optionalWith(Schema.String, { exact: true }),
+      "endpoint": Schema.optionalWith(ObjectAddArgumentsTlsCredsAnonEndpoint, { exact: true }),
+      "priority": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("x-remote-object"),
+      "id": Schema.String,
+      "fd": Schema.String,
+      "devid": Schema.String
+    }),
+    Schema.Struct({
+      "qom-type": Schema.Literal("x-vfio-user-server"),
+      "id": Schema.String,
+      "socket": QueryMigrateResultSocketAddressItem,
+      "device": Schema.String
+    })
+  )
 )
 
 export interface ObjectDelArguments {
   readonly "id": string
 }
-export const ObjectDelArguments: Schema.Schema<ObjectDelArguments> = Schema.Struct({
-  "id": Schema.String
-})
+export const ObjectDelArguments: Schema.Schema<ObjectDelArguments> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String
+  })
+)
 
 export interface PmemsaveArguments {
   readonly "val": number
   readonly "size": number
   readonly "filename": string
 }
-export const PmemsaveArguments: Schema.Schema<PmemsaveArguments> = Schema.Struct({
-  "val": Schema.Number,
-  "size": Schema.Number,
-  "filename": Schema.String
-})
+export const PmemsaveArguments: Schema.Schema<PmemsaveArguments> = lazy(() =>
+  Schema.Struct({
+    "val": Schema.Number,
+    "size": Schema.Number,
+    "filename": Schema.String
+  })
+)
 
 export interface QmpCapabilitiesArguments {
   readonly "enable"?: ReadonlyArray<QmpCapabilitiesArgumentsEnableItem>
 }
-export const QmpCapabilitiesArguments: Schema.Schema<QmpCapabilitiesArguments> = Schema.Struct({
-  "enable": Schema.optionalWith(Schema.Array(ref(() => QmpCapabilitiesArgumentsEnableItem)), { exact: true })
-})
+export const QmpCapabilitiesArguments: Schema.Schema<QmpCapabilitiesArguments> = lazy(() =>
+  Schema.Struct({
+    "enable": Schema.optionalWith(Schema.Array(QmpCapabilitiesArgumentsEnableItem), { exact: true })
+  })
+)
 
 export interface QomGetArguments {
   readonly "path": string
   readonly "property": string
 }
-export const QomGetArguments: Schema.Schema<QomGetArguments> = Schema.Struct({
-  "path": Schema.String,
-  "property": Schema.String
-})
+export const QomGetArguments: Schema.Schema<QomGetArguments> = lazy(() =>
+  Schema.Struct({
+    "path": Schema.String,
+    "property": Schema.String
+  })
+)
 
 export interface QomListArguments {
   readonly "path": string
 }
-export const QomListArguments: Schema.Schema<QomListArguments> = Schema.Struct({
-  "path": Schema.String
-})
+export const QomListArguments: Schema.Schema<QomListArguments> = lazy(() =>
+  Schema.Struct({
+    "path": Schema.String
+  })
+)
 
 export interface QomListPropertiesArguments {
   readonly "typename": string
 }
-export const QomListPropertiesArguments: Schema.Schema<QomListPropertiesArguments> = Schema.Struct({
-  "typename": Schema.String
-})
+export const QomListPropertiesArguments: Schema.Schema<QomListPropertiesArguments> = lazy(() =>
+  Schema.Struct({
+    "typename": Schema.String
+  })
+)
 
 export interface QomListTypesArguments {
   readonly "implements"?: string
   readonly "abstract"?: boolean
 }
-export const QomListTypesArguments: Schema.Schema<QomListTypesArguments> = Schema.Struct({
-  "implements": Schema.optionalWith(Schema.String, { exact: true }),
-  "abstract": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const QomListTypesArguments: Schema.Schema<QomListTypesArguments> = lazy(() =>
+  Schema.Struct({
+    "implements": Schema.optionalWith(Schema.String, { exact: true }),
+    "abstract": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface QomListTypesItem {
   readonly "name": string
   readonly "abstract"?: boolean
   readonly "parent"?: string
 }
-export const QomListTypesItem: Schema.Schema<QomListTypesItem> = Schema.Struct({
-  "name": Schema.String,
-  "abstract": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "parent": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const QomListTypesItem: Schema.Schema<QomListTypesItem> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "abstract": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "parent": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface QomSetArguments {
   readonly "path": string
   readonly "property": string
   readonly "value": unknown
 }
-export const QomSetArguments: Schema.Schema<QomSetArguments> = Schema.Struct({
-  "path": Schema.String,
-  "property": Schema.String,
-  "value": Schema.Unknown
-})
+export const QomSetArguments: Schema.Schema<QomSetArguments> = lazy(() =>
+  Schema.Struct({
+    "path": Schema.String,
+    "property": Schema.String,
+    "value": Schema.Unknown
+  })
+)
 
 export interface QueryAcpiOspmStatusItem {
   readonly "device"?: string
@@ -3511,20 +3698,24 @@ export interface QueryAcpiOspmStatusItem {
   readonly "source": number
   readonly "status": number
 }
-export const QueryAcpiOspmStatusItem: Schema.Schema<QueryAcpiOspmStatusItem> = Schema.Struct({
-  "device": Schema.optionalWith(Schema.String, { exact: true }),
-  "slot": Schema.String,
-  "slot-type": ref(() => QueryAcpiOspmStatusItemSlotType),
-  "source": Schema.Number,
-  "status": Schema.Number
-})
+export const QueryAcpiOspmStatusItem: Schema.Schema<QueryAcpiOspmStatusItem> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.optionalWith(Schema.String, { exact: true }),
+    "slot": Schema.String,
+    "slot-type": QueryAcpiOspmStatusItemSlotType,
+    "source": Schema.Number,
+    "status": Schema.Number
+  })
+)
 
 export interface QueryBalloonResult {
   readonly "actual": number
 }
-export const QueryBalloonResult: Schema.Schema<QueryBalloonResult> = Schema.Struct({
-  "actual": Schema.Number
-})
+export const QueryBalloonResult: Schema.Schema<QueryBalloonResult> = lazy(() =>
+  Schema.Struct({
+    "actual": Schema.Number
+  })
+)
 
 export interface QueryBlockItem {
   readonly "device": string
@@ -3536,16 +3727,18 @@ export interface QueryBlockItem {
   readonly "tray_open"?: boolean
   readonly "io-status"?: QueryBlockItemIoStatus
 }
-export const QueryBlockItem: Schema.Schema<QueryBlockItem> = Schema.Struct({
-  "device": Schema.String,
-  "qdev": Schema.optionalWith(Schema.String, { exact: true }),
-  "type": Schema.String,
-  "removable": Schema.Boolean,
-  "locked": Schema.Boolean,
-  "inserted": Schema.optionalWith(ref(() => QueryNamedBlockNodesItem), { exact: true }),
-  "tray_open": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "io-status": Schema.optionalWith(ref(() => QueryBlockItemIoStatus), { exact: true })
-})
+export const QueryBlockItem: Schema.Schema<QueryBlockItem> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.String,
+    "qdev": Schema.optionalWith(Schema.String, { exact: true }),
+    "type": Schema.String,
+    "removable": Schema.Boolean,
+    "locked": Schema.Boolean,
+    "inserted": Schema.optionalWith(QueryNamedBlockNodesItem, { exact: true }),
+    "tray_open": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "io-status": Schema.optionalWith(QueryBlockItemIoStatus, { exact: true })
+  })
+)
 
 export interface QueryBlockExportsItem {
   readonly "id": string
@@ -3553,12 +3746,14 @@ export interface QueryBlockExportsItem {
   readonly "node-name": string
   readonly "shutting-down": boolean
 }
-export const QueryBlockExportsItem: Schema.Schema<QueryBlockExportsItem> = Schema.Struct({
-  "id": Schema.String,
-  "type": ref(() => BlockExportAddArgumentsType),
-  "node-name": Schema.String,
-  "shutting-down": Schema.Boolean
-})
+export const QueryBlockExportsItem: Schema.Schema<QueryBlockExportsItem> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String,
+    "type": BlockExportAddArgumentsType,
+    "node-name": Schema.String,
+    "shutting-down": Schema.Boolean
+  })
+)
 
 export interface QueryBlockJobsItem {
   readonly "type": string
@@ -3575,28 +3770,32 @@ export interface QueryBlockJobsItem {
   readonly "auto-dismiss": boolean
   readonly "error"?: string
 }
-export const QueryBlockJobsItem: Schema.Schema<QueryBlockJobsItem> = Schema.Struct({
-  "type": Schema.String,
-  "device": Schema.String,
-  "len": Schema.Number,
-  "offset": Schema.Number,
-  "busy": Schema.Boolean,
-  "paused": Schema.Boolean,
-  "speed": Schema.Number,
-  "io-status": ref(() => QueryBlockItemIoStatus),
-  "ready": Schema.Boolean,
-  "status": ref(() => QueryBlockJobsItemStatus),
-  "auto-finalize": Schema.Boolean,
-  "auto-dismiss": Schema.Boolean,
-  "error": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const QueryBlockJobsItem: Schema.Schema<QueryBlockJobsItem> = lazy(() =>
+  Schema.Struct({
+    "type": Schema.String,
+    "device": Schema.String,
+    "len": Schema.Number,
+    "offset": Schema.Number,
+    "busy": Schema.Boolean,
+    "paused": Schema.Boolean,
+    "speed": Schema.Number,
+    "io-status": QueryBlockItemIoStatus,
+    "ready": Schema.Boolean,
+    "status": QueryBlockJobsItemStatus,
+    "auto-finalize": Schema.Boolean,
+    "auto-dismiss": Schema.Boolean,
+    "error": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface QueryBlockstatsArguments {
   readonly "query-nodes"?: boolean
 }
-export const QueryBlockstatsArguments: Schema.Schema<QueryBlockstatsArguments> = Schema.Struct({
-  "query-nodes": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const QueryBlockstatsArguments: Schema.Schema<QueryBlockstatsArguments> = lazy(() =>
+  Schema.Struct({
+    "query-nodes": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface QueryBlockstatsItem {
   readonly "device"?: string
@@ -3607,67 +3806,81 @@ export interface QueryBlockstatsItem {
   readonly "parent"?: QueryBlockstatsItem
   readonly "backing"?: QueryBlockstatsItem
 }
-export const QueryBlockstatsItem: Schema.Schema<QueryBlockstatsItem> = Schema.Struct({
-  "device": Schema.optionalWith(Schema.String, { exact: true }),
-  "qdev": Schema.optionalWith(Schema.String, { exact: true }),
-  "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-  "stats": ref(() => QueryBlockstatsItemStats),
-  "driver-specific": Schema.optionalWith(ref(() => QueryBlockstatsItemDriverSpecific), { exact: true }),
-  "parent": Schema.optionalWith(ref(() => QueryBlockstatsItem), { exact: true }),
-  "backing": Schema.optionalWith(ref(() => QueryBlockstatsItem), { exact: true })
-})
+export const QueryBlockstatsItem: Schema.Schema<QueryBlockstatsItem> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.optionalWith(Schema.String, { exact: true }),
+    "qdev": Schema.optionalWith(Schema.String, { exact: true }),
+    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+    "stats": QueryBlockstatsItemStats,
+    "driver-specific": Schema.optionalWith(QueryBlockstatsItemDriverSpecific, { exact: true }),
+    "parent": Schema.optionalWith(QueryBlockstatsItem, { exact: true }),
+    "backing": Schema.optionalWith(QueryBlockstatsItem, { exact: true })
+  })
+)
 
 export interface QueryChardevItem {
   readonly "label": string
   readonly "filename": string
   readonly "frontend-open": boolean
 }
-export const QueryChardevItem: Schema.Schema<QueryChardevItem> = Schema.Struct({
-  "label": Schema.String,
-  "filename": Schema.String,
-  "frontend-open": Schema.Boolean
-})
+export const QueryChardevItem: Schema.Schema<QueryChardevItem> = lazy(() =>
+  Schema.Struct({
+    "label": Schema.String,
+    "filename": Schema.String,
+    "frontend-open": Schema.Boolean
+  })
+)
 
 export interface QueryChardevBackendsItem {
   readonly "name": string
 }
-export const QueryChardevBackendsItem: Schema.Schema<QueryChardevBackendsItem> = Schema.Struct({
-  "name": Schema.String
-})
+export const QueryChardevBackendsItem: Schema.Schema<QueryChardevBackendsItem> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String
+  })
+)
 
 export interface QueryColoStatusResult {
   readonly "mode": QueryColoStatusResultMode
   readonly "last-mode": QueryColoStatusResultMode
   readonly "reason": QueryColoStatusResultReason
 }
-export const QueryColoStatusResult: Schema.Schema<QueryColoStatusResult> = Schema.Struct({
-  "mode": ref(() => QueryColoStatusResultMode),
-  "last-mode": ref(() => QueryColoStatusResultMode),
-  "reason": ref(() => QueryColoStatusResultReason)
-})
+export const QueryColoStatusResult: Schema.Schema<QueryColoStatusResult> = lazy(() =>
+  Schema.Struct({
+    "mode": QueryColoStatusResultMode,
+    "last-mode": QueryColoStatusResultMode,
+    "reason": QueryColoStatusResultReason
+  })
+)
 
 export interface QueryCommandLineOptionsArguments {
   readonly "option"?: string
 }
-export const QueryCommandLineOptionsArguments: Schema.Schema<QueryCommandLineOptionsArguments> = Schema.Struct({
-  "option": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const QueryCommandLineOptionsArguments: Schema.Schema<QueryCommandLineOptionsArguments> = lazy(() =>
+  Schema.Struct({
+    "option": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface QueryCommandLineOptionsItem {
   readonly "option": string
   readonly "parameters": ReadonlyArray<QueryCommandLineOptionsItemParametersItem>
 }
-export const QueryCommandLineOptionsItem: Schema.Schema<QueryCommandLineOptionsItem> = Schema.Struct({
-  "option": Schema.String,
-  "parameters": Schema.Array(ref(() => QueryCommandLineOptionsItemParametersItem))
-})
+export const QueryCommandLineOptionsItem: Schema.Schema<QueryCommandLineOptionsItem> = lazy(() =>
+  Schema.Struct({
+    "option": Schema.String,
+    "parameters": Schema.Array(QueryCommandLineOptionsItemParametersItem)
+  })
+)
 
 export interface QueryCommandsItem {
   readonly "name": string
 }
-export const QueryCommandsItem: Schema.Schema<QueryCommandsItem> = Schema.Struct({
-  "name": Schema.String
-})
+export const QueryCommandsItem: Schema.Schema<QueryCommandsItem> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String
+  })
+)
 
 export interface QueryCpuDefinitionsItem {
   readonly "name": string
@@ -3678,31 +3891,37 @@ export interface QueryCpuDefinitionsItem {
   readonly "alias-of"?: string
   readonly "deprecated": boolean
 }
-export const QueryCpuDefinitionsItem: Schema.Schema<QueryCpuDefinitionsItem> = Schema.Struct({
-  "name": Schema.String,
-  "migration-safe": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "static": Schema.Boolean,
-  "unavailable-features": Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
-  "typename": Schema.String,
-  "alias-of": Schema.optionalWith(Schema.String, { exact: true }),
-  "deprecated": Schema.Boolean
-})
+export const QueryCpuDefinitionsItem: Schema.Schema<QueryCpuDefinitionsItem> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "migration-safe": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "static": Schema.Boolean,
+    "unavailable-features": Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
+    "typename": Schema.String,
+    "alias-of": Schema.optionalWith(Schema.String, { exact: true }),
+    "deprecated": Schema.Boolean
+  })
+)
 
 export interface QueryCpuModelExpansionArguments {
   readonly "type": QueryCpuModelExpansionArgumentsType
   readonly "model": QueryCpuModelExpansionArgumentsModel
 }
-export const QueryCpuModelExpansionArguments: Schema.Schema<QueryCpuModelExpansionArguments> = Schema.Struct({
-  "type": ref(() => QueryCpuModelExpansionArgumentsType),
-  "model": ref(() => QueryCpuModelExpansionArgumentsModel)
-})
+export const QueryCpuModelExpansionArguments: Schema.Schema<QueryCpuModelExpansionArguments> = lazy(() =>
+  Schema.Struct({
+    "type": QueryCpuModelExpansionArgumentsType,
+    "model": QueryCpuModelExpansionArgumentsModel
+  })
+)
 
 export interface QueryCpuModelExpansionResult {
   readonly "model": QueryCpuModelExpansionArgumentsModel
 }
-export const QueryCpuModelExpansionResult: Schema.Schema<QueryCpuModelExpansionResult> = Schema.Struct({
-  "model": ref(() => QueryCpuModelExpansionArgumentsModel)
-})
+export const QueryCpuModelExpansionResult: Schema.Schema<QueryCpuModelExpansionResult> = lazy(() =>
+  Schema.Struct({
+    "model": QueryCpuModelExpansionArgumentsModel
+  })
+)
 
 export type QueryCpusFastItem =
   | {
@@ -3923,233 +4142,237 @@ export type QueryCpusFastItem =
     readonly "props"?: QueryCpusFastItemProps
     readonly "target": "xtensaeb"
   }
-export const QueryCpusFastItem: Schema.Schema<QueryCpusFastItem> = Schema.Union(
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("aarch64")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("alpha")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("arm")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("avr")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("cris")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("hppa")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("i386")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("loongarch64")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("m68k")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("microblaze")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("microblazeel")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("mips")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("mips64")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("mips64el")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("mipsel")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("nios2")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("or1k")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("ppc")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("ppc64")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("riscv32")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("riscv64")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("rx")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("s390x"),
-    "cpu-state": ref(() => QueryCpusFastItemS390xCpuState)
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("sh4")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("sh4eb")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("sparc")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("sparc64")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("tricore")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("x86_64")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("xtensa")
-  }),
-  Schema.Struct({
-    "cpu-index": Schema.Number,
-    "qom-path": Schema.String,
-    "thread-id": Schema.Number,
-    "props": Schema.optionalWith(ref(() => QueryCpusFastItemProps), { exact: true }),
-    "target": Schema.Literal("xtensaeb")
-  })
+export const QueryCpusFastItem: Schema.Schema<QueryCpusFastItem> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("aarch64")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("alpha")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("arm")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("avr")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("cris")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("hppa")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("i386")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("loongarch64")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("m68k")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("microblaze")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("microblazeel")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("mips")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("mips64")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("mips64el")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("mipsel")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("nios2")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("or1k")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("ppc")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("ppc64")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("riscv32")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("riscv64")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("rx")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("s390x"),
+      "cpu-state": QueryCpusFastItemS390xCpuState
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("sh4")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("sh4eb")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("sparc")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("sparc64")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("tricore")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("x86_64")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("xtensa")
+    }),
+    Schema.Struct({
+      "cpu-index": Schema.Number,
+      "qom-path": Schema.String,
+      "thread-id": Schema.Number,
+      "props": Schema.optionalWith(QueryCpusFastItemProps, { exact: true }),
+      "target": Schema.Literal("xtensaeb")
+    })
+  )
 )
 
 export interface QueryCurrentMachineResult {
   readonly "wakeup-suspend-support": boolean
 }
-export const QueryCurrentMachineResult: Schema.Schema<QueryCurrentMachineResult> = Schema.Struct({
-  "wakeup-suspend-support": Schema.Boolean
-})
+export const QueryCurrentMachineResult: Schema.Schema<QueryCurrentMachineResult> = lazy(() =>
+  Schema.Struct({
+    "wakeup-suspend-support": Schema.Boolean
+  })
+)
 
 export interface QueryDirtyRateResult {
   readonly "dirty-rate"?: number
@@ -4160,15 +4383,17 @@ export interface QueryDirtyRateResult {
   readonly "mode": CalcDirtyRateArgumentsMode
   readonly "vcpu-dirty-rate"?: ReadonlyArray<QueryDirtyRateResultVcpuDirtyRateItem>
 }
-export const QueryDirtyRateResult: Schema.Schema<QueryDirtyRateResult> = Schema.Struct({
-  "dirty-rate": Schema.optionalWith(Schema.Number, { exact: true }),
-  "status": ref(() => QueryDirtyRateResultStatus),
-  "start-time": Schema.Number,
-  "calc-time": Schema.Number,
-  "sample-pages": Schema.Number,
-  "mode": ref(() => CalcDirtyRateArgumentsMode),
-  "vcpu-dirty-rate": Schema.optionalWith(Schema.Array(ref(() => QueryDirtyRateResultVcpuDirtyRateItem)), { exact: true })
-})
+export const QueryDirtyRateResult: Schema.Schema<QueryDirtyRateResult> = lazy(() =>
+  Schema.Struct({
+    "dirty-rate": Schema.optionalWith(Schema.Number, { exact: true }),
+    "status": QueryDirtyRateResultStatus,
+    "start-time": Schema.Number,
+    "calc-time": Schema.Number,
+    "sample-pages": Schema.Number,
+    "mode": CalcDirtyRateArgumentsMode,
+    "vcpu-dirty-rate": Schema.optionalWith(Schema.Array(QueryDirtyRateResultVcpuDirtyRateItem), { exact: true })
+  })
+)
 
 export type QueryDisplayOptionsResult =
   | {
@@ -4238,74 +4463,76 @@ export type QueryDisplayOptionsResult =
     readonly "p2p"?: boolean
     readonly "audiodev"?: string
   }
-export const QueryDisplayOptionsResult: Schema.Schema<QueryDisplayOptionsResult> = Schema.Union(
-  Schema.Struct({
-    "type": Schema.Literal("default"),
-    "full-screen": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "window-close": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "show-cursor": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "gl": Schema.optionalWith(ref(() => QueryDisplayOptionsResultGl), { exact: true })
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("none"),
-    "full-screen": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "window-close": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "show-cursor": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "gl": Schema.optionalWith(ref(() => QueryDisplayOptionsResultGl), { exact: true })
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("gtk"),
-    "full-screen": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "window-close": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "show-cursor": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "gl": Schema.optionalWith(ref(() => QueryDisplayOptionsResultGl), { exact: true }),
-    "grab-on-hover": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "zoom-to-fit": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "show-tabs": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "show-menubar": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("sdl"),
-    "full-screen": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "window-close": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "show-cursor": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "gl": Schema.optionalWith(ref(() => QueryDisplayOptionsResultGl), { exact: true }),
-    "grab-mod": Schema.optionalWith(ref(() => QueryDisplayOptionsResultSdlGrabMod), { exact: true })
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("egl-headless"),
-    "full-screen": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "window-close": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "show-cursor": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "gl": Schema.optionalWith(ref(() => QueryDisplayOptionsResultGl), { exact: true }),
-    "rendernode": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("curses"),
-    "full-screen": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "window-close": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "show-cursor": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "gl": Schema.optionalWith(ref(() => QueryDisplayOptionsResultGl), { exact: true }),
-    "charset": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("spice-app"),
-    "full-screen": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "window-close": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "show-cursor": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "gl": Schema.optionalWith(ref(() => QueryDisplayOptionsResultGl), { exact: true })
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("dbus"),
-    "full-screen": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "window-close": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "show-cursor": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "gl": Schema.optionalWith(ref(() => QueryDisplayOptionsResultGl), { exact: true }),
-    "rendernode": Schema.optionalWith(Schema.String, { exact: true }),
-    "addr": Schema.optionalWith(Schema.String, { exact: true }),
-    "p2p": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "audiodev": Schema.optionalWith(Schema.String, { exact: true })
-  })
+export const QueryDisplayOptionsResult: Schema.Schema<QueryDisplayOptionsResult> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "type": Schema.Literal("default"),
+      "full-screen": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "window-close": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "show-cursor": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "gl": Schema.optionalWith(QueryDisplayOptionsResultGl, { exact: true })
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("none"),
+      "full-screen": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "window-close": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "show-cursor": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "gl": Schema.optionalWith(QueryDisplayOptionsResultGl, { exact: true })
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("gtk"),
+      "full-screen": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "window-close": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "show-cursor": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "gl": Schema.optionalWith(QueryDisplayOptionsResultGl, { exact: true }),
+      "grab-on-hover": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "zoom-to-fit": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "show-tabs": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "show-menubar": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("sdl"),
+      "full-screen": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "window-close": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "show-cursor": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "gl": Schema.optionalWith(QueryDisplayOptionsResultGl, { exact: true }),
+      "grab-mod": Schema.optionalWith(QueryDisplayOptionsResultSdlGrabMod, { exact: true })
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("egl-headless"),
+      "full-screen": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "window-close": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "show-cursor": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "gl": Schema.optionalWith(QueryDisplayOptionsResultGl, { exact: true }),
+      "rendernode": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("curses"),
+      "full-screen": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "window-close": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "show-cursor": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "gl": Schema.optionalWith(QueryDisplayOptionsResultGl, { exact: true }),
+      "charset": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("spice-app"),
+      "full-screen": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "window-close": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "show-cursor": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "gl": Schema.optionalWith(QueryDisplayOptionsResultGl, { exact: true })
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("dbus"),
+      "full-screen": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "window-close": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "show-cursor": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "gl": Schema.optionalWith(QueryDisplayOptionsResultGl, { exact: true }),
+      "rendernode": Schema.optionalWith(Schema.String, { exact: true }),
+      "addr": Schema.optionalWith(Schema.String, { exact: true }),
+      "p2p": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "audiodev": Schema.optionalWith(Schema.String, { exact: true })
+    })
+  )
 )
 
 export interface QueryDumpResult {
@@ -4313,27 +4540,33 @@ export interface QueryDumpResult {
   readonly "completed": number
   readonly "total": number
 }
-export const QueryDumpResult: Schema.Schema<QueryDumpResult> = Schema.Struct({
-  "status": ref(() => QueryDumpResultStatus),
-  "completed": Schema.Number,
-  "total": Schema.Number
-})
+export const QueryDumpResult: Schema.Schema<QueryDumpResult> = lazy(() =>
+  Schema.Struct({
+    "status": QueryDumpResultStatus,
+    "completed": Schema.Number,
+    "total": Schema.Number
+  })
+)
 
 export interface QueryDumpGuestMemoryCapabilityResult {
   readonly "formats": ReadonlyArray<DumpGuestMemoryArgumentsFormat>
 }
-export const QueryDumpGuestMemoryCapabilityResult: Schema.Schema<QueryDumpGuestMemoryCapabilityResult> = Schema.Struct({
-  "formats": Schema.Array(ref(() => DumpGuestMemoryArgumentsFormat))
-})
+export const QueryDumpGuestMemoryCapabilityResult: Schema.Schema<QueryDumpGuestMemoryCapabilityResult> = lazy(() =>
+  Schema.Struct({
+    "formats": Schema.Array(DumpGuestMemoryArgumentsFormat)
+  })
+)
 
 export interface QueryFdsetsItem {
   readonly "fdset-id": number
   readonly "fds": ReadonlyArray<QueryFdsetsItemFdsItem>
 }
-export const QueryFdsetsItem: Schema.Schema<QueryFdsetsItem> = Schema.Struct({
-  "fdset-id": Schema.Number,
-  "fds": Schema.Array(ref(() => QueryFdsetsItemFdsItem))
-})
+export const QueryFdsetsItem: Schema.Schema<QueryFdsetsItem> = lazy(() =>
+  Schema.Struct({
+    "fdset-id": Schema.Number,
+    "fds": Schema.Array(QueryFdsetsItemFdsItem)
+  })
+)
 
 export interface QueryHotpluggableCpusItem {
   readonly "type": string
@@ -4341,12 +4574,14 @@ export interface QueryHotpluggableCpusItem {
   readonly "props": QueryCpusFastItemProps
   readonly "qom-path"?: string
 }
-export const QueryHotpluggableCpusItem: Schema.Schema<QueryHotpluggableCpusItem> = Schema.Struct({
-  "type": Schema.String,
-  "vcpus-count": Schema.Number,
-  "props": ref(() => QueryCpusFastItemProps),
-  "qom-path": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const QueryHotpluggableCpusItem: Schema.Schema<QueryHotpluggableCpusItem> = lazy(() =>
+  Schema.Struct({
+    "type": Schema.String,
+    "vcpus-count": Schema.Number,
+    "props": QueryCpusFastItemProps,
+    "qom-path": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface QueryIothreadsItem {
   readonly "id": string
@@ -4356,14 +4591,16 @@ export interface QueryIothreadsItem {
   readonly "poll-shrink": number
   readonly "aio-max-batch": number
 }
-export const QueryIothreadsItem: Schema.Schema<QueryIothreadsItem> = Schema.Struct({
-  "id": Schema.String,
-  "thread-id": Schema.Number,
-  "poll-max-ns": Schema.Number,
-  "poll-grow": Schema.Number,
-  "poll-shrink": Schema.Number,
-  "aio-max-batch": Schema.Number
-})
+export const QueryIothreadsItem: Schema.Schema<QueryIothreadsItem> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String,
+    "thread-id": Schema.Number,
+    "poll-max-ns": Schema.Number,
+    "poll-grow": Schema.Number,
+    "poll-shrink": Schema.Number,
+    "aio-max-batch": Schema.Number
+  })
+)
 
 export interface QueryJobsItem {
   readonly "id": string
@@ -4373,23 +4610,27 @@ export interface QueryJobsItem {
   readonly "total-progress": number
   readonly "error"?: string
 }
-export const QueryJobsItem: Schema.Schema<QueryJobsItem> = Schema.Struct({
-  "id": Schema.String,
-  "type": ref(() => QueryJobsItemType),
-  "status": ref(() => QueryBlockJobsItemStatus),
-  "current-progress": Schema.Number,
-  "total-progress": Schema.Number,
-  "error": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const QueryJobsItem: Schema.Schema<QueryJobsItem> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String,
+    "type": QueryJobsItemType,
+    "status": QueryBlockJobsItemStatus,
+    "current-progress": Schema.Number,
+    "total-progress": Schema.Number,
+    "error": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface QueryKvmResult {
   readonly "enabled": boolean
   readonly "present": boolean
 }
-export const QueryKvmResult: Schema.Schema<QueryKvmResult> = Schema.Struct({
-  "enabled": Schema.Boolean,
-  "present": Schema.Boolean
-})
+export const QueryKvmResult: Schema.Schema<QueryKvmResult> = lazy(() =>
+  Schema.Struct({
+    "enabled": Schema.Boolean,
+    "present": Schema.Boolean
+  })
+)
 
 export interface QueryMachinesItem {
   readonly "name": string
@@ -4402,17 +4643,19 @@ export interface QueryMachinesItem {
   readonly "default-cpu-type"?: string
   readonly "default-ram-id"?: string
 }
-export const QueryMachinesItem: Schema.Schema<QueryMachinesItem> = Schema.Struct({
-  "name": Schema.String,
-  "alias": Schema.optionalWith(Schema.String, { exact: true }),
-  "is-default": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "cpu-max": Schema.Number,
-  "hotpluggable-cpus": Schema.Boolean,
-  "numa-mem-supported": Schema.Boolean,
-  "deprecated": Schema.Boolean,
-  "default-cpu-type": Schema.optionalWith(Schema.String, { exact: true }),
-  "default-ram-id": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const QueryMachinesItem: Schema.Schema<QueryMachinesItem> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "alias": Schema.optionalWith(Schema.String, { exact: true }),
+    "is-default": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "cpu-max": Schema.Number,
+    "hotpluggable-cpus": Schema.Boolean,
+    "numa-mem-supported": Schema.Boolean,
+    "deprecated": Schema.Boolean,
+    "default-cpu-type": Schema.optionalWith(Schema.String, { exact: true }),
+    "default-ram-id": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface QueryMemdevItem {
   readonly "id"?: string
@@ -4425,17 +4668,19 @@ export interface QueryMemdevItem {
   readonly "host-nodes": ReadonlyArray<number>
   readonly "policy": QueryMemdevItemPolicy
 }
-export const QueryMemdevItem: Schema.Schema<QueryMemdevItem> = Schema.Struct({
-  "id": Schema.optionalWith(Schema.String, { exact: true }),
-  "size": Schema.Number,
-  "merge": Schema.Boolean,
-  "dump": Schema.Boolean,
-  "prealloc": Schema.Boolean,
-  "share": Schema.Boolean,
-  "reserve": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "host-nodes": Schema.Array(Schema.Number),
-  "policy": ref(() => QueryMemdevItemPolicy)
-})
+export const QueryMemdevItem: Schema.Schema<QueryMemdevItem> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.optionalWith(Schema.String, { exact: true }),
+    "size": Schema.Number,
+    "merge": Schema.Boolean,
+    "dump": Schema.Boolean,
+    "prealloc": Schema.Boolean,
+    "share": Schema.Boolean,
+    "reserve": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "host-nodes": Schema.Array(Schema.Number),
+    "policy": QueryMemdevItemPolicy
+  })
+)
 
 export type QueryMemoryDevicesItem =
   | {
@@ -4458,37 +4703,41 @@ export type QueryMemoryDevicesItem =
     readonly "type": "sgx-epc"
     readonly "data": QueryMemoryDevicesItemSgxEpcData
   }
-export const QueryMemoryDevicesItem: Schema.Schema<QueryMemoryDevicesItem> = Schema.Union(
-  Schema.Struct({
-    "type": Schema.Literal("dimm"),
-    "data": ref(() => QueryMemoryDevicesItemDimmData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("nvdimm"),
-    "data": ref(() => QueryMemoryDevicesItemDimmData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("virtio-pmem"),
-    "data": ref(() => QueryMemoryDevicesItemVirtioPmemData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("virtio-mem"),
-    "data": ref(() => QueryMemoryDevicesItemVirtioMemData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("sgx-epc"),
-    "data": ref(() => QueryMemoryDevicesItemSgxEpcData)
-  })
+export const QueryMemoryDevicesItem: Schema.Schema<QueryMemoryDevicesItem> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "type": Schema.Literal("dimm"),
+      "data": QueryMemoryDevicesItemDimmData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("nvdimm"),
+      "data": QueryMemoryDevicesItemDimmData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("virtio-pmem"),
+      "data": QueryMemoryDevicesItemVirtioPmemData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("virtio-mem"),
+      "data": QueryMemoryDevicesItemVirtioMemData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("sgx-epc"),
+      "data": QueryMemoryDevicesItemSgxEpcData
+    })
+  )
 )
 
 export interface QueryMemorySizeSummaryResult {
   readonly "base-memory": number
   readonly "plugged-memory"?: number
 }
-export const QueryMemorySizeSummaryResult: Schema.Schema<QueryMemorySizeSummaryResult> = Schema.Struct({
-  "base-memory": Schema.Number,
-  "plugged-memory": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const QueryMemorySizeSummaryResult: Schema.Schema<QueryMemorySizeSummaryResult> = lazy(() =>
+  Schema.Struct({
+    "base-memory": Schema.Number,
+    "plugged-memory": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface QueryMiceItem {
   readonly "name": string
@@ -4496,12 +4745,14 @@ export interface QueryMiceItem {
   readonly "current": boolean
   readonly "absolute": boolean
 }
-export const QueryMiceItem: Schema.Schema<QueryMiceItem> = Schema.Struct({
-  "name": Schema.String,
-  "index": Schema.Number,
-  "current": Schema.Boolean,
-  "absolute": Schema.Boolean
-})
+export const QueryMiceItem: Schema.Schema<QueryMiceItem> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "index": Schema.Number,
+    "current": Schema.Boolean,
+    "absolute": Schema.Boolean
+  })
+)
 
 export interface QueryMigrateResult {
   readonly "status"?: MigrateContinueArgumentsState
@@ -4521,33 +4772,37 @@ export interface QueryMigrateResult {
   readonly "compression"?: QueryMigrateResultCompression
   readonly "socket-address"?: ReadonlyArray<QueryMigrateResultSocketAddressItem>
 }
-export const QueryMigrateResult: Schema.Schema<QueryMigrateResult> = Schema.Struct({
-  "status": Schema.optionalWith(ref(() => MigrateContinueArgumentsState), { exact: true }),
-  "ram": Schema.optionalWith(ref(() => QueryMigrateResultRam), { exact: true }),
-  "disk": Schema.optionalWith(ref(() => QueryMigrateResultRam), { exact: true }),
-  "vfio": Schema.optionalWith(ref(() => QueryMigrateResultVfio), { exact: true }),
-  "xbzrle-cache": Schema.optionalWith(ref(() => QueryMigrateResultXbzrleCache), { exact: true }),
-  "total-time": Schema.optionalWith(Schema.Number, { exact: true }),
-  "expected-downtime": Schema.optionalWith(Schema.Number, { exact: true }),
-  "downtime": Schema.optionalWith(Schema.Number, { exact: true }),
-  "setup-time": Schema.optionalWith(Schema.Number, { exact: true }),
-  "cpu-throttle-percentage": Schema.optionalWith(Schema.Number, { exact: true }),
-  "error-desc": Schema.optionalWith(Schema.String, { exact: true }),
-  "blocked-reasons": Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
-  "postcopy-blocktime": Schema.optionalWith(Schema.Number, { exact: true }),
-  "postcopy-vcpu-blocktime": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
-  "compression": Schema.optionalWith(ref(() => QueryMigrateResultCompression), { exact: true }),
-  "socket-address": Schema.optionalWith(Schema.Array(ref(() => QueryMigrateResultSocketAddressItem)), { exact: true })
-})
+export const QueryMigrateResult: Schema.Schema<QueryMigrateResult> = lazy(() =>
+  Schema.Struct({
+    "status": Schema.optionalWith(MigrateContinueArgumentsState, { exact: true }),
+    "ram": Schema.optionalWith(QueryMigrateResultRam, { exact: true }),
+    "disk": Schema.optionalWith(QueryMigrateResultRam, { exact: true }),
+    "vfio": Schema.optionalWith(QueryMigrateResultVfio, { exact: true }),
+    "xbzrle-cache": Schema.optionalWith(QueryMigrateResultXbzrleCache, { exact: true }),
+    "total-time": Schema.optionalWith(Schema.Number, { exact: true }),
+    "expected-downtime": Schema.optionalWith(Schema.Number, { exact: true }),
+    "downtime": Schema.optionalWith(Schema.Number, { exact: true }),
+    "setup-time": Schema.optionalWith(Schema.Number, { exact: true }),
+    "cpu-throttle-percentage": Schema.optionalWith(Schema.Number, { exact: true }),
+    "error-desc": Schema.optionalWith(Schema.String, { exact: true }),
+    "blocked-reasons": Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
+    "postcopy-blocktime": Schema.optionalWith(Schema.Number, { exact: true }),
+    "postcopy-vcpu-blocktime": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
+    "compression": Schema.optionalWith(QueryMigrateResultCompression, { exact: true }),
+    "socket-address": Schema.optionalWith(Schema.Array(QueryMigrateResultSocketAddressItem), { exact: true })
+  })
+)
 
 export interface QueryMigrateCapabilitiesItem {
   readonly "capability": QueryMigrateCapabilitiesItemCapability
   readonly "state": boolean
 }
-export const QueryMigrateCapabilitiesItem: Schema.Schema<QueryMigrateCapabilitiesItem> = Schema.Struct({
-  "capability": ref(() => QueryMigrateCapabilitiesItemCapability),
-  "state": Schema.Boolean
-})
+export const QueryMigrateCapabilitiesItem: Schema.Schema<QueryMigrateCapabilitiesItem> = lazy(() =>
+  Schema.Struct({
+    "capability": QueryMigrateCapabilitiesItemCapability,
+    "state": Schema.Boolean
+  })
+)
 
 export interface QueryMigrateParametersResult {
   readonly "announce-initial"?: number
@@ -4578,49 +4833,55 @@ export interface QueryMigrateParametersResult {
   readonly "multifd-zstd-level"?: number
   readonly "block-bitmap-mapping"?: ReadonlyArray<MigrateSetParametersArgumentsBlockBitmapMappingItem>
 }
-export const QueryMigrateParametersResult: Schema.Schema<QueryMigrateParametersResult> = Schema.Struct({
-  "announce-initial": Schema.optionalWith(Schema.Number, { exact: true }),
-  "announce-max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "announce-rounds": Schema.optionalWith(Schema.Number, { exact: true }),
-  "announce-step": Schema.optionalWith(Schema.Number, { exact: true }),
-  "compress-level": Schema.optionalWith(Schema.Number, { exact: true }),
-  "compress-threads": Schema.optionalWith(Schema.Number, { exact: true }),
-  "compress-wait-thread": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "decompress-threads": Schema.optionalWith(Schema.Number, { exact: true }),
-  "throttle-trigger-threshold": Schema.optionalWith(Schema.Number, { exact: true }),
-  "cpu-throttle-initial": Schema.optionalWith(Schema.Number, { exact: true }),
-  "cpu-throttle-increment": Schema.optionalWith(Schema.Number, { exact: true }),
-  "cpu-throttle-tailslow": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "tls-creds": Schema.optionalWith(Schema.String, { exact: true }),
-  "tls-hostname": Schema.optionalWith(Schema.String, { exact: true }),
-  "tls-authz": Schema.optionalWith(Schema.String, { exact: true }),
-  "max-bandwidth": Schema.optionalWith(Schema.Number, { exact: true }),
-  "downtime-limit": Schema.optionalWith(Schema.Number, { exact: true }),
-  "x-checkpoint-delay": Schema.optionalWith(Schema.Number, { exact: true }),
-  "block-incremental": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "multifd-channels": Schema.optionalWith(Schema.Number, { exact: true }),
-  "xbzrle-cache-size": Schema.optionalWith(Schema.Number, { exact: true }),
-  "max-postcopy-bandwidth": Schema.optionalWith(Schema.Number, { exact: true }),
-  "max-cpu-throttle": Schema.optionalWith(Schema.Number, { exact: true }),
-  "multifd-compression": Schema.optionalWith(ref(() => MigrateSetParametersArgumentsMultifdCompression), { exact: true }),
-  "multifd-zlib-level": Schema.optionalWith(Schema.Number, { exact: true }),
-  "multifd-zstd-level": Schema.optionalWith(Schema.Number, { exact: true }),
-  "block-bitmap-mapping": Schema.optionalWith(Schema.Array(ref(() => MigrateSetParametersArgumentsBlockBitmapMappingItem)), { exact: true })
-})
+export const QueryMigrateParametersResult: Schema.Schema<QueryMigrateParametersResult> = lazy(() =>
+  Schema.Struct({
+    "announce-initial": Schema.optionalWith(Schema.Number, { exact: true }),
+    "announce-max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "announce-rounds": Schema.optionalWith(Schema.Number, { exact: true }),
+    "announce-step": Schema.optionalWith(Schema.Number, { exact: true }),
+    "compress-level": Schema.optionalWith(Schema.Number, { exact: true }),
+    "compress-threads": Schema.optionalWith(Schema.Number, { exact: true }),
+    "compress-wait-thread": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "decompress-threads": Schema.optionalWith(Schema.Number, { exact: true }),
+    "throttle-trigger-threshold": Schema.optionalWith(Schema.Number, { exact: true }),
+    "cpu-throttle-initial": Schema.optionalWith(Schema.Number, { exact: true }),
+    "cpu-throttle-increment": Schema.optionalWith(Schema.Number, { exact: true }),
+    "cpu-throttle-tailslow": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "tls-creds": Schema.optionalWith(Schema.String, { exact: true }),
+    "tls-hostname": Schema.optionalWith(Schema.String, { exact: true }),
+    "tls-authz": Schema.optionalWith(Schema.String, { exact: true }),
+    "max-bandwidth": Schema.optionalWith(Schema.Number, { exact: true }),
+    "downtime-limit": Schema.optionalWith(Schema.Number, { exact: true }),
+    "x-checkpoint-delay": Schema.optionalWith(Schema.Number, { exact: true }),
+    "block-incremental": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "multifd-channels": Schema.optionalWith(Schema.Number, { exact: true }),
+    "xbzrle-cache-size": Schema.optionalWith(Schema.Number, { exact: true }),
+    "max-postcopy-bandwidth": Schema.optionalWith(Schema.Number, { exact: true }),
+    "max-cpu-throttle": Schema.optionalWith(Schema.Number, { exact: true }),
+    "multifd-compression": Schema.optionalWith(MigrateSetParametersArgumentsMultifdCompression, { exact: true }),
+    "multifd-zlib-level": Schema.optionalWith(Schema.Number, { exact: true }),
+    "multifd-zstd-level": Schema.optionalWith(Schema.Number, { exact: true }),
+    "block-bitmap-mapping": Schema.optionalWith(Schema.Array(MigrateSetParametersArgumentsBlockBitmapMappingItem), { exact: true })
+  })
+)
 
 export interface QueryNameResult {
   readonly "name"?: string
 }
-export const QueryNameResult: Schema.Schema<QueryNameResult> = Schema.Struct({
-  "name": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const QueryNameResult: Schema.Schema<QueryNameResult> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface QueryNamedBlockNodesArguments {
   readonly "flat"?: boolean
 }
-export const QueryNamedBlockNodesArguments: Schema.Schema<QueryNamedBlockNodesArguments> = Schema.Struct({
-  "flat": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const QueryNamedBlockNodesArguments: Schema.Schema<QueryNamedBlockNodesArguments> = lazy(() =>
+  Schema.Struct({
+    "flat": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface QueryNamedBlockNodesItem {
   readonly "file": string
@@ -4656,58 +4917,64 @@ export interface QueryNamedBlockNodesItem {
   readonly "write_threshold": number
   readonly "dirty-bitmaps"?: ReadonlyArray<QueryNamedBlockNodesItemDirtyBitmapsItem>
 }
-export const QueryNamedBlockNodesItem: Schema.Schema<QueryNamedBlockNodesItem> = Schema.Struct({
-  "file": Schema.String,
-  "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-  "ro": Schema.Boolean,
-  "drv": Schema.String,
-  "backing_file": Schema.optionalWith(Schema.String, { exact: true }),
-  "backing_file_depth": Schema.Number,
-  "encrypted": Schema.Boolean,
-  "detect_zeroes": ref(() => BlockdevAddArgumentsDetectZeroes),
-  "bps": Schema.Number,
-  "bps_rd": Schema.Number,
-  "bps_wr": Schema.Number,
-  "iops": Schema.Number,
-  "iops_rd": Schema.Number,
-  "iops_wr": Schema.Number,
-  "image": ref(() => QueryNamedBlockNodesItemImage),
-  "bps_max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "bps_rd_max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "bps_wr_max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "iops_max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "iops_rd_max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "iops_wr_max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "bps_max_length": Schema.optionalWith(Schema.Number, { exact: true }),
-  "bps_rd_max_length": Schema.optionalWith(Schema.Number, { exact: true }),
-  "bps_wr_max_length": Schema.optionalWith(Schema.Number, { exact: true }),
-  "iops_max_length": Schema.optionalWith(Schema.Number, { exact: true }),
-  "iops_rd_max_length": Schema.optionalWith(Schema.Number, { exact: true }),
-  "iops_wr_max_length": Schema.optionalWith(Schema.Number, { exact: true }),
-  "iops_size": Schema.optionalWith(Schema.Number, { exact: true }),
-  "group": Schema.optionalWith(Schema.String, { exact: true }),
-  "cache": ref(() => QueryNamedBlockNodesItemCache),
-  "write_threshold": Schema.Number,
-  "dirty-bitmaps": Schema.optionalWith(Schema.Array(ref(() => QueryNamedBlockNodesItemDirtyBitmapsItem)), { exact: true })
-})
+export const QueryNamedBlockNodesItem: Schema.Schema<QueryNamedBlockNodesItem> = lazy(() =>
+  Schema.Struct({
+    "file": Schema.String,
+    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+    "ro": Schema.Boolean,
+    "drv": Schema.String,
+    "backing_file": Schema.optionalWith(Schema.String, { exact: true }),
+    "backing_file_depth": Schema.Number,
+    "encrypted": Schema.Boolean,
+    "detect_zeroes": BlockdevAddArgumentsDetectZeroes,
+    "bps": Schema.Number,
+    "bps_rd": Schema.Number,
+    "bps_wr": Schema.Number,
+    "iops": Schema.Number,
+    "iops_rd": Schema.Number,
+    "iops_wr": Schema.Number,
+    "image": QueryNamedBlockNodesItemImage,
+    "bps_max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "bps_rd_max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "bps_wr_max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "iops_max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "iops_rd_max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "iops_wr_max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "bps_max_length": Schema.optionalWith(Schema.Number, { exact: true }),
+    "bps_rd_max_length": Schema.optionalWith(Schema.Number, { exact: true }),
+    "bps_wr_max_length": Schema.optionalWith(Schema.Number, { exact: true }),
+    "iops_max_length": Schema.optionalWith(Schema.Number, { exact: true }),
+    "iops_rd_max_length": Schema.optionalWith(Schema.Number, { exact: true }),
+    "iops_wr_max_length": Schema.optionalWith(Schema.Number, { exact: true }),
+    "iops_size": Schema.optionalWith(Schema.Number, { exact: true }),
+    "group": Schema.optionalWith(Schema.String, { exact: true }),
+    "cache": QueryNamedBlockNodesItemCache,
+    "write_threshold": Schema.Number,
+    "dirty-bitmaps": Schema.optionalWith(Schema.Array(QueryNamedBlockNodesItemDirtyBitmapsItem), { exact: true })
+  })
+)
 
 export interface QueryPciItem {
   readonly "bus": number
   readonly "devices": ReadonlyArray<QueryPciItemDevicesItem>
 }
-export const QueryPciItem: Schema.Schema<QueryPciItem> = Schema.Struct({
-  "bus": Schema.Number,
-  "devices": Schema.Array(ref(() => QueryPciItemDevicesItem))
-})
+export const QueryPciItem: Schema.Schema<QueryPciItem> = lazy(() =>
+  Schema.Struct({
+    "bus": Schema.Number,
+    "devices": Schema.Array(QueryPciItemDevicesItem)
+  })
+)
 
 export interface QueryPrManagersItem {
   readonly "id": string
   readonly "connected": boolean
 }
-export const QueryPrManagersItem: Schema.Schema<QueryPrManagersItem> = Schema.Struct({
-  "id": Schema.String,
-  "connected": Schema.Boolean
-})
+export const QueryPrManagersItem: Schema.Schema<QueryPrManagersItem> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String,
+    "connected": Schema.Boolean
+  })
+)
 
 export type QueryQmpSchemaItem =
   | {
@@ -4757,54 +5024,56 @@ export type QueryQmpSchemaItem =
     readonly "features"?: ReadonlyArray<string>
     readonly "arg-type": string
   }
-export const QueryQmpSchemaItem: Schema.Schema<QueryQmpSchemaItem> = Schema.Union(
-  Schema.Struct({
-    "name": Schema.String,
-    "meta-type": Schema.Literal("builtin"),
-    "features": Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
-    "json-type": ref(() => QueryQmpSchemaItemBuiltinJsonType)
-  }),
-  Schema.Struct({
-    "name": Schema.String,
-    "meta-type": Schema.Literal("enum"),
-    "features": Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
-    "members": Schema.Array(ref(() => QueryQmpSchemaItemEnumMembersItem)),
-    "values": Schema.Array(Schema.String)
-  }),
-  Schema.Struct({
-    "name": Schema.String,
-    "meta-type": Schema.Literal("array"),
-    "features": Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
-    "element-type": Schema.String
-  }),
-  Schema.Struct({
-    "name": Schema.String,
-    "meta-type": Schema.Literal("object"),
-    "features": Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
-    "members": Schema.Array(ref(() => QueryQmpSchemaItemObjectMembersItem)),
-    "tag": Schema.optionalWith(Schema.String, { exact: true }),
-    "variants": Schema.optionalWith(Schema.Array(ref(() => QueryQmpSchemaItemObjectVariantsItem)), { exact: true })
-  }),
-  Schema.Struct({
-    "name": Schema.String,
-    "meta-type": Schema.Literal("alternate"),
-    "features": Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
-    "members": Schema.Array(ref(() => QueryQmpSchemaItemAlternateMembersItem))
-  }),
-  Schema.Struct({
-    "name": Schema.String,
-    "meta-type": Schema.Literal("command"),
-    "features": Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
-    "arg-type": Schema.String,
-    "ret-type": Schema.String,
-    "allow-oob": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "name": Schema.String,
-    "meta-type": Schema.Literal("event"),
-    "features": Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
-    "arg-type": Schema.String
-  })
+export const QueryQmpSchemaItem: Schema.Schema<QueryQmpSchemaItem> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "name": Schema.String,
+      "meta-type": Schema.Literal("builtin"),
+      "features": Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
+      "json-type": QueryQmpSchemaItemBuiltinJsonType
+    }),
+    Schema.Struct({
+      "name": Schema.String,
+      "meta-type": Schema.Literal("enum"),
+      "features": Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
+      "members": Schema.Array(QueryQmpSchemaItemEnumMembersItem),
+      "values": Schema.Array(Schema.String)
+    }),
+    Schema.Struct({
+      "name": Schema.String,
+      "meta-type": Schema.Literal("array"),
+      "features": Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
+      "element-type": Schema.String
+    }),
+    Schema.Struct({
+      "name": Schema.String,
+      "meta-type": Schema.Literal("object"),
+      "features": Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
+      "members": Schema.Array(QueryQmpSchemaItemObjectMembersItem),
+      "tag": Schema.optionalWith(Schema.String, { exact: true }),
+      "variants": Schema.optionalWith(Schema.Array(QueryQmpSchemaItemObjectVariantsItem), { exact: true })
+    }),
+    Schema.Struct({
+      "name": Schema.String,
+      "meta-type": Schema.Literal("alternate"),
+      "features": Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
+      "members": Schema.Array(QueryQmpSchemaItemAlternateMembersItem)
+    }),
+    Schema.Struct({
+      "name": Schema.String,
+      "meta-type": Schema.Literal("command"),
+      "features": Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
+      "arg-type": Schema.String,
+      "ret-type": Schema.String,
+      "allow-oob": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "name": Schema.String,
+      "meta-type": Schema.Literal("event"),
+      "features": Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
+      "arg-type": Schema.String
+    })
+  )
 )
 
 export interface QueryReplayResult {
@@ -4812,38 +5081,46 @@ export interface QueryReplayResult {
   readonly "filename"?: string
   readonly "icount": number
 }
-export const QueryReplayResult: Schema.Schema<QueryReplayResult> = Schema.Struct({
-  "mode": ref(() => QueryReplayResultMode),
-  "filename": Schema.optionalWith(Schema.String, { exact: true }),
-  "icount": Schema.Number
-})
+export const QueryReplayResult: Schema.Schema<QueryReplayResult> = lazy(() =>
+  Schema.Struct({
+    "mode": QueryReplayResultMode,
+    "filename": Schema.optionalWith(Schema.String, { exact: true }),
+    "icount": Schema.Number
+  })
+)
 
 export interface QueryRockerArguments {
   readonly "name": string
 }
-export const QueryRockerArguments: Schema.Schema<QueryRockerArguments> = Schema.Struct({
-  "name": Schema.String
-})
+export const QueryRockerArguments: Schema.Schema<QueryRockerArguments> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String
+  })
+)
 
 export interface QueryRockerResult {
   readonly "name": string
   readonly "id": number
   readonly "ports": number
 }
-export const QueryRockerResult: Schema.Schema<QueryRockerResult> = Schema.Struct({
-  "name": Schema.String,
-  "id": Schema.Number,
-  "ports": Schema.Number
-})
+export const QueryRockerResult: Schema.Schema<QueryRockerResult> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "id": Schema.Number,
+    "ports": Schema.Number
+  })
+)
 
 export interface QueryRockerOfDpaFlowsArguments {
   readonly "name": string
   readonly "tbl-id"?: number
 }
-export const QueryRockerOfDpaFlowsArguments: Schema.Schema<QueryRockerOfDpaFlowsArguments> = Schema.Struct({
-  "name": Schema.String,
-  "tbl-id": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const QueryRockerOfDpaFlowsArguments: Schema.Schema<QueryRockerOfDpaFlowsArguments> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "tbl-id": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface QueryRockerOfDpaFlowsItem {
   readonly "cookie": number
@@ -4852,22 +5129,26 @@ export interface QueryRockerOfDpaFlowsItem {
   readonly "mask": QueryRockerOfDpaFlowsItemMask
   readonly "action": QueryRockerOfDpaFlowsItemAction
 }
-export const QueryRockerOfDpaFlowsItem: Schema.Schema<QueryRockerOfDpaFlowsItem> = Schema.Struct({
-  "cookie": Schema.Number,
-  "hits": Schema.Number,
-  "key": ref(() => QueryRockerOfDpaFlowsItemKey),
-  "mask": ref(() => QueryRockerOfDpaFlowsItemMask),
-  "action": ref(() => QueryRockerOfDpaFlowsItemAction)
-})
+export const QueryRockerOfDpaFlowsItem: Schema.Schema<QueryRockerOfDpaFlowsItem> = lazy(() =>
+  Schema.Struct({
+    "cookie": Schema.Number,
+    "hits": Schema.Number,
+    "key": QueryRockerOfDpaFlowsItemKey,
+    "mask": QueryRockerOfDpaFlowsItemMask,
+    "action": QueryRockerOfDpaFlowsItemAction
+  })
+)
 
 export interface QueryRockerOfDpaGroupsArguments {
   readonly "name": string
   readonly "type"?: number
 }
-export const QueryRockerOfDpaGroupsArguments: Schema.Schema<QueryRockerOfDpaGroupsArguments> = Schema.Struct({
-  "name": Schema.String,
-  "type": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const QueryRockerOfDpaGroupsArguments: Schema.Schema<QueryRockerOfDpaGroupsArguments> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "type": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface QueryRockerOfDpaGroupsItem {
   readonly "id": number
@@ -4884,28 +5165,32 @@ export interface QueryRockerOfDpaGroupsItem {
   readonly "set-eth-dst"?: string
   readonly "ttl-check"?: number
 }
-export const QueryRockerOfDpaGroupsItem: Schema.Schema<QueryRockerOfDpaGroupsItem> = Schema.Struct({
-  "id": Schema.Number,
-  "type": Schema.Number,
-  "vlan-id": Schema.optionalWith(Schema.Number, { exact: true }),
-  "pport": Schema.optionalWith(Schema.Number, { exact: true }),
-  "index": Schema.optionalWith(Schema.Number, { exact: true }),
-  "out-pport": Schema.optionalWith(Schema.Number, { exact: true }),
-  "group-id": Schema.optionalWith(Schema.Number, { exact: true }),
-  "set-vlan-id": Schema.optionalWith(Schema.Number, { exact: true }),
-  "pop-vlan": Schema.optionalWith(Schema.Number, { exact: true }),
-  "group-ids": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
-  "set-eth-src": Schema.optionalWith(Schema.String, { exact: true }),
-  "set-eth-dst": Schema.optionalWith(Schema.String, { exact: true }),
-  "ttl-check": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const QueryRockerOfDpaGroupsItem: Schema.Schema<QueryRockerOfDpaGroupsItem> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.Number,
+    "type": Schema.Number,
+    "vlan-id": Schema.optionalWith(Schema.Number, { exact: true }),
+    "pport": Schema.optionalWith(Schema.Number, { exact: true }),
+    "index": Schema.optionalWith(Schema.Number, { exact: true }),
+    "out-pport": Schema.optionalWith(Schema.Number, { exact: true }),
+    "group-id": Schema.optionalWith(Schema.Number, { exact: true }),
+    "set-vlan-id": Schema.optionalWith(Schema.Number, { exact: true }),
+    "pop-vlan": Schema.optionalWith(Schema.Number, { exact: true }),
+    "group-ids": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
+    "set-eth-src": Schema.optionalWith(Schema.String, { exact: true }),
+    "set-eth-dst": Schema.optionalWith(Schema.String, { exact: true }),
+    "ttl-check": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface QueryRockerPortsArguments {
   readonly "name": string
 }
-export const QueryRockerPortsArguments: Schema.Schema<QueryRockerPortsArguments> = Schema.Struct({
-  "name": Schema.String
-})
+export const QueryRockerPortsArguments: Schema.Schema<QueryRockerPortsArguments> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String
+  })
+)
 
 export interface QueryRockerPortsItem {
   readonly "name": string
@@ -4915,21 +5200,25 @@ export interface QueryRockerPortsItem {
   readonly "duplex": QueryRockerPortsItemDuplex
   readonly "autoneg": QueryRockerPortsItemAutoneg
 }
-export const QueryRockerPortsItem: Schema.Schema<QueryRockerPortsItem> = Schema.Struct({
-  "name": Schema.String,
-  "enabled": Schema.Boolean,
-  "link-up": Schema.Boolean,
-  "speed": Schema.Number,
-  "duplex": ref(() => QueryRockerPortsItemDuplex),
-  "autoneg": ref(() => QueryRockerPortsItemAutoneg)
-})
+export const QueryRockerPortsItem: Schema.Schema<QueryRockerPortsItem> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "enabled": Schema.Boolean,
+    "link-up": Schema.Boolean,
+    "speed": Schema.Number,
+    "duplex": QueryRockerPortsItemDuplex,
+    "autoneg": QueryRockerPortsItemAutoneg
+  })
+)
 
 export interface QueryRxFilterArguments {
   readonly "name"?: string
 }
-export const QueryRxFilterArguments: Schema.Schema<QueryRxFilterArguments> = Schema.Struct({
-  "name": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const QueryRxFilterArguments: Schema.Schema<QueryRxFilterArguments> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface QueryRxFilterItem {
   readonly "name": string
@@ -4945,20 +5234,22 @@ export interface QueryRxFilterItem {
   readonly "unicast-table": ReadonlyArray<string>
   readonly "multicast-table": ReadonlyArray<string>
 }
-export const QueryRxFilterItem: Schema.Schema<QueryRxFilterItem> = Schema.Struct({
-  "name": Schema.String,
-  "promiscuous": Schema.Boolean,
-  "multicast": ref(() => QueryRxFilterItemMulticast),
-  "unicast": ref(() => QueryRxFilterItemMulticast),
-  "vlan": ref(() => QueryRxFilterItemMulticast),
-  "broadcast-allowed": Schema.Boolean,
-  "multicast-overflow": Schema.Boolean,
-  "unicast-overflow": Schema.Boolean,
-  "main-mac": Schema.String,
-  "vlan-table": Schema.Array(Schema.Number),
-  "unicast-table": Schema.Array(Schema.String),
-  "multicast-table": Schema.Array(Schema.String)
-})
+export const QueryRxFilterItem: Schema.Schema<QueryRxFilterItem> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "promiscuous": Schema.Boolean,
+    "multicast": QueryRxFilterItemMulticast,
+    "unicast": QueryRxFilterItemMulticast,
+    "vlan": QueryRxFilterItemMulticast,
+    "broadcast-allowed": Schema.Boolean,
+    "multicast-overflow": Schema.Boolean,
+    "unicast-overflow": Schema.Boolean,
+    "main-mac": Schema.String,
+    "vlan-table": Schema.Array(Schema.Number),
+    "unicast-table": Schema.Array(Schema.String),
+    "multicast-table": Schema.Array(Schema.String)
+  })
+)
 
 export interface QuerySevResult {
   readonly "enabled": boolean
@@ -4969,29 +5260,35 @@ export interface QuerySevResult {
   readonly "state": QuerySevResultState
   readonly "handle": number
 }
-export const QuerySevResult: Schema.Schema<QuerySevResult> = Schema.Struct({
-  "enabled": Schema.Boolean,
-  "api-major": Schema.Number,
-  "api-minor": Schema.Number,
-  "build-id": Schema.Number,
-  "policy": Schema.Number,
-  "state": ref(() => QuerySevResultState),
-  "handle": Schema.Number
-})
+export const QuerySevResult: Schema.Schema<QuerySevResult> = lazy(() =>
+  Schema.Struct({
+    "enabled": Schema.Boolean,
+    "api-major": Schema.Number,
+    "api-minor": Schema.Number,
+    "build-id": Schema.Number,
+    "policy": Schema.Number,
+    "state": QuerySevResultState,
+    "handle": Schema.Number
+  })
+)
 
 export interface QuerySevAttestationReportArguments {
   readonly "mnonce": string
 }
-export const QuerySevAttestationReportArguments: Schema.Schema<QuerySevAttestationReportArguments> = Schema.Struct({
-  "mnonce": Schema.String
-})
+export const QuerySevAttestationReportArguments: Schema.Schema<QuerySevAttestationReportArguments> = lazy(() =>
+  Schema.Struct({
+    "mnonce": Schema.String
+  })
+)
 
 export interface QuerySevAttestationReportResult {
   readonly "data": string
 }
-export const QuerySevAttestationReportResult: Schema.Schema<QuerySevAttestationReportResult> = Schema.Struct({
-  "data": Schema.String
-})
+export const QuerySevAttestationReportResult: Schema.Schema<QuerySevAttestationReportResult> = lazy(() =>
+  Schema.Struct({
+    "data": Schema.String
+  })
+)
 
 export interface QuerySevCapabilitiesResult {
   readonly "pdh": string
@@ -5000,20 +5297,24 @@ export interface QuerySevCapabilitiesResult {
   readonly "cbitpos": number
   readonly "reduced-phys-bits": number
 }
-export const QuerySevCapabilitiesResult: Schema.Schema<QuerySevCapabilitiesResult> = Schema.Struct({
-  "pdh": Schema.String,
-  "cert-chain": Schema.String,
-  "cpu0-id": Schema.String,
-  "cbitpos": Schema.Number,
-  "reduced-phys-bits": Schema.Number
-})
+export const QuerySevCapabilitiesResult: Schema.Schema<QuerySevCapabilitiesResult> = lazy(() =>
+  Schema.Struct({
+    "pdh": Schema.String,
+    "cert-chain": Schema.String,
+    "cpu0-id": Schema.String,
+    "cbitpos": Schema.Number,
+    "reduced-phys-bits": Schema.Number
+  })
+)
 
 export interface QuerySevLaunchMeasureResult {
   readonly "data": string
 }
-export const QuerySevLaunchMeasureResult: Schema.Schema<QuerySevLaunchMeasureResult> = Schema.Struct({
-  "data": Schema.String
-})
+export const QuerySevLaunchMeasureResult: Schema.Schema<QuerySevLaunchMeasureResult> = lazy(() =>
+  Schema.Struct({
+    "data": Schema.String
+  })
+)
 
 export interface QuerySgxResult {
   readonly "sgx": boolean
@@ -5023,14 +5324,16 @@ export interface QuerySgxResult {
   readonly "section-size": number
   readonly "sections": ReadonlyArray<QuerySgxResultSectionsItem>
 }
-export const QuerySgxResult: Schema.Schema<QuerySgxResult> = Schema.Struct({
-  "sgx": Schema.Boolean,
-  "sgx1": Schema.Boolean,
-  "sgx2": Schema.Boolean,
-  "flc": Schema.Boolean,
-  "section-size": Schema.Number,
-  "sections": Schema.Array(ref(() => QuerySgxResultSectionsItem))
-})
+export const QuerySgxResult: Schema.Schema<QuerySgxResult> = lazy(() =>
+  Schema.Struct({
+    "sgx": Schema.Boolean,
+    "sgx1": Schema.Boolean,
+    "sgx2": Schema.Boolean,
+    "flc": Schema.Boolean,
+    "section-size": Schema.Number,
+    "sections": Schema.Array(QuerySgxResultSectionsItem)
+  })
+)
 
 export interface QuerySpiceResult {
   readonly "enabled": boolean
@@ -5043,17 +5346,19 @@ export interface QuerySpiceResult {
   readonly "mouse-mode": QuerySpiceResultMouseMode
   readonly "channels"?: ReadonlyArray<QuerySpiceResultChannelsItem>
 }
-export const QuerySpiceResult: Schema.Schema<QuerySpiceResult> = Schema.Struct({
-  "enabled": Schema.Boolean,
-  "migrated": Schema.Boolean,
-  "host": Schema.optionalWith(Schema.String, { exact: true }),
-  "port": Schema.optionalWith(Schema.Number, { exact: true }),
-  "tls-port": Schema.optionalWith(Schema.Number, { exact: true }),
-  "auth": Schema.optionalWith(Schema.String, { exact: true }),
-  "compiled-version": Schema.optionalWith(Schema.String, { exact: true }),
-  "mouse-mode": ref(() => QuerySpiceResultMouseMode),
-  "channels": Schema.optionalWith(Schema.Array(ref(() => QuerySpiceResultChannelsItem)), { exact: true })
-})
+export const QuerySpiceResult: Schema.Schema<QuerySpiceResult> = lazy(() =>
+  Schema.Struct({
+    "enabled": Schema.Boolean,
+    "migrated": Schema.Boolean,
+    "host": Schema.optionalWith(Schema.String, { exact: true }),
+    "port": Schema.optionalWith(Schema.Number, { exact: true }),
+    "tls-port": Schema.optionalWith(Schema.Number, { exact: true }),
+    "auth": Schema.optionalWith(Schema.String, { exact: true }),
+    "compiled-version": Schema.optionalWith(Schema.String, { exact: true }),
+    "mouse-mode": QuerySpiceResultMouseMode,
+    "channels": Schema.optionalWith(Schema.Array(QuerySpiceResultChannelsItem), { exact: true })
+  })
+)
 
 export type QueryStatsArguments =
   | {
@@ -5065,16 +5370,18 @@ export type QueryStatsArguments =
     readonly "providers"?: ReadonlyArray<QueryStatsArgumentsProvidersItem>
     readonly "vcpus"?: ReadonlyArray<string>
   }
-export const QueryStatsArguments: Schema.Schema<QueryStatsArguments> = Schema.Union(
-  Schema.Struct({
-    "target": Schema.Literal("vm"),
-    "providers": Schema.optionalWith(Schema.Array(ref(() => QueryStatsArgumentsProvidersItem)), { exact: true })
-  }),
-  Schema.Struct({
-    "target": Schema.Literal("vcpu"),
-    "providers": Schema.optionalWith(Schema.Array(ref(() => QueryStatsArgumentsProvidersItem)), { exact: true }),
-    "vcpus": Schema.optionalWith(Schema.Array(Schema.String), { exact: true })
-  })
+export const QueryStatsArguments: Schema.Schema<QueryStatsArguments> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "target": Schema.Literal("vm"),
+      "providers": Schema.optionalWith(Schema.Array(QueryStatsArgumentsProvidersItem), { exact: true })
+    }),
+    Schema.Struct({
+      "target": Schema.Literal("vcpu"),
+      "providers": Schema.optionalWith(Schema.Array(QueryStatsArgumentsProvidersItem), { exact: true }),
+      "vcpus": Schema.optionalWith(Schema.Array(Schema.String), { exact: true })
+    })
+  )
 )
 
 export interface QueryStatsItem {
@@ -5082,98 +5389,118 @@ export interface QueryStatsItem {
   readonly "qom-path"?: string
   readonly "stats": ReadonlyArray<QueryStatsItemStatsItem>
 }
-export const QueryStatsItem: Schema.Schema<QueryStatsItem> = Schema.Struct({
-  "provider": ref(() => QueryStatsItemProvider),
-  "qom-path": Schema.optionalWith(Schema.String, { exact: true }),
-  "stats": Schema.Array(ref(() => QueryStatsItemStatsItem))
-})
+export const QueryStatsItem: Schema.Schema<QueryStatsItem> = lazy(() =>
+  Schema.Struct({
+    "provider": QueryStatsItemProvider,
+    "qom-path": Schema.optionalWith(Schema.String, { exact: true }),
+    "stats": Schema.Array(QueryStatsItemStatsItem)
+  })
+)
 
 export interface QueryStatsSchemasArguments {
   readonly "provider"?: QueryStatsItemProvider
 }
-export const QueryStatsSchemasArguments: Schema.Schema<QueryStatsSchemasArguments> = Schema.Struct({
-  "provider": Schema.optionalWith(ref(() => QueryStatsItemProvider), { exact: true })
-})
+export const QueryStatsSchemasArguments: Schema.Schema<QueryStatsSchemasArguments> = lazy(() =>
+  Schema.Struct({
+    "provider": Schema.optionalWith(QueryStatsItemProvider, { exact: true })
+  })
+)
 
 export interface QueryStatsSchemasItem {
   readonly "provider": QueryStatsItemProvider
   readonly "target": QueryStatsArgumentsTarget
   readonly "stats": ReadonlyArray<QueryStatsSchemasItemStatsItem>
 }
-export const QueryStatsSchemasItem: Schema.Schema<QueryStatsSchemasItem> = Schema.Struct({
-  "provider": ref(() => QueryStatsItemProvider),
-  "target": ref(() => QueryStatsArgumentsTarget),
-  "stats": Schema.Array(ref(() => QueryStatsSchemasItemStatsItem))
-})
+export const QueryStatsSchemasItem: Schema.Schema<QueryStatsSchemasItem> = lazy(() =>
+  Schema.Struct({
+    "provider": QueryStatsItemProvider,
+    "target": QueryStatsArgumentsTarget,
+    "stats": Schema.Array(QueryStatsSchemasItemStatsItem)
+  })
+)
 
 export interface QueryStatusResult {
   readonly "running": boolean
   readonly "singlestep": boolean
   readonly "status": QueryStatusResultStatus
 }
-export const QueryStatusResult: Schema.Schema<QueryStatusResult> = Schema.Struct({
-  "running": Schema.Boolean,
-  "singlestep": Schema.Boolean,
-  "status": ref(() => QueryStatusResultStatus)
-})
+export const QueryStatusResult: Schema.Schema<QueryStatusResult> = lazy(() =>
+  Schema.Struct({
+    "running": Schema.Boolean,
+    "singlestep": Schema.Boolean,
+    "status": QueryStatusResultStatus
+  })
+)
 
 export interface QueryTargetResult {
   readonly "arch": QueryCpusFastItemTarget
 }
-export const QueryTargetResult: Schema.Schema<QueryTargetResult> = Schema.Struct({
-  "arch": ref(() => QueryCpusFastItemTarget)
-})
+export const QueryTargetResult: Schema.Schema<QueryTargetResult> = lazy(() =>
+  Schema.Struct({
+    "arch": QueryCpusFastItemTarget
+  })
+)
 
 export interface QueryTpmItem {
   readonly "id": string
   readonly "model": QueryTpmModelsItem
   readonly "options": QueryTpmItemOptions
 }
-export const QueryTpmItem: Schema.Schema<QueryTpmItem> = Schema.Struct({
-  "id": Schema.String,
-  "model": ref(() => QueryTpmModelsItem),
-  "options": ref(() => QueryTpmItemOptions)
-})
+export const QueryTpmItem: Schema.Schema<QueryTpmItem> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String,
+    "model": QueryTpmModelsItem,
+    "options": QueryTpmItemOptions
+  })
+)
 
 export type QueryTpmModelsItem = "tpm-tis" | "tpm-crb" | "tpm-spapr"
-export const QueryTpmModelsItem: Schema.Schema<QueryTpmModelsItem> = Schema.Literal("tpm-tis", "tpm-crb", "tpm-spapr")
+export const QueryTpmModelsItem: Schema.Schema<QueryTpmModelsItem> = lazy(() => Schema.Literal("tpm-tis", "tpm-crb", "tpm-spapr"))
 
 export type QueryTpmTypesItem = "passthrough" | "emulator"
-export const QueryTpmTypesItem: Schema.Schema<QueryTpmTypesItem> = Schema.Literal("passthrough", "emulator")
+export const QueryTpmTypesItem: Schema.Schema<QueryTpmTypesItem> = lazy(() => Schema.Literal("passthrough", "emulator"))
 
 export interface QueryUuidResult {
   readonly "UUID": string
 }
-export const QueryUuidResult: Schema.Schema<QueryUuidResult> = Schema.Struct({
-  "UUID": Schema.String
-})
+export const QueryUuidResult: Schema.Schema<QueryUuidResult> = lazy(() =>
+  Schema.Struct({
+    "UUID": Schema.String
+  })
+)
 
 export interface QueryVcpuDirtyLimitItem {
   readonly "cpu-index": number
   readonly "limit-rate": number
   readonly "current-rate": number
 }
-export const QueryVcpuDirtyLimitItem: Schema.Schema<QueryVcpuDirtyLimitItem> = Schema.Struct({
-  "cpu-index": Schema.Number,
-  "limit-rate": Schema.Number,
-  "current-rate": Schema.Number
-})
+export const QueryVcpuDirtyLimitItem: Schema.Schema<QueryVcpuDirtyLimitItem> = lazy(() =>
+  Schema.Struct({
+    "cpu-index": Schema.Number,
+    "limit-rate": Schema.Number,
+    "current-rate": Schema.Number
+  })
+)
 
 export interface QueryVersionResult {
   readonly "qemu": QueryVersionResultQemu
   readonly "package": string
 }
-export const QueryVersionResult: Schema.Schema<QueryVersionResult> = Schema.Struct({
-  "qemu": ref(() => QueryVersionResultQemu),
-  "package": Schema.String
-})
+export const QueryVersionResult: Schema.Schema<QueryVersionResult> = lazy(() =>
+  Schema.Struct({
+    "qemu": QueryVersionResultQemu,
+    "package": Schema.String
+  })
+)
 
 export interface QueryVmGenerationIdResult {
   readonly "guid": string
 }
-export const QueryVmGenerationIdResult: Schema.Schema<QueryVmGenerationIdResult> = Schema.Struct({
-  "guid": Schema.String
-})
+export const QueryVmGenerationIdResult: Schema.Schema<QueryVmGenerationIdResult> = lazy(() =>
+  Schema.Struct({
+    "guid": Schema.String
+  })
+)
 
 export interface QueryVncResult {
   readonly "enabled": boolean
@@ -5183,14 +5510,16 @@ export interface QueryVncResult {
   readonly "auth"?: string
   readonly "clients"?: ReadonlyArray<QueryVncResultClientsItem>
 }
-export const QueryVncResult: Schema.Schema<QueryVncResult> = Schema.Struct({
-  "enabled": Schema.Boolean,
-  "host": Schema.optionalWith(Schema.String, { exact: true }),
-  "family": Schema.optionalWith(ref(() => QueryVncResultFamily), { exact: true }),
-  "service": Schema.optionalWith(Schema.String, { exact: true }),
-  "auth": Schema.optionalWith(Schema.String, { exact: true }),
-  "clients": Schema.optionalWith(Schema.Array(ref(() => QueryVncResultClientsItem)), { exact: true })
-})
+export const QueryVncResult: Schema.Schema<QueryVncResult> = lazy(() =>
+  Schema.Struct({
+    "enabled": Schema.Boolean,
+    "host": Schema.optionalWith(Schema.String, { exact: true }),
+    "family": Schema.optionalWith(QueryVncResultFamily, { exact: true }),
+    "service": Schema.optionalWith(Schema.String, { exact: true }),
+    "auth": Schema.optionalWith(Schema.String, { exact: true }),
+    "clients": Schema.optionalWith(Schema.Array(QueryVncResultClientsItem), { exact: true })
+  })
+)
 
 export interface QueryVncServersItem {
   readonly "id": string
@@ -5200,23 +5529,27 @@ export interface QueryVncServersItem {
   readonly "vencrypt"?: QueryVncServersItemVencrypt
   readonly "display"?: string
 }
-export const QueryVncServersItem: Schema.Schema<QueryVncServersItem> = Schema.Struct({
-  "id": Schema.String,
-  "server": Schema.Array(ref(() => QueryVncServersItemServerItem)),
-  "clients": Schema.Array(ref(() => QueryVncResultClientsItem)),
-  "auth": ref(() => QueryVncServersItemAuth),
-  "vencrypt": Schema.optionalWith(ref(() => QueryVncServersItemVencrypt), { exact: true }),
-  "display": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const QueryVncServersItem: Schema.Schema<QueryVncServersItem> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String,
+    "server": Schema.Array(QueryVncServersItemServerItem),
+    "clients": Schema.Array(QueryVncResultClientsItem),
+    "auth": QueryVncServersItemAuth,
+    "vencrypt": Schema.optionalWith(QueryVncServersItemVencrypt, { exact: true }),
+    "display": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface QueryXenReplicationStatusResult {
   readonly "error": boolean
   readonly "desc"?: string
 }
-export const QueryXenReplicationStatusResult: Schema.Schema<QueryXenReplicationStatusResult> = Schema.Struct({
-  "error": Schema.Boolean,
-  "desc": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const QueryXenReplicationStatusResult: Schema.Schema<QueryXenReplicationStatusResult> = lazy(() =>
+  Schema.Struct({
+    "error": Schema.Boolean,
+    "desc": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export type QueryYankItem =
   | {
@@ -5230,64 +5563,76 @@ export type QueryYankItem =
   | {
     readonly "type": "migration"
   }
-export const QueryYankItem: Schema.Schema<QueryYankItem> = Schema.Union(
-  Schema.Struct({
-    "type": Schema.Literal("block-node"),
-    "node-name": Schema.String
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("chardev"),
-    "id": Schema.String
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("migration")
-  })
+export const QueryYankItem: Schema.Schema<QueryYankItem> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "type": Schema.Literal("block-node"),
+      "node-name": Schema.String
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("chardev"),
+      "id": Schema.String
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("migration")
+    })
+  )
 )
 
 export interface RemoveFdArguments {
   readonly "fdset-id": number
   readonly "fd"?: number
 }
-export const RemoveFdArguments: Schema.Schema<RemoveFdArguments> = Schema.Struct({
-  "fdset-id": Schema.Number,
-  "fd": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const RemoveFdArguments: Schema.Schema<RemoveFdArguments> = lazy(() =>
+  Schema.Struct({
+    "fdset-id": Schema.Number,
+    "fd": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface ReplayBreakArguments {
   readonly "icount": number
 }
-export const ReplayBreakArguments: Schema.Schema<ReplayBreakArguments> = Schema.Struct({
-  "icount": Schema.Number
-})
+export const ReplayBreakArguments: Schema.Schema<ReplayBreakArguments> = lazy(() =>
+  Schema.Struct({
+    "icount": Schema.Number
+  })
+)
 
 export interface ReplaySeekArguments {
   readonly "icount": number
 }
-export const ReplaySeekArguments: Schema.Schema<ReplaySeekArguments> = Schema.Struct({
-  "icount": Schema.Number
-})
+export const ReplaySeekArguments: Schema.Schema<ReplaySeekArguments> = lazy(() =>
+  Schema.Struct({
+    "icount": Schema.Number
+  })
+)
 
 export interface RingbufReadArguments {
   readonly "device": string
   readonly "size": number
   readonly "format"?: RingbufReadArgumentsFormat
 }
-export const RingbufReadArguments: Schema.Schema<RingbufReadArguments> = Schema.Struct({
-  "device": Schema.String,
-  "size": Schema.Number,
-  "format": Schema.optionalWith(ref(() => RingbufReadArgumentsFormat), { exact: true })
-})
+export const RingbufReadArguments: Schema.Schema<RingbufReadArguments> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.String,
+    "size": Schema.Number,
+    "format": Schema.optionalWith(RingbufReadArgumentsFormat, { exact: true })
+  })
+)
 
 export interface RingbufWriteArguments {
   readonly "device": string
   readonly "data": string
   readonly "format"?: RingbufReadArgumentsFormat
 }
-export const RingbufWriteArguments: Schema.Schema<RingbufWriteArguments> = Schema.Struct({
-  "device": Schema.String,
-  "data": Schema.String,
-  "format": Schema.optionalWith(ref(() => RingbufReadArgumentsFormat), { exact: true })
-})
+export const RingbufWriteArguments: Schema.Schema<RingbufWriteArguments> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.String,
+    "data": Schema.String,
+    "format": Schema.optionalWith(RingbufReadArgumentsFormat, { exact: true })
+  })
+)
 
 export interface ScreendumpArguments {
   readonly "filename": string
@@ -5295,21 +5640,25 @@ export interface ScreendumpArguments {
   readonly "head"?: number
   readonly "format"?: ScreendumpArgumentsFormat
 }
-export const ScreendumpArguments: Schema.Schema<ScreendumpArguments> = Schema.Struct({
-  "filename": Schema.String,
-  "device": Schema.optionalWith(Schema.String, { exact: true }),
-  "head": Schema.optionalWith(Schema.Number, { exact: true }),
-  "format": Schema.optionalWith(ref(() => ScreendumpArgumentsFormat), { exact: true })
-})
+export const ScreendumpArguments: Schema.Schema<ScreendumpArguments> = lazy(() =>
+  Schema.Struct({
+    "filename": Schema.String,
+    "device": Schema.optionalWith(Schema.String, { exact: true }),
+    "head": Schema.optionalWith(Schema.Number, { exact: true }),
+    "format": Schema.optionalWith(ScreendumpArgumentsFormat, { exact: true })
+  })
+)
 
 export interface SendKeyArguments {
   readonly "keys": ReadonlyArray<SendKeyArgumentsKeysItem>
   readonly "hold-time"?: number
 }
-export const SendKeyArguments: Schema.Schema<SendKeyArguments> = Schema.Struct({
-  "keys": Schema.Array(ref(() => SendKeyArgumentsKeysItem)),
-  "hold-time": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const SendKeyArguments: Schema.Schema<SendKeyArguments> = lazy(() =>
+  Schema.Struct({
+    "keys": Schema.Array(SendKeyArgumentsKeysItem),
+    "hold-time": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface SetActionArguments {
   readonly "reboot"?: SetActionArgumentsReboot
@@ -5317,12 +5666,14 @@ export interface SetActionArguments {
   readonly "panic"?: SetActionArgumentsPanic
   readonly "watchdog"?: SetActionArgumentsWatchdog
 }
-export const SetActionArguments: Schema.Schema<SetActionArguments> = Schema.Struct({
-  "reboot": Schema.optionalWith(ref(() => SetActionArgumentsReboot), { exact: true }),
-  "shutdown": Schema.optionalWith(ref(() => SetActionArgumentsShutdown), { exact: true }),
-  "panic": Schema.optionalWith(ref(() => SetActionArgumentsPanic), { exact: true }),
-  "watchdog": Schema.optionalWith(ref(() => SetActionArgumentsWatchdog), { exact: true })
-})
+export const SetActionArguments: Schema.Schema<SetActionArguments> = lazy(() =>
+  Schema.Struct({
+    "reboot": Schema.optionalWith(SetActionArgumentsReboot, { exact: true }),
+    "shutdown": Schema.optionalWith(SetActionArgumentsShutdown, { exact: true }),
+    "panic": Schema.optionalWith(SetActionArgumentsPanic, { exact: true }),
+    "watchdog": Schema.optionalWith(SetActionArgumentsWatchdog, { exact: true })
+  })
+)
 
 export type SetNumaNodeArguments =
   | {
@@ -5366,67 +5717,73 @@ export type SetNumaNodeArguments =
     readonly "policy": SetNumaNodeArgumentsHmatCachePolicy
     readonly "line": number
   }
-export const SetNumaNodeArguments: Schema.Schema<SetNumaNodeArguments> = Schema.Union(
-  Schema.Struct({
-    "type": Schema.Literal("node"),
-    "nodeid": Schema.optionalWith(Schema.Number, { exact: true }),
-    "cpus": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
-    "mem": Schema.optionalWith(Schema.Number, { exact: true }),
-    "memdev": Schema.optionalWith(Schema.String, { exact: true }),
-    "initiator": Schema.optionalWith(Schema.Number, { exact: true })
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("dist"),
-    "src": Schema.Number,
-    "dst": Schema.Number,
-    "val": Schema.Number
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("cpu"),
-    "node-id": Schema.optionalWith(Schema.Number, { exact: true }),
-    "socket-id": Schema.optionalWith(Schema.Number, { exact: true }),
-    "die-id": Schema.optionalWith(Schema.Number, { exact: true }),
-    "cluster-id": Schema.optionalWith(Schema.Number, { exact: true }),
-    "core-id": Schema.optionalWith(Schema.Number, { exact: true }),
-    "thread-id": Schema.optionalWith(Schema.Number, { exact: true })
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("hmat-lb"),
-    "initiator": Schema.Number,
-    "target": Schema.Number,
-    "hierarchy": ref(() => SetNumaNodeArgumentsHmatLbHierarchy),
-    "data-type": ref(() => SetNumaNodeArgumentsHmatLbDataType),
-    "latency": Schema.optionalWith(Schema.Number, { exact: true }),
-    "bandwidth": Schema.optionalWith(Schema.Number, { exact: true })
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("hmat-cache"),
-    "node-id": Schema.Number,
-    "size": Schema.Number,
-    "level": Schema.Number,
-    "associativity": ref(() => SetNumaNodeArgumentsHmatCacheAssociativity),
-    "policy": ref(() => SetNumaNodeArgumentsHmatCachePolicy),
-    "line": Schema.Number
-  })
+export const SetNumaNodeArguments: Schema.Schema<SetNumaNodeArguments> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "type": Schema.Literal("node"),
+      "nodeid": Schema.optionalWith(Schema.Number, { exact: true }),
+      "cpus": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
+      "mem": Schema.optionalWith(Schema.Number, { exact: true }),
+      "memdev": Schema.optionalWith(Schema.String, { exact: true }),
+      "initiator": Schema.optionalWith(Schema.Number, { exact: true })
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("dist"),
+      "src": Schema.Number,
+      "dst": Schema.Number,
+      "val": Schema.Number
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("cpu"),
+      "node-id": Schema.optionalWith(Schema.Number, { exact: true }),
+      "socket-id": Schema.optionalWith(Schema.Number, { exact: true }),
+      "die-id": Schema.optionalWith(Schema.Number, { exact: true }),
+      "cluster-id": Schema.optionalWith(Schema.Number, { exact: true }),
+      "core-id": Schema.optionalWith(Schema.Number, { exact: true }),
+      "thread-id": Schema.optionalWith(Schema.Number, { exact: true })
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("hmat-lb"),
+      "initiator": Schema.Number,
+      "target": Schema.Number,
+      "hierarchy": SetNumaNodeArgumentsHmatLbHierarchy,
+      "data-type": SetNumaNodeArgumentsHmatLbDataType,
+      "latency": Schema.optionalWith(Schema.Number, { exact: true }),
+      "bandwidth": Schema.optionalWith(Schema.Number, { exact: true })
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("hmat-cache"),
+      "node-id": Schema.Number,
+      "size": Schema.Number,
+      "level": Schema.Number,
+      "associativity": SetNumaNodeArgumentsHmatCacheAssociativity,
+      "policy": SetNumaNodeArgumentsHmatCachePolicy,
+      "line": Schema.Number
+    })
+  )
 )
 
 export interface SetVcpuDirtyLimitArguments {
   readonly "cpu-index"?: number
   readonly "dirty-rate": number
 }
-export const SetVcpuDirtyLimitArguments: Schema.Schema<SetVcpuDirtyLimitArguments> = Schema.Struct({
-  "cpu-index": Schema.optionalWith(Schema.Number, { exact: true }),
-  "dirty-rate": Schema.Number
-})
+export const SetVcpuDirtyLimitArguments: Schema.Schema<SetVcpuDirtyLimitArguments> = lazy(() =>
+  Schema.Struct({
+    "cpu-index": Schema.optionalWith(Schema.Number, { exact: true }),
+    "dirty-rate": Schema.Number
+  })
+)
 
 export interface SetLinkArguments {
   readonly "name": string
   readonly "up": boolean
 }
-export const SetLinkArguments: Schema.Schema<SetLinkArguments> = Schema.Struct({
-  "name": Schema.String,
-  "up": Schema.Boolean
-})
+export const SetLinkArguments: Schema.Schema<SetLinkArguments> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "up": Schema.Boolean
+  })
+)
 
 export type SetPasswordArguments =
   | {
@@ -5440,18 +5797,20 @@ export type SetPasswordArguments =
     readonly "password": string
     readonly "connected"?: SetPasswordArgumentsConnected
   }
-export const SetPasswordArguments: Schema.Schema<SetPasswordArguments> = Schema.Union(
-  Schema.Struct({
-    "protocol": Schema.Literal("vnc"),
-    "password": Schema.String,
-    "connected": Schema.optionalWith(ref(() => SetPasswordArgumentsConnected), { exact: true }),
-    "display": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "protocol": Schema.Literal("spice"),
-    "password": Schema.String,
-    "connected": Schema.optionalWith(ref(() => SetPasswordArgumentsConnected), { exact: true })
-  })
+export const SetPasswordArguments: Schema.Schema<SetPasswordArguments> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "protocol": Schema.Literal("vnc"),
+      "password": Schema.String,
+      "connected": Schema.optionalWith(SetPasswordArgumentsConnected, { exact: true }),
+      "display": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "protocol": Schema.Literal("spice"),
+      "password": Schema.String,
+      "connected": Schema.optionalWith(SetPasswordArgumentsConnected, { exact: true })
+    })
+  )
 )
 
 export interface SevInjectLaunchSecretArguments {
@@ -5459,22 +5818,26 @@ export interface SevInjectLaunchSecretArguments {
   readonly "secret": string
   readonly "gpa"?: number
 }
-export const SevInjectLaunchSecretArguments: Schema.Schema<SevInjectLaunchSecretArguments> = Schema.Struct({
-  "packet-header": Schema.String,
-  "secret": Schema.String,
-  "gpa": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const SevInjectLaunchSecretArguments: Schema.Schema<SevInjectLaunchSecretArguments> = lazy(() =>
+  Schema.Struct({
+    "packet-header": Schema.String,
+    "secret": Schema.String,
+    "gpa": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface SnapshotDeleteArguments {
   readonly "job-id": string
   readonly "tag": string
   readonly "devices": ReadonlyArray<string>
 }
-export const SnapshotDeleteArguments: Schema.Schema<SnapshotDeleteArguments> = Schema.Struct({
-  "job-id": Schema.String,
-  "tag": Schema.String,
-  "devices": Schema.Array(Schema.String)
-})
+export const SnapshotDeleteArguments: Schema.Schema<SnapshotDeleteArguments> = lazy(() =>
+  Schema.Struct({
+    "job-id": Schema.String,
+    "tag": Schema.String,
+    "devices": Schema.Array(Schema.String)
+  })
+)
 
 export interface SnapshotLoadArguments {
   readonly "job-id": string
@@ -5482,12 +5845,14 @@ export interface SnapshotLoadArguments {
   readonly "vmstate": string
   readonly "devices": ReadonlyArray<string>
 }
-export const SnapshotLoadArguments: Schema.Schema<SnapshotLoadArguments> = Schema.Struct({
-  "job-id": Schema.String,
-  "tag": Schema.String,
-  "vmstate": Schema.String,
-  "devices": Schema.Array(Schema.String)
-})
+export const SnapshotLoadArguments: Schema.Schema<SnapshotLoadArguments> = lazy(() =>
+  Schema.Struct({
+    "job-id": Schema.String,
+    "tag": Schema.String,
+    "vmstate": Schema.String,
+    "devices": Schema.Array(Schema.String)
+  })
+)
 
 export interface SnapshotSaveArguments {
   readonly "job-id": string
@@ -5495,32 +5860,38 @@ export interface SnapshotSaveArguments {
   readonly "vmstate": string
   readonly "devices": ReadonlyArray<string>
 }
-export const SnapshotSaveArguments: Schema.Schema<SnapshotSaveArguments> = Schema.Struct({
-  "job-id": Schema.String,
-  "tag": Schema.String,
-  "vmstate": Schema.String,
-  "devices": Schema.Array(Schema.String)
-})
+export const SnapshotSaveArguments: Schema.Schema<SnapshotSaveArguments> = lazy(() =>
+  Schema.Struct({
+    "job-id": Schema.String,
+    "tag": Schema.String,
+    "vmstate": Schema.String,
+    "devices": Schema.Array(Schema.String)
+  })
+)
 
 export interface TraceEventGetStateArguments {
   readonly "name": string
   readonly "vcpu"?: number
 }
-export const TraceEventGetStateArguments: Schema.Schema<TraceEventGetStateArguments> = Schema.Struct({
-  "name": Schema.String,
-  "vcpu": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const TraceEventGetStateArguments: Schema.Schema<TraceEventGetStateArguments> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "vcpu": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface TraceEventGetStateItem {
   readonly "name": string
   readonly "state": TraceEventGetStateItemState
   readonly "vcpu": boolean
 }
-export const TraceEventGetStateItem: Schema.Schema<TraceEventGetStateItem> = Schema.Struct({
-  "name": Schema.String,
-  "state": ref(() => TraceEventGetStateItemState),
-  "vcpu": Schema.Boolean
-})
+export const TraceEventGetStateItem: Schema.Schema<TraceEventGetStateItem> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "state": TraceEventGetStateItemState,
+    "vcpu": Schema.Boolean
+  })
+)
 
 export interface TraceEventSetStateArguments {
   readonly "name": string
@@ -5528,28 +5899,34 @@ export interface TraceEventSetStateArguments {
   readonly "ignore-unavailable"?: boolean
   readonly "vcpu"?: number
 }
-export const TraceEventSetStateArguments: Schema.Schema<TraceEventSetStateArguments> = Schema.Struct({
-  "name": Schema.String,
-  "enable": Schema.Boolean,
-  "ignore-unavailable": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "vcpu": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const TraceEventSetStateArguments: Schema.Schema<TraceEventSetStateArguments> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "enable": Schema.Boolean,
+    "ignore-unavailable": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "vcpu": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface TransactionArguments {
   readonly "actions": ReadonlyArray<TransactionArgumentsActionsItem>
   readonly "properties"?: TransactionArgumentsProperties
 }
-export const TransactionArguments: Schema.Schema<TransactionArguments> = Schema.Struct({
-  "actions": Schema.Array(ref(() => TransactionArgumentsActionsItem)),
-  "properties": Schema.optionalWith(ref(() => TransactionArgumentsProperties), { exact: true })
-})
+export const TransactionArguments: Schema.Schema<TransactionArguments> = lazy(() =>
+  Schema.Struct({
+    "actions": Schema.Array(TransactionArgumentsActionsItem),
+    "properties": Schema.optionalWith(TransactionArgumentsProperties, { exact: true })
+  })
+)
 
 export interface WatchdogSetActionArguments {
   readonly "action": SetActionArgumentsWatchdog
 }
-export const WatchdogSetActionArguments: Schema.Schema<WatchdogSetActionArguments> = Schema.Struct({
-  "action": ref(() => SetActionArgumentsWatchdog)
-})
+export const WatchdogSetActionArguments: Schema.Schema<WatchdogSetActionArguments> = lazy(() =>
+  Schema.Struct({
+    "action": SetActionArgumentsWatchdog
+  })
+)
 
 export interface XBlockdevAmendArguments {
   readonly "job-id": string
@@ -5557,77 +5934,93 @@ export interface XBlockdevAmendArguments {
   readonly "options": XBlockdevAmendArgumentsOptions
   readonly "force"?: boolean
 }
-export const XBlockdevAmendArguments: Schema.Schema<XBlockdevAmendArguments> = Schema.Struct({
-  "job-id": Schema.String,
-  "node-name": Schema.String,
-  "options": ref(() => XBlockdevAmendArgumentsOptions),
-  "force": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const XBlockdevAmendArguments: Schema.Schema<XBlockdevAmendArguments> = lazy(() =>
+  Schema.Struct({
+    "job-id": Schema.String,
+    "node-name": Schema.String,
+    "options": XBlockdevAmendArgumentsOptions,
+    "force": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface XBlockdevChangeArguments {
   readonly "parent": string
   readonly "child"?: string
   readonly "node"?: string
 }
-export const XBlockdevChangeArguments: Schema.Schema<XBlockdevChangeArguments> = Schema.Struct({
-  "parent": Schema.String,
-  "child": Schema.optionalWith(Schema.String, { exact: true }),
-  "node": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const XBlockdevChangeArguments: Schema.Schema<XBlockdevChangeArguments> = lazy(() =>
+  Schema.Struct({
+    "parent": Schema.String,
+    "child": Schema.optionalWith(Schema.String, { exact: true }),
+    "node": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface XBlockdevSetIothreadArguments {
   readonly "node-name": string
   readonly "iothread": MigrateSetParametersArgumentsTlsCreds
   readonly "force"?: boolean
 }
-export const XBlockdevSetIothreadArguments: Schema.Schema<XBlockdevSetIothreadArguments> = Schema.Struct({
-  "node-name": Schema.String,
-  "iothread": ref(() => MigrateSetParametersArgumentsTlsCreds),
-  "force": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const XBlockdevSetIothreadArguments: Schema.Schema<XBlockdevSetIothreadArguments> = lazy(() =>
+  Schema.Struct({
+    "node-name": Schema.String,
+    "iothread": MigrateSetParametersArgumentsTlsCreds,
+    "force": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface XDebugBlockDirtyBitmapSha256Result {
   readonly "sha256": string
 }
-export const XDebugBlockDirtyBitmapSha256Result: Schema.Schema<XDebugBlockDirtyBitmapSha256Result> = Schema.Struct({
-  "sha256": Schema.String
-})
+export const XDebugBlockDirtyBitmapSha256Result: Schema.Schema<XDebugBlockDirtyBitmapSha256Result> = lazy(() =>
+  Schema.Struct({
+    "sha256": Schema.String
+  })
+)
 
 export interface XDebugQueryBlockGraphResult {
   readonly "nodes": ReadonlyArray<XDebugQueryBlockGraphResultNodesItem>
   readonly "edges": ReadonlyArray<XDebugQueryBlockGraphResultEdgesItem>
 }
-export const XDebugQueryBlockGraphResult: Schema.Schema<XDebugQueryBlockGraphResult> = Schema.Struct({
-  "nodes": Schema.Array(ref(() => XDebugQueryBlockGraphResultNodesItem)),
-  "edges": Schema.Array(ref(() => XDebugQueryBlockGraphResultEdgesItem))
-})
+export const XDebugQueryBlockGraphResult: Schema.Schema<XDebugQueryBlockGraphResult> = lazy(() =>
+  Schema.Struct({
+    "nodes": Schema.Array(XDebugQueryBlockGraphResultNodesItem),
+    "edges": Schema.Array(XDebugQueryBlockGraphResultEdgesItem)
+  })
+)
 
 export interface XQueryIrqResult {
   readonly "human-readable-text": string
 }
-export const XQueryIrqResult: Schema.Schema<XQueryIrqResult> = Schema.Struct({
-  "human-readable-text": Schema.String
-})
+export const XQueryIrqResult: Schema.Schema<XQueryIrqResult> = lazy(() =>
+  Schema.Struct({
+    "human-readable-text": Schema.String
+  })
+)
 
 export interface XQueryVirtioItem {
   readonly "path": string
   readonly "name": string
 }
-export const XQueryVirtioItem: Schema.Schema<XQueryVirtioItem> = Schema.Struct({
-  "path": Schema.String,
-  "name": Schema.String
-})
+export const XQueryVirtioItem: Schema.Schema<XQueryVirtioItem> = lazy(() =>
+  Schema.Struct({
+    "path": Schema.String,
+    "name": Schema.String
+  })
+)
 
 export interface XQueryVirtioQueueElementArguments {
   readonly "path": string
   readonly "queue": number
   readonly "index"?: number
 }
-export const XQueryVirtioQueueElementArguments: Schema.Schema<XQueryVirtioQueueElementArguments> = Schema.Struct({
-  "path": Schema.String,
-  "queue": Schema.Number,
-  "index": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const XQueryVirtioQueueElementArguments: Schema.Schema<XQueryVirtioQueueElementArguments> = lazy(() =>
+  Schema.Struct({
+    "path": Schema.String,
+    "queue": Schema.Number,
+    "index": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface XQueryVirtioQueueElementResult {
   readonly "name": string
@@ -5636,22 +6029,26 @@ export interface XQueryVirtioQueueElementResult {
   readonly "avail": XQueryVirtioQueueElementResultAvail
   readonly "used": XQueryVirtioQueueElementResultUsed
 }
-export const XQueryVirtioQueueElementResult: Schema.Schema<XQueryVirtioQueueElementResult> = Schema.Struct({
-  "name": Schema.String,
-  "index": Schema.Number,
-  "descs": Schema.Array(ref(() => XQueryVirtioQueueElementResultDescsItem)),
-  "avail": ref(() => XQueryVirtioQueueElementResultAvail),
-  "used": ref(() => XQueryVirtioQueueElementResultUsed)
-})
+export const XQueryVirtioQueueElementResult: Schema.Schema<XQueryVirtioQueueElementResult> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "index": Schema.Number,
+    "descs": Schema.Array(XQueryVirtioQueueElementResultDescsItem),
+    "avail": XQueryVirtioQueueElementResultAvail,
+    "used": XQueryVirtioQueueElementResultUsed
+  })
+)
 
 export interface XQueryVirtioQueueStatusArguments {
   readonly "path": string
   readonly "queue": number
 }
-export const XQueryVirtioQueueStatusArguments: Schema.Schema<XQueryVirtioQueueStatusArguments> = Schema.Struct({
-  "path": Schema.String,
-  "queue": Schema.Number
-})
+export const XQueryVirtioQueueStatusArguments: Schema.Schema<XQueryVirtioQueueStatusArguments> = lazy(() =>
+  Schema.Struct({
+    "path": Schema.String,
+    "queue": Schema.Number
+  })
+)
 
 export interface XQueryVirtioQueueStatusResult {
   readonly "name": string
@@ -5669,29 +6066,33 @@ export interface XQueryVirtioQueueStatusResult {
   readonly "signalled-used": number
   readonly "signalled-used-valid": boolean
 }
-export const XQueryVirtioQueueStatusResult: Schema.Schema<XQueryVirtioQueueStatusResult> = Schema.Struct({
-  "name": Schema.String,
-  "queue-index": Schema.Number,
-  "inuse": Schema.Number,
-  "vring-num": Schema.Number,
-  "vring-num-default": Schema.Number,
-  "vring-align": Schema.Number,
-  "vring-desc": Schema.Number,
-  "vring-avail": Schema.Number,
-  "vring-used": Schema.Number,
-  "last-avail-idx": Schema.optionalWith(Schema.Number, { exact: true }),
-  "shadow-avail-idx": Schema.optionalWith(Schema.Number, { exact: true }),
-  "used-idx": Schema.Number,
-  "signalled-used": Schema.Number,
-  "signalled-used-valid": Schema.Boolean
-})
+export const XQueryVirtioQueueStatusResult: Schema.Schema<XQueryVirtioQueueStatusResult> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "queue-index": Schema.Number,
+    "inuse": Schema.Number,
+    "vring-num": Schema.Number,
+    "vring-num-default": Schema.Number,
+    "vring-align": Schema.Number,
+    "vring-desc": Schema.Number,
+    "vring-avail": Schema.Number,
+    "vring-used": Schema.Number,
+    "last-avail-idx": Schema.optionalWith(Schema.Number, { exact: true }),
+    "shadow-avail-idx": Schema.optionalWith(Schema.Number, { exact: true }),
+    "used-idx": Schema.Number,
+    "signalled-used": Schema.Number,
+    "signalled-used-valid": Schema.Boolean
+  })
+)
 
 export interface XQueryVirtioStatusArguments {
   readonly "path": string
 }
-export const XQueryVirtioStatusArguments: Schema.Schema<XQueryVirtioStatusArguments> = Schema.Struct({
-  "path": Schema.String
-})
+export const XQueryVirtioStatusArguments: Schema.Schema<XQueryVirtioStatusArguments> = lazy(() =>
+  Schema.Struct({
+    "path": Schema.String
+  })
+)
 
 export interface XQueryVirtioStatusResult {
   readonly "name": string
@@ -5716,38 +6117,42 @@ export interface XQueryVirtioStatusResult {
   readonly "use-guest-notifier-mask": boolean
   readonly "vhost-dev"?: XQueryVirtioStatusResultVhostDev
 }
-export const XQueryVirtioStatusResult: Schema.Schema<XQueryVirtioStatusResult> = Schema.Struct({
-  "name": Schema.String,
-  "device-id": Schema.Number,
-  "vhost-started": Schema.Boolean,
-  "device-endian": Schema.String,
-  "guest-features": ref(() => XQueryVirtioStatusResultGuestFeatures),
-  "host-features": ref(() => XQueryVirtioStatusResultGuestFeatures),
-  "backend-features": ref(() => XQueryVirtioStatusResultGuestFeatures),
-  "num-vqs": Schema.Number,
-  "status": ref(() => XQueryVirtioStatusResultStatus),
-  "isr": Schema.Number,
-  "queue-sel": Schema.Number,
-  "vm-running": Schema.Boolean,
-  "broken": Schema.Boolean,
-  "disabled": Schema.Boolean,
-  "use-started": Schema.Boolean,
-  "started": Schema.Boolean,
-  "start-on-kick": Schema.Boolean,
-  "disable-legacy-check": Schema.Boolean,
-  "bus-name": Schema.String,
-  "use-guest-notifier-mask": Schema.Boolean,
-  "vhost-dev": Schema.optionalWith(ref(() => XQueryVirtioStatusResultVhostDev), { exact: true })
-})
+export const XQueryVirtioStatusResult: Schema.Schema<XQueryVirtioStatusResult> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "device-id": Schema.Number,
+    "vhost-started": Schema.Boolean,
+    "device-endian": Schema.String,
+    "guest-features": XQueryVirtioStatusResultGuestFeatures,
+    "host-features": XQueryVirtioStatusResultGuestFeatures,
+    "backend-features": XQueryVirtioStatusResultGuestFeatures,
+    "num-vqs": Schema.Number,
+    "status": XQueryVirtioStatusResultStatus,
+    "isr": Schema.Number,
+    "queue-sel": Schema.Number,
+    "vm-running": Schema.Boolean,
+    "broken": Schema.Boolean,
+    "disabled": Schema.Boolean,
+    "use-started": Schema.Boolean,
+    "started": Schema.Boolean,
+    "start-on-kick": Schema.Boolean,
+    "disable-legacy-check": Schema.Boolean,
+    "bus-name": Schema.String,
+    "use-guest-notifier-mask": Schema.Boolean,
+    "vhost-dev": Schema.optionalWith(XQueryVirtioStatusResultVhostDev, { exact: true })
+  })
+)
 
 export interface XQueryVirtioVhostQueueStatusArguments {
   readonly "path": string
   readonly "queue": number
 }
-export const XQueryVirtioVhostQueueStatusArguments: Schema.Schema<XQueryVirtioVhostQueueStatusArguments> = Schema.Struct({
-  "path": Schema.String,
-  "queue": Schema.Number
-})
+export const XQueryVirtioVhostQueueStatusArguments: Schema.Schema<XQueryVirtioVhostQueueStatusArguments> = lazy(() =>
+  Schema.Struct({
+    "path": Schema.String,
+    "queue": Schema.Number
+  })
+)
 
 export interface XQueryVirtioVhostQueueStatusResult {
   readonly "name": string
@@ -5764,83 +6169,101 @@ export interface XQueryVirtioVhostQueueStatusResult {
   readonly "used-phys": number
   readonly "used-size": number
 }
-export const XQueryVirtioVhostQueueStatusResult: Schema.Schema<XQueryVirtioVhostQueueStatusResult> = Schema.Struct({
-  "name": Schema.String,
-  "kick": Schema.Number,
-  "call": Schema.Number,
-  "desc": Schema.Number,
-  "avail": Schema.Number,
-  "used": Schema.Number,
-  "num": Schema.Number,
-  "desc-phys": Schema.Number,
-  "desc-size": Schema.Number,
-  "avail-phys": Schema.Number,
-  "avail-size": Schema.Number,
-  "used-phys": Schema.Number,
-  "used-size": Schema.Number
-})
+export const XQueryVirtioVhostQueueStatusResult: Schema.Schema<XQueryVirtioVhostQueueStatusResult> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "kick": Schema.Number,
+    "call": Schema.Number,
+    "desc": Schema.Number,
+    "avail": Schema.Number,
+    "used": Schema.Number,
+    "num": Schema.Number,
+    "desc-phys": Schema.Number,
+    "desc-size": Schema.Number,
+    "avail-phys": Schema.Number,
+    "avail-size": Schema.Number,
+    "used-phys": Schema.Number,
+    "used-size": Schema.Number
+  })
+)
 
 export interface XenLoadDevicesStateArguments {
   readonly "filename": string
 }
-export const XenLoadDevicesStateArguments: Schema.Schema<XenLoadDevicesStateArguments> = Schema.Struct({
-  "filename": Schema.String
-})
+export const XenLoadDevicesStateArguments: Schema.Schema<XenLoadDevicesStateArguments> = lazy(() =>
+  Schema.Struct({
+    "filename": Schema.String
+  })
+)
 
 export interface XenSaveDevicesStateArguments {
   readonly "filename": string
   readonly "live"?: boolean
 }
-export const XenSaveDevicesStateArguments: Schema.Schema<XenSaveDevicesStateArguments> = Schema.Struct({
-  "filename": Schema.String,
-  "live": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const XenSaveDevicesStateArguments: Schema.Schema<XenSaveDevicesStateArguments> = lazy(() =>
+  Schema.Struct({
+    "filename": Schema.String,
+    "live": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface XenSetGlobalDirtyLogArguments {
   readonly "enable": boolean
 }
-export const XenSetGlobalDirtyLogArguments: Schema.Schema<XenSetGlobalDirtyLogArguments> = Schema.Struct({
-  "enable": Schema.Boolean
-})
+export const XenSetGlobalDirtyLogArguments: Schema.Schema<XenSetGlobalDirtyLogArguments> = lazy(() =>
+  Schema.Struct({
+    "enable": Schema.Boolean
+  })
+)
 
 export interface XenSetReplicationArguments {
   readonly "enable": boolean
   readonly "primary": boolean
   readonly "failover"?: boolean
 }
-export const XenSetReplicationArguments: Schema.Schema<XenSetReplicationArguments> = Schema.Struct({
-  "enable": Schema.Boolean,
-  "primary": Schema.Boolean,
-  "failover": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const XenSetReplicationArguments: Schema.Schema<XenSetReplicationArguments> = lazy(() =>
+  Schema.Struct({
+    "enable": Schema.Boolean,
+    "primary": Schema.Boolean,
+    "failover": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface YankArguments {
   readonly "instances": ReadonlyArray<QueryYankItem>
 }
-export const YankArguments: Schema.Schema<YankArguments> = Schema.Struct({
-  "instances": Schema.Array(ref(() => QueryYankItem))
-})
+export const YankArguments: Schema.Schema<YankArguments> = lazy(() =>
+  Schema.Struct({
+    "instances": Schema.Array(QueryYankItem)
+  })
+)
 
 export interface AcpiDeviceOstData {
   readonly "info": QueryAcpiOspmStatusItem
 }
-export const AcpiDeviceOstData: Schema.Schema<AcpiDeviceOstData> = Schema.Struct({
-  "info": ref(() => QueryAcpiOspmStatusItem)
-})
+export const AcpiDeviceOstData: Schema.Schema<AcpiDeviceOstData> = lazy(() =>
+  Schema.Struct({
+    "info": QueryAcpiOspmStatusItem
+  })
+)
 
 export interface BalloonChangeData {
   readonly "actual": number
 }
-export const BalloonChangeData: Schema.Schema<BalloonChangeData> = Schema.Struct({
-  "actual": Schema.Number
-})
+export const BalloonChangeData: Schema.Schema<BalloonChangeData> = lazy(() =>
+  Schema.Struct({
+    "actual": Schema.Number
+  })
+)
 
 export interface BlockExportDeletedData {
   readonly "id": string
 }
-export const BlockExportDeletedData: Schema.Schema<BlockExportDeletedData> = Schema.Struct({
-  "id": Schema.String
-})
+export const BlockExportDeletedData: Schema.Schema<BlockExportDeletedData> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String
+  })
+)
 
 export interface BlockImageCorruptedData {
   readonly "device": string
@@ -5850,14 +6273,16 @@ export interface BlockImageCorruptedData {
   readonly "size"?: number
   readonly "fatal": boolean
 }
-export const BlockImageCorruptedData: Schema.Schema<BlockImageCorruptedData> = Schema.Struct({
-  "device": Schema.String,
-  "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-  "msg": Schema.String,
-  "offset": Schema.optionalWith(Schema.Number, { exact: true }),
-  "size": Schema.optionalWith(Schema.Number, { exact: true }),
-  "fatal": Schema.Boolean
-})
+export const BlockImageCorruptedData: Schema.Schema<BlockImageCorruptedData> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.String,
+    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+    "msg": Schema.String,
+    "offset": Schema.optionalWith(Schema.Number, { exact: true }),
+    "size": Schema.optionalWith(Schema.Number, { exact: true }),
+    "fatal": Schema.Boolean
+  })
+)
 
 export interface BlockIoErrorData {
   readonly "device": string
@@ -5867,14 +6292,16 @@ export interface BlockIoErrorData {
   readonly "nospace"?: boolean
   readonly "reason": string
 }
-export const BlockIoErrorData: Schema.Schema<BlockIoErrorData> = Schema.Struct({
-  "device": Schema.String,
-  "node-name": Schema.optionalWith(Schema.String, { exact: true }),
-  "operation": ref(() => BlockIoErrorDataOperation),
-  "action": ref(() => BlockIoErrorDataAction),
-  "nospace": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "reason": Schema.String
-})
+export const BlockIoErrorData: Schema.Schema<BlockIoErrorData> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.String,
+    "node-name": Schema.optionalWith(Schema.String, { exact: true }),
+    "operation": BlockIoErrorDataOperation,
+    "action": BlockIoErrorDataAction,
+    "nospace": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "reason": Schema.String
+  })
+)
 
 export interface BlockJobCancelledData {
   readonly "type": QueryJobsItemType
@@ -5883,13 +6310,15 @@ export interface BlockJobCancelledData {
   readonly "offset": number
   readonly "speed": number
 }
-export const BlockJobCancelledData: Schema.Schema<BlockJobCancelledData> = Schema.Struct({
-  "type": ref(() => QueryJobsItemType),
-  "device": Schema.String,
-  "len": Schema.Number,
-  "offset": Schema.Number,
-  "speed": Schema.Number
-})
+export const BlockJobCancelledData: Schema.Schema<BlockJobCancelledData> = lazy(() =>
+  Schema.Struct({
+    "type": QueryJobsItemType,
+    "device": Schema.String,
+    "len": Schema.Number,
+    "offset": Schema.Number,
+    "speed": Schema.Number
+  })
+)
 
 export interface BlockJobCompletedData {
   readonly "type": QueryJobsItemType
@@ -5899,34 +6328,40 @@ export interface BlockJobCompletedData {
   readonly "speed": number
   readonly "error"?: string
 }
-export const BlockJobCompletedData: Schema.Schema<BlockJobCompletedData> = Schema.Struct({
-  "type": ref(() => QueryJobsItemType),
-  "device": Schema.String,
-  "len": Schema.Number,
-  "offset": Schema.Number,
-  "speed": Schema.Number,
-  "error": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const BlockJobCompletedData: Schema.Schema<BlockJobCompletedData> = lazy(() =>
+  Schema.Struct({
+    "type": QueryJobsItemType,
+    "device": Schema.String,
+    "len": Schema.Number,
+    "offset": Schema.Number,
+    "speed": Schema.Number,
+    "error": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface BlockJobErrorData {
   readonly "device": string
   readonly "operation": BlockIoErrorDataOperation
   readonly "action": BlockIoErrorDataAction
 }
-export const BlockJobErrorData: Schema.Schema<BlockJobErrorData> = Schema.Struct({
-  "device": Schema.String,
-  "operation": ref(() => BlockIoErrorDataOperation),
-  "action": ref(() => BlockIoErrorDataAction)
-})
+export const BlockJobErrorData: Schema.Schema<BlockJobErrorData> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.String,
+    "operation": BlockIoErrorDataOperation,
+    "action": BlockIoErrorDataAction
+  })
+)
 
 export interface BlockJobPendingData {
   readonly "type": QueryJobsItemType
   readonly "id": string
 }
-export const BlockJobPendingData: Schema.Schema<BlockJobPendingData> = Schema.Struct({
-  "type": ref(() => QueryJobsItemType),
-  "id": Schema.String
-})
+export const BlockJobPendingData: Schema.Schema<BlockJobPendingData> = lazy(() =>
+  Schema.Struct({
+    "type": QueryJobsItemType,
+    "id": Schema.String
+  })
+)
 
 export interface BlockJobReadyData {
   readonly "type": QueryJobsItemType
@@ -5935,195 +6370,237 @@ export interface BlockJobReadyData {
   readonly "offset": number
   readonly "speed": number
 }
-export const BlockJobReadyData: Schema.Schema<BlockJobReadyData> = Schema.Struct({
-  "type": ref(() => QueryJobsItemType),
-  "device": Schema.String,
-  "len": Schema.Number,
-  "offset": Schema.Number,
-  "speed": Schema.Number
-})
+export const BlockJobReadyData: Schema.Schema<BlockJobReadyData> = lazy(() =>
+  Schema.Struct({
+    "type": QueryJobsItemType,
+    "device": Schema.String,
+    "len": Schema.Number,
+    "offset": Schema.Number,
+    "speed": Schema.Number
+  })
+)
 
 export interface BlockWriteThresholdData {
   readonly "node-name": string
   readonly "amount-exceeded": number
   readonly "write-threshold": number
 }
-export const BlockWriteThresholdData: Schema.Schema<BlockWriteThresholdData> = Schema.Struct({
-  "node-name": Schema.String,
-  "amount-exceeded": Schema.Number,
-  "write-threshold": Schema.Number
-})
+export const BlockWriteThresholdData: Schema.Schema<BlockWriteThresholdData> = lazy(() =>
+  Schema.Struct({
+    "node-name": Schema.String,
+    "amount-exceeded": Schema.Number,
+    "write-threshold": Schema.Number
+  })
+)
 
 export interface ColoExitData {
   readonly "mode": QueryColoStatusResultMode
   readonly "reason": QueryColoStatusResultReason
 }
-export const ColoExitData: Schema.Schema<ColoExitData> = Schema.Struct({
-  "mode": ref(() => QueryColoStatusResultMode),
-  "reason": ref(() => QueryColoStatusResultReason)
-})
+export const ColoExitData: Schema.Schema<ColoExitData> = lazy(() =>
+  Schema.Struct({
+    "mode": QueryColoStatusResultMode,
+    "reason": QueryColoStatusResultReason
+  })
+)
 
 export interface DeviceDeletedData {
   readonly "device"?: string
   readonly "path": string
 }
-export const DeviceDeletedData: Schema.Schema<DeviceDeletedData> = Schema.Struct({
-  "device": Schema.optionalWith(Schema.String, { exact: true }),
-  "path": Schema.String
-})
+export const DeviceDeletedData: Schema.Schema<DeviceDeletedData> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.optionalWith(Schema.String, { exact: true }),
+    "path": Schema.String
+  })
+)
 
 export interface DeviceTrayMovedData {
   readonly "device": string
   readonly "id": string
   readonly "tray-open": boolean
 }
-export const DeviceTrayMovedData: Schema.Schema<DeviceTrayMovedData> = Schema.Struct({
-  "device": Schema.String,
-  "id": Schema.String,
-  "tray-open": Schema.Boolean
-})
+export const DeviceTrayMovedData: Schema.Schema<DeviceTrayMovedData> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.String,
+    "id": Schema.String,
+    "tray-open": Schema.Boolean
+  })
+)
 
 export interface DeviceUnplugGuestErrorData {
   readonly "device"?: string
   readonly "path": string
 }
-export const DeviceUnplugGuestErrorData: Schema.Schema<DeviceUnplugGuestErrorData> = Schema.Struct({
-  "device": Schema.optionalWith(Schema.String, { exact: true }),
-  "path": Schema.String
-})
+export const DeviceUnplugGuestErrorData: Schema.Schema<DeviceUnplugGuestErrorData> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.optionalWith(Schema.String, { exact: true }),
+    "path": Schema.String
+  })
+)
 
 export interface DumpCompletedData {
   readonly "result": QueryDumpResult
   readonly "error"?: string
 }
-export const DumpCompletedData: Schema.Schema<DumpCompletedData> = Schema.Struct({
-  "result": ref(() => QueryDumpResult),
-  "error": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const DumpCompletedData: Schema.Schema<DumpCompletedData> = lazy(() =>
+  Schema.Struct({
+    "result": QueryDumpResult,
+    "error": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface FailoverNegotiatedData {
   readonly "device-id": string
 }
-export const FailoverNegotiatedData: Schema.Schema<FailoverNegotiatedData> = Schema.Struct({
-  "device-id": Schema.String
-})
+export const FailoverNegotiatedData: Schema.Schema<FailoverNegotiatedData> = lazy(() =>
+  Schema.Struct({
+    "device-id": Schema.String
+  })
+)
 
 export interface GuestCrashloadedData {
   readonly "action": GuestCrashloadedDataAction
   readonly "info"?: GuestCrashloadedDataInfo
 }
-export const GuestCrashloadedData: Schema.Schema<GuestCrashloadedData> = Schema.Struct({
-  "action": ref(() => GuestCrashloadedDataAction),
-  "info": Schema.optionalWith(ref(() => GuestCrashloadedDataInfo), { exact: true })
-})
+export const GuestCrashloadedData: Schema.Schema<GuestCrashloadedData> = lazy(() =>
+  Schema.Struct({
+    "action": GuestCrashloadedDataAction,
+    "info": Schema.optionalWith(GuestCrashloadedDataInfo, { exact: true })
+  })
+)
 
 export interface GuestPanickedData {
   readonly "action": GuestCrashloadedDataAction
   readonly "info"?: GuestCrashloadedDataInfo
 }
-export const GuestPanickedData: Schema.Schema<GuestPanickedData> = Schema.Struct({
-  "action": ref(() => GuestCrashloadedDataAction),
-  "info": Schema.optionalWith(ref(() => GuestCrashloadedDataInfo), { exact: true })
-})
+export const GuestPanickedData: Schema.Schema<GuestPanickedData> = lazy(() =>
+  Schema.Struct({
+    "action": GuestCrashloadedDataAction,
+    "info": Schema.optionalWith(GuestCrashloadedDataInfo, { exact: true })
+  })
+)
 
 export interface JobStatusChangeData {
   readonly "id": string
   readonly "status": QueryBlockJobsItemStatus
 }
-export const JobStatusChangeData: Schema.Schema<JobStatusChangeData> = Schema.Struct({
-  "id": Schema.String,
-  "status": ref(() => QueryBlockJobsItemStatus)
-})
+export const JobStatusChangeData: Schema.Schema<JobStatusChangeData> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String,
+    "status": QueryBlockJobsItemStatus
+  })
+)
 
 export interface MemoryDeviceSizeChangeData {
   readonly "id"?: string
   readonly "size": number
   readonly "qom-path": string
 }
-export const MemoryDeviceSizeChangeData: Schema.Schema<MemoryDeviceSizeChangeData> = Schema.Struct({
-  "id": Schema.optionalWith(Schema.String, { exact: true }),
-  "size": Schema.Number,
-  "qom-path": Schema.String
-})
+export const MemoryDeviceSizeChangeData: Schema.Schema<MemoryDeviceSizeChangeData> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.optionalWith(Schema.String, { exact: true }),
+    "size": Schema.Number,
+    "qom-path": Schema.String
+  })
+)
 
 export interface MemoryFailureData {
   readonly "recipient": MemoryFailureDataRecipient
   readonly "action": MemoryFailureDataAction
   readonly "flags": MemoryFailureDataFlags
 }
-export const MemoryFailureData: Schema.Schema<MemoryFailureData> = Schema.Struct({
-  "recipient": ref(() => MemoryFailureDataRecipient),
-  "action": ref(() => MemoryFailureDataAction),
-  "flags": ref(() => MemoryFailureDataFlags)
-})
+export const MemoryFailureData: Schema.Schema<MemoryFailureData> = lazy(() =>
+  Schema.Struct({
+    "recipient": MemoryFailureDataRecipient,
+    "action": MemoryFailureDataAction,
+    "flags": MemoryFailureDataFlags
+  })
+)
 
 export interface MemUnplugErrorData {
   readonly "device": string
   readonly "msg": string
 }
-export const MemUnplugErrorData: Schema.Schema<MemUnplugErrorData> = Schema.Struct({
-  "device": Schema.String,
-  "msg": Schema.String
-})
+export const MemUnplugErrorData: Schema.Schema<MemUnplugErrorData> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.String,
+    "msg": Schema.String
+  })
+)
 
 export interface MigrationData {
   readonly "status": MigrateContinueArgumentsState
 }
-export const MigrationData: Schema.Schema<MigrationData> = Schema.Struct({
-  "status": ref(() => MigrateContinueArgumentsState)
-})
+export const MigrationData: Schema.Schema<MigrationData> = lazy(() =>
+  Schema.Struct({
+    "status": MigrateContinueArgumentsState
+  })
+)
 
 export interface MigrationPassData {
   readonly "pass": number
 }
-export const MigrationPassData: Schema.Schema<MigrationPassData> = Schema.Struct({
-  "pass": Schema.Number
-})
+export const MigrationPassData: Schema.Schema<MigrationPassData> = lazy(() =>
+  Schema.Struct({
+    "pass": Schema.Number
+  })
+)
 
 export interface NetdevStreamConnectedData {
   readonly "netdev-id": string
   readonly "addr": QueryMigrateResultSocketAddressItem
 }
-export const NetdevStreamConnectedData: Schema.Schema<NetdevStreamConnectedData> = Schema.Struct({
-  "netdev-id": Schema.String,
-  "addr": ref(() => QueryMigrateResultSocketAddressItem)
-})
+export const NetdevStreamConnectedData: Schema.Schema<NetdevStreamConnectedData> = lazy(() =>
+  Schema.Struct({
+    "netdev-id": Schema.String,
+    "addr": QueryMigrateResultSocketAddressItem
+  })
+)
 
 export interface NetdevStreamDisconnectedData {
   readonly "netdev-id": string
 }
-export const NetdevStreamDisconnectedData: Schema.Schema<NetdevStreamDisconnectedData> = Schema.Struct({
-  "netdev-id": Schema.String
-})
+export const NetdevStreamDisconnectedData: Schema.Schema<NetdevStreamDisconnectedData> = lazy(() =>
+  Schema.Struct({
+    "netdev-id": Schema.String
+  })
+)
 
 export interface NicRxFilterChangedData {
   readonly "name"?: string
   readonly "path": string
 }
-export const NicRxFilterChangedData: Schema.Schema<NicRxFilterChangedData> = Schema.Struct({
-  "name": Schema.optionalWith(Schema.String, { exact: true }),
-  "path": Schema.String
-})
+export const NicRxFilterChangedData: Schema.Schema<NicRxFilterChangedData> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.optionalWith(Schema.String, { exact: true }),
+    "path": Schema.String
+  })
+)
 
 export interface PrManagerStatusChangedData {
   readonly "id": string
   readonly "connected": boolean
 }
-export const PrManagerStatusChangedData: Schema.Schema<PrManagerStatusChangedData> = Schema.Struct({
-  "id": Schema.String,
-  "connected": Schema.Boolean
-})
+export const PrManagerStatusChangedData: Schema.Schema<PrManagerStatusChangedData> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String,
+    "connected": Schema.Boolean
+  })
+)
 
 export interface QuorumFailureData {
   readonly "reference": string
   readonly "sector-num": number
   readonly "sectors-count": number
 }
-export const QuorumFailureData: Schema.Schema<QuorumFailureData> = Schema.Struct({
-  "reference": Schema.String,
-  "sector-num": Schema.Number,
-  "sectors-count": Schema.Number
-})
+export const QuorumFailureData: Schema.Schema<QuorumFailureData> = lazy(() =>
+  Schema.Struct({
+    "reference": Schema.String,
+    "sector-num": Schema.Number,
+    "sectors-count": Schema.Number
+  })
+)
 
 export interface QuorumReportBadData {
   readonly "type": QuorumReportBadDataType
@@ -6132,13 +6609,15 @@ export interface QuorumReportBadData {
   readonly "sector-num": number
   readonly "sectors-count": number
 }
-export const QuorumReportBadData: Schema.Schema<QuorumReportBadData> = Schema.Struct({
-  "type": ref(() => QuorumReportBadDataType),
-  "error": Schema.optionalWith(Schema.String, { exact: true }),
-  "node-name": Schema.String,
-  "sector-num": Schema.Number,
-  "sectors-count": Schema.Number
-})
+export const QuorumReportBadData: Schema.Schema<QuorumReportBadData> = lazy(() =>
+  Schema.Struct({
+    "type": QuorumReportBadDataType,
+    "error": Schema.optionalWith(Schema.String, { exact: true }),
+    "node-name": Schema.String,
+    "sector-num": Schema.Number,
+    "sectors-count": Schema.Number
+  })
+)
 
 export interface RdmaGidStatusChangedData {
   readonly "netdev": string
@@ -6146,73 +6625,89 @@ export interface RdmaGidStatusChangedData {
   readonly "subnet-prefix": number
   readonly "interface-id": number
 }
-export const RdmaGidStatusChangedData: Schema.Schema<RdmaGidStatusChangedData> = Schema.Struct({
-  "netdev": Schema.String,
-  "gid-status": Schema.Boolean,
-  "subnet-prefix": Schema.Number,
-  "interface-id": Schema.Number
-})
+export const RdmaGidStatusChangedData: Schema.Schema<RdmaGidStatusChangedData> = lazy(() =>
+  Schema.Struct({
+    "netdev": Schema.String,
+    "gid-status": Schema.Boolean,
+    "subnet-prefix": Schema.Number,
+    "interface-id": Schema.Number
+  })
+)
 
 export interface ResetData {
   readonly "guest": boolean
   readonly "reason": ResetDataReason
 }
-export const ResetData: Schema.Schema<ResetData> = Schema.Struct({
-  "guest": Schema.Boolean,
-  "reason": ref(() => ResetDataReason)
-})
+export const ResetData: Schema.Schema<ResetData> = lazy(() =>
+  Schema.Struct({
+    "guest": Schema.Boolean,
+    "reason": ResetDataReason
+  })
+)
 
 export interface RtcChangeData {
   readonly "offset": number
   readonly "qom-path": string
 }
-export const RtcChangeData: Schema.Schema<RtcChangeData> = Schema.Struct({
-  "offset": Schema.Number,
-  "qom-path": Schema.String
-})
+export const RtcChangeData: Schema.Schema<RtcChangeData> = lazy(() =>
+  Schema.Struct({
+    "offset": Schema.Number,
+    "qom-path": Schema.String
+  })
+)
 
 export interface ShutdownData {
   readonly "guest": boolean
   readonly "reason": ResetDataReason
 }
-export const ShutdownData: Schema.Schema<ShutdownData> = Schema.Struct({
-  "guest": Schema.Boolean,
-  "reason": ref(() => ResetDataReason)
-})
+export const ShutdownData: Schema.Schema<ShutdownData> = lazy(() =>
+  Schema.Struct({
+    "guest": Schema.Boolean,
+    "reason": ResetDataReason
+  })
+)
 
 export interface SpiceConnectedData {
   readonly "server": SpiceConnectedDataServer
   readonly "client": SpiceConnectedDataServer
 }
-export const SpiceConnectedData: Schema.Schema<SpiceConnectedData> = Schema.Struct({
-  "server": ref(() => SpiceConnectedDataServer),
-  "client": ref(() => SpiceConnectedDataServer)
-})
+export const SpiceConnectedData: Schema.Schema<SpiceConnectedData> = lazy(() =>
+  Schema.Struct({
+    "server": SpiceConnectedDataServer,
+    "client": SpiceConnectedDataServer
+  })
+)
 
 export interface SpiceDisconnectedData {
   readonly "server": SpiceConnectedDataServer
   readonly "client": SpiceConnectedDataServer
 }
-export const SpiceDisconnectedData: Schema.Schema<SpiceDisconnectedData> = Schema.Struct({
-  "server": ref(() => SpiceConnectedDataServer),
-  "client": ref(() => SpiceConnectedDataServer)
-})
+export const SpiceDisconnectedData: Schema.Schema<SpiceDisconnectedData> = lazy(() =>
+  Schema.Struct({
+    "server": SpiceConnectedDataServer,
+    "client": SpiceConnectedDataServer
+  })
+)
 
 export interface SpiceInitializedData {
   readonly "server": SpiceInitializedDataServer
   readonly "client": QuerySpiceResultChannelsItem
 }
-export const SpiceInitializedData: Schema.Schema<SpiceInitializedData> = Schema.Struct({
-  "server": ref(() => SpiceInitializedDataServer),
-  "client": ref(() => QuerySpiceResultChannelsItem)
-})
+export const SpiceInitializedData: Schema.Schema<SpiceInitializedData> = lazy(() =>
+  Schema.Struct({
+    "server": SpiceInitializedDataServer,
+    "client": QuerySpiceResultChannelsItem
+  })
+)
 
 export interface UnplugPrimaryData {
   readonly "device-id": string
 }
-export const UnplugPrimaryData: Schema.Schema<UnplugPrimaryData> = Schema.Struct({
-  "device-id": Schema.String
-})
+export const UnplugPrimaryData: Schema.Schema<UnplugPrimaryData> = lazy(() =>
+  Schema.Struct({
+    "device-id": Schema.String
+  })
+)
 
 export interface VfuClientHangupData {
   readonly "vfu-id": string
@@ -6220,64 +6715,76 @@ export interface VfuClientHangupData {
   readonly "dev-id": string
   readonly "dev-qom-path": string
 }
-export const VfuClientHangupData: Schema.Schema<VfuClientHangupData> = Schema.Struct({
-  "vfu-id": Schema.String,
-  "vfu-qom-path": Schema.String,
-  "dev-id": Schema.String,
-  "dev-qom-path": Schema.String
-})
+export const VfuClientHangupData: Schema.Schema<VfuClientHangupData> = lazy(() =>
+  Schema.Struct({
+    "vfu-id": Schema.String,
+    "vfu-qom-path": Schema.String,
+    "dev-id": Schema.String,
+    "dev-qom-path": Schema.String
+  })
+)
 
 export interface VncConnectedData {
   readonly "server": VncConnectedDataServer
   readonly "client": VncConnectedDataClient
 }
-export const VncConnectedData: Schema.Schema<VncConnectedData> = Schema.Struct({
-  "server": ref(() => VncConnectedDataServer),
-  "client": ref(() => VncConnectedDataClient)
-})
+export const VncConnectedData: Schema.Schema<VncConnectedData> = lazy(() =>
+  Schema.Struct({
+    "server": VncConnectedDataServer,
+    "client": VncConnectedDataClient
+  })
+)
 
 export interface VncDisconnectedData {
   readonly "server": VncConnectedDataServer
   readonly "client": QueryVncResultClientsItem
 }
-export const VncDisconnectedData: Schema.Schema<VncDisconnectedData> = Schema.Struct({
-  "server": ref(() => VncConnectedDataServer),
-  "client": ref(() => QueryVncResultClientsItem)
-})
+export const VncDisconnectedData: Schema.Schema<VncDisconnectedData> = lazy(() =>
+  Schema.Struct({
+    "server": VncConnectedDataServer,
+    "client": QueryVncResultClientsItem
+  })
+)
 
 export interface VncInitializedData {
   readonly "server": VncConnectedDataServer
   readonly "client": QueryVncResultClientsItem
 }
-export const VncInitializedData: Schema.Schema<VncInitializedData> = Schema.Struct({
-  "server": ref(() => VncConnectedDataServer),
-  "client": ref(() => QueryVncResultClientsItem)
-})
+export const VncInitializedData: Schema.Schema<VncInitializedData> = lazy(() =>
+  Schema.Struct({
+    "server": VncConnectedDataServer,
+    "client": QueryVncResultClientsItem
+  })
+)
 
 export interface VserportChangeData {
   readonly "id": string
   readonly "open": boolean
 }
-export const VserportChangeData: Schema.Schema<VserportChangeData> = Schema.Struct({
-  "id": Schema.String,
-  "open": Schema.Boolean
-})
+export const VserportChangeData: Schema.Schema<VserportChangeData> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String,
+    "open": Schema.Boolean
+  })
+)
 
 export interface WatchdogData {
   readonly "action": SetActionArgumentsWatchdog
 }
-export const WatchdogData: Schema.Schema<WatchdogData> = Schema.Struct({
-  "action": ref(() => SetActionArgumentsWatchdog)
-})
+export const WatchdogData: Schema.Schema<WatchdogData> = lazy(() =>
+  Schema.Struct({
+    "action": SetActionArgumentsWatchdog
+  })
+)
 
 export type BlockCommitArgumentsOnError = "report" | "ignore" | "enospc" | "stop" | "auto"
-export const BlockCommitArgumentsOnError: Schema.Schema<BlockCommitArgumentsOnError> = Schema.Literal("report", "ignore", "enospc", "stop", "auto")
+export const BlockCommitArgumentsOnError: Schema.Schema<BlockCommitArgumentsOnError> = lazy(() => Schema.Literal("report", "ignore", "enospc", "stop", "auto"))
 
 export type BlockDirtyBitmapMergeArgumentsBitmapsItem = string | BlockDirtyBitmapClearArguments
-export const BlockDirtyBitmapMergeArgumentsBitmapsItem: Schema.Schema<BlockDirtyBitmapMergeArgumentsBitmapsItem> = Schema.Union(Schema.String, ref(() => BlockDirtyBitmapClearArguments))
+export const BlockDirtyBitmapMergeArgumentsBitmapsItem: Schema.Schema<BlockDirtyBitmapMergeArgumentsBitmapsItem> = lazy(() => Schema.Union(Schema.String, BlockDirtyBitmapClearArguments))
 
 export type BlockExportAddArgumentsType = "nbd" | "vhost-user-blk" | "fuse" | "vduse-blk"
-export const BlockExportAddArgumentsType: Schema.Schema<BlockExportAddArgumentsType> = Schema.Literal("nbd", "vhost-user-blk", "fuse", "vduse-blk")
+export const BlockExportAddArgumentsType: Schema.Schema<BlockExportAddArgumentsType> = lazy(() => Schema.Literal("nbd", "vhost-user-blk", "fuse", "vduse-blk"))
 
 export interface BlockExportAddArgumentsNbd {
   readonly "name"?: string
@@ -6285,34 +6792,40 @@ export interface BlockExportAddArgumentsNbd {
   readonly "bitmaps"?: ReadonlyArray<BlockDirtyBitmapMergeArgumentsBitmapsItem>
   readonly "allocation-depth"?: boolean
 }
-export const BlockExportAddArgumentsNbd: Schema.Schema<BlockExportAddArgumentsNbd> = Schema.Struct({
-  "name": Schema.optionalWith(Schema.String, { exact: true }),
-  "description": Schema.optionalWith(Schema.String, { exact: true }),
-  "bitmaps": Schema.optionalWith(Schema.Array(ref(() => BlockDirtyBitmapMergeArgumentsBitmapsItem)), { exact: true }),
-  "allocation-depth": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const BlockExportAddArgumentsNbd: Schema.Schema<BlockExportAddArgumentsNbd> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.optionalWith(Schema.String, { exact: true }),
+    "description": Schema.optionalWith(Schema.String, { exact: true }),
+    "bitmaps": Schema.optionalWith(Schema.Array(BlockDirtyBitmapMergeArgumentsBitmapsItem), { exact: true }),
+    "allocation-depth": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface BlockExportAddArgumentsVhostUserBlk {
   readonly "addr": QueryMigrateResultSocketAddressItem
   readonly "logical-block-size"?: number
   readonly "num-queues"?: number
 }
-export const BlockExportAddArgumentsVhostUserBlk: Schema.Schema<BlockExportAddArgumentsVhostUserBlk> = Schema.Struct({
-  "addr": ref(() => QueryMigrateResultSocketAddressItem),
-  "logical-block-size": Schema.optionalWith(Schema.Number, { exact: true }),
-  "num-queues": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const BlockExportAddArgumentsVhostUserBlk: Schema.Schema<BlockExportAddArgumentsVhostUserBlk> = lazy(() =>
+  Schema.Struct({
+    "addr": QueryMigrateResultSocketAddressItem,
+    "logical-block-size": Schema.optionalWith(Schema.Number, { exact: true }),
+    "num-queues": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface BlockExportAddArgumentsFuse {
   readonly "mountpoint": string
   readonly "growable"?: boolean
   readonly "allow-other"?: BlockExportAddArgumentsFuseAllowOther
 }
-export const BlockExportAddArgumentsFuse: Schema.Schema<BlockExportAddArgumentsFuse> = Schema.Struct({
-  "mountpoint": Schema.String,
-  "growable": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "allow-other": Schema.optionalWith(ref(() => BlockExportAddArgumentsFuseAllowOther), { exact: true })
-})
+export const BlockExportAddArgumentsFuse: Schema.Schema<BlockExportAddArgumentsFuse> = lazy(() =>
+  Schema.Struct({
+    "mountpoint": Schema.String,
+    "growable": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "allow-other": Schema.optionalWith(BlockExportAddArgumentsFuseAllowOther, { exact: true })
+  })
+)
 
 export interface BlockExportAddArgumentsVduseBlk {
   readonly "name": string
@@ -6321,34 +6834,38 @@ export interface BlockExportAddArgumentsVduseBlk {
   readonly "logical-block-size"?: number
   readonly "serial"?: string
 }
-export const BlockExportAddArgumentsVduseBlk: Schema.Schema<BlockExportAddArgumentsVduseBlk> = Schema.Struct({
-  "name": Schema.String,
-  "num-queues": Schema.optionalWith(Schema.Number, { exact: true }),
-  "queue-size": Schema.optionalWith(Schema.Number, { exact: true }),
-  "logical-block-size": Schema.optionalWith(Schema.Number, { exact: true }),
-  "serial": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const BlockExportAddArgumentsVduseBlk: Schema.Schema<BlockExportAddArgumentsVduseBlk> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "num-queues": Schema.optionalWith(Schema.Number, { exact: true }),
+    "queue-size": Schema.optionalWith(Schema.Number, { exact: true }),
+    "logical-block-size": Schema.optionalWith(Schema.Number, { exact: true }),
+    "serial": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export type BlockExportDelArgumentsMode = "safe" | "hard"
-export const BlockExportDelArgumentsMode: Schema.Schema<BlockExportDelArgumentsMode> = Schema.Literal("safe", "hard")
+export const BlockExportDelArgumentsMode: Schema.Schema<BlockExportDelArgumentsMode> = lazy(() => Schema.Literal("safe", "hard"))
 
 export type BlockdevAddArgumentsDriver = "blkdebug" | "blklogwrites" | "blkreplay" | "blkverify" | "bochs" | "cloop" | "compress" | "copy-before-write" | "copy-on-read" | "dmg" | "file" | "snapshot-access" | "ftp" | "ftps" | "gluster" | "host_cdrom" | "host_device" | "http" | "https" | "iscsi" | "luks" | "nbd" | "nfs" | "null-aio" | "null-co" | "nvme" | "parallels" | "preallocate" | "qcow" | "qcow2" | "qed" | "quorum" | "raw" | "rbd" | "replication" | "ssh" | "throttle" | "vdi" | "vhdx" | "vmdk" | "vpc" | "vvfat"
-export const BlockdevAddArgumentsDriver: Schema.Schema<BlockdevAddArgumentsDriver> = Schema.Literal("blkdebug", "blklogwrites", "blkreplay", "blkverify", "bochs", "cloop", "compress", "copy-before-write", "copy-on-read", "dmg", "file", "snapshot-access", "ftp", "ftps", "gluster", "host_cdrom", "host_device", "http", "https", "iscsi", "luks", "nbd", "nfs", "null-aio", "null-co", "nvme", "parallels", "preallocate", "qcow", "qcow2", "qed", "quorum", "raw", "rbd", "replication", "ssh", "throttle", "vdi", "vhdx", "vmdk", "vpc", "vvfat")
+export const BlockdevAddArgumentsDriver: Schema.Schema<BlockdevAddArgumentsDriver> = lazy(() => Schema.Literal("blkdebug", "blklogwrites", "blkreplay", "blkverify", "bochs", "cloop", "compress", "copy-before-write", "copy-on-read", "dmg", "file", "snapshot-access", "ftp", "ftps", "gluster", "host_cdrom", "host_device", "http", "https", "iscsi", "luks", "nbd", "nfs", "null-aio", "null-co", "nvme", "parallels", "preallocate", "qcow", "qcow2", "qed", "quorum", "raw", "rbd", "replication", "ssh", "throttle", "vdi", "vhdx", "vmdk", "vpc", "vvfat"))
 
 export type BlockdevAddArgumentsDiscard = "ignore" | "unmap"
-export const BlockdevAddArgumentsDiscard: Schema.Schema<BlockdevAddArgumentsDiscard> = Schema.Literal("ignore", "unmap")
+export const BlockdevAddArgumentsDiscard: Schema.Schema<BlockdevAddArgumentsDiscard> = lazy(() => Schema.Literal("ignore", "unmap"))
 
 export interface BlockdevAddArgumentsCache {
   readonly "direct"?: boolean
   readonly "no-flush"?: boolean
 }
-export const BlockdevAddArgumentsCache: Schema.Schema<BlockdevAddArgumentsCache> = Schema.Struct({
-  "direct": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "no-flush": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const BlockdevAddArgumentsCache: Schema.Schema<BlockdevAddArgumentsCache> = lazy(() =>
+  Schema.Struct({
+    "direct": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "no-flush": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export type BlockdevAddArgumentsDetectZeroes = "off" | "on" | "unmap"
-export const BlockdevAddArgumentsDetectZeroes: Schema.Schema<BlockdevAddArgumentsDetectZeroes> = Schema.Literal("off", "on", "unmap")
+export const BlockdevAddArgumentsDetectZeroes: Schema.Schema<BlockdevAddArgumentsDetectZeroes> = lazy(() => Schema.Literal("off", "on", "unmap"))
 
 export interface BlockdevAddArgumentsBlkdebug {
   readonly "image": BlockdevAddArgumentsBlkdebugImage
@@ -6364,20 +6881,22 @@ export interface BlockdevAddArgumentsBlkdebug {
   readonly "take-child-perms"?: ReadonlyArray<BlockdevAddArgumentsBlkdebugTakeChildPermsItem>
   readonly "unshare-child-perms"?: ReadonlyArray<BlockdevAddArgumentsBlkdebugTakeChildPermsItem>
 }
-export const BlockdevAddArgumentsBlkdebug: Schema.Schema<BlockdevAddArgumentsBlkdebug> = Schema.Struct({
-  "image": ref(() => BlockdevAddArgumentsBlkdebugImage),
-  "config": Schema.optionalWith(Schema.String, { exact: true }),
-  "align": Schema.optionalWith(Schema.Number, { exact: true }),
-  "max-transfer": Schema.optionalWith(Schema.Number, { exact: true }),
-  "opt-write-zero": Schema.optionalWith(Schema.Number, { exact: true }),
-  "max-write-zero": Schema.optionalWith(Schema.Number, { exact: true }),
-  "opt-discard": Schema.optionalWith(Schema.Number, { exact: true }),
-  "max-discard": Schema.optionalWith(Schema.Number, { exact: true }),
-  "inject-error": Schema.optionalWith(Schema.Array(ref(() => BlockdevAddArgumentsBlkdebugInjectErrorItem)), { exact: true }),
-  "set-state": Schema.optionalWith(Schema.Array(ref(() => BlockdevAddArgumentsBlkdebugSetStateItem)), { exact: true }),
-  "take-child-perms": Schema.optionalWith(Schema.Array(ref(() => BlockdevAddArgumentsBlkdebugTakeChildPermsItem)), { exact: true }),
-  "unshare-child-perms": Schema.optionalWith(Schema.Array(ref(() => BlockdevAddArgumentsBlkdebugTakeChildPermsItem)), { exact: true })
-})
+export const BlockdevAddArgumentsBlkdebug: Schema.Schema<BlockdevAddArgumentsBlkdebug> = lazy(() =>
+  Schema.Struct({
+    "image": BlockdevAddArgumentsBlkdebugImage,
+    "config": Schema.optionalWith(Schema.String, { exact: true }),
+    "align": Schema.optionalWith(Schema.Number, { exact: true }),
+    "max-transfer": Schema.optionalWith(Schema.Number, { exact: true }),
+    "opt-write-zero": Schema.optionalWith(Schema.Number, { exact: true }),
+    "max-write-zero": Schema.optionalWith(Schema.Number, { exact: true }),
+    "opt-discard": Schema.optionalWith(Schema.Number, { exact: true }),
+    "max-discard": Schema.optionalWith(Schema.Number, { exact: true }),
+    "inject-error": Schema.optionalWith(Schema.Array(BlockdevAddArgumentsBlkdebugInjectErrorItem), { exact: true }),
+    "set-state": Schema.optionalWith(Schema.Array(BlockdevAddArgumentsBlkdebugSetStateItem), { exact: true }),
+    "take-child-perms": Schema.optionalWith(Schema.Array(BlockdevAddArgumentsBlkdebugTakeChildPermsItem), { exact: true }),
+    "unshare-child-perms": Schema.optionalWith(Schema.Array(BlockdevAddArgumentsBlkdebugTakeChildPermsItem), { exact: true })
+  })
+)
 
 export interface BlockdevAddArgumentsBlklogwrites {
   readonly "file": BlockdevAddArgumentsBlkdebugImage
@@ -6386,36 +6905,44 @@ export interface BlockdevAddArgumentsBlklogwrites {
   readonly "log-append"?: boolean
   readonly "log-super-update-interval"?: number
 }
-export const BlockdevAddArgumentsBlklogwrites: Schema.Schema<BlockdevAddArgumentsBlklogwrites> = Schema.Struct({
-  "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-  "log": ref(() => BlockdevAddArgumentsBlkdebugImage),
-  "log-sector-size": Schema.optionalWith(Schema.Number, { exact: true }),
-  "log-append": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "log-super-update-interval": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const BlockdevAddArgumentsBlklogwrites: Schema.Schema<BlockdevAddArgumentsBlklogwrites> = lazy(() =>
+  Schema.Struct({
+    "file": BlockdevAddArgumentsBlkdebugImage,
+    "log": BlockdevAddArgumentsBlkdebugImage,
+    "log-sector-size": Schema.optionalWith(Schema.Number, { exact: true }),
+    "log-append": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "log-super-update-interval": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface BlockdevAddArgumentsBlkverify {
   readonly "test": BlockdevAddArgumentsBlkdebugImage
   readonly "raw": BlockdevAddArgumentsBlkdebugImage
 }
-export const BlockdevAddArgumentsBlkverify: Schema.Schema<BlockdevAddArgumentsBlkverify> = Schema.Struct({
-  "test": ref(() => BlockdevAddArgumentsBlkdebugImage),
-  "raw": ref(() => BlockdevAddArgumentsBlkdebugImage)
-})
+export const BlockdevAddArgumentsBlkverify: Schema.Schema<BlockdevAddArgumentsBlkverify> = lazy(() =>
+  Schema.Struct({
+    "test": BlockdevAddArgumentsBlkdebugImage,
+    "raw": BlockdevAddArgumentsBlkdebugImage
+  })
+)
 
 export interface BlockdevAddArgumentsBlkreplay {
   readonly "image": BlockdevAddArgumentsBlkdebugImage
 }
-export const BlockdevAddArgumentsBlkreplay: Schema.Schema<BlockdevAddArgumentsBlkreplay> = Schema.Struct({
-  "image": ref(() => BlockdevAddArgumentsBlkdebugImage)
-})
+export const BlockdevAddArgumentsBlkreplay: Schema.Schema<BlockdevAddArgumentsBlkreplay> = lazy(() =>
+  Schema.Struct({
+    "image": BlockdevAddArgumentsBlkdebugImage
+  })
+)
 
 export interface BlockdevAddArgumentsBochs {
   readonly "file": BlockdevAddArgumentsBlkdebugImage
 }
-export const BlockdevAddArgumentsBochs: Schema.Schema<BlockdevAddArgumentsBochs> = Schema.Struct({
-  "file": ref(() => BlockdevAddArgumentsBlkdebugImage)
-})
+export const BlockdevAddArgumentsBochs: Schema.Schema<BlockdevAddArgumentsBochs> = lazy(() =>
+  Schema.Struct({
+    "file": BlockdevAddArgumentsBlkdebugImage
+  })
+)
 
 export interface BlockdevAddArgumentsCopyBeforeWrite {
   readonly "file": BlockdevAddArgumentsBlkdebugImage
@@ -6424,22 +6951,26 @@ export interface BlockdevAddArgumentsCopyBeforeWrite {
   readonly "on-cbw-error"?: BlockdevAddArgumentsCopyBeforeWriteOnCbwError
   readonly "cbw-timeout"?: number
 }
-export const BlockdevAddArgumentsCopyBeforeWrite: Schema.Schema<BlockdevAddArgumentsCopyBeforeWrite> = Schema.Struct({
-  "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-  "target": ref(() => BlockdevAddArgumentsBlkdebugImage),
-  "bitmap": Schema.optionalWith(ref(() => BlockDirtyBitmapClearArguments), { exact: true }),
-  "on-cbw-error": Schema.optionalWith(ref(() => BlockdevAddArgumentsCopyBeforeWriteOnCbwError), { exact: true }),
-  "cbw-timeout": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const BlockdevAddArgumentsCopyBeforeWrite: Schema.Schema<BlockdevAddArgumentsCopyBeforeWrite> = lazy(() =>
+  Schema.Struct({
+    "file": BlockdevAddArgumentsBlkdebugImage,
+    "target": BlockdevAddArgumentsBlkdebugImage,
+    "bitmap": Schema.optionalWith(BlockDirtyBitmapClearArguments, { exact: true }),
+    "on-cbw-error": Schema.optionalWith(BlockdevAddArgumentsCopyBeforeWriteOnCbwError, { exact: true }),
+    "cbw-timeout": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface BlockdevAddArgumentsCopyOnRead {
   readonly "file": BlockdevAddArgumentsBlkdebugImage
   readonly "bottom"?: string
 }
-export const BlockdevAddArgumentsCopyOnRead: Schema.Schema<BlockdevAddArgumentsCopyOnRead> = Schema.Struct({
-  "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-  "bottom": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const BlockdevAddArgumentsCopyOnRead: Schema.Schema<BlockdevAddArgumentsCopyOnRead> = lazy(() =>
+  Schema.Struct({
+    "file": BlockdevAddArgumentsBlkdebugImage,
+    "bottom": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface BlockdevAddArgumentsFile {
   readonly "filename": string
@@ -6450,15 +6981,17 @@ export interface BlockdevAddArgumentsFile {
   readonly "drop-cache"?: boolean
   readonly "x-check-cache-dropped"?: boolean
 }
-export const BlockdevAddArgumentsFile: Schema.Schema<BlockdevAddArgumentsFile> = Schema.Struct({
-  "filename": Schema.String,
-  "pr-manager": Schema.optionalWith(Schema.String, { exact: true }),
-  "locking": Schema.optionalWith(ref(() => BlockdevAddArgumentsFileLocking), { exact: true }),
-  "aio": Schema.optionalWith(ref(() => BlockdevAddArgumentsFileAio), { exact: true }),
-  "aio-max-batch": Schema.optionalWith(Schema.Number, { exact: true }),
-  "drop-cache": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "x-check-cache-dropped": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const BlockdevAddArgumentsFile: Schema.Schema<BlockdevAddArgumentsFile> = lazy(() =>
+  Schema.Struct({
+    "filename": Schema.String,
+    "pr-manager": Schema.optionalWith(Schema.String, { exact: true }),
+    "locking": Schema.optionalWith(BlockdevAddArgumentsFileLocking, { exact: true }),
+    "aio": Schema.optionalWith(BlockdevAddArgumentsFileAio, { exact: true }),
+    "aio-max-batch": Schema.optionalWith(Schema.Number, { exact: true }),
+    "drop-cache": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "x-check-cache-dropped": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface BlockdevAddArgumentsFtp {
   readonly "url": string
@@ -6469,15 +7002,17 @@ export interface BlockdevAddArgumentsFtp {
   readonly "proxy-username"?: string
   readonly "proxy-password-secret"?: string
 }
-export const BlockdevAddArgumentsFtp: Schema.Schema<BlockdevAddArgumentsFtp> = Schema.Struct({
-  "url": Schema.String,
-  "readahead": Schema.optionalWith(Schema.Number, { exact: true }),
-  "timeout": Schema.optionalWith(Schema.Number, { exact: true }),
-  "username": Schema.optionalWith(Schema.String, { exact: true }),
-  "password-secret": Schema.optionalWith(Schema.String, { exact: true }),
-  "proxy-username": Schema.optionalWith(Schema.String, { exact: true }),
-  "proxy-password-secret": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const BlockdevAddArgumentsFtp: Schema.Schema<BlockdevAddArgumentsFtp> = lazy(() =>
+  Schema.Struct({
+    "url": Schema.String,
+    "readahead": Schema.optionalWith(Schema.Number, { exact: true }),
+    "timeout": Schema.optionalWith(Schema.Number, { exact: true }),
+    "username": Schema.optionalWith(Schema.String, { exact: true }),
+    "password-secret": Schema.optionalWith(Schema.String, { exact: true }),
+    "proxy-username": Schema.optionalWith(Schema.String, { exact: true }),
+    "proxy-password-secret": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface BlockdevAddArgumentsFtps {
   readonly "url": string
@@ -6489,16 +7024,18 @@ export interface BlockdevAddArgumentsFtps {
   readonly "proxy-password-secret"?: string
   readonly "sslverify"?: boolean
 }
-export const BlockdevAddArgumentsFtps: Schema.Schema<BlockdevAddArgumentsFtps> = Schema.Struct({
-  "url": Schema.String,
-  "readahead": Schema.optionalWith(Schema.Number, { exact: true }),
-  "timeout": Schema.optionalWith(Schema.Number, { exact: true }),
-  "username": Schema.optionalWith(Schema.String, { exact: true }),
-  "password-secret": Schema.optionalWith(Schema.String, { exact: true }),
-  "proxy-username": Schema.optionalWith(Schema.String, { exact: true }),
-  "proxy-password-secret": Schema.optionalWith(Schema.String, { exact: true }),
-  "sslverify": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const BlockdevAddArgumentsFtps: Schema.Schema<BlockdevAddArgumentsFtps> = lazy(() =>
+  Schema.Struct({
+    "url": Schema.String,
+    "readahead": Schema.optionalWith(Schema.Number, { exact: true }),
+    "timeout": Schema.optionalWith(Schema.Number, { exact: true }),
+    "username": Schema.optionalWith(Schema.String, { exact: true }),
+    "password-secret": Schema.optionalWith(Schema.String, { exact: true }),
+    "proxy-username": Schema.optionalWith(Schema.String, { exact: true }),
+    "proxy-password-secret": Schema.optionalWith(Schema.String, { exact: true }),
+    "sslverify": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface BlockdevAddArgumentsGluster {
   readonly "volume": string
@@ -6507,13 +7044,15 @@ export interface BlockdevAddArgumentsGluster {
   readonly "debug"?: number
   readonly "logfile"?: string
 }
-export const BlockdevAddArgumentsGluster: Schema.Schema<BlockdevAddArgumentsGluster> = Schema.Struct({
-  "volume": Schema.String,
-  "path": Schema.String,
-  "server": Schema.Array(ref(() => QueryMigrateResultSocketAddressItem)),
-  "debug": Schema.optionalWith(Schema.Number, { exact: true }),
-  "logfile": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const BlockdevAddArgumentsGluster: Schema.Schema<BlockdevAddArgumentsGluster> = lazy(() =>
+  Schema.Struct({
+    "volume": Schema.String,
+    "path": Schema.String,
+    "server": Schema.Array(QueryMigrateResultSocketAddressItem),
+    "debug": Schema.optionalWith(Schema.Number, { exact: true }),
+    "logfile": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface BlockdevAddArgumentsHttp {
   readonly "url": string
@@ -6526,17 +7065,19 @@ export interface BlockdevAddArgumentsHttp {
   readonly "cookie"?: string
   readonly "cookie-secret"?: string
 }
-export const BlockdevAddArgumentsHttp: Schema.Schema<BlockdevAddArgumentsHttp> = Schema.Struct({
-  "url": Schema.String,
-  "readahead": Schema.optionalWith(Schema.Number, { exact: true }),
-  "timeout": Schema.optionalWith(Schema.Number, { exact: true }),
-  "username": Schema.optionalWith(Schema.String, { exact: true }),
-  "password-secret": Schema.optionalWith(Schema.String, { exact: true }),
-  "proxy-username": Schema.optionalWith(Schema.String, { exact: true }),
-  "proxy-password-secret": Schema.optionalWith(Schema.String, { exact: true }),
-  "cookie": Schema.optionalWith(Schema.String, { exact: true }),
-  "cookie-secret": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const BlockdevAddArgumentsHttp: Schema.Schema<BlockdevAddArgumentsHttp> = lazy(() =>
+  Schema.Struct({
+    "url": Schema.String,
+    "readahead": Schema.optionalWith(Schema.Number, { exact: true }),
+    "timeout": Schema.optionalWith(Schema.Number, { exact: true }),
+    "username": Schema.optionalWith(Schema.String, { exact: true }),
+    "password-secret": Schema.optionalWith(Schema.String, { exact: true }),
+    "proxy-username": Schema.optionalWith(Schema.String, { exact: true }),
+    "proxy-password-secret": Schema.optionalWith(Schema.String, { exact: true }),
+    "cookie": Schema.optionalWith(Schema.String, { exact: true }),
+    "cookie-secret": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface BlockdevAddArgumentsHttps {
   readonly "url": string
@@ -6550,18 +7091,20 @@ export interface BlockdevAddArgumentsHttps {
   readonly "sslverify"?: boolean
   readonly "cookie-secret"?: string
 }
-export const BlockdevAddArgumentsHttps: Schema.Schema<BlockdevAddArgumentsHttps> = Schema.Struct({
-  "url": Schema.String,
-  "readahead": Schema.optionalWith(Schema.Number, { exact: true }),
-  "timeout": Schema.optionalWith(Schema.Number, { exact: true }),
-  "username": Schema.optionalWith(Schema.String, { exact: true }),
-  "password-secret": Schema.optionalWith(Schema.String, { exact: true }),
-  "proxy-username": Schema.optionalWith(Schema.String, { exact: true }),
-  "proxy-password-secret": Schema.optionalWith(Schema.String, { exact: true }),
-  "cookie": Schema.optionalWith(Schema.String, { exact: true }),
-  "sslverify": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "cookie-secret": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const BlockdevAddArgumentsHttps: Schema.Schema<BlockdevAddArgumentsHttps> = lazy(() =>
+  Schema.Struct({
+    "url": Schema.String,
+    "readahead": Schema.optionalWith(Schema.Number, { exact: true }),
+    "timeout": Schema.optionalWith(Schema.Number, { exact: true }),
+    "username": Schema.optionalWith(Schema.String, { exact: true }),
+    "password-secret": Schema.optionalWith(Schema.String, { exact: true }),
+    "proxy-username": Schema.optionalWith(Schema.String, { exact: true }),
+    "proxy-password-secret": Schema.optionalWith(Schema.String, { exact: true }),
+    "cookie": Schema.optionalWith(Schema.String, { exact: true }),
+    "sslverify": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "cookie-secret": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface BlockdevAddArgumentsIscsi {
   readonly "transport": BlockdevAddArgumentsIscsiTransport
@@ -6574,26 +7117,30 @@ export interface BlockdevAddArgumentsIscsi {
   readonly "header-digest"?: BlockdevAddArgumentsIscsiHeaderDigest
   readonly "timeout"?: number
 }
-export const BlockdevAddArgumentsIscsi: Schema.Schema<BlockdevAddArgumentsIscsi> = Schema.Struct({
-  "transport": ref(() => BlockdevAddArgumentsIscsiTransport),
-  "portal": Schema.String,
-  "target": Schema.String,
-  "lun": Schema.optionalWith(Schema.Number, { exact: true }),
-  "user": Schema.optionalWith(Schema.String, { exact: true }),
-  "password-secret": Schema.optionalWith(Schema.String, { exact: true }),
-  "initiator-name": Schema.optionalWith(Schema.String, { exact: true }),
-  "header-digest": Schema.optionalWith(ref(() => BlockdevAddArgumentsIscsiHeaderDigest), { exact: true }),
-  "timeout": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const BlockdevAddArgumentsIscsi: Schema.Schema<BlockdevAddArgumentsIscsi> = lazy(() =>
+  Schema.Struct({
+    "transport": BlockdevAddArgumentsIscsiTransport,
+    "portal": Schema.String,
+    "target": Schema.String,
+    "lun": Schema.optionalWith(Schema.Number, { exact: true }),
+    "user": Schema.optionalWith(Schema.String, { exact: true }),
+    "password-secret": Schema.optionalWith(Schema.String, { exact: true }),
+    "initiator-name": Schema.optionalWith(Schema.String, { exact: true }),
+    "header-digest": Schema.optionalWith(BlockdevAddArgumentsIscsiHeaderDigest, { exact: true }),
+    "timeout": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface BlockdevAddArgumentsLuks {
   readonly "file": BlockdevAddArgumentsBlkdebugImage
   readonly "key-secret"?: string
 }
-export const BlockdevAddArgumentsLuks: Schema.Schema<BlockdevAddArgumentsLuks> = Schema.Struct({
-  "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-  "key-secret": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const BlockdevAddArgumentsLuks: Schema.Schema<BlockdevAddArgumentsLuks> = lazy(() =>
+  Schema.Struct({
+    "file": BlockdevAddArgumentsBlkdebugImage,
+    "key-secret": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface BlockdevAddArgumentsNbd {
   readonly "server": QueryMigrateResultSocketAddressItem
@@ -6604,15 +7151,17 @@ export interface BlockdevAddArgumentsNbd {
   readonly "reconnect-delay"?: number
   readonly "open-timeout"?: number
 }
-export const BlockdevAddArgumentsNbd: Schema.Schema<BlockdevAddArgumentsNbd> = Schema.Struct({
-  "server": ref(() => QueryMigrateResultSocketAddressItem),
-  "export": Schema.optionalWith(Schema.String, { exact: true }),
-  "tls-creds": Schema.optionalWith(Schema.String, { exact: true }),
-  "tls-hostname": Schema.optionalWith(Schema.String, { exact: true }),
-  "x-dirty-bitmap": Schema.optionalWith(Schema.String, { exact: true }),
-  "reconnect-delay": Schema.optionalWith(Schema.Number, { exact: true }),
-  "open-timeout": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const BlockdevAddArgumentsNbd: Schema.Schema<BlockdevAddArgumentsNbd> = lazy(() =>
+  Schema.Struct({
+    "server": QueryMigrateResultSocketAddressItem,
+    "export": Schema.optionalWith(Schema.String, { exact: true }),
+    "tls-creds": Schema.optionalWith(Schema.String, { exact: true }),
+    "tls-hostname": Schema.optionalWith(Schema.String, { exact: true }),
+    "x-dirty-bitmap": Schema.optionalWith(Schema.String, { exact: true }),
+    "reconnect-delay": Schema.optionalWith(Schema.Number, { exact: true }),
+    "open-timeout": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface BlockdevAddArgumentsNfs {
   readonly "server": BlockdevAddArgumentsNfsServer
@@ -6624,47 +7173,55 @@ export interface BlockdevAddArgumentsNfs {
   readonly "page-cache-size"?: number
   readonly "debug"?: number
 }
-export const BlockdevAddArgumentsNfs: Schema.Schema<BlockdevAddArgumentsNfs> = Schema.Struct({
-  "server": ref(() => BlockdevAddArgumentsNfsServer),
-  "path": Schema.String,
-  "user": Schema.optionalWith(Schema.Number, { exact: true }),
-  "group": Schema.optionalWith(Schema.Number, { exact: true }),
-  "tcp-syn-count": Schema.optionalWith(Schema.Number, { exact: true }),
-  "readahead-size": Schema.optionalWith(Schema.Number, { exact: true }),
-  "page-cache-size": Schema.optionalWith(Schema.Number, { exact: true }),
-  "debug": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const BlockdevAddArgumentsNfs: Schema.Schema<BlockdevAddArgumentsNfs> = lazy(() =>
+  Schema.Struct({
+    "server": BlockdevAddArgumentsNfsServer,
+    "path": Schema.String,
+    "user": Schema.optionalWith(Schema.Number, { exact: true }),
+    "group": Schema.optionalWith(Schema.Number, { exact: true }),
+    "tcp-syn-count": Schema.optionalWith(Schema.Number, { exact: true }),
+    "readahead-size": Schema.optionalWith(Schema.Number, { exact: true }),
+    "page-cache-size": Schema.optionalWith(Schema.Number, { exact: true }),
+    "debug": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface BlockdevAddArgumentsNullAio {
   readonly "size"?: number
   readonly "latency-ns"?: number
   readonly "read-zeroes"?: boolean
 }
-export const BlockdevAddArgumentsNullAio: Schema.Schema<BlockdevAddArgumentsNullAio> = Schema.Struct({
-  "size": Schema.optionalWith(Schema.Number, { exact: true }),
-  "latency-ns": Schema.optionalWith(Schema.Number, { exact: true }),
-  "read-zeroes": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const BlockdevAddArgumentsNullAio: Schema.Schema<BlockdevAddArgumentsNullAio> = lazy(() =>
+  Schema.Struct({
+    "size": Schema.optionalWith(Schema.Number, { exact: true }),
+    "latency-ns": Schema.optionalWith(Schema.Number, { exact: true }),
+    "read-zeroes": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface BlockdevAddArgumentsNvme {
   readonly "device": string
   readonly "namespace": number
 }
-export const BlockdevAddArgumentsNvme: Schema.Schema<BlockdevAddArgumentsNvme> = Schema.Struct({
-  "device": Schema.String,
-  "namespace": Schema.Number
-})
+export const BlockdevAddArgumentsNvme: Schema.Schema<BlockdevAddArgumentsNvme> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.String,
+    "namespace": Schema.Number
+  })
+)
 
 export interface BlockdevAddArgumentsPreallocate {
   readonly "file": BlockdevAddArgumentsBlkdebugImage
   readonly "prealloc-align"?: number
   readonly "prealloc-size"?: number
 }
-export const BlockdevAddArgumentsPreallocate: Schema.Schema<BlockdevAddArgumentsPreallocate> = Schema.Struct({
-  "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-  "prealloc-align": Schema.optionalWith(Schema.Number, { exact: true }),
-  "prealloc-size": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const BlockdevAddArgumentsPreallocate: Schema.Schema<BlockdevAddArgumentsPreallocate> = lazy(() =>
+  Schema.Struct({
+    "file": BlockdevAddArgumentsBlkdebugImage,
+    "prealloc-align": Schema.optionalWith(Schema.Number, { exact: true }),
+    "prealloc-size": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface BlockdevAddArgumentsQcow2 {
   readonly "file": BlockdevAddArgumentsBlkdebugImage
@@ -6682,42 +7239,48 @@ export interface BlockdevAddArgumentsQcow2 {
   readonly "encrypt"?: BlockdevAddArgumentsQcow2Encrypt
   readonly "data-file"?: BlockdevAddArgumentsBlkdebugImage
 }
-export const BlockdevAddArgumentsQcow2: Schema.Schema<BlockdevAddArgumentsQcow2> = Schema.Struct({
-  "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-  "backing": Schema.optionalWith(ref(() => BlockdevAddArgumentsQcow2Backing), { exact: true }),
-  "lazy-refcounts": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "pass-discard-request": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "pass-discard-snapshot": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "pass-discard-other": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "overlap-check": Schema.optionalWith(ref(() => BlockdevAddArgumentsQcow2OverlapCheck), { exact: true }),
-  "cache-size": Schema.optionalWith(Schema.Number, { exact: true }),
-  "l2-cache-size": Schema.optionalWith(Schema.Number, { exact: true }),
-  "l2-cache-entry-size": Schema.optionalWith(Schema.Number, { exact: true }),
-  "refcount-cache-size": Schema.optionalWith(Schema.Number, { exact: true }),
-  "cache-clean-interval": Schema.optionalWith(Schema.Number, { exact: true }),
-  "encrypt": Schema.optionalWith(ref(() => BlockdevAddArgumentsQcow2Encrypt), { exact: true }),
-  "data-file": Schema.optionalWith(ref(() => BlockdevAddArgumentsBlkdebugImage), { exact: true })
-})
+export const BlockdevAddArgumentsQcow2: Schema.Schema<BlockdevAddArgumentsQcow2> = lazy(() =>
+  Schema.Struct({
+    "file": BlockdevAddArgumentsBlkdebugImage,
+    "backing": Schema.optionalWith(BlockdevAddArgumentsQcow2Backing, { exact: true }),
+    "lazy-refcounts": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "pass-discard-request": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "pass-discard-snapshot": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "pass-discard-other": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "overlap-check": Schema.optionalWith(BlockdevAddArgumentsQcow2OverlapCheck, { exact: true }),
+    "cache-size": Schema.optionalWith(Schema.Number, { exact: true }),
+    "l2-cache-size": Schema.optionalWith(Schema.Number, { exact: true }),
+    "l2-cache-entry-size": Schema.optionalWith(Schema.Number, { exact: true }),
+    "refcount-cache-size": Schema.optionalWith(Schema.Number, { exact: true }),
+    "cache-clean-interval": Schema.optionalWith(Schema.Number, { exact: true }),
+    "encrypt": Schema.optionalWith(BlockdevAddArgumentsQcow2Encrypt, { exact: true }),
+    "data-file": Schema.optionalWith(BlockdevAddArgumentsBlkdebugImage, { exact: true })
+  })
+)
 
 export interface BlockdevAddArgumentsQcow {
   readonly "file": BlockdevAddArgumentsBlkdebugImage
   readonly "backing"?: BlockdevAddArgumentsQcow2Backing
   readonly "encrypt"?: BlockdevAddArgumentsQcowEncrypt
 }
-export const BlockdevAddArgumentsQcow: Schema.Schema<BlockdevAddArgumentsQcow> = Schema.Struct({
-  "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-  "backing": Schema.optionalWith(ref(() => BlockdevAddArgumentsQcow2Backing), { exact: true }),
-  "encrypt": Schema.optionalWith(ref(() => BlockdevAddArgumentsQcowEncrypt), { exact: true })
-})
+export const BlockdevAddArgumentsQcow: Schema.Schema<BlockdevAddArgumentsQcow> = lazy(() =>
+  Schema.Struct({
+    "file": BlockdevAddArgumentsBlkdebugImage,
+    "backing": Schema.optionalWith(BlockdevAddArgumentsQcow2Backing, { exact: true }),
+    "encrypt": Schema.optionalWith(BlockdevAddArgumentsQcowEncrypt, { exact: true })
+  })
+)
 
 export interface BlockdevAddArgumentsQed {
   readonly "file": BlockdevAddArgumentsBlkdebugImage
   readonly "backing"?: BlockdevAddArgumentsQcow2Backing
 }
-export const BlockdevAddArgumentsQed: Schema.Schema<BlockdevAddArgumentsQed> = Schema.Struct({
-  "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-  "backing": Schema.optionalWith(ref(() => BlockdevAddArgumentsQcow2Backing), { exact: true })
-})
+export const BlockdevAddArgumentsQed: Schema.Schema<BlockdevAddArgumentsQed> = lazy(() =>
+  Schema.Struct({
+    "file": BlockdevAddArgumentsBlkdebugImage,
+    "backing": Schema.optionalWith(BlockdevAddArgumentsQcow2Backing, { exact: true })
+  })
+)
 
 export interface BlockdevAddArgumentsQuorum {
   readonly "blkverify"?: boolean
@@ -6726,24 +7289,28 @@ export interface BlockdevAddArgumentsQuorum {
   readonly "rewrite-corrupted"?: boolean
   readonly "read-pattern"?: BlockdevAddArgumentsQuorumReadPattern
 }
-export const BlockdevAddArgumentsQuorum: Schema.Schema<BlockdevAddArgumentsQuorum> = Schema.Struct({
-  "blkverify": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "children": Schema.Array(ref(() => BlockdevAddArgumentsBlkdebugImage)),
-  "vote-threshold": Schema.Number,
-  "rewrite-corrupted": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "read-pattern": Schema.optionalWith(ref(() => BlockdevAddArgumentsQuorumReadPattern), { exact: true })
-})
+export const BlockdevAddArgumentsQuorum: Schema.Schema<BlockdevAddArgumentsQuorum> = lazy(() =>
+  Schema.Struct({
+    "blkverify": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "children": Schema.Array(BlockdevAddArgumentsBlkdebugImage),
+    "vote-threshold": Schema.Number,
+    "rewrite-corrupted": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "read-pattern": Schema.optionalWith(BlockdevAddArgumentsQuorumReadPattern, { exact: true })
+  })
+)
 
 export interface BlockdevAddArgumentsRaw {
   readonly "file": BlockdevAddArgumentsBlkdebugImage
   readonly "offset"?: number
   readonly "size"?: number
 }
-export const BlockdevAddArgumentsRaw: Schema.Schema<BlockdevAddArgumentsRaw> = Schema.Struct({
-  "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-  "offset": Schema.optionalWith(Schema.Number, { exact: true }),
-  "size": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const BlockdevAddArgumentsRaw: Schema.Schema<BlockdevAddArgumentsRaw> = lazy(() =>
+  Schema.Struct({
+    "file": BlockdevAddArgumentsBlkdebugImage,
+    "offset": Schema.optionalWith(Schema.Number, { exact: true }),
+    "size": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface BlockdevAddArgumentsRbd {
   readonly "pool": string
@@ -6757,29 +7324,33 @@ export interface BlockdevAddArgumentsRbd {
   readonly "key-secret"?: string
   readonly "server"?: ReadonlyArray<BlockdevAddArgumentsRbdServerItem>
 }
-export const BlockdevAddArgumentsRbd: Schema.Schema<BlockdevAddArgumentsRbd> = Schema.Struct({
-  "pool": Schema.String,
-  "namespace": Schema.optionalWith(Schema.String, { exact: true }),
-  "image": Schema.String,
-  "conf": Schema.optionalWith(Schema.String, { exact: true }),
-  "snapshot": Schema.optionalWith(Schema.String, { exact: true }),
-  "encrypt": Schema.optionalWith(ref(() => BlockdevAddArgumentsRbdEncrypt), { exact: true }),
-  "user": Schema.optionalWith(Schema.String, { exact: true }),
-  "auth-client-required": Schema.optionalWith(Schema.Array(ref(() => BlockdevAddArgumentsRbdAuthClientRequiredItem)), { exact: true }),
-  "key-secret": Schema.optionalWith(Schema.String, { exact: true }),
-  "server": Schema.optionalWith(Schema.Array(ref(() => BlockdevAddArgumentsRbdServerItem)), { exact: true })
-})
+export const BlockdevAddArgumentsRbd: Schema.Schema<BlockdevAddArgumentsRbd> = lazy(() =>
+  Schema.Struct({
+    "pool": Schema.String,
+    "namespace": Schema.optionalWith(Schema.String, { exact: true }),
+    "image": Schema.String,
+    "conf": Schema.optionalWith(Schema.String, { exact: true }),
+    "snapshot": Schema.optionalWith(Schema.String, { exact: true }),
+    "encrypt": Schema.optionalWith(BlockdevAddArgumentsRbdEncrypt, { exact: true }),
+    "user": Schema.optionalWith(Schema.String, { exact: true }),
+    "auth-client-required": Schema.optionalWith(Schema.Array(BlockdevAddArgumentsRbdAuthClientRequiredItem), { exact: true }),
+    "key-secret": Schema.optionalWith(Schema.String, { exact: true }),
+    "server": Schema.optionalWith(Schema.Array(BlockdevAddArgumentsRbdServerItem), { exact: true })
+  })
+)
 
 export interface BlockdevAddArgumentsReplication {
   readonly "file": BlockdevAddArgumentsBlkdebugImage
   readonly "mode": BlockdevAddArgumentsReplicationMode
   readonly "top-id"?: string
 }
-export const BlockdevAddArgumentsReplication: Schema.Schema<BlockdevAddArgumentsReplication> = Schema.Struct({
-  "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-  "mode": ref(() => BlockdevAddArgumentsReplicationMode),
-  "top-id": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const BlockdevAddArgumentsReplication: Schema.Schema<BlockdevAddArgumentsReplication> = lazy(() =>
+  Schema.Struct({
+    "file": BlockdevAddArgumentsBlkdebugImage,
+    "mode": BlockdevAddArgumentsReplicationMode,
+    "top-id": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface BlockdevAddArgumentsSsh {
   readonly "server": BlockdevAddArgumentsSshServer
@@ -6787,21 +7358,25 @@ export interface BlockdevAddArgumentsSsh {
   readonly "user"?: string
   readonly "host-key-check"?: BlockdevAddArgumentsSshHostKeyCheck
 }
-export const BlockdevAddArgumentsSsh: Schema.Schema<BlockdevAddArgumentsSsh> = Schema.Struct({
-  "server": ref(() => BlockdevAddArgumentsSshServer),
-  "path": Schema.String,
-  "user": Schema.optionalWith(Schema.String, { exact: true }),
-  "host-key-check": Schema.optionalWith(ref(() => BlockdevAddArgumentsSshHostKeyCheck), { exact: true })
-})
+export const BlockdevAddArgumentsSsh: Schema.Schema<BlockdevAddArgumentsSsh> = lazy(() =>
+  Schema.Struct({
+    "server": BlockdevAddArgumentsSshServer,
+    "path": Schema.String,
+    "user": Schema.optionalWith(Schema.String, { exact: true }),
+    "host-key-check": Schema.optionalWith(BlockdevAddArgumentsSshHostKeyCheck, { exact: true })
+  })
+)
 
 export interface BlockdevAddArgumentsThrottle {
   readonly "throttle-group": string
   readonly "file": BlockdevAddArgumentsBlkdebugImage
 }
-export const BlockdevAddArgumentsThrottle: Schema.Schema<BlockdevAddArgumentsThrottle> = Schema.Struct({
-  "throttle-group": Schema.String,
-  "file": ref(() => BlockdevAddArgumentsBlkdebugImage)
-})
+export const BlockdevAddArgumentsThrottle: Schema.Schema<BlockdevAddArgumentsThrottle> = lazy(() =>
+  Schema.Struct({
+    "throttle-group": Schema.String,
+    "file": BlockdevAddArgumentsBlkdebugImage
+  })
+)
 
 export interface BlockdevAddArgumentsVvfat {
   readonly "dir": string
@@ -6810,33 +7385,37 @@ export interface BlockdevAddArgumentsVvfat {
   readonly "label"?: string
   readonly "rw"?: boolean
 }
-export const BlockdevAddArgumentsVvfat: Schema.Schema<BlockdevAddArgumentsVvfat> = Schema.Struct({
-  "dir": Schema.String,
-  "fat-type": Schema.optionalWith(Schema.Number, { exact: true }),
-  "floppy": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "label": Schema.optionalWith(Schema.String, { exact: true }),
-  "rw": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const BlockdevAddArgumentsVvfat: Schema.Schema<BlockdevAddArgumentsVvfat> = lazy(() =>
+  Schema.Struct({
+    "dir": Schema.String,
+    "fat-type": Schema.optionalWith(Schema.Number, { exact: true }),
+    "floppy": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "label": Schema.optionalWith(Schema.String, { exact: true }),
+    "rw": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export type BlockdevBackupArgumentsSync = "top" | "full" | "none" | "incremental" | "bitmap"
-export const BlockdevBackupArgumentsSync: Schema.Schema<BlockdevBackupArgumentsSync> = Schema.Literal("top", "full", "none", "incremental", "bitmap")
+export const BlockdevBackupArgumentsSync: Schema.Schema<BlockdevBackupArgumentsSync> = lazy(() => Schema.Literal("top", "full", "none", "incremental", "bitmap"))
 
 export type BlockdevBackupArgumentsBitmapMode = "on-success" | "never" | "always"
-export const BlockdevBackupArgumentsBitmapMode: Schema.Schema<BlockdevBackupArgumentsBitmapMode> = Schema.Literal("on-success", "never", "always")
+export const BlockdevBackupArgumentsBitmapMode: Schema.Schema<BlockdevBackupArgumentsBitmapMode> = lazy(() => Schema.Literal("on-success", "never", "always"))
 
 export interface BlockdevBackupArgumentsXPerf {
   readonly "use-copy-range"?: boolean
   readonly "max-workers"?: number
   readonly "max-chunk"?: number
 }
-export const BlockdevBackupArgumentsXPerf: Schema.Schema<BlockdevBackupArgumentsXPerf> = Schema.Struct({
-  "use-copy-range": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "max-workers": Schema.optionalWith(Schema.Number, { exact: true }),
-  "max-chunk": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const BlockdevBackupArgumentsXPerf: Schema.Schema<BlockdevBackupArgumentsXPerf> = lazy(() =>
+  Schema.Struct({
+    "use-copy-range": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "max-workers": Schema.optionalWith(Schema.Number, { exact: true }),
+    "max-chunk": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export type BlockdevChangeMediumArgumentsReadOnlyMode = "retain" | "read-only" | "read-write"
-export const BlockdevChangeMediumArgumentsReadOnlyMode: Schema.Schema<BlockdevChangeMediumArgumentsReadOnlyMode> = Schema.Literal("retain", "read-only", "read-write")
+export const BlockdevChangeMediumArgumentsReadOnlyMode: Schema.Schema<BlockdevChangeMediumArgumentsReadOnlyMode> = lazy(() => Schema.Literal("retain", "read-only", "read-write"))
 
 export type BlockdevCreateArgumentsOptions =
   | {
@@ -7040,218 +7619,220 @@ export type BlockdevCreateArgumentsOptions =
   | {
     readonly "driver": "vvfat"
   }
-export const BlockdevCreateArgumentsOptions: Schema.Schema<BlockdevCreateArgumentsOptions> = Schema.Union(
-  Schema.Struct({
-    "driver": Schema.Literal("blkdebug")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("blklogwrites")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("blkreplay")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("blkverify")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("bochs")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("cloop")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("compress")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("copy-before-write")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("copy-on-read")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("dmg")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("file"),
-    "filename": Schema.String,
-    "size": Schema.Number,
-    "preallocation": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsFilePreallocation), { exact: true }),
-    "nocow": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "extent-size-hint": Schema.optionalWith(Schema.Number, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("snapshot-access")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("ftp")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("ftps")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("gluster"),
-    "location": ref(() => BlockdevAddArgumentsGluster),
-    "size": Schema.Number,
-    "preallocation": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsFilePreallocation), { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("host_cdrom")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("host_device")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("http")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("https")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("iscsi")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("luks"),
-    "key-secret": Schema.optionalWith(Schema.String, { exact: true }),
-    "cipher-alg": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsLuksCipherAlg), { exact: true }),
-    "cipher-mode": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsLuksCipherMode), { exact: true }),
-    "ivgen-alg": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsLuksIvgenAlg), { exact: true }),
-    "ivgen-hash-alg": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsLuksIvgenHashAlg), { exact: true }),
-    "hash-alg": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsLuksIvgenHashAlg), { exact: true }),
-    "iter-time": Schema.optionalWith(Schema.Number, { exact: true }),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-    "size": Schema.Number,
-    "preallocation": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsFilePreallocation), { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("nbd")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("nfs"),
-    "location": ref(() => BlockdevAddArgumentsNfs),
-    "size": Schema.Number
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("null-aio")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("null-co")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("nvme")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("parallels"),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-    "size": Schema.Number,
-    "cluster-size": Schema.optionalWith(Schema.Number, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("preallocate")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("qcow"),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-    "size": Schema.Number,
-    "backing-file": Schema.optionalWith(Schema.String, { exact: true }),
-    "encrypt": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsQcowEncrypt), { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("qcow2"),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-    "data-file": Schema.optionalWith(ref(() => BlockdevAddArgumentsBlkdebugImage), { exact: true }),
-    "data-file-raw": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "extended-l2": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "size": Schema.Number,
-    "version": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsQcow2Version), { exact: true }),
-    "backing-file": Schema.optionalWith(Schema.String, { exact: true }),
-    "backing-fmt": Schema.optionalWith(ref(() => BlockdevAddArgumentsDriver), { exact: true }),
-    "encrypt": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsQcowEncrypt), { exact: true }),
-    "cluster-size": Schema.optionalWith(Schema.Number, { exact: true }),
-    "preallocation": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsFilePreallocation), { exact: true }),
-    "lazy-refcounts": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "refcount-bits": Schema.optionalWith(Schema.Number, { exact: true }),
-    "compression-type": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsQcow2CompressionType), { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("qed"),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-    "size": Schema.Number,
-    "backing-file": Schema.optionalWith(Schema.String, { exact: true }),
-    "backing-fmt": Schema.optionalWith(ref(() => BlockdevAddArgumentsDriver), { exact: true }),
-    "cluster-size": Schema.optionalWith(Schema.Number, { exact: true }),
-    "table-size": Schema.optionalWith(Schema.Number, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("quorum")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("raw")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("rbd"),
-    "location": ref(() => BlockdevAddArgumentsRbd),
-    "size": Schema.Number,
-    "cluster-size": Schema.optionalWith(Schema.Number, { exact: true }),
-    "encrypt": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsRbdEncrypt), { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("replication")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("ssh"),
-    "location": ref(() => BlockdevAddArgumentsSsh),
-    "size": Schema.Number
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("throttle")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("vdi"),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-    "size": Schema.Number,
-    "preallocation": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsFilePreallocation), { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("vhdx"),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-    "size": Schema.Number,
-    "log-size": Schema.optionalWith(Schema.Number, { exact: true }),
-    "block-size": Schema.optionalWith(Schema.Number, { exact: true }),
-    "subformat": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsVhdxSubformat), { exact: true }),
-    "block-state-zero": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("vmdk"),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-    "size": Schema.Number,
-    "extents": Schema.optionalWith(Schema.Array(ref(() => BlockdevAddArgumentsBlkdebugImage)), { exact: true }),
-    "subformat": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsVmdkSubformat), { exact: true }),
-    "backing-file": Schema.optionalWith(Schema.String, { exact: true }),
-    "adapter-type": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsVmdkAdapterType), { exact: true }),
-    "hwversion": Schema.optionalWith(Schema.String, { exact: true }),
-    "toolsversion": Schema.optionalWith(Schema.String, { exact: true }),
-    "zeroed-grain": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("vpc"),
-    "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-    "size": Schema.Number,
-    "subformat": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsVpcSubformat), { exact: true }),
-    "force-size": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("vvfat")
-  })
+export const BlockdevCreateArgumentsOptions: Schema.Schema<BlockdevCreateArgumentsOptions> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "driver": Schema.Literal("blkdebug")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("blklogwrites")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("blkreplay")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("blkverify")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("bochs")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("cloop")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("compress")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("copy-before-write")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("copy-on-read")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("dmg")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("file"),
+      "filename": Schema.String,
+      "size": Schema.Number,
+      "preallocation": Schema.optionalWith(BlockdevCreateArgumentsOptionsFilePreallocation, { exact: true }),
+      "nocow": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "extent-size-hint": Schema.optionalWith(Schema.Number, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("snapshot-access")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("ftp")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("ftps")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("gluster"),
+      "location": BlockdevAddArgumentsGluster,
+      "size": Schema.Number,
+      "preallocation": Schema.optionalWith(BlockdevCreateArgumentsOptionsFilePreallocation, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("host_cdrom")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("host_device")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("http")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("https")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("iscsi")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("luks"),
+      "key-secret": Schema.optionalWith(Schema.String, { exact: true }),
+      "cipher-alg": Schema.optionalWith(BlockdevCreateArgumentsOptionsLuksCipherAlg, { exact: true }),
+      "cipher-mode": Schema.optionalWith(BlockdevCreateArgumentsOptionsLuksCipherMode, { exact: true }),
+      "ivgen-alg": Schema.optionalWith(BlockdevCreateArgumentsOptionsLuksIvgenAlg, { exact: true }),
+      "ivgen-hash-alg": Schema.optionalWith(BlockdevCreateArgumentsOptionsLuksIvgenHashAlg, { exact: true }),
+      "hash-alg": Schema.optionalWith(BlockdevCreateArgumentsOptionsLuksIvgenHashAlg, { exact: true }),
+      "iter-time": Schema.optionalWith(Schema.Number, { exact: true }),
+      "file": BlockdevAddArgumentsBlkdebugImage,
+      "size": Schema.Number,
+      "preallocation": Schema.optionalWith(BlockdevCreateArgumentsOptionsFilePreallocation, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("nbd")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("nfs"),
+      "location": BlockdevAddArgumentsNfs,
+      "size": Schema.Number
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("null-aio")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("null-co")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("nvme")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("parallels"),
+      "file": BlockdevAddArgumentsBlkdebugImage,
+      "size": Schema.Number,
+      "cluster-size": Schema.optionalWith(Schema.Number, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("preallocate")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("qcow"),
+      "file": BlockdevAddArgumentsBlkdebugImage,
+      "size": Schema.Number,
+      "backing-file": Schema.optionalWith(Schema.String, { exact: true }),
+      "encrypt": Schema.optionalWith(BlockdevCreateArgumentsOptionsQcowEncrypt, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("qcow2"),
+      "file": BlockdevAddArgumentsBlkdebugImage,
+      "data-file": Schema.optionalWith(BlockdevAddArgumentsBlkdebugImage, { exact: true }),
+      "data-file-raw": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "extended-l2": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "size": Schema.Number,
+      "version": Schema.optionalWith(BlockdevCreateArgumentsOptionsQcow2Version, { exact: true }),
+      "backing-file": Schema.optionalWith(Schema.String, { exact: true }),
+      "backing-fmt": Schema.optionalWith(BlockdevAddArgumentsDriver, { exact: true }),
+      "encrypt": Schema.optionalWith(BlockdevCreateArgumentsOptionsQcowEncrypt, { exact: true }),
+      "cluster-size": Schema.optionalWith(Schema.Number, { exact: true }),
+      "preallocation": Schema.optionalWith(BlockdevCreateArgumentsOptionsFilePreallocation, { exact: true }),
+      "lazy-refcounts": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "refcount-bits": Schema.optionalWith(Schema.Number, { exact: true }),
+      "compression-type": Schema.optionalWith(BlockdevCreateArgumentsOptionsQcow2CompressionType, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("qed"),
+      "file": BlockdevAddArgumentsBlkdebugImage,
+      "size": Schema.Number,
+      "backing-file": Schema.optionalWith(Schema.String, { exact: true }),
+      "backing-fmt": Schema.optionalWith(BlockdevAddArgumentsDriver, { exact: true }),
+      "cluster-size": Schema.optionalWith(Schema.Number, { exact: true }),
+      "table-size": Schema.optionalWith(Schema.Number, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("quorum")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("raw")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("rbd"),
+      "location": BlockdevAddArgumentsRbd,
+      "size": Schema.Number,
+      "cluster-size": Schema.optionalWith(Schema.Number, { exact: true }),
+      "encrypt": Schema.optionalWith(BlockdevCreateArgumentsOptionsRbdEncrypt, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("replication")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("ssh"),
+      "location": BlockdevAddArgumentsSsh,
+      "size": Schema.Number
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("throttle")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("vdi"),
+      "file": BlockdevAddArgumentsBlkdebugImage,
+      "size": Schema.Number,
+      "preallocation": Schema.optionalWith(BlockdevCreateArgumentsOptionsFilePreallocation, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("vhdx"),
+      "file": BlockdevAddArgumentsBlkdebugImage,
+      "size": Schema.Number,
+      "log-size": Schema.optionalWith(Schema.Number, { exact: true }),
+      "block-size": Schema.optionalWith(Schema.Number, { exact: true }),
+      "subformat": Schema.optionalWith(BlockdevCreateArgumentsOptionsVhdxSubformat, { exact: true }),
+      "block-state-zero": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("vmdk"),
+      "file": BlockdevAddArgumentsBlkdebugImage,
+      "size": Schema.Number,
+      "extents": Schema.optionalWith(Schema.Array(BlockdevAddArgumentsBlkdebugImage), { exact: true }),
+      "subformat": Schema.optionalWith(BlockdevCreateArgumentsOptionsVmdkSubformat, { exact: true }),
+      "backing-file": Schema.optionalWith(Schema.String, { exact: true }),
+      "adapter-type": Schema.optionalWith(BlockdevCreateArgumentsOptionsVmdkAdapterType, { exact: true }),
+      "hwversion": Schema.optionalWith(Schema.String, { exact: true }),
+      "toolsversion": Schema.optionalWith(Schema.String, { exact: true }),
+      "zeroed-grain": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("vpc"),
+      "file": BlockdevAddArgumentsBlkdebugImage,
+      "size": Schema.Number,
+      "subformat": Schema.optionalWith(BlockdevCreateArgumentsOptionsVpcSubformat, { exact: true }),
+      "force-size": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("vvfat")
+    })
+  )
 )
 
 export type BlockdevMirrorArgumentsCopyMode = "background" | "write-blocking"
-export const BlockdevMirrorArgumentsCopyMode: Schema.Schema<BlockdevMirrorArgumentsCopyMode> = Schema.Literal("background", "write-blocking")
+export const BlockdevMirrorArgumentsCopyMode: Schema.Schema<BlockdevMirrorArgumentsCopyMode> = lazy(() => Schema.Literal("background", "write-blocking"))
 
 export type BlockdevSnapshotSyncArgumentsMode = "existing" | "absolute-paths"
-export const BlockdevSnapshotSyncArgumentsMode: Schema.Schema<BlockdevSnapshotSyncArgumentsMode> = Schema.Literal("existing", "absolute-paths")
+export const BlockdevSnapshotSyncArgumentsMode: Schema.Schema<BlockdevSnapshotSyncArgumentsMode> = lazy(() => Schema.Literal("existing", "absolute-paths"))
 
 export type CalcDirtyRateArgumentsMode = "page-sampling" | "dirty-ring" | "dirty-bitmap"
-export const CalcDirtyRateArgumentsMode: Schema.Schema<CalcDirtyRateArgumentsMode> = Schema.Literal("page-sampling", "dirty-ring", "dirty-bitmap")
+export const CalcDirtyRateArgumentsMode: Schema.Schema<CalcDirtyRateArgumentsMode> = lazy(() => Schema.Literal("page-sampling", "dirty-ring", "dirty-bitmap"))
 
 export type ChardevAddArgumentsBackend =
   | {
@@ -7342,129 +7923,137 @@ export type ChardevAddArgumentsBackend =
     readonly "type": "memory"
     readonly "data": ChardevAddArgumentsBackendRingbufData
   }
-export const ChardevAddArgumentsBackend: Schema.Schema<ChardevAddArgumentsBackend> = Schema.Union(
-  Schema.Struct({
-    "type": Schema.Literal("file"),
-    "data": ref(() => ChardevAddArgumentsBackendFileData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("serial"),
-    "data": ref(() => ChardevAddArgumentsBackendSerialData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("parallel"),
-    "data": ref(() => ChardevAddArgumentsBackendSerialData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("pipe"),
-    "data": ref(() => ChardevAddArgumentsBackendSerialData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("socket"),
-    "data": ref(() => ChardevAddArgumentsBackendSocketData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("udp"),
-    "data": ref(() => ChardevAddArgumentsBackendUdpData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("pty"),
-    "data": ref(() => ChardevAddArgumentsBackendPtyData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("null"),
-    "data": ref(() => ChardevAddArgumentsBackendPtyData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("mux"),
-    "data": ref(() => ChardevAddArgumentsBackendMuxData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("msmouse"),
-    "data": ref(() => ChardevAddArgumentsBackendPtyData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("wctablet"),
-    "data": ref(() => ChardevAddArgumentsBackendPtyData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("braille"),
-    "data": ref(() => ChardevAddArgumentsBackendPtyData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("testdev"),
-    "data": ref(() => ChardevAddArgumentsBackendPtyData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("stdio"),
-    "data": ref(() => ChardevAddArgumentsBackendStdioData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("console"),
-    "data": ref(() => ChardevAddArgumentsBackendPtyData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("spicevmc"),
-    "data": ref(() => ChardevAddArgumentsBackendSpicevmcData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("spiceport"),
-    "data": ref(() => ChardevAddArgumentsBackendSpiceportData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("qemu-vdagent"),
-    "data": ref(() => ChardevAddArgumentsBackendQemuVdagentData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("dbus"),
-    "data": ref(() => ChardevAddArgumentsBackendDbusData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("vc"),
-    "data": ref(() => ChardevAddArgumentsBackendVcData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("ringbuf"),
-    "data": ref(() => ChardevAddArgumentsBackendRingbufData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("memory"),
-    "data": ref(() => ChardevAddArgumentsBackendRingbufData)
-  })
+export const ChardevAddArgumentsBackend: Schema.Schema<ChardevAddArgumentsBackend> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "type": Schema.Literal("file"),
+      "data": ChardevAddArgumentsBackendFileData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("serial"),
+      "data": ChardevAddArgumentsBackendSerialData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("parallel"),
+      "data": ChardevAddArgumentsBackendSerialData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("pipe"),
+      "data": ChardevAddArgumentsBackendSerialData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("socket"),
+      "data": ChardevAddArgumentsBackendSocketData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("udp"),
+      "data": ChardevAddArgumentsBackendUdpData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("pty"),
+      "data": ChardevAddArgumentsBackendPtyData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("null"),
+      "data": ChardevAddArgumentsBackendPtyData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("mux"),
+      "data": ChardevAddArgumentsBackendMuxData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("msmouse"),
+      "data": ChardevAddArgumentsBackendPtyData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("wctablet"),
+      "data": ChardevAddArgumentsBackendPtyData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("braille"),
+      "data": ChardevAddArgumentsBackendPtyData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("testdev"),
+      "data": ChardevAddArgumentsBackendPtyData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("stdio"),
+      "data": ChardevAddArgumentsBackendStdioData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("console"),
+      "data": ChardevAddArgumentsBackendPtyData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("spicevmc"),
+      "data": ChardevAddArgumentsBackendSpicevmcData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("spiceport"),
+      "data": ChardevAddArgumentsBackendSpiceportData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("qemu-vdagent"),
+      "data": ChardevAddArgumentsBackendQemuVdagentData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("dbus"),
+      "data": ChardevAddArgumentsBackendDbusData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("vc"),
+      "data": ChardevAddArgumentsBackendVcData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("ringbuf"),
+      "data": ChardevAddArgumentsBackendRingbufData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("memory"),
+      "data": ChardevAddArgumentsBackendRingbufData
+    })
+  )
 )
 
 export type DisplayReloadArgumentsType = "vnc"
-export const DisplayReloadArgumentsType: Schema.Schema<DisplayReloadArgumentsType> = Schema.Literal("vnc")
+export const DisplayReloadArgumentsType: Schema.Schema<DisplayReloadArgumentsType> = lazy(() => Schema.Literal("vnc"))
 
 export interface DisplayReloadArgumentsVnc {
   readonly "tls-certs"?: boolean
 }
-export const DisplayReloadArgumentsVnc: Schema.Schema<DisplayReloadArgumentsVnc> = Schema.Struct({
-  "tls-certs": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const DisplayReloadArgumentsVnc: Schema.Schema<DisplayReloadArgumentsVnc> = lazy(() =>
+  Schema.Struct({
+    "tls-certs": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export type DisplayUpdateArgumentsType = "vnc"
-export const DisplayUpdateArgumentsType: Schema.Schema<DisplayUpdateArgumentsType> = Schema.Literal("vnc")
+export const DisplayUpdateArgumentsType: Schema.Schema<DisplayUpdateArgumentsType> = lazy(() => Schema.Literal("vnc"))
 
 export interface DisplayUpdateArgumentsVnc {
   readonly "addresses"?: ReadonlyArray<QueryMigrateResultSocketAddressItem>
 }
-export const DisplayUpdateArgumentsVnc: Schema.Schema<DisplayUpdateArgumentsVnc> = Schema.Struct({
-  "addresses": Schema.optionalWith(Schema.Array(ref(() => QueryMigrateResultSocketAddressItem)), { exact: true })
-})
+export const DisplayUpdateArgumentsVnc: Schema.Schema<DisplayUpdateArgumentsVnc> = lazy(() =>
+  Schema.Struct({
+    "addresses": Schema.optionalWith(Schema.Array(QueryMigrateResultSocketAddressItem), { exact: true })
+  })
+)
 
 export type DumpGuestMemoryArgumentsFormat = "elf" | "kdump-zlib" | "kdump-lzo" | "kdump-snappy" | "win-dmp"
-export const DumpGuestMemoryArgumentsFormat: Schema.Schema<DumpGuestMemoryArgumentsFormat> = Schema.Literal("elf", "kdump-zlib", "kdump-lzo", "kdump-snappy", "win-dmp")
+export const DumpGuestMemoryArgumentsFormat: Schema.Schema<DumpGuestMemoryArgumentsFormat> = lazy(() => Schema.Literal("elf", "kdump-zlib", "kdump-lzo", "kdump-snappy", "win-dmp"))
 
 export type ExpirePasswordArgumentsProtocol = "vnc" | "spice"
-export const ExpirePasswordArgumentsProtocol: Schema.Schema<ExpirePasswordArgumentsProtocol> = Schema.Literal("vnc", "spice")
+export const ExpirePasswordArgumentsProtocol: Schema.Schema<ExpirePasswordArgumentsProtocol> = lazy(() => Schema.Literal("vnc", "spice"))
 
 export interface ExpirePasswordArgumentsVnc {
   readonly "display"?: string
 }
-export const ExpirePasswordArgumentsVnc: Schema.Schema<ExpirePasswordArgumentsVnc> = Schema.Struct({
-  "display": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const ExpirePasswordArgumentsVnc: Schema.Schema<ExpirePasswordArgumentsVnc> = lazy(() =>
+  Schema.Struct({
+    "display": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export type InputSendEventArgumentsEventsItem =
   | {
@@ -7483,44 +8072,48 @@ export type InputSendEventArgumentsEventsItem =
     readonly "type": "abs"
     readonly "data": InputSendEventArgumentsEventsItemRelData
   }
-export const InputSendEventArgumentsEventsItem: Schema.Schema<InputSendEventArgumentsEventsItem> = Schema.Union(
-  Schema.Struct({
-    "type": Schema.Literal("key"),
-    "data": ref(() => InputSendEventArgumentsEventsItemKeyData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("btn"),
-    "data": ref(() => InputSendEventArgumentsEventsItemBtnData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("rel"),
-    "data": ref(() => InputSendEventArgumentsEventsItemRelData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("abs"),
-    "data": ref(() => InputSendEventArgumentsEventsItemRelData)
-  })
+export const InputSendEventArgumentsEventsItem: Schema.Schema<InputSendEventArgumentsEventsItem> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "type": Schema.Literal("key"),
+      "data": InputSendEventArgumentsEventsItemKeyData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("btn"),
+      "data": InputSendEventArgumentsEventsItemBtnData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("rel"),
+      "data": InputSendEventArgumentsEventsItemRelData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("abs"),
+      "data": InputSendEventArgumentsEventsItemRelData
+    })
+  )
 )
 
 export type MigrateContinueArgumentsState = "none" | "setup" | "cancelling" | "cancelled" | "active" | "postcopy-active" | "postcopy-paused" | "postcopy-recover" | "completed" | "failed" | "colo" | "pre-switchover" | "device" | "wait-unplug"
-export const MigrateContinueArgumentsState: Schema.Schema<MigrateContinueArgumentsState> = Schema.Literal("none", "setup", "cancelling", "cancelled", "active", "postcopy-active", "postcopy-paused", "postcopy-recover", "completed", "failed", "colo", "pre-switchover", "device", "wait-unplug")
+export const MigrateContinueArgumentsState: Schema.Schema<MigrateContinueArgumentsState> = lazy(() => Schema.Literal("none", "setup", "cancelling", "cancelled", "active", "postcopy-active", "postcopy-paused", "postcopy-recover", "completed", "failed", "colo", "pre-switchover", "device", "wait-unplug"))
 
 export type MigrateSetParametersArgumentsTlsCreds = string | null
-export const MigrateSetParametersArgumentsTlsCreds: Schema.Schema<MigrateSetParametersArgumentsTlsCreds> = Schema.Union(Schema.String, Schema.Null)
+export const MigrateSetParametersArgumentsTlsCreds: Schema.Schema<MigrateSetParametersArgumentsTlsCreds> = lazy(() => Schema.Union(Schema.String, Schema.Null))
 
 export type MigrateSetParametersArgumentsMultifdCompression = "none" | "zlib" | "zstd"
-export const MigrateSetParametersArgumentsMultifdCompression: Schema.Schema<MigrateSetParametersArgumentsMultifdCompression> = Schema.Literal("none", "zlib", "zstd")
+export const MigrateSetParametersArgumentsMultifdCompression: Schema.Schema<MigrateSetParametersArgumentsMultifdCompression> = lazy(() => Schema.Literal("none", "zlib", "zstd"))
 
 export interface MigrateSetParametersArgumentsBlockBitmapMappingItem {
   readonly "node-name": string
   readonly "alias": string
   readonly "bitmaps": ReadonlyArray<MigrateSetParametersArgumentsBlockBitmapMappingItemBitmapsItem>
 }
-export const MigrateSetParametersArgumentsBlockBitmapMappingItem: Schema.Schema<MigrateSetParametersArgumentsBlockBitmapMappingItem> = Schema.Struct({
-  "node-name": Schema.String,
-  "alias": Schema.String,
-  "bitmaps": Schema.Array(ref(() => MigrateSetParametersArgumentsBlockBitmapMappingItemBitmapsItem))
-})
+export const MigrateSetParametersArgumentsBlockBitmapMappingItem: Schema.Schema<MigrateSetParametersArgumentsBlockBitmapMappingItem> = lazy(() =>
+  Schema.Struct({
+    "node-name": Schema.String,
+    "alias": Schema.String,
+    "bitmaps": Schema.Array(MigrateSetParametersArgumentsBlockBitmapMappingItemBitmapsItem)
+  })
+)
 
 export type NbdServerStartArgumentsAddr =
   | {
@@ -7539,27 +8132,29 @@ export type NbdServerStartArgumentsAddr =
     readonly "type": "fd"
     readonly "data": NetdevAddArgumentsUserDnssearchItem
   }
-export const NbdServerStartArgumentsAddr: Schema.Schema<NbdServerStartArgumentsAddr> = Schema.Union(
-  Schema.Struct({
-    "type": Schema.Literal("inet"),
-    "data": ref(() => BlockdevAddArgumentsSshServer)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("unix"),
-    "data": ref(() => QueryMigrateResultSocketAddressItemUnix)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("vsock"),
-    "data": ref(() => QueryMigrateResultSocketAddressItemVsock)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("fd"),
-    "data": ref(() => NetdevAddArgumentsUserDnssearchItem)
-  })
+export const NbdServerStartArgumentsAddr: Schema.Schema<NbdServerStartArgumentsAddr> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "type": Schema.Literal("inet"),
+      "data": BlockdevAddArgumentsSshServer
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("unix"),
+      "data": QueryMigrateResultSocketAddressItemUnix
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("vsock"),
+      "data": QueryMigrateResultSocketAddressItemVsock
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("fd"),
+      "data": NetdevAddArgumentsUserDnssearchItem
+    })
+  )
 )
 
 export type NetdevAddArgumentsType = "none" | "nic" | "user" | "tap" | "l2tpv3" | "socket" | "stream" | "dgram" | "vde" | "bridge" | "hubport" | "netmap" | "vhost-user" | "vhost-vdpa"
-export const NetdevAddArgumentsType: Schema.Schema<NetdevAddArgumentsType> = Schema.Literal("none", "nic", "user", "tap", "l2tpv3", "socket", "stream", "dgram", "vde", "bridge", "hubport", "netmap", "vhost-user", "vhost-vdpa")
+export const NetdevAddArgumentsType: Schema.Schema<NetdevAddArgumentsType> = lazy(() => Schema.Literal("none", "nic", "user", "tap", "l2tpv3", "socket", "stream", "dgram", "vde", "bridge", "hubport", "netmap", "vhost-user", "vhost-vdpa"))
 
 export interface NetdevAddArgumentsNic {
   readonly "netdev"?: string
@@ -7568,13 +8163,15 @@ export interface NetdevAddArgumentsNic {
   readonly "addr"?: string
   readonly "vectors"?: number
 }
-export const NetdevAddArgumentsNic: Schema.Schema<NetdevAddArgumentsNic> = Schema.Struct({
-  "netdev": Schema.optionalWith(Schema.String, { exact: true }),
-  "macaddr": Schema.optionalWith(Schema.String, { exact: true }),
-  "model": Schema.optionalWith(Schema.String, { exact: true }),
-  "addr": Schema.optionalWith(Schema.String, { exact: true }),
-  "vectors": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const NetdevAddArgumentsNic: Schema.Schema<NetdevAddArgumentsNic> = lazy(() =>
+  Schema.Struct({
+    "netdev": Schema.optionalWith(Schema.String, { exact: true }),
+    "macaddr": Schema.optionalWith(Schema.String, { exact: true }),
+    "model": Schema.optionalWith(Schema.String, { exact: true }),
+    "addr": Schema.optionalWith(Schema.String, { exact: true }),
+    "vectors": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface NetdevAddArgumentsUser {
   readonly "hostname"?: string
@@ -7600,30 +8197,32 @@ export interface NetdevAddArgumentsUser {
   readonly "guestfwd"?: ReadonlyArray<NetdevAddArgumentsUserDnssearchItem>
   readonly "tftp-server-name"?: string
 }
-export const NetdevAddArgumentsUser: Schema.Schema<NetdevAddArgumentsUser> = Schema.Struct({
-  "hostname": Schema.optionalWith(Schema.String, { exact: true }),
-  "restrict": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "ipv4": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "ipv6": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "ip": Schema.optionalWith(Schema.String, { exact: true }),
-  "net": Schema.optionalWith(Schema.String, { exact: true }),
-  "host": Schema.optionalWith(Schema.String, { exact: true }),
-  "tftp": Schema.optionalWith(Schema.String, { exact: true }),
-  "bootfile": Schema.optionalWith(Schema.String, { exact: true }),
-  "dhcpstart": Schema.optionalWith(Schema.String, { exact: true }),
-  "dns": Schema.optionalWith(Schema.String, { exact: true }),
-  "dnssearch": Schema.optionalWith(Schema.Array(ref(() => NetdevAddArgumentsUserDnssearchItem)), { exact: true }),
-  "domainname": Schema.optionalWith(Schema.String, { exact: true }),
-  "ipv6-prefix": Schema.optionalWith(Schema.String, { exact: true }),
-  "ipv6-prefixlen": Schema.optionalWith(Schema.Number, { exact: true }),
-  "ipv6-host": Schema.optionalWith(Schema.String, { exact: true }),
-  "ipv6-dns": Schema.optionalWith(Schema.String, { exact: true }),
-  "smb": Schema.optionalWith(Schema.String, { exact: true }),
-  "smbserver": Schema.optionalWith(Schema.String, { exact: true }),
-  "hostfwd": Schema.optionalWith(Schema.Array(ref(() => NetdevAddArgumentsUserDnssearchItem)), { exact: true }),
-  "guestfwd": Schema.optionalWith(Schema.Array(ref(() => NetdevAddArgumentsUserDnssearchItem)), { exact: true }),
-  "tftp-server-name": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const NetdevAddArgumentsUser: Schema.Schema<NetdevAddArgumentsUser> = lazy(() =>
+  Schema.Struct({
+    "hostname": Schema.optionalWith(Schema.String, { exact: true }),
+    "restrict": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "ipv4": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "ipv6": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "ip": Schema.optionalWith(Schema.String, { exact: true }),
+    "net": Schema.optionalWith(Schema.String, { exact: true }),
+    "host": Schema.optionalWith(Schema.String, { exact: true }),
+    "tftp": Schema.optionalWith(Schema.String, { exact: true }),
+    "bootfile": Schema.optionalWith(Schema.String, { exact: true }),
+    "dhcpstart": Schema.optionalWith(Schema.String, { exact: true }),
+    "dns": Schema.optionalWith(Schema.String, { exact: true }),
+    "dnssearch": Schema.optionalWith(Schema.Array(NetdevAddArgumentsUserDnssearchItem), { exact: true }),
+    "domainname": Schema.optionalWith(Schema.String, { exact: true }),
+    "ipv6-prefix": Schema.optionalWith(Schema.String, { exact: true }),
+    "ipv6-prefixlen": Schema.optionalWith(Schema.Number, { exact: true }),
+    "ipv6-host": Schema.optionalWith(Schema.String, { exact: true }),
+    "ipv6-dns": Schema.optionalWith(Schema.String, { exact: true }),
+    "smb": Schema.optionalWith(Schema.String, { exact: true }),
+    "smbserver": Schema.optionalWith(Schema.String, { exact: true }),
+    "hostfwd": Schema.optionalWith(Schema.Array(NetdevAddArgumentsUserDnssearchItem), { exact: true }),
+    "guestfwd": Schema.optionalWith(Schema.Array(NetdevAddArgumentsUserDnssearchItem), { exact: true }),
+    "tftp-server-name": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface NetdevAddArgumentsTap {
   readonly "ifname"?: string
@@ -7642,23 +8241,25 @@ export interface NetdevAddArgumentsTap {
   readonly "queues"?: number
   readonly "poll-us"?: number
 }
-export const NetdevAddArgumentsTap: Schema.Schema<NetdevAddArgumentsTap> = Schema.Struct({
-  "ifname": Schema.optionalWith(Schema.String, { exact: true }),
-  "fd": Schema.optionalWith(Schema.String, { exact: true }),
-  "fds": Schema.optionalWith(Schema.String, { exact: true }),
-  "script": Schema.optionalWith(Schema.String, { exact: true }),
-  "downscript": Schema.optionalWith(Schema.String, { exact: true }),
-  "br": Schema.optionalWith(Schema.String, { exact: true }),
-  "helper": Schema.optionalWith(Schema.String, { exact: true }),
-  "sndbuf": Schema.optionalWith(Schema.Number, { exact: true }),
-  "vnet_hdr": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "vhost": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "vhostfd": Schema.optionalWith(Schema.String, { exact: true }),
-  "vhostfds": Schema.optionalWith(Schema.String, { exact: true }),
-  "vhostforce": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "queues": Schema.optionalWith(Schema.Number, { exact: true }),
-  "poll-us": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const NetdevAddArgumentsTap: Schema.Schema<NetdevAddArgumentsTap> = lazy(() =>
+  Schema.Struct({
+    "ifname": Schema.optionalWith(Schema.String, { exact: true }),
+    "fd": Schema.optionalWith(Schema.String, { exact: true }),
+    "fds": Schema.optionalWith(Schema.String, { exact: true }),
+    "script": Schema.optionalWith(Schema.String, { exact: true }),
+    "downscript": Schema.optionalWith(Schema.String, { exact: true }),
+    "br": Schema.optionalWith(Schema.String, { exact: true }),
+    "helper": Schema.optionalWith(Schema.String, { exact: true }),
+    "sndbuf": Schema.optionalWith(Schema.Number, { exact: true }),
+    "vnet_hdr": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "vhost": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "vhostfd": Schema.optionalWith(Schema.String, { exact: true }),
+    "vhostfds": Schema.optionalWith(Schema.String, { exact: true }),
+    "vhostforce": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "queues": Schema.optionalWith(Schema.Number, { exact: true }),
+    "poll-us": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface NetdevAddArgumentsL2tpv3 {
   readonly "src": string
@@ -7676,22 +8277,24 @@ export interface NetdevAddArgumentsL2tpv3 {
   readonly "rxsession"?: number
   readonly "offset"?: number
 }
-export const NetdevAddArgumentsL2tpv3: Schema.Schema<NetdevAddArgumentsL2tpv3> = Schema.Struct({
-  "src": Schema.String,
-  "dst": Schema.String,
-  "srcport": Schema.optionalWith(Schema.String, { exact: true }),
-  "dstport": Schema.optionalWith(Schema.String, { exact: true }),
-  "ipv6": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "udp": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "cookie64": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "counter": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "pincounter": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "txcookie": Schema.optionalWith(Schema.Number, { exact: true }),
-  "rxcookie": Schema.optionalWith(Schema.Number, { exact: true }),
-  "txsession": Schema.Number,
-  "rxsession": Schema.optionalWith(Schema.Number, { exact: true }),
-  "offset": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const NetdevAddArgumentsL2tpv3: Schema.Schema<NetdevAddArgumentsL2tpv3> = lazy(() =>
+  Schema.Struct({
+    "src": Schema.String,
+    "dst": Schema.String,
+    "srcport": Schema.optionalWith(Schema.String, { exact: true }),
+    "dstport": Schema.optionalWith(Schema.String, { exact: true }),
+    "ipv6": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "udp": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "cookie64": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "counter": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "pincounter": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "txcookie": Schema.optionalWith(Schema.Number, { exact: true }),
+    "rxcookie": Schema.optionalWith(Schema.Number, { exact: true }),
+    "txsession": Schema.Number,
+    "rxsession": Schema.optionalWith(Schema.Number, { exact: true }),
+    "offset": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface NetdevAddArgumentsSocket {
   readonly "fd"?: string
@@ -7701,32 +8304,38 @@ export interface NetdevAddArgumentsSocket {
   readonly "localaddr"?: string
   readonly "udp"?: string
 }
-export const NetdevAddArgumentsSocket: Schema.Schema<NetdevAddArgumentsSocket> = Schema.Struct({
-  "fd": Schema.optionalWith(Schema.String, { exact: true }),
-  "listen": Schema.optionalWith(Schema.String, { exact: true }),
-  "connect": Schema.optionalWith(Schema.String, { exact: true }),
-  "mcast": Schema.optionalWith(Schema.String, { exact: true }),
-  "localaddr": Schema.optionalWith(Schema.String, { exact: true }),
-  "udp": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const NetdevAddArgumentsSocket: Schema.Schema<NetdevAddArgumentsSocket> = lazy(() =>
+  Schema.Struct({
+    "fd": Schema.optionalWith(Schema.String, { exact: true }),
+    "listen": Schema.optionalWith(Schema.String, { exact: true }),
+    "connect": Schema.optionalWith(Schema.String, { exact: true }),
+    "mcast": Schema.optionalWith(Schema.String, { exact: true }),
+    "localaddr": Schema.optionalWith(Schema.String, { exact: true }),
+    "udp": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface NetdevAddArgumentsStream {
   readonly "addr": QueryMigrateResultSocketAddressItem
   readonly "server"?: boolean
 }
-export const NetdevAddArgumentsStream: Schema.Schema<NetdevAddArgumentsStream> = Schema.Struct({
-  "addr": ref(() => QueryMigrateResultSocketAddressItem),
-  "server": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const NetdevAddArgumentsStream: Schema.Schema<NetdevAddArgumentsStream> = lazy(() =>
+  Schema.Struct({
+    "addr": QueryMigrateResultSocketAddressItem,
+    "server": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface NetdevAddArgumentsDgram {
   readonly "local"?: QueryMigrateResultSocketAddressItem
   readonly "remote"?: QueryMigrateResultSocketAddressItem
 }
-export const NetdevAddArgumentsDgram: Schema.Schema<NetdevAddArgumentsDgram> = Schema.Struct({
-  "local": Schema.optionalWith(ref(() => QueryMigrateResultSocketAddressItem), { exact: true }),
-  "remote": Schema.optionalWith(ref(() => QueryMigrateResultSocketAddressItem), { exact: true })
-})
+export const NetdevAddArgumentsDgram: Schema.Schema<NetdevAddArgumentsDgram> = lazy(() =>
+  Schema.Struct({
+    "local": Schema.optionalWith(QueryMigrateResultSocketAddressItem, { exact: true }),
+    "remote": Schema.optionalWith(QueryMigrateResultSocketAddressItem, { exact: true })
+  })
+)
 
 export interface NetdevAddArgumentsVde {
   readonly "sock"?: string
@@ -7734,50 +8343,60 @@ export interface NetdevAddArgumentsVde {
   readonly "group"?: string
   readonly "mode"?: number
 }
-export const NetdevAddArgumentsVde: Schema.Schema<NetdevAddArgumentsVde> = Schema.Struct({
-  "sock": Schema.optionalWith(Schema.String, { exact: true }),
-  "port": Schema.optionalWith(Schema.Number, { exact: true }),
-  "group": Schema.optionalWith(Schema.String, { exact: true }),
-  "mode": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const NetdevAddArgumentsVde: Schema.Schema<NetdevAddArgumentsVde> = lazy(() =>
+  Schema.Struct({
+    "sock": Schema.optionalWith(Schema.String, { exact: true }),
+    "port": Schema.optionalWith(Schema.Number, { exact: true }),
+    "group": Schema.optionalWith(Schema.String, { exact: true }),
+    "mode": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface NetdevAddArgumentsBridge {
   readonly "br"?: string
   readonly "helper"?: string
 }
-export const NetdevAddArgumentsBridge: Schema.Schema<NetdevAddArgumentsBridge> = Schema.Struct({
-  "br": Schema.optionalWith(Schema.String, { exact: true }),
-  "helper": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const NetdevAddArgumentsBridge: Schema.Schema<NetdevAddArgumentsBridge> = lazy(() =>
+  Schema.Struct({
+    "br": Schema.optionalWith(Schema.String, { exact: true }),
+    "helper": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface NetdevAddArgumentsHubport {
   readonly "hubid": number
   readonly "netdev"?: string
 }
-export const NetdevAddArgumentsHubport: Schema.Schema<NetdevAddArgumentsHubport> = Schema.Struct({
-  "hubid": Schema.Number,
-  "netdev": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const NetdevAddArgumentsHubport: Schema.Schema<NetdevAddArgumentsHubport> = lazy(() =>
+  Schema.Struct({
+    "hubid": Schema.Number,
+    "netdev": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface NetdevAddArgumentsNetmap {
   readonly "ifname": string
   readonly "devname"?: string
 }
-export const NetdevAddArgumentsNetmap: Schema.Schema<NetdevAddArgumentsNetmap> = Schema.Struct({
-  "ifname": Schema.String,
-  "devname": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const NetdevAddArgumentsNetmap: Schema.Schema<NetdevAddArgumentsNetmap> = lazy(() =>
+  Schema.Struct({
+    "ifname": Schema.String,
+    "devname": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface NetdevAddArgumentsVhostUser {
   readonly "chardev": string
   readonly "vhostforce"?: boolean
   readonly "queues"?: number
 }
-export const NetdevAddArgumentsVhostUser: Schema.Schema<NetdevAddArgumentsVhostUser> = Schema.Struct({
-  "chardev": Schema.String,
-  "vhostforce": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "queues": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const NetdevAddArgumentsVhostUser: Schema.Schema<NetdevAddArgumentsVhostUser> = lazy(() =>
+  Schema.Struct({
+    "chardev": Schema.String,
+    "vhostforce": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "queues": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface NetdevAddArgumentsVhostVdpa {
   readonly "vhostdev"?: string
@@ -7785,56 +8404,68 @@ export interface NetdevAddArgumentsVhostVdpa {
   readonly "queues"?: number
   readonly "x-svq"?: boolean
 }
-export const NetdevAddArgumentsVhostVdpa: Schema.Schema<NetdevAddArgumentsVhostVdpa> = Schema.Struct({
-  "vhostdev": Schema.optionalWith(Schema.String, { exact: true }),
-  "vhostfd": Schema.optionalWith(Schema.String, { exact: true }),
-  "queues": Schema.optionalWith(Schema.Number, { exact: true }),
-  "x-svq": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const NetdevAddArgumentsVhostVdpa: Schema.Schema<NetdevAddArgumentsVhostVdpa> = lazy(() =>
+  Schema.Struct({
+    "vhostdev": Schema.optionalWith(Schema.String, { exact: true }),
+    "vhostfd": Schema.optionalWith(Schema.String, { exact: true }),
+    "queues": Schema.optionalWith(Schema.Number, { exact: true }),
+    "x-svq": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export type ObjectAddArgumentsQomType = "authz-list" | "authz-listfile" | "authz-pam" | "authz-simple" | "can-bus" | "can-host-socketcan" | "colo-compare" | "cryptodev-backend" | "cryptodev-backend-builtin" | "cryptodev-backend-lkcf" | "cryptodev-vhost-user" | "dbus-vmstate" | "filter-buffer" | "filter-dump" | "filter-mirror" | "filter-redirector" | "filter-replay" | "filter-rewriter" | "input-barrier" | "input-linux" | "iothread" | "main-loop" | "memory-backend-epc" | "memory-backend-file" | "memory-backend-memfd" | "memory-backend-ram" | "pef-guest" | "pr-manager-helper" | "qtest" | "rng-builtin" | "rng-egd" | "rng-random" | "secret" | "secret_keyring" | "sev-guest" | "thread-context" | "s390-pv-guest" | "throttle-group" | "tls-creds-anon" | "tls-creds-psk" | "tls-creds-x509" | "tls-cipher-suites" | "x-remote-object" | "x-vfio-user-server"
-export const ObjectAddArgumentsQomType: Schema.Schema<ObjectAddArgumentsQomType> = Schema.Literal("authz-list", "authz-listfile", "authz-pam", "authz-simple", "can-bus", "can-host-socketcan", "colo-compare", "cryptodev-backend", "cryptodev-backend-builtin", "cryptodev-backend-lkcf", "cryptodev-vhost-user", "dbus-vmstate", "filter-buffer", "filter-dump", "filter-mirror", "filter-redirector", "filter-replay", "filter-rewriter", "input-barrier", "input-linux", "iothread", "main-loop", "memory-backend-epc", "memory-backend-file", "memory-backend-memfd", "memory-backend-ram", "pef-guest", "pr-manager-helper", "qtest", "rng-builtin", "rng-egd", "rng-random", "secret", "secret_keyring", "sev-guest", "thread-context", "s390-pv-guest", "throttle-group", "tls-creds-anon", "tls-creds-psk", "tls-creds-x509", "tls-cipher-suites", "x-remote-object", "x-vfio-user-server")
+export const ObjectAddArgumentsQomType: Schema.Schema<ObjectAddArgumentsQomType> = lazy(() => Schema.Literal("authz-list", "authz-listfile", "authz-pam", "authz-simple", "can-bus", "can-host-socketcan", "colo-compare", "cryptodev-backend", "cryptodev-backend-builtin", "cryptodev-backend-lkcf", "cryptodev-vhost-user", "dbus-vmstate", "filter-buffer", "filter-dump", "filter-mirror", "filter-redirector", "filter-replay", "filter-rewriter", "input-barrier", "input-linux", "iothread", "main-loop", "memory-backend-epc", "memory-backend-file", "memory-backend-memfd", "memory-backend-ram", "pef-guest", "pr-manager-helper", "qtest", "rng-builtin", "rng-egd", "rng-random", "secret", "secret_keyring", "sev-guest", "thread-context", "s390-pv-guest", "throttle-group", "tls-creds-anon", "tls-creds-psk", "tls-creds-x509", "tls-cipher-suites", "x-remote-object", "x-vfio-user-server"))
 
 export interface ObjectAddArgumentsAuthzList {
   readonly "policy"?: ObjectAddArgumentsAuthzListPolicy
   readonly "rules"?: ReadonlyArray<ObjectAddArgumentsAuthzListRulesItem>
 }
-export const ObjectAddArgumentsAuthzList: Schema.Schema<ObjectAddArgumentsAuthzList> = Schema.Struct({
-  "policy": Schema.optionalWith(ref(() => ObjectAddArgumentsAuthzListPolicy), { exact: true }),
-  "rules": Schema.optionalWith(Schema.Array(ref(() => ObjectAddArgumentsAuthzListRulesItem)), { exact: true })
-})
+export const ObjectAddArgumentsAuthzList: Schema.Schema<ObjectAddArgumentsAuthzList> = lazy(() =>
+  Schema.Struct({
+    "policy": Schema.optionalWith(ObjectAddArgumentsAuthzListPolicy, { exact: true }),
+    "rules": Schema.optionalWith(Schema.Array(ObjectAddArgumentsAuthzListRulesItem), { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsAuthzListfile {
   readonly "filename": string
   readonly "refresh"?: boolean
 }
-export const ObjectAddArgumentsAuthzListfile: Schema.Schema<ObjectAddArgumentsAuthzListfile> = Schema.Struct({
-  "filename": Schema.String,
-  "refresh": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const ObjectAddArgumentsAuthzListfile: Schema.Schema<ObjectAddArgumentsAuthzListfile> = lazy(() =>
+  Schema.Struct({
+    "filename": Schema.String,
+    "refresh": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsAuthzPam {
   readonly "service": string
 }
-export const ObjectAddArgumentsAuthzPam: Schema.Schema<ObjectAddArgumentsAuthzPam> = Schema.Struct({
-  "service": Schema.String
-})
+export const ObjectAddArgumentsAuthzPam: Schema.Schema<ObjectAddArgumentsAuthzPam> = lazy(() =>
+  Schema.Struct({
+    "service": Schema.String
+  })
+)
 
 export interface ObjectAddArgumentsAuthzSimple {
   readonly "identity": string
 }
-export const ObjectAddArgumentsAuthzSimple: Schema.Schema<ObjectAddArgumentsAuthzSimple> = Schema.Struct({
-  "identity": Schema.String
-})
+export const ObjectAddArgumentsAuthzSimple: Schema.Schema<ObjectAddArgumentsAuthzSimple> = lazy(() =>
+  Schema.Struct({
+    "identity": Schema.String
+  })
+)
 
 export interface ObjectAddArgumentsCanHostSocketcan {
   readonly "if": string
   readonly "canbus": string
 }
-export const ObjectAddArgumentsCanHostSocketcan: Schema.Schema<ObjectAddArgumentsCanHostSocketcan> = Schema.Struct({
-  "if": Schema.String,
-  "canbus": Schema.String
-})
+export const ObjectAddArgumentsCanHostSocketcan: Schema.Schema<ObjectAddArgumentsCanHostSocketcan> = lazy(() =>
+  Schema.Struct({
+    "if": Schema.String,
+    "canbus": Schema.String
+  })
+)
 
 export interface ObjectAddArgumentsColoCompare {
   readonly "primary_in": string
@@ -7847,42 +8478,50 @@ export interface ObjectAddArgumentsColoCompare {
   readonly "max_queue_size"?: number
   readonly "vnet_hdr_support"?: boolean
 }
-export const ObjectAddArgumentsColoCompare: Schema.Schema<ObjectAddArgumentsColoCompare> = Schema.Struct({
-  "primary_in": Schema.String,
-  "secondary_in": Schema.String,
-  "outdev": Schema.String,
-  "iothread": Schema.String,
-  "notify_dev": Schema.optionalWith(Schema.String, { exact: true }),
-  "compare_timeout": Schema.optionalWith(Schema.Number, { exact: true }),
-  "expired_scan_cycle": Schema.optionalWith(Schema.Number, { exact: true }),
-  "max_queue_size": Schema.optionalWith(Schema.Number, { exact: true }),
-  "vnet_hdr_support": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const ObjectAddArgumentsColoCompare: Schema.Schema<ObjectAddArgumentsColoCompare> = lazy(() =>
+  Schema.Struct({
+    "primary_in": Schema.String,
+    "secondary_in": Schema.String,
+    "outdev": Schema.String,
+    "iothread": Schema.String,
+    "notify_dev": Schema.optionalWith(Schema.String, { exact: true }),
+    "compare_timeout": Schema.optionalWith(Schema.Number, { exact: true }),
+    "expired_scan_cycle": Schema.optionalWith(Schema.Number, { exact: true }),
+    "max_queue_size": Schema.optionalWith(Schema.Number, { exact: true }),
+    "vnet_hdr_support": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsCryptodevBackend {
   readonly "queues"?: number
 }
-export const ObjectAddArgumentsCryptodevBackend: Schema.Schema<ObjectAddArgumentsCryptodevBackend> = Schema.Struct({
-  "queues": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const ObjectAddArgumentsCryptodevBackend: Schema.Schema<ObjectAddArgumentsCryptodevBackend> = lazy(() =>
+  Schema.Struct({
+    "queues": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsCryptodevVhostUser {
   readonly "queues"?: number
   readonly "chardev": string
 }
-export const ObjectAddArgumentsCryptodevVhostUser: Schema.Schema<ObjectAddArgumentsCryptodevVhostUser> = Schema.Struct({
-  "queues": Schema.optionalWith(Schema.Number, { exact: true }),
-  "chardev": Schema.String
-})
+export const ObjectAddArgumentsCryptodevVhostUser: Schema.Schema<ObjectAddArgumentsCryptodevVhostUser> = lazy(() =>
+  Schema.Struct({
+    "queues": Schema.optionalWith(Schema.Number, { exact: true }),
+    "chardev": Schema.String
+  })
+)
 
 export interface ObjectAddArgumentsDbusVmstate {
   readonly "addr": string
   readonly "id-list"?: string
 }
-export const ObjectAddArgumentsDbusVmstate: Schema.Schema<ObjectAddArgumentsDbusVmstate> = Schema.Struct({
-  "addr": Schema.String,
-  "id-list": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const ObjectAddArgumentsDbusVmstate: Schema.Schema<ObjectAddArgumentsDbusVmstate> = lazy(() =>
+  Schema.Struct({
+    "addr": Schema.String,
+    "id-list": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsFilterBuffer {
   readonly "netdev": string
@@ -7892,14 +8531,16 @@ export interface ObjectAddArgumentsFilterBuffer {
   readonly "insert"?: ObjectAddArgumentsFilterBufferInsert
   readonly "interval": number
 }
-export const ObjectAddArgumentsFilterBuffer: Schema.Schema<ObjectAddArgumentsFilterBuffer> = Schema.Struct({
-  "netdev": Schema.String,
-  "queue": Schema.optionalWith(ref(() => ObjectAddArgumentsFilterBufferQueue), { exact: true }),
-  "status": Schema.optionalWith(Schema.String, { exact: true }),
-  "position": Schema.optionalWith(Schema.String, { exact: true }),
-  "insert": Schema.optionalWith(ref(() => ObjectAddArgumentsFilterBufferInsert), { exact: true }),
-  "interval": Schema.Number
-})
+export const ObjectAddArgumentsFilterBuffer: Schema.Schema<ObjectAddArgumentsFilterBuffer> = lazy(() =>
+  Schema.Struct({
+    "netdev": Schema.String,
+    "queue": Schema.optionalWith(ObjectAddArgumentsFilterBufferQueue, { exact: true }),
+    "status": Schema.optionalWith(Schema.String, { exact: true }),
+    "position": Schema.optionalWith(Schema.String, { exact: true }),
+    "insert": Schema.optionalWith(ObjectAddArgumentsFilterBufferInsert, { exact: true }),
+    "interval": Schema.Number
+  })
+)
 
 export interface ObjectAddArgumentsFilterDump {
   readonly "netdev": string
@@ -7910,15 +8551,17 @@ export interface ObjectAddArgumentsFilterDump {
   readonly "file": string
   readonly "maxlen"?: number
 }
-export const ObjectAddArgumentsFilterDump: Schema.Schema<ObjectAddArgumentsFilterDump> = Schema.Struct({
-  "netdev": Schema.String,
-  "queue": Schema.optionalWith(ref(() => ObjectAddArgumentsFilterBufferQueue), { exact: true }),
-  "status": Schema.optionalWith(Schema.String, { exact: true }),
-  "position": Schema.optionalWith(Schema.String, { exact: true }),
-  "insert": Schema.optionalWith(ref(() => ObjectAddArgumentsFilterBufferInsert), { exact: true }),
-  "file": Schema.String,
-  "maxlen": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const ObjectAddArgumentsFilterDump: Schema.Schema<ObjectAddArgumentsFilterDump> = lazy(() =>
+  Schema.Struct({
+    "netdev": Schema.String,
+    "queue": Schema.optionalWith(ObjectAddArgumentsFilterBufferQueue, { exact: true }),
+    "status": Schema.optionalWith(Schema.String, { exact: true }),
+    "position": Schema.optionalWith(Schema.String, { exact: true }),
+    "insert": Schema.optionalWith(ObjectAddArgumentsFilterBufferInsert, { exact: true }),
+    "file": Schema.String,
+    "maxlen": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsFilterMirror {
   readonly "netdev": string
@@ -7929,15 +8572,17 @@ export interface ObjectAddArgumentsFilterMirror {
   readonly "outdev": string
   readonly "vnet_hdr_support"?: boolean
 }
-export const ObjectAddArgumentsFilterMirror: Schema.Schema<ObjectAddArgumentsFilterMirror> = Schema.Struct({
-  "netdev": Schema.String,
-  "queue": Schema.optionalWith(ref(() => ObjectAddArgumentsFilterBufferQueue), { exact: true }),
-  "status": Schema.optionalWith(Schema.String, { exact: true }),
-  "position": Schema.optionalWith(Schema.String, { exact: true }),
-  "insert": Schema.optionalWith(ref(() => ObjectAddArgumentsFilterBufferInsert), { exact: true }),
-  "outdev": Schema.String,
-  "vnet_hdr_support": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const ObjectAddArgumentsFilterMirror: Schema.Schema<ObjectAddArgumentsFilterMirror> = lazy(() =>
+  Schema.Struct({
+    "netdev": Schema.String,
+    "queue": Schema.optionalWith(ObjectAddArgumentsFilterBufferQueue, { exact: true }),
+    "status": Schema.optionalWith(Schema.String, { exact: true }),
+    "position": Schema.optionalWith(Schema.String, { exact: true }),
+    "insert": Schema.optionalWith(ObjectAddArgumentsFilterBufferInsert, { exact: true }),
+    "outdev": Schema.String,
+    "vnet_hdr_support": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsFilterRedirector {
   readonly "netdev": string
@@ -7949,16 +8594,18 @@ export interface ObjectAddArgumentsFilterRedirector {
   readonly "outdev"?: string
   readonly "vnet_hdr_support"?: boolean
 }
-export const ObjectAddArgumentsFilterRedirector: Schema.Schema<ObjectAddArgumentsFilterRedirector> = Schema.Struct({
-  "netdev": Schema.String,
-  "queue": Schema.optionalWith(ref(() => ObjectAddArgumentsFilterBufferQueue), { exact: true }),
-  "status": Schema.optionalWith(Schema.String, { exact: true }),
-  "position": Schema.optionalWith(Schema.String, { exact: true }),
-  "insert": Schema.optionalWith(ref(() => ObjectAddArgumentsFilterBufferInsert), { exact: true }),
-  "indev": Schema.optionalWith(Schema.String, { exact: true }),
-  "outdev": Schema.optionalWith(Schema.String, { exact: true }),
-  "vnet_hdr_support": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const ObjectAddArgumentsFilterRedirector: Schema.Schema<ObjectAddArgumentsFilterRedirector> = lazy(() =>
+  Schema.Struct({
+    "netdev": Schema.String,
+    "queue": Schema.optionalWith(ObjectAddArgumentsFilterBufferQueue, { exact: true }),
+    "status": Schema.optionalWith(Schema.String, { exact: true }),
+    "position": Schema.optionalWith(Schema.String, { exact: true }),
+    "insert": Schema.optionalWith(ObjectAddArgumentsFilterBufferInsert, { exact: true }),
+    "indev": Schema.optionalWith(Schema.String, { exact: true }),
+    "outdev": Schema.optionalWith(Schema.String, { exact: true }),
+    "vnet_hdr_support": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsFilterReplay {
   readonly "netdev": string
@@ -7967,13 +8614,15 @@ export interface ObjectAddArgumentsFilterReplay {
   readonly "position"?: string
   readonly "insert"?: ObjectAddArgumentsFilterBufferInsert
 }
-export const ObjectAddArgumentsFilterReplay: Schema.Schema<ObjectAddArgumentsFilterReplay> = Schema.Struct({
-  "netdev": Schema.String,
-  "queue": Schema.optionalWith(ref(() => ObjectAddArgumentsFilterBufferQueue), { exact: true }),
-  "status": Schema.optionalWith(Schema.String, { exact: true }),
-  "position": Schema.optionalWith(Schema.String, { exact: true }),
-  "insert": Schema.optionalWith(ref(() => ObjectAddArgumentsFilterBufferInsert), { exact: true })
-})
+export const ObjectAddArgumentsFilterReplay: Schema.Schema<ObjectAddArgumentsFilterReplay> = lazy(() =>
+  Schema.Struct({
+    "netdev": Schema.String,
+    "queue": Schema.optionalWith(ObjectAddArgumentsFilterBufferQueue, { exact: true }),
+    "status": Schema.optionalWith(Schema.String, { exact: true }),
+    "position": Schema.optionalWith(Schema.String, { exact: true }),
+    "insert": Schema.optionalWith(ObjectAddArgumentsFilterBufferInsert, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsFilterRewriter {
   readonly "netdev": string
@@ -7983,14 +8632,16 @@ export interface ObjectAddArgumentsFilterRewriter {
   readonly "insert"?: ObjectAddArgumentsFilterBufferInsert
   readonly "vnet_hdr_support"?: boolean
 }
-export const ObjectAddArgumentsFilterRewriter: Schema.Schema<ObjectAddArgumentsFilterRewriter> = Schema.Struct({
-  "netdev": Schema.String,
-  "queue": Schema.optionalWith(ref(() => ObjectAddArgumentsFilterBufferQueue), { exact: true }),
-  "status": Schema.optionalWith(Schema.String, { exact: true }),
-  "position": Schema.optionalWith(Schema.String, { exact: true }),
-  "insert": Schema.optionalWith(ref(() => ObjectAddArgumentsFilterBufferInsert), { exact: true }),
-  "vnet_hdr_support": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const ObjectAddArgumentsFilterRewriter: Schema.Schema<ObjectAddArgumentsFilterRewriter> = lazy(() =>
+  Schema.Struct({
+    "netdev": Schema.String,
+    "queue": Schema.optionalWith(ObjectAddArgumentsFilterBufferQueue, { exact: true }),
+    "status": Schema.optionalWith(Schema.String, { exact: true }),
+    "position": Schema.optionalWith(Schema.String, { exact: true }),
+    "insert": Schema.optionalWith(ObjectAddArgumentsFilterBufferInsert, { exact: true }),
+    "vnet_hdr_support": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsInputBarrier {
   readonly "name": string
@@ -8001,15 +8652,17 @@ export interface ObjectAddArgumentsInputBarrier {
   readonly "width"?: string
   readonly "height"?: string
 }
-export const ObjectAddArgumentsInputBarrier: Schema.Schema<ObjectAddArgumentsInputBarrier> = Schema.Struct({
-  "name": Schema.String,
-  "server": Schema.optionalWith(Schema.String, { exact: true }),
-  "port": Schema.optionalWith(Schema.String, { exact: true }),
-  "x-origin": Schema.optionalWith(Schema.String, { exact: true }),
-  "y-origin": Schema.optionalWith(Schema.String, { exact: true }),
-  "width": Schema.optionalWith(Schema.String, { exact: true }),
-  "height": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const ObjectAddArgumentsInputBarrier: Schema.Schema<ObjectAddArgumentsInputBarrier> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "server": Schema.optionalWith(Schema.String, { exact: true }),
+    "port": Schema.optionalWith(Schema.String, { exact: true }),
+    "x-origin": Schema.optionalWith(Schema.String, { exact: true }),
+    "y-origin": Schema.optionalWith(Schema.String, { exact: true }),
+    "width": Schema.optionalWith(Schema.String, { exact: true }),
+    "height": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsInputLinux {
   readonly "evdev": string
@@ -8017,12 +8670,14 @@ export interface ObjectAddArgumentsInputLinux {
   readonly "repeat"?: boolean
   readonly "grab-toggle"?: ObjectAddArgumentsInputLinuxGrabToggle
 }
-export const ObjectAddArgumentsInputLinux: Schema.Schema<ObjectAddArgumentsInputLinux> = Schema.Struct({
-  "evdev": Schema.String,
-  "grab_all": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "repeat": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "grab-toggle": Schema.optionalWith(ref(() => ObjectAddArgumentsInputLinuxGrabToggle), { exact: true })
-})
+export const ObjectAddArgumentsInputLinux: Schema.Schema<ObjectAddArgumentsInputLinux> = lazy(() =>
+  Schema.Struct({
+    "evdev": Schema.String,
+    "grab_all": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "repeat": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "grab-toggle": Schema.optionalWith(ObjectAddArgumentsInputLinuxGrabToggle, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsIothread {
   readonly "aio-max-batch"?: number
@@ -8032,25 +8687,29 @@ export interface ObjectAddArgumentsIothread {
   readonly "poll-grow"?: number
   readonly "poll-shrink"?: number
 }
-export const ObjectAddArgumentsIothread: Schema.Schema<ObjectAddArgumentsIothread> = Schema.Struct({
-  "aio-max-batch": Schema.optionalWith(Schema.Number, { exact: true }),
-  "thread-pool-min": Schema.optionalWith(Schema.Number, { exact: true }),
-  "thread-pool-max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "poll-max-ns": Schema.optionalWith(Schema.Number, { exact: true }),
-  "poll-grow": Schema.optionalWith(Schema.Number, { exact: true }),
-  "poll-shrink": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const ObjectAddArgumentsIothread: Schema.Schema<ObjectAddArgumentsIothread> = lazy(() =>
+  Schema.Struct({
+    "aio-max-batch": Schema.optionalWith(Schema.Number, { exact: true }),
+    "thread-pool-min": Schema.optionalWith(Schema.Number, { exact: true }),
+    "thread-pool-max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "poll-max-ns": Schema.optionalWith(Schema.Number, { exact: true }),
+    "poll-grow": Schema.optionalWith(Schema.Number, { exact: true }),
+    "poll-shrink": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsMainLoop {
   readonly "aio-max-batch"?: number
   readonly "thread-pool-min"?: number
   readonly "thread-pool-max"?: number
 }
-export const ObjectAddArgumentsMainLoop: Schema.Schema<ObjectAddArgumentsMainLoop> = Schema.Struct({
-  "aio-max-batch": Schema.optionalWith(Schema.Number, { exact: true }),
-  "thread-pool-min": Schema.optionalWith(Schema.Number, { exact: true }),
-  "thread-pool-max": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const ObjectAddArgumentsMainLoop: Schema.Schema<ObjectAddArgumentsMainLoop> = lazy(() =>
+  Schema.Struct({
+    "aio-max-batch": Schema.optionalWith(Schema.Number, { exact: true }),
+    "thread-pool-min": Schema.optionalWith(Schema.Number, { exact: true }),
+    "thread-pool-max": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsMemoryBackendEpc {
   readonly "dump"?: boolean
@@ -8065,19 +8724,21 @@ export interface ObjectAddArgumentsMemoryBackendEpc {
   readonly "size": number
   readonly "x-use-canonical-path-for-ramblock-id"?: boolean
 }
-export const ObjectAddArgumentsMemoryBackendEpc: Schema.Schema<ObjectAddArgumentsMemoryBackendEpc> = Schema.Struct({
-  "dump": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "host-nodes": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
-  "merge": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "policy": Schema.optionalWith(ref(() => QueryMemdevItemPolicy), { exact: true }),
-  "prealloc": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "prealloc-threads": Schema.optionalWith(Schema.Number, { exact: true }),
-  "prealloc-context": Schema.optionalWith(Schema.String, { exact: true }),
-  "share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "reserve": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "size": Schema.Number,
-  "x-use-canonical-path-for-ramblock-id": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const ObjectAddArgumentsMemoryBackendEpc: Schema.Schema<ObjectAddArgumentsMemoryBackendEpc> = lazy(() =>
+  Schema.Struct({
+    "dump": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "host-nodes": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
+    "merge": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "policy": Schema.optionalWith(QueryMemdevItemPolicy, { exact: true }),
+    "prealloc": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "prealloc-threads": Schema.optionalWith(Schema.Number, { exact: true }),
+    "prealloc-context": Schema.optionalWith(Schema.String, { exact: true }),
+    "share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "reserve": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "size": Schema.Number,
+    "x-use-canonical-path-for-ramblock-id": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsMemoryBackendFile {
   readonly "dump"?: boolean
@@ -8097,24 +8758,26 @@ export interface ObjectAddArgumentsMemoryBackendFile {
   readonly "pmem"?: boolean
   readonly "readonly"?: boolean
 }
-export const ObjectAddArgumentsMemoryBackendFile: Schema.Schema<ObjectAddArgumentsMemoryBackendFile> = Schema.Struct({
-  "dump": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "host-nodes": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
-  "merge": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "policy": Schema.optionalWith(ref(() => QueryMemdevItemPolicy), { exact: true }),
-  "prealloc": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "prealloc-threads": Schema.optionalWith(Schema.Number, { exact: true }),
-  "prealloc-context": Schema.optionalWith(Schema.String, { exact: true }),
-  "share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "reserve": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "size": Schema.Number,
-  "x-use-canonical-path-for-ramblock-id": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "align": Schema.optionalWith(Schema.Number, { exact: true }),
-  "discard-data": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "mem-path": Schema.String,
-  "pmem": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "readonly": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const ObjectAddArgumentsMemoryBackendFile: Schema.Schema<ObjectAddArgumentsMemoryBackendFile> = lazy(() =>
+  Schema.Struct({
+    "dump": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "host-nodes": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
+    "merge": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "policy": Schema.optionalWith(QueryMemdevItemPolicy, { exact: true }),
+    "prealloc": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "prealloc-threads": Schema.optionalWith(Schema.Number, { exact: true }),
+    "prealloc-context": Schema.optionalWith(Schema.String, { exact: true }),
+    "share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "reserve": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "size": Schema.Number,
+    "x-use-canonical-path-for-ramblock-id": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "align": Schema.optionalWith(Schema.Number, { exact: true }),
+    "discard-data": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "mem-path": Schema.String,
+    "pmem": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "readonly": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsMemoryBackendMemfd {
   readonly "dump"?: boolean
@@ -8132,22 +8795,24 @@ export interface ObjectAddArgumentsMemoryBackendMemfd {
   readonly "hugetlbsize"?: number
   readonly "seal"?: boolean
 }
-export const ObjectAddArgumentsMemoryBackendMemfd: Schema.Schema<ObjectAddArgumentsMemoryBackendMemfd> = Schema.Struct({
-  "dump": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "host-nodes": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
-  "merge": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "policy": Schema.optionalWith(ref(() => QueryMemdevItemPolicy), { exact: true }),
-  "prealloc": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "prealloc-threads": Schema.optionalWith(Schema.Number, { exact: true }),
-  "prealloc-context": Schema.optionalWith(Schema.String, { exact: true }),
-  "share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "reserve": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "size": Schema.Number,
-  "x-use-canonical-path-for-ramblock-id": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "hugetlb": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "hugetlbsize": Schema.optionalWith(Schema.Number, { exact: true }),
-  "seal": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const ObjectAddArgumentsMemoryBackendMemfd: Schema.Schema<ObjectAddArgumentsMemoryBackendMemfd> = lazy(() =>
+  Schema.Struct({
+    "dump": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "host-nodes": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
+    "merge": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "policy": Schema.optionalWith(QueryMemdevItemPolicy, { exact: true }),
+    "prealloc": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "prealloc-threads": Schema.optionalWith(Schema.Number, { exact: true }),
+    "prealloc-context": Schema.optionalWith(Schema.String, { exact: true }),
+    "share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "reserve": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "size": Schema.Number,
+    "x-use-canonical-path-for-ramblock-id": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "hugetlb": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "hugetlbsize": Schema.optionalWith(Schema.Number, { exact: true }),
+    "seal": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsMemoryBackendRam {
   readonly "dump"?: boolean
@@ -8162,60 +8827,72 @@ export interface ObjectAddArgumentsMemoryBackendRam {
   readonly "size": number
   readonly "x-use-canonical-path-for-ramblock-id"?: boolean
 }
-export const ObjectAddArgumentsMemoryBackendRam: Schema.Schema<ObjectAddArgumentsMemoryBackendRam> = Schema.Struct({
-  "dump": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "host-nodes": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
-  "merge": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "policy": Schema.optionalWith(ref(() => QueryMemdevItemPolicy), { exact: true }),
-  "prealloc": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "prealloc-threads": Schema.optionalWith(Schema.Number, { exact: true }),
-  "prealloc-context": Schema.optionalWith(Schema.String, { exact: true }),
-  "share": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "reserve": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "size": Schema.Number,
-  "x-use-canonical-path-for-ramblock-id": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const ObjectAddArgumentsMemoryBackendRam: Schema.Schema<ObjectAddArgumentsMemoryBackendRam> = lazy(() =>
+  Schema.Struct({
+    "dump": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "host-nodes": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
+    "merge": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "policy": Schema.optionalWith(QueryMemdevItemPolicy, { exact: true }),
+    "prealloc": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "prealloc-threads": Schema.optionalWith(Schema.Number, { exact: true }),
+    "prealloc-context": Schema.optionalWith(Schema.String, { exact: true }),
+    "share": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "reserve": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "size": Schema.Number,
+    "x-use-canonical-path-for-ramblock-id": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsPrManagerHelper {
   readonly "path": string
 }
-export const ObjectAddArgumentsPrManagerHelper: Schema.Schema<ObjectAddArgumentsPrManagerHelper> = Schema.Struct({
-  "path": Schema.String
-})
+export const ObjectAddArgumentsPrManagerHelper: Schema.Schema<ObjectAddArgumentsPrManagerHelper> = lazy(() =>
+  Schema.Struct({
+    "path": Schema.String
+  })
+)
 
 export interface ObjectAddArgumentsQtest {
   readonly "chardev": string
   readonly "log"?: string
 }
-export const ObjectAddArgumentsQtest: Schema.Schema<ObjectAddArgumentsQtest> = Schema.Struct({
-  "chardev": Schema.String,
-  "log": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const ObjectAddArgumentsQtest: Schema.Schema<ObjectAddArgumentsQtest> = lazy(() =>
+  Schema.Struct({
+    "chardev": Schema.String,
+    "log": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsRngBuiltin {
   readonly "opened"?: boolean
 }
-export const ObjectAddArgumentsRngBuiltin: Schema.Schema<ObjectAddArgumentsRngBuiltin> = Schema.Struct({
-  "opened": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const ObjectAddArgumentsRngBuiltin: Schema.Schema<ObjectAddArgumentsRngBuiltin> = lazy(() =>
+  Schema.Struct({
+    "opened": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsRngEgd {
   readonly "opened"?: boolean
   readonly "chardev": string
 }
-export const ObjectAddArgumentsRngEgd: Schema.Schema<ObjectAddArgumentsRngEgd> = Schema.Struct({
-  "opened": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "chardev": Schema.String
-})
+export const ObjectAddArgumentsRngEgd: Schema.Schema<ObjectAddArgumentsRngEgd> = lazy(() =>
+  Schema.Struct({
+    "opened": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "chardev": Schema.String
+  })
+)
 
 export interface ObjectAddArgumentsRngRandom {
   readonly "opened"?: boolean
   readonly "filename"?: string
 }
-export const ObjectAddArgumentsRngRandom: Schema.Schema<ObjectAddArgumentsRngRandom> = Schema.Struct({
-  "opened": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "filename": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const ObjectAddArgumentsRngRandom: Schema.Schema<ObjectAddArgumentsRngRandom> = lazy(() =>
+  Schema.Struct({
+    "opened": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "filename": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsSecret {
   readonly "loaded"?: boolean
@@ -8225,14 +8902,16 @@ export interface ObjectAddArgumentsSecret {
   readonly "data"?: string
   readonly "file"?: string
 }
-export const ObjectAddArgumentsSecret: Schema.Schema<ObjectAddArgumentsSecret> = Schema.Struct({
-  "loaded": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "format": Schema.optionalWith(ref(() => ObjectAddArgumentsSecretFormat), { exact: true }),
-  "keyid": Schema.optionalWith(Schema.String, { exact: true }),
-  "iv": Schema.optionalWith(Schema.String, { exact: true }),
-  "data": Schema.optionalWith(Schema.String, { exact: true }),
-  "file": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const ObjectAddArgumentsSecret: Schema.Schema<ObjectAddArgumentsSecret> = lazy(() =>
+  Schema.Struct({
+    "loaded": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "format": Schema.optionalWith(ObjectAddArgumentsSecretFormat, { exact: true }),
+    "keyid": Schema.optionalWith(Schema.String, { exact: true }),
+    "iv": Schema.optionalWith(Schema.String, { exact: true }),
+    "data": Schema.optionalWith(Schema.String, { exact: true }),
+    "file": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsSecretKeyring {
   readonly "loaded"?: boolean
@@ -8241,13 +8920,15 @@ export interface ObjectAddArgumentsSecretKeyring {
   readonly "iv"?: string
   readonly "serial": number
 }
-export const ObjectAddArgumentsSecretKeyring: Schema.Schema<ObjectAddArgumentsSecretKeyring> = Schema.Struct({
-  "loaded": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "format": Schema.optionalWith(ref(() => ObjectAddArgumentsSecretFormat), { exact: true }),
-  "keyid": Schema.optionalWith(Schema.String, { exact: true }),
-  "iv": Schema.optionalWith(Schema.String, { exact: true }),
-  "serial": Schema.Number
-})
+export const ObjectAddArgumentsSecretKeyring: Schema.Schema<ObjectAddArgumentsSecretKeyring> = lazy(() =>
+  Schema.Struct({
+    "loaded": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "format": Schema.optionalWith(ObjectAddArgumentsSecretFormat, { exact: true }),
+    "keyid": Schema.optionalWith(Schema.String, { exact: true }),
+    "iv": Schema.optionalWith(Schema.String, { exact: true }),
+    "serial": Schema.Number
+  })
+)
 
 export interface ObjectAddArgumentsSevGuest {
   readonly "sev-device"?: string
@@ -8259,25 +8940,29 @@ export interface ObjectAddArgumentsSevGuest {
   readonly "reduced-phys-bits": number
   readonly "kernel-hashes"?: boolean
 }
-export const ObjectAddArgumentsSevGuest: Schema.Schema<ObjectAddArgumentsSevGuest> = Schema.Struct({
-  "sev-device": Schema.optionalWith(Schema.String, { exact: true }),
-  "dh-cert-file": Schema.optionalWith(Schema.String, { exact: true }),
-  "session-file": Schema.optionalWith(Schema.String, { exact: true }),
-  "policy": Schema.optionalWith(Schema.Number, { exact: true }),
-  "handle": Schema.optionalWith(Schema.Number, { exact: true }),
-  "cbitpos": Schema.optionalWith(Schema.Number, { exact: true }),
-  "reduced-phys-bits": Schema.Number,
-  "kernel-hashes": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const ObjectAddArgumentsSevGuest: Schema.Schema<ObjectAddArgumentsSevGuest> = lazy(() =>
+  Schema.Struct({
+    "sev-device": Schema.optionalWith(Schema.String, { exact: true }),
+    "dh-cert-file": Schema.optionalWith(Schema.String, { exact: true }),
+    "session-file": Schema.optionalWith(Schema.String, { exact: true }),
+    "policy": Schema.optionalWith(Schema.Number, { exact: true }),
+    "handle": Schema.optionalWith(Schema.Number, { exact: true }),
+    "cbitpos": Schema.optionalWith(Schema.Number, { exact: true }),
+    "reduced-phys-bits": Schema.Number,
+    "kernel-hashes": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsThreadContext {
   readonly "cpu-affinity"?: ReadonlyArray<number>
   readonly "node-affinity"?: ReadonlyArray<number>
 }
-export const ObjectAddArgumentsThreadContext: Schema.Schema<ObjectAddArgumentsThreadContext> = Schema.Struct({
-  "cpu-affinity": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
-  "node-affinity": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true })
-})
+export const ObjectAddArgumentsThreadContext: Schema.Schema<ObjectAddArgumentsThreadContext> = lazy(() =>
+  Schema.Struct({
+    "cpu-affinity": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
+    "node-affinity": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsThrottleGroup {
   readonly "limits"?: ObjectAddArgumentsThrottleGroupLimits
@@ -8301,28 +8986,30 @@ export interface ObjectAddArgumentsThrottleGroup {
   readonly "x-bps-write-max-length"?: number
   readonly "x-iops-size"?: number
 }
-export const ObjectAddArgumentsThrottleGroup: Schema.Schema<ObjectAddArgumentsThrottleGroup> = Schema.Struct({
-  "limits": Schema.optionalWith(ref(() => ObjectAddArgumentsThrottleGroupLimits), { exact: true }),
-  "x-iops-total": Schema.optionalWith(Schema.Number, { exact: true }),
-  "x-iops-total-max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "x-iops-total-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
-  "x-iops-read": Schema.optionalWith(Schema.Number, { exact: true }),
-  "x-iops-read-max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "x-iops-read-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
-  "x-iops-write": Schema.optionalWith(Schema.Number, { exact: true }),
-  "x-iops-write-max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "x-iops-write-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
-  "x-bps-total": Schema.optionalWith(Schema.Number, { exact: true }),
-  "x-bps-total-max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "x-bps-total-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
-  "x-bps-read": Schema.optionalWith(Schema.Number, { exact: true }),
-  "x-bps-read-max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "x-bps-read-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
-  "x-bps-write": Schema.optionalWith(Schema.Number, { exact: true }),
-  "x-bps-write-max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "x-bps-write-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
-  "x-iops-size": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const ObjectAddArgumentsThrottleGroup: Schema.Schema<ObjectAddArgumentsThrottleGroup> = lazy(() =>
+  Schema.Struct({
+    "limits": Schema.optionalWith(ObjectAddArgumentsThrottleGroupLimits, { exact: true }),
+    "x-iops-total": Schema.optionalWith(Schema.Number, { exact: true }),
+    "x-iops-total-max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "x-iops-total-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
+    "x-iops-read": Schema.optionalWith(Schema.Number, { exact: true }),
+    "x-iops-read-max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "x-iops-read-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
+    "x-iops-write": Schema.optionalWith(Schema.Number, { exact: true }),
+    "x-iops-write-max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "x-iops-write-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
+    "x-bps-total": Schema.optionalWith(Schema.Number, { exact: true }),
+    "x-bps-total-max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "x-bps-total-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
+    "x-bps-read": Schema.optionalWith(Schema.Number, { exact: true }),
+    "x-bps-read-max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "x-bps-read-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
+    "x-bps-write": Schema.optionalWith(Schema.Number, { exact: true }),
+    "x-bps-write-max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "x-bps-write-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
+    "x-iops-size": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsTlsCredsAnon {
   readonly "verify-peer"?: boolean
@@ -8331,13 +9018,15 @@ export interface ObjectAddArgumentsTlsCredsAnon {
   readonly "priority"?: string
   readonly "loaded"?: boolean
 }
-export const ObjectAddArgumentsTlsCredsAnon: Schema.Schema<ObjectAddArgumentsTlsCredsAnon> = Schema.Struct({
-  "verify-peer": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "dir": Schema.optionalWith(Schema.String, { exact: true }),
-  "endpoint": Schema.optionalWith(ref(() => ObjectAddArgumentsTlsCredsAnonEndpoint), { exact: true }),
-  "priority": Schema.optionalWith(Schema.String, { exact: true }),
-  "loaded": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const ObjectAddArgumentsTlsCredsAnon: Schema.Schema<ObjectAddArgumentsTlsCredsAnon> = lazy(() =>
+  Schema.Struct({
+    "verify-peer": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "dir": Schema.optionalWith(Schema.String, { exact: true }),
+    "endpoint": Schema.optionalWith(ObjectAddArgumentsTlsCredsAnonEndpoint, { exact: true }),
+    "priority": Schema.optionalWith(Schema.String, { exact: true }),
+    "loaded": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsTlsCredsPsk {
   readonly "verify-peer"?: boolean
@@ -8347,14 +9036,16 @@ export interface ObjectAddArgumentsTlsCredsPsk {
   readonly "loaded"?: boolean
   readonly "username"?: string
 }
-export const ObjectAddArgumentsTlsCredsPsk: Schema.Schema<ObjectAddArgumentsTlsCredsPsk> = Schema.Struct({
-  "verify-peer": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "dir": Schema.optionalWith(Schema.String, { exact: true }),
-  "endpoint": Schema.optionalWith(ref(() => ObjectAddArgumentsTlsCredsAnonEndpoint), { exact: true }),
-  "priority": Schema.optionalWith(Schema.String, { exact: true }),
-  "loaded": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "username": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const ObjectAddArgumentsTlsCredsPsk: Schema.Schema<ObjectAddArgumentsTlsCredsPsk> = lazy(() =>
+  Schema.Struct({
+    "verify-peer": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "dir": Schema.optionalWith(Schema.String, { exact: true }),
+    "endpoint": Schema.optionalWith(ObjectAddArgumentsTlsCredsAnonEndpoint, { exact: true }),
+    "priority": Schema.optionalWith(Schema.String, { exact: true }),
+    "loaded": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "username": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsTlsCredsX509 {
   readonly "verify-peer"?: boolean
@@ -8365,15 +9056,17 @@ export interface ObjectAddArgumentsTlsCredsX509 {
   readonly "sanity-check"?: boolean
   readonly "passwordid"?: string
 }
-export const ObjectAddArgumentsTlsCredsX509: Schema.Schema<ObjectAddArgumentsTlsCredsX509> = Schema.Struct({
-  "verify-peer": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "dir": Schema.optionalWith(Schema.String, { exact: true }),
-  "endpoint": Schema.optionalWith(ref(() => ObjectAddArgumentsTlsCredsAnonEndpoint), { exact: true }),
-  "priority": Schema.optionalWith(Schema.String, { exact: true }),
-  "loaded": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "sanity-check": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "passwordid": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const ObjectAddArgumentsTlsCredsX509: Schema.Schema<ObjectAddArgumentsTlsCredsX509> = lazy(() =>
+  Schema.Struct({
+    "verify-peer": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "dir": Schema.optionalWith(Schema.String, { exact: true }),
+    "endpoint": Schema.optionalWith(ObjectAddArgumentsTlsCredsAnonEndpoint, { exact: true }),
+    "priority": Schema.optionalWith(Schema.String, { exact: true }),
+    "loaded": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "sanity-check": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "passwordid": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsTlsCipherSuites {
   readonly "verify-peer"?: boolean
@@ -8381,42 +9074,48 @@ export interface ObjectAddArgumentsTlsCipherSuites {
   readonly "endpoint"?: ObjectAddArgumentsTlsCredsAnonEndpoint
   readonly "priority"?: string
 }
-export const ObjectAddArgumentsTlsCipherSuites: Schema.Schema<ObjectAddArgumentsTlsCipherSuites> = Schema.Struct({
-  "verify-peer": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "dir": Schema.optionalWith(Schema.String, { exact: true }),
-  "endpoint": Schema.optionalWith(ref(() => ObjectAddArgumentsTlsCredsAnonEndpoint), { exact: true }),
-  "priority": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const ObjectAddArgumentsTlsCipherSuites: Schema.Schema<ObjectAddArgumentsTlsCipherSuites> = lazy(() =>
+  Schema.Struct({
+    "verify-peer": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "dir": Schema.optionalWith(Schema.String, { exact: true }),
+    "endpoint": Schema.optionalWith(ObjectAddArgumentsTlsCredsAnonEndpoint, { exact: true }),
+    "priority": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface ObjectAddArgumentsXRemoteObject {
   readonly "fd": string
   readonly "devid": string
 }
-export const ObjectAddArgumentsXRemoteObject: Schema.Schema<ObjectAddArgumentsXRemoteObject> = Schema.Struct({
-  "fd": Schema.String,
-  "devid": Schema.String
-})
+export const ObjectAddArgumentsXRemoteObject: Schema.Schema<ObjectAddArgumentsXRemoteObject> = lazy(() =>
+  Schema.Struct({
+    "fd": Schema.String,
+    "devid": Schema.String
+  })
+)
 
 export interface ObjectAddArgumentsXVfioUserServer {
   readonly "socket": QueryMigrateResultSocketAddressItem
   readonly "device": string
 }
-export const ObjectAddArgumentsXVfioUserServer: Schema.Schema<ObjectAddArgumentsXVfioUserServer> = Schema.Struct({
-  "socket": ref(() => QueryMigrateResultSocketAddressItem),
-  "device": Schema.String
-})
+export const ObjectAddArgumentsXVfioUserServer: Schema.Schema<ObjectAddArgumentsXVfioUserServer> = lazy(() =>
+  Schema.Struct({
+    "socket": QueryMigrateResultSocketAddressItem,
+    "device": Schema.String
+  })
+)
 
 export type QmpCapabilitiesArgumentsEnableItem = "oob"
-export const QmpCapabilitiesArgumentsEnableItem: Schema.Schema<QmpCapabilitiesArgumentsEnableItem> = Schema.Literal("oob")
+export const QmpCapabilitiesArgumentsEnableItem: Schema.Schema<QmpCapabilitiesArgumentsEnableItem> = lazy(() => Schema.Literal("oob"))
 
 export type QueryAcpiOspmStatusItemSlotType = "DIMM" | "CPU"
-export const QueryAcpiOspmStatusItemSlotType: Schema.Schema<QueryAcpiOspmStatusItemSlotType> = Schema.Literal("DIMM", "CPU")
+export const QueryAcpiOspmStatusItemSlotType: Schema.Schema<QueryAcpiOspmStatusItemSlotType> = lazy(() => Schema.Literal("DIMM", "CPU"))
 
 export type QueryBlockItemIoStatus = "ok" | "failed" | "nospace"
-export const QueryBlockItemIoStatus: Schema.Schema<QueryBlockItemIoStatus> = Schema.Literal("ok", "failed", "nospace")
+export const QueryBlockItemIoStatus: Schema.Schema<QueryBlockItemIoStatus> = lazy(() => Schema.Literal("ok", "failed", "nospace"))
 
 export type QueryBlockJobsItemStatus = "undefined" | "created" | "running" | "paused" | "ready" | "standby" | "waiting" | "pending" | "aborting" | "concluded" | "null"
-export const QueryBlockJobsItemStatus: Schema.Schema<QueryBlockJobsItemStatus> = Schema.Literal("undefined", "created", "running", "paused", "ready", "standby", "waiting", "pending", "aborting", "concluded", "null")
+export const QueryBlockJobsItemStatus: Schema.Schema<QueryBlockJobsItemStatus> = lazy(() => Schema.Literal("undefined", "created", "running", "paused", "ready", "standby", "waiting", "pending", "aborting", "concluded", "null"))
 
 export interface QueryBlockstatsItemStats {
   readonly "rd_bytes": number
@@ -8450,38 +9149,40 @@ export interface QueryBlockstatsItemStats {
   readonly "wr_latency_histogram"?: QueryBlockstatsItemStatsRdLatencyHistogram
   readonly "flush_latency_histogram"?: QueryBlockstatsItemStatsRdLatencyHistogram
 }
-export const QueryBlockstatsItemStats: Schema.Schema<QueryBlockstatsItemStats> = Schema.Struct({
-  "rd_bytes": Schema.Number,
-  "wr_bytes": Schema.Number,
-  "unmap_bytes": Schema.Number,
-  "rd_operations": Schema.Number,
-  "wr_operations": Schema.Number,
-  "flush_operations": Schema.Number,
-  "unmap_operations": Schema.Number,
-  "rd_total_time_ns": Schema.Number,
-  "wr_total_time_ns": Schema.Number,
-  "flush_total_time_ns": Schema.Number,
-  "unmap_total_time_ns": Schema.Number,
-  "wr_highest_offset": Schema.Number,
-  "rd_merged": Schema.Number,
-  "wr_merged": Schema.Number,
-  "unmap_merged": Schema.Number,
-  "idle_time_ns": Schema.optionalWith(Schema.Number, { exact: true }),
-  "failed_rd_operations": Schema.Number,
-  "failed_wr_operations": Schema.Number,
-  "failed_flush_operations": Schema.Number,
-  "failed_unmap_operations": Schema.Number,
-  "invalid_rd_operations": Schema.Number,
-  "invalid_wr_operations": Schema.Number,
-  "invalid_flush_operations": Schema.Number,
-  "invalid_unmap_operations": Schema.Number,
-  "account_invalid": Schema.Boolean,
-  "account_failed": Schema.Boolean,
-  "timed_stats": Schema.Array(ref(() => QueryBlockstatsItemStatsTimedStatsItem)),
-  "rd_latency_histogram": Schema.optionalWith(ref(() => QueryBlockstatsItemStatsRdLatencyHistogram), { exact: true }),
-  "wr_latency_histogram": Schema.optionalWith(ref(() => QueryBlockstatsItemStatsRdLatencyHistogram), { exact: true }),
-  "flush_latency_histogram": Schema.optionalWith(ref(() => QueryBlockstatsItemStatsRdLatencyHistogram), { exact: true })
-})
+export const QueryBlockstatsItemStats: Schema.Schema<QueryBlockstatsItemStats> = lazy(() =>
+  Schema.Struct({
+    "rd_bytes": Schema.Number,
+    "wr_bytes": Schema.Number,
+    "unmap_bytes": Schema.Number,
+    "rd_operations": Schema.Number,
+    "wr_operations": Schema.Number,
+    "flush_operations": Schema.Number,
+    "unmap_operations": Schema.Number,
+    "rd_total_time_ns": Schema.Number,
+    "wr_total_time_ns": Schema.Number,
+    "flush_total_time_ns": Schema.Number,
+    "unmap_total_time_ns": Schema.Number,
+    "wr_highest_offset": Schema.Number,
+    "rd_merged": Schema.Number,
+    "wr_merged": Schema.Number,
+    "unmap_merged": Schema.Number,
+    "idle_time_ns": Schema.optionalWith(Schema.Number, { exact: true }),
+    "failed_rd_operations": Schema.Number,
+    "failed_wr_operations": Schema.Number,
+    "failed_flush_operations": Schema.Number,
+    "failed_unmap_operations": Schema.Number,
+    "invalid_rd_operations": Schema.Number,
+    "invalid_wr_operations": Schema.Number,
+    "invalid_flush_operations": Schema.Number,
+    "invalid_unmap_operations": Schema.Number,
+    "account_invalid": Schema.Boolean,
+    "account_failed": Schema.Boolean,
+    "timed_stats": Schema.Array(QueryBlockstatsItemStatsTimedStatsItem),
+    "rd_latency_histogram": Schema.optionalWith(QueryBlockstatsItemStatsRdLatencyHistogram, { exact: true }),
+    "wr_latency_histogram": Schema.optionalWith(QueryBlockstatsItemStatsRdLatencyHistogram, { exact: true }),
+    "flush_latency_histogram": Schema.optionalWith(QueryBlockstatsItemStatsRdLatencyHistogram, { exact: true })
+  })
+)
 
 export type QueryBlockstatsItemDriverSpecific =
   | {
@@ -8619,149 +9320,151 @@ export type QueryBlockstatsItemDriverSpecific =
   | {
     readonly "driver": "vvfat"
   }
-export const QueryBlockstatsItemDriverSpecific: Schema.Schema<QueryBlockstatsItemDriverSpecific> = Schema.Union(
-  Schema.Struct({
-    "driver": Schema.Literal("blkdebug")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("blklogwrites")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("blkreplay")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("blkverify")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("bochs")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("cloop")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("compress")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("copy-before-write")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("copy-on-read")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("dmg")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("file"),
-    "discard-nb-ok": Schema.Number,
-    "discard-nb-failed": Schema.Number,
-    "discard-bytes-ok": Schema.Number
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("snapshot-access")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("ftp")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("ftps")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("gluster")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("host_cdrom")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("host_device"),
-    "discard-nb-ok": Schema.Number,
-    "discard-nb-failed": Schema.Number,
-    "discard-bytes-ok": Schema.Number
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("http")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("https")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("iscsi")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("luks")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("nbd")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("nfs")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("null-aio")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("null-co")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("nvme"),
-    "completion-errors": Schema.Number,
-    "aligned-accesses": Schema.Number,
-    "unaligned-accesses": Schema.Number
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("parallels")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("preallocate")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("qcow")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("qcow2")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("qed")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("quorum")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("raw")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("rbd")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("replication")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("ssh")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("throttle")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("vdi")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("vhdx")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("vmdk")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("vpc")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("vvfat")
-  })
+export const QueryBlockstatsItemDriverSpecific: Schema.Schema<QueryBlockstatsItemDriverSpecific> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "driver": Schema.Literal("blkdebug")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("blklogwrites")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("blkreplay")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("blkverify")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("bochs")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("cloop")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("compress")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("copy-before-write")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("copy-on-read")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("dmg")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("file"),
+      "discard-nb-ok": Schema.Number,
+      "discard-nb-failed": Schema.Number,
+      "discard-bytes-ok": Schema.Number
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("snapshot-access")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("ftp")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("ftps")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("gluster")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("host_cdrom")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("host_device"),
+      "discard-nb-ok": Schema.Number,
+      "discard-nb-failed": Schema.Number,
+      "discard-bytes-ok": Schema.Number
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("http")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("https")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("iscsi")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("luks")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("nbd")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("nfs")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("null-aio")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("null-co")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("nvme"),
+      "completion-errors": Schema.Number,
+      "aligned-accesses": Schema.Number,
+      "unaligned-accesses": Schema.Number
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("parallels")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("preallocate")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("qcow")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("qcow2")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("qed")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("quorum")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("raw")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("rbd")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("replication")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("ssh")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("throttle")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("vdi")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("vhdx")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("vmdk")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("vpc")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("vvfat")
+    })
+  )
 )
 
 export type QueryColoStatusResultMode = "none" | "primary" | "secondary"
-export const QueryColoStatusResultMode: Schema.Schema<QueryColoStatusResultMode> = Schema.Literal("none", "primary", "secondary")
+export const QueryColoStatusResultMode: Schema.Schema<QueryColoStatusResultMode> = lazy(() => Schema.Literal("none", "primary", "secondary"))
 
 export type QueryColoStatusResultReason = "none" | "request" | "error" | "processing"
-export const QueryColoStatusResultReason: Schema.Schema<QueryColoStatusResultReason> = Schema.Literal("none", "request", "error", "processing")
+export const QueryColoStatusResultReason: Schema.Schema<QueryColoStatusResultReason> = lazy(() => Schema.Literal("none", "request", "error", "processing"))
 
 export interface QueryCommandLineOptionsItemParametersItem {
   readonly "name": string
@@ -8769,24 +9472,28 @@ export interface QueryCommandLineOptionsItemParametersItem {
   readonly "help"?: string
   readonly "default"?: string
 }
-export const QueryCommandLineOptionsItemParametersItem: Schema.Schema<QueryCommandLineOptionsItemParametersItem> = Schema.Struct({
-  "name": Schema.String,
-  "type": ref(() => QueryCommandLineOptionsItemParametersItemType),
-  "help": Schema.optionalWith(Schema.String, { exact: true }),
-  "default": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const QueryCommandLineOptionsItemParametersItem: Schema.Schema<QueryCommandLineOptionsItemParametersItem> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "type": QueryCommandLineOptionsItemParametersItemType,
+    "help": Schema.optionalWith(Schema.String, { exact: true }),
+    "default": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export type QueryCpuModelExpansionArgumentsType = "static" | "full"
-export const QueryCpuModelExpansionArgumentsType: Schema.Schema<QueryCpuModelExpansionArgumentsType> = Schema.Literal("static", "full")
+export const QueryCpuModelExpansionArgumentsType: Schema.Schema<QueryCpuModelExpansionArgumentsType> = lazy(() => Schema.Literal("static", "full"))
 
 export interface QueryCpuModelExpansionArgumentsModel {
   readonly "name": string
   readonly "props"?: unknown
 }
-export const QueryCpuModelExpansionArgumentsModel: Schema.Schema<QueryCpuModelExpansionArgumentsModel> = Schema.Struct({
-  "name": Schema.String,
-  "props": Schema.optionalWith(Schema.Unknown, { exact: true })
-})
+export const QueryCpuModelExpansionArgumentsModel: Schema.Schema<QueryCpuModelExpansionArgumentsModel> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "props": Schema.optionalWith(Schema.Unknown, { exact: true })
+  })
+)
 
 export interface QueryCpusFastItemProps {
   readonly "node-id"?: number
@@ -8796,42 +9503,48 @@ export interface QueryCpusFastItemProps {
   readonly "core-id"?: number
   readonly "thread-id"?: number
 }
-export const QueryCpusFastItemProps: Schema.Schema<QueryCpusFastItemProps> = Schema.Struct({
-  "node-id": Schema.optionalWith(Schema.Number, { exact: true }),
-  "socket-id": Schema.optionalWith(Schema.Number, { exact: true }),
-  "die-id": Schema.optionalWith(Schema.Number, { exact: true }),
-  "cluster-id": Schema.optionalWith(Schema.Number, { exact: true }),
-  "core-id": Schema.optionalWith(Schema.Number, { exact: true }),
-  "thread-id": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const QueryCpusFastItemProps: Schema.Schema<QueryCpusFastItemProps> = lazy(() =>
+  Schema.Struct({
+    "node-id": Schema.optionalWith(Schema.Number, { exact: true }),
+    "socket-id": Schema.optionalWith(Schema.Number, { exact: true }),
+    "die-id": Schema.optionalWith(Schema.Number, { exact: true }),
+    "cluster-id": Schema.optionalWith(Schema.Number, { exact: true }),
+    "core-id": Schema.optionalWith(Schema.Number, { exact: true }),
+    "thread-id": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export type QueryCpusFastItemTarget = "aarch64" | "alpha" | "arm" | "avr" | "cris" | "hppa" | "i386" | "loongarch64" | "m68k" | "microblaze" | "microblazeel" | "mips" | "mips64" | "mips64el" | "mipsel" | "nios2" | "or1k" | "ppc" | "ppc64" | "riscv32" | "riscv64" | "rx" | "s390x" | "sh4" | "sh4eb" | "sparc" | "sparc64" | "tricore" | "x86_64" | "xtensa" | "xtensaeb"
-export const QueryCpusFastItemTarget: Schema.Schema<QueryCpusFastItemTarget> = Schema.Literal("aarch64", "alpha", "arm", "avr", "cris", "hppa", "i386", "loongarch64", "m68k", "microblaze", "microblazeel", "mips", "mips64", "mips64el", "mipsel", "nios2", "or1k", "ppc", "ppc64", "riscv32", "riscv64", "rx", "s390x", "sh4", "sh4eb", "sparc", "sparc64", "tricore", "x86_64", "xtensa", "xtensaeb")
+export const QueryCpusFastItemTarget: Schema.Schema<QueryCpusFastItemTarget> = lazy(() => Schema.Literal("aarch64", "alpha", "arm", "avr", "cris", "hppa", "i386", "loongarch64", "m68k", "microblaze", "microblazeel", "mips", "mips64", "mips64el", "mipsel", "nios2", "or1k", "ppc", "ppc64", "riscv32", "riscv64", "rx", "s390x", "sh4", "sh4eb", "sparc", "sparc64", "tricore", "x86_64", "xtensa", "xtensaeb"))
 
 export interface QueryCpusFastItemS390x {
   readonly "cpu-state": QueryCpusFastItemS390xCpuState
 }
-export const QueryCpusFastItemS390x: Schema.Schema<QueryCpusFastItemS390x> = Schema.Struct({
-  "cpu-state": ref(() => QueryCpusFastItemS390xCpuState)
-})
+export const QueryCpusFastItemS390x: Schema.Schema<QueryCpusFastItemS390x> = lazy(() =>
+  Schema.Struct({
+    "cpu-state": QueryCpusFastItemS390xCpuState
+  })
+)
 
 export type QueryDirtyRateResultStatus = "unstarted" | "measuring" | "measured"
-export const QueryDirtyRateResultStatus: Schema.Schema<QueryDirtyRateResultStatus> = Schema.Literal("unstarted", "measuring", "measured")
+export const QueryDirtyRateResultStatus: Schema.Schema<QueryDirtyRateResultStatus> = lazy(() => Schema.Literal("unstarted", "measuring", "measured"))
 
 export interface QueryDirtyRateResultVcpuDirtyRateItem {
   readonly "id": number
   readonly "dirty-rate": number
 }
-export const QueryDirtyRateResultVcpuDirtyRateItem: Schema.Schema<QueryDirtyRateResultVcpuDirtyRateItem> = Schema.Struct({
-  "id": Schema.Number,
-  "dirty-rate": Schema.Number
-})
+export const QueryDirtyRateResultVcpuDirtyRateItem: Schema.Schema<QueryDirtyRateResultVcpuDirtyRateItem> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.Number,
+    "dirty-rate": Schema.Number
+  })
+)
 
 export type QueryDisplayOptionsResultType = "default" | "none" | "gtk" | "sdl" | "egl-headless" | "curses" | "spice-app" | "dbus"
-export const QueryDisplayOptionsResultType: Schema.Schema<QueryDisplayOptionsResultType> = Schema.Literal("default", "none", "gtk", "sdl", "egl-headless", "curses", "spice-app", "dbus")
+export const QueryDisplayOptionsResultType: Schema.Schema<QueryDisplayOptionsResultType> = lazy(() => Schema.Literal("default", "none", "gtk", "sdl", "egl-headless", "curses", "spice-app", "dbus"))
 
 export type QueryDisplayOptionsResultGl = "off" | "on" | "core" | "es"
-export const QueryDisplayOptionsResultGl: Schema.Schema<QueryDisplayOptionsResultGl> = Schema.Literal("off", "on", "core", "es")
+export const QueryDisplayOptionsResultGl: Schema.Schema<QueryDisplayOptionsResultGl> = lazy(() => Schema.Literal("off", "on", "core", "es"))
 
 export interface QueryDisplayOptionsResultGtk {
   readonly "grab-on-hover"?: boolean
@@ -8839,26 +9552,32 @@ export interface QueryDisplayOptionsResultGtk {
   readonly "show-tabs"?: boolean
   readonly "show-menubar"?: boolean
 }
-export const QueryDisplayOptionsResultGtk: Schema.Schema<QueryDisplayOptionsResultGtk> = Schema.Struct({
-  "grab-on-hover": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "zoom-to-fit": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "show-tabs": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "show-menubar": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const QueryDisplayOptionsResultGtk: Schema.Schema<QueryDisplayOptionsResultGtk> = lazy(() =>
+  Schema.Struct({
+    "grab-on-hover": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "zoom-to-fit": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "show-tabs": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "show-menubar": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface QueryDisplayOptionsResultCurses {
   readonly "charset"?: string
 }
-export const QueryDisplayOptionsResultCurses: Schema.Schema<QueryDisplayOptionsResultCurses> = Schema.Struct({
-  "charset": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const QueryDisplayOptionsResultCurses: Schema.Schema<QueryDisplayOptionsResultCurses> = lazy(() =>
+  Schema.Struct({
+    "charset": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface QueryDisplayOptionsResultEglHeadless {
   readonly "rendernode"?: string
 }
-export const QueryDisplayOptionsResultEglHeadless: Schema.Schema<QueryDisplayOptionsResultEglHeadless> = Schema.Struct({
-  "rendernode": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const QueryDisplayOptionsResultEglHeadless: Schema.Schema<QueryDisplayOptionsResultEglHeadless> = lazy(() =>
+  Schema.Struct({
+    "rendernode": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface QueryDisplayOptionsResultDbus {
   readonly "rendernode"?: string
@@ -8866,68 +9585,82 @@ export interface QueryDisplayOptionsResultDbus {
   readonly "p2p"?: boolean
   readonly "audiodev"?: string
 }
-export const QueryDisplayOptionsResultDbus: Schema.Schema<QueryDisplayOptionsResultDbus> = Schema.Struct({
-  "rendernode": Schema.optionalWith(Schema.String, { exact: true }),
-  "addr": Schema.optionalWith(Schema.String, { exact: true }),
-  "p2p": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "audiodev": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const QueryDisplayOptionsResultDbus: Schema.Schema<QueryDisplayOptionsResultDbus> = lazy(() =>
+  Schema.Struct({
+    "rendernode": Schema.optionalWith(Schema.String, { exact: true }),
+    "addr": Schema.optionalWith(Schema.String, { exact: true }),
+    "p2p": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "audiodev": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface QueryDisplayOptionsResultSdl {
   readonly "grab-mod"?: QueryDisplayOptionsResultSdlGrabMod
 }
-export const QueryDisplayOptionsResultSdl: Schema.Schema<QueryDisplayOptionsResultSdl> = Schema.Struct({
-  "grab-mod": Schema.optionalWith(ref(() => QueryDisplayOptionsResultSdlGrabMod), { exact: true })
-})
+export const QueryDisplayOptionsResultSdl: Schema.Schema<QueryDisplayOptionsResultSdl> = lazy(() =>
+  Schema.Struct({
+    "grab-mod": Schema.optionalWith(QueryDisplayOptionsResultSdlGrabMod, { exact: true })
+  })
+)
 
 export type QueryDumpResultStatus = "none" | "active" | "completed" | "failed"
-export const QueryDumpResultStatus: Schema.Schema<QueryDumpResultStatus> = Schema.Literal("none", "active", "completed", "failed")
+export const QueryDumpResultStatus: Schema.Schema<QueryDumpResultStatus> = lazy(() => Schema.Literal("none", "active", "completed", "failed"))
 
 export interface QueryFdsetsItemFdsItem {
   readonly "fd": number
   readonly "opaque"?: string
 }
-export const QueryFdsetsItemFdsItem: Schema.Schema<QueryFdsetsItemFdsItem> = Schema.Struct({
-  "fd": Schema.Number,
-  "opaque": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const QueryFdsetsItemFdsItem: Schema.Schema<QueryFdsetsItemFdsItem> = lazy(() =>
+  Schema.Struct({
+    "fd": Schema.Number,
+    "opaque": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export type QueryJobsItemType = "commit" | "stream" | "mirror" | "backup" | "create" | "amend" | "snapshot-load" | "snapshot-save" | "snapshot-delete"
-export const QueryJobsItemType: Schema.Schema<QueryJobsItemType> = Schema.Literal("commit", "stream", "mirror", "backup", "create", "amend", "snapshot-load", "snapshot-save", "snapshot-delete")
+export const QueryJobsItemType: Schema.Schema<QueryJobsItemType> = lazy(() => Schema.Literal("commit", "stream", "mirror", "backup", "create", "amend", "snapshot-load", "snapshot-save", "snapshot-delete"))
 
 export type QueryMemdevItemPolicy = "default" | "preferred" | "bind" | "interleave"
-export const QueryMemdevItemPolicy: Schema.Schema<QueryMemdevItemPolicy> = Schema.Literal("default", "preferred", "bind", "interleave")
+export const QueryMemdevItemPolicy: Schema.Schema<QueryMemdevItemPolicy> = lazy(() => Schema.Literal("default", "preferred", "bind", "interleave"))
 
 export type QueryMemoryDevicesItemType = "dimm" | "nvdimm" | "virtio-pmem" | "virtio-mem" | "sgx-epc"
-export const QueryMemoryDevicesItemType: Schema.Schema<QueryMemoryDevicesItemType> = Schema.Literal("dimm", "nvdimm", "virtio-pmem", "virtio-mem", "sgx-epc")
+export const QueryMemoryDevicesItemType: Schema.Schema<QueryMemoryDevicesItemType> = lazy(() => Schema.Literal("dimm", "nvdimm", "virtio-pmem", "virtio-mem", "sgx-epc"))
 
 export interface QueryMemoryDevicesItemDimm {
   readonly "data": QueryMemoryDevicesItemDimmData
 }
-export const QueryMemoryDevicesItemDimm: Schema.Schema<QueryMemoryDevicesItemDimm> = Schema.Struct({
-  "data": ref(() => QueryMemoryDevicesItemDimmData)
-})
+export const QueryMemoryDevicesItemDimm: Schema.Schema<QueryMemoryDevicesItemDimm> = lazy(() =>
+  Schema.Struct({
+    "data": QueryMemoryDevicesItemDimmData
+  })
+)
 
 export interface QueryMemoryDevicesItemVirtioPmem {
   readonly "data": QueryMemoryDevicesItemVirtioPmemData
 }
-export const QueryMemoryDevicesItemVirtioPmem: Schema.Schema<QueryMemoryDevicesItemVirtioPmem> = Schema.Struct({
-  "data": ref(() => QueryMemoryDevicesItemVirtioPmemData)
-})
+export const QueryMemoryDevicesItemVirtioPmem: Schema.Schema<QueryMemoryDevicesItemVirtioPmem> = lazy(() =>
+  Schema.Struct({
+    "data": QueryMemoryDevicesItemVirtioPmemData
+  })
+)
 
 export interface QueryMemoryDevicesItemVirtioMem {
   readonly "data": QueryMemoryDevicesItemVirtioMemData
 }
-export const QueryMemoryDevicesItemVirtioMem: Schema.Schema<QueryMemoryDevicesItemVirtioMem> = Schema.Struct({
-  "data": ref(() => QueryMemoryDevicesItemVirtioMemData)
-})
+export const QueryMemoryDevicesItemVirtioMem: Schema.Schema<QueryMemoryDevicesItemVirtioMem> = lazy(() =>
+  Schema.Struct({
+    "data": QueryMemoryDevicesItemVirtioMemData
+  })
+)
 
 export interface QueryMemoryDevicesItemSgxEpc {
   readonly "data": QueryMemoryDevicesItemSgxEpcData
 }
-export const QueryMemoryDevicesItemSgxEpc: Schema.Schema<QueryMemoryDevicesItemSgxEpc> = Schema.Struct({
-  "data": ref(() => QueryMemoryDevicesItemSgxEpcData)
-})
+export const QueryMemoryDevicesItemSgxEpc: Schema.Schema<QueryMemoryDevicesItemSgxEpc> = lazy(() =>
+  Schema.Struct({
+    "data": QueryMemoryDevicesItemSgxEpcData
+  })
+)
 
 export interface QueryMigrateResultRam {
   readonly "transferred": number
@@ -8949,33 +9682,37 @@ export interface QueryMigrateResultRam {
   readonly "postcopy-bytes": number
   readonly "dirty-sync-missed-zero-copy": number
 }
-export const QueryMigrateResultRam: Schema.Schema<QueryMigrateResultRam> = Schema.Struct({
-  "transferred": Schema.Number,
-  "remaining": Schema.Number,
-  "total": Schema.Number,
-  "duplicate": Schema.Number,
-  "skipped": Schema.Number,
-  "normal": Schema.Number,
-  "normal-bytes": Schema.Number,
-  "dirty-pages-rate": Schema.Number,
-  "mbps": Schema.Number,
-  "dirty-sync-count": Schema.Number,
-  "postcopy-requests": Schema.Number,
-  "page-size": Schema.Number,
-  "multifd-bytes": Schema.Number,
-  "pages-per-second": Schema.Number,
-  "precopy-bytes": Schema.Number,
-  "downtime-bytes": Schema.Number,
-  "postcopy-bytes": Schema.Number,
-  "dirty-sync-missed-zero-copy": Schema.Number
-})
+export const QueryMigrateResultRam: Schema.Schema<QueryMigrateResultRam> = lazy(() =>
+  Schema.Struct({
+    "transferred": Schema.Number,
+    "remaining": Schema.Number,
+    "total": Schema.Number,
+    "duplicate": Schema.Number,
+    "skipped": Schema.Number,
+    "normal": Schema.Number,
+    "normal-bytes": Schema.Number,
+    "dirty-pages-rate": Schema.Number,
+    "mbps": Schema.Number,
+    "dirty-sync-count": Schema.Number,
+    "postcopy-requests": Schema.Number,
+    "page-size": Schema.Number,
+    "multifd-bytes": Schema.Number,
+    "pages-per-second": Schema.Number,
+    "precopy-bytes": Schema.Number,
+    "downtime-bytes": Schema.Number,
+    "postcopy-bytes": Schema.Number,
+    "dirty-sync-missed-zero-copy": Schema.Number
+  })
+)
 
 export interface QueryMigrateResultVfio {
   readonly "transferred": number
 }
-export const QueryMigrateResultVfio: Schema.Schema<QueryMigrateResultVfio> = Schema.Struct({
-  "transferred": Schema.Number
-})
+export const QueryMigrateResultVfio: Schema.Schema<QueryMigrateResultVfio> = lazy(() =>
+  Schema.Struct({
+    "transferred": Schema.Number
+  })
+)
 
 export interface QueryMigrateResultXbzrleCache {
   readonly "cache-size": number
@@ -8986,15 +9723,17 @@ export interface QueryMigrateResultXbzrleCache {
   readonly "encoding-rate": number
   readonly "overflow": number
 }
-export const QueryMigrateResultXbzrleCache: Schema.Schema<QueryMigrateResultXbzrleCache> = Schema.Struct({
-  "cache-size": Schema.Number,
-  "bytes": Schema.Number,
-  "pages": Schema.Number,
-  "cache-miss": Schema.Number,
-  "cache-miss-rate": Schema.Number,
-  "encoding-rate": Schema.Number,
-  "overflow": Schema.Number
-})
+export const QueryMigrateResultXbzrleCache: Schema.Schema<QueryMigrateResultXbzrleCache> = lazy(() =>
+  Schema.Struct({
+    "cache-size": Schema.Number,
+    "bytes": Schema.Number,
+    "pages": Schema.Number,
+    "cache-miss": Schema.Number,
+    "cache-miss-rate": Schema.Number,
+    "encoding-rate": Schema.Number,
+    "overflow": Schema.Number
+  })
+)
 
 export interface QueryMigrateResultCompression {
   readonly "pages": number
@@ -9003,13 +9742,15 @@ export interface QueryMigrateResultCompression {
   readonly "compressed-size": number
   readonly "compression-rate": number
 }
-export const QueryMigrateResultCompression: Schema.Schema<QueryMigrateResultCompression> = Schema.Struct({
-  "pages": Schema.Number,
-  "busy": Schema.Number,
-  "busy-rate": Schema.Number,
-  "compressed-size": Schema.Number,
-  "compression-rate": Schema.Number
-})
+export const QueryMigrateResultCompression: Schema.Schema<QueryMigrateResultCompression> = lazy(() =>
+  Schema.Struct({
+    "pages": Schema.Number,
+    "busy": Schema.Number,
+    "busy-rate": Schema.Number,
+    "compressed-size": Schema.Number,
+    "compression-rate": Schema.Number
+  })
+)
 
 export type QueryMigrateResultSocketAddressItem =
   | {
@@ -9038,37 +9779,39 @@ export type QueryMigrateResultSocketAddressItem =
     readonly "type": "fd"
     readonly "str": string
   }
-export const QueryMigrateResultSocketAddressItem: Schema.Schema<QueryMigrateResultSocketAddressItem> = Schema.Union(
-  Schema.Struct({
-    "type": Schema.Literal("inet"),
-    "host": Schema.String,
-    "port": Schema.String,
-    "numeric": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "to": Schema.optionalWith(Schema.Number, { exact: true }),
-    "ipv4": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "ipv6": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "keep-alive": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "mptcp": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("unix"),
-    "path": Schema.String,
-    "abstract": Schema.optionalWith(Schema.Boolean, { exact: true }),
-    "tight": Schema.optionalWith(Schema.Boolean, { exact: true })
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("vsock"),
-    "cid": Schema.String,
-    "port": Schema.String
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("fd"),
-    "str": Schema.String
-  })
+export const QueryMigrateResultSocketAddressItem: Schema.Schema<QueryMigrateResultSocketAddressItem> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "type": Schema.Literal("inet"),
+      "host": Schema.String,
+      "port": Schema.String,
+      "numeric": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "to": Schema.optionalWith(Schema.Number, { exact: true }),
+      "ipv4": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "ipv6": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "keep-alive": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "mptcp": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("unix"),
+      "path": Schema.String,
+      "abstract": Schema.optionalWith(Schema.Boolean, { exact: true }),
+      "tight": Schema.optionalWith(Schema.Boolean, { exact: true })
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("vsock"),
+      "cid": Schema.String,
+      "port": Schema.String
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("fd"),
+      "str": Schema.String
+    })
+  )
 )
 
 export type QueryMigrateCapabilitiesItemCapability = "xbzrle" | "rdma-pin-all" | "auto-converge" | "zero-blocks" | "compress" | "events" | "postcopy-ram" | "x-colo" | "release-ram" | "block" | "return-path" | "pause-before-switchover" | "multifd" | "dirty-bitmaps" | "postcopy-blocktime" | "late-block-activate" | "x-ignore-shared" | "validate-uuid" | "background-snapshot" | "zero-copy-send" | "postcopy-preempt"
-export const QueryMigrateCapabilitiesItemCapability: Schema.Schema<QueryMigrateCapabilitiesItemCapability> = Schema.Literal("xbzrle", "rdma-pin-all", "auto-converge", "zero-blocks", "compress", "events", "postcopy-ram", "x-colo", "release-ram", "block", "return-path", "pause-before-switchover", "multifd", "dirty-bitmaps", "postcopy-blocktime", "late-block-activate", "x-ignore-shared", "validate-uuid", "background-snapshot", "zero-copy-send", "postcopy-preempt")
+export const QueryMigrateCapabilitiesItemCapability: Schema.Schema<QueryMigrateCapabilitiesItemCapability> = lazy(() => Schema.Literal("xbzrle", "rdma-pin-all", "auto-converge", "zero-blocks", "compress", "events", "postcopy-ram", "x-colo", "release-ram", "block", "return-path", "pause-before-switchover", "multifd", "dirty-bitmaps", "postcopy-blocktime", "late-block-activate", "x-ignore-shared", "validate-uuid", "background-snapshot", "zero-copy-send", "postcopy-preempt"))
 
 export interface QueryNamedBlockNodesItemImage {
   readonly "filename": string
@@ -9086,33 +9829,37 @@ export interface QueryNamedBlockNodesItemImage {
   readonly "backing-image"?: QueryNamedBlockNodesItemImage
   readonly "format-specific"?: QueryNamedBlockNodesItemImageFormatSpecific
 }
-export const QueryNamedBlockNodesItemImage: Schema.Schema<QueryNamedBlockNodesItemImage> = Schema.Struct({
-  "filename": Schema.String,
-  "format": Schema.String,
-  "dirty-flag": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "actual-size": Schema.optionalWith(Schema.Number, { exact: true }),
-  "virtual-size": Schema.Number,
-  "cluster-size": Schema.optionalWith(Schema.Number, { exact: true }),
-  "encrypted": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "compressed": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "backing-filename": Schema.optionalWith(Schema.String, { exact: true }),
-  "full-backing-filename": Schema.optionalWith(Schema.String, { exact: true }),
-  "backing-filename-format": Schema.optionalWith(Schema.String, { exact: true }),
-  "snapshots": Schema.optionalWith(Schema.Array(ref(() => BlockdevSnapshotDeleteInternalSyncResult)), { exact: true }),
-  "backing-image": Schema.optionalWith(ref(() => QueryNamedBlockNodesItemImage), { exact: true }),
-  "format-specific": Schema.optionalWith(ref(() => QueryNamedBlockNodesItemImageFormatSpecific), { exact: true })
-})
+export const QueryNamedBlockNodesItemImage: Schema.Schema<QueryNamedBlockNodesItemImage> = lazy(() =>
+  Schema.Struct({
+    "filename": Schema.String,
+    "format": Schema.String,
+    "dirty-flag": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "actual-size": Schema.optionalWith(Schema.Number, { exact: true }),
+    "virtual-size": Schema.Number,
+    "cluster-size": Schema.optionalWith(Schema.Number, { exact: true }),
+    "encrypted": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "compressed": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "backing-filename": Schema.optionalWith(Schema.String, { exact: true }),
+    "full-backing-filename": Schema.optionalWith(Schema.String, { exact: true }),
+    "backing-filename-format": Schema.optionalWith(Schema.String, { exact: true }),
+    "snapshots": Schema.optionalWith(Schema.Array(BlockdevSnapshotDeleteInternalSyncResult), { exact: true }),
+    "backing-image": Schema.optionalWith(QueryNamedBlockNodesItemImage, { exact: true }),
+    "format-specific": Schema.optionalWith(QueryNamedBlockNodesItemImageFormatSpecific, { exact: true })
+  })
+)
 
 export interface QueryNamedBlockNodesItemCache {
   readonly "writeback": boolean
   readonly "direct": boolean
   readonly "no-flush": boolean
 }
-export const QueryNamedBlockNodesItemCache: Schema.Schema<QueryNamedBlockNodesItemCache> = Schema.Struct({
-  "writeback": Schema.Boolean,
-  "direct": Schema.Boolean,
-  "no-flush": Schema.Boolean
-})
+export const QueryNamedBlockNodesItemCache: Schema.Schema<QueryNamedBlockNodesItemCache> = lazy(() =>
+  Schema.Struct({
+    "writeback": Schema.Boolean,
+    "direct": Schema.Boolean,
+    "no-flush": Schema.Boolean
+  })
+)
 
 export interface QueryNamedBlockNodesItemDirtyBitmapsItem {
   readonly "name"?: string
@@ -9123,15 +9870,17 @@ export interface QueryNamedBlockNodesItemDirtyBitmapsItem {
   readonly "persistent": boolean
   readonly "inconsistent"?: boolean
 }
-export const QueryNamedBlockNodesItemDirtyBitmapsItem: Schema.Schema<QueryNamedBlockNodesItemDirtyBitmapsItem> = Schema.Struct({
-  "name": Schema.optionalWith(Schema.String, { exact: true }),
-  "count": Schema.Number,
-  "granularity": Schema.Number,
-  "recording": Schema.Boolean,
-  "busy": Schema.Boolean,
-  "persistent": Schema.Boolean,
-  "inconsistent": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const QueryNamedBlockNodesItemDirtyBitmapsItem: Schema.Schema<QueryNamedBlockNodesItemDirtyBitmapsItem> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.optionalWith(Schema.String, { exact: true }),
+    "count": Schema.Number,
+    "granularity": Schema.Number,
+    "recording": Schema.Boolean,
+    "busy": Schema.Boolean,
+    "persistent": Schema.Boolean,
+    "inconsistent": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface QueryPciItemDevicesItem {
   readonly "bus": number
@@ -9145,83 +9894,99 @@ export interface QueryPciItemDevicesItem {
   readonly "pci_bridge"?: QueryPciItemDevicesItemPciBridge
   readonly "regions": ReadonlyArray<QueryPciItemDevicesItemRegionsItem>
 }
-export const QueryPciItemDevicesItem: Schema.Schema<QueryPciItemDevicesItem> = Schema.Struct({
-  "bus": Schema.Number,
-  "slot": Schema.Number,
-  "function": Schema.Number,
-  "class_info": ref(() => QueryPciItemDevicesItemClassInfo),
-  "id": ref(() => QueryPciItemDevicesItemId),
-  "irq": Schema.optionalWith(Schema.Number, { exact: true }),
-  "irq_pin": Schema.Number,
-  "qdev_id": Schema.String,
-  "pci_bridge": Schema.optionalWith(ref(() => QueryPciItemDevicesItemPciBridge), { exact: true }),
-  "regions": Schema.Array(ref(() => QueryPciItemDevicesItemRegionsItem))
-})
+export const QueryPciItemDevicesItem: Schema.Schema<QueryPciItemDevicesItem> = lazy(() =>
+  Schema.Struct({
+    "bus": Schema.Number,
+    "slot": Schema.Number,
+    "function": Schema.Number,
+    "class_info": QueryPciItemDevicesItemClassInfo,
+    "id": QueryPciItemDevicesItemId,
+    "irq": Schema.optionalWith(Schema.Number, { exact: true }),
+    "irq_pin": Schema.Number,
+    "qdev_id": Schema.String,
+    "pci_bridge": Schema.optionalWith(QueryPciItemDevicesItemPciBridge, { exact: true }),
+    "regions": Schema.Array(QueryPciItemDevicesItemRegionsItem)
+  })
+)
 
 export type QueryQmpSchemaItemMetaType = "builtin" | "enum" | "array" | "object" | "alternate" | "command" | "event"
-export const QueryQmpSchemaItemMetaType: Schema.Schema<QueryQmpSchemaItemMetaType> = Schema.Literal("builtin", "enum", "array", "object", "alternate", "command", "event")
+export const QueryQmpSchemaItemMetaType: Schema.Schema<QueryQmpSchemaItemMetaType> = lazy(() => Schema.Literal("builtin", "enum", "array", "object", "alternate", "command", "event"))
 
 export interface QueryQmpSchemaItemBuiltin {
   readonly "json-type": QueryQmpSchemaItemBuiltinJsonType
 }
-export const QueryQmpSchemaItemBuiltin: Schema.Schema<QueryQmpSchemaItemBuiltin> = Schema.Struct({
-  "json-type": ref(() => QueryQmpSchemaItemBuiltinJsonType)
-})
+export const QueryQmpSchemaItemBuiltin: Schema.Schema<QueryQmpSchemaItemBuiltin> = lazy(() =>
+  Schema.Struct({
+    "json-type": QueryQmpSchemaItemBuiltinJsonType
+  })
+)
 
 export interface QueryQmpSchemaItemEnum {
   readonly "members": ReadonlyArray<QueryQmpSchemaItemEnumMembersItem>
   readonly "values": ReadonlyArray<string>
 }
-export const QueryQmpSchemaItemEnum: Schema.Schema<QueryQmpSchemaItemEnum> = Schema.Struct({
-  "members": Schema.Array(ref(() => QueryQmpSchemaItemEnumMembersItem)),
-  "values": Schema.Array(Schema.String)
-})
+export const QueryQmpSchemaItemEnum: Schema.Schema<QueryQmpSchemaItemEnum> = lazy(() =>
+  Schema.Struct({
+    "members": Schema.Array(QueryQmpSchemaItemEnumMembersItem),
+    "values": Schema.Array(Schema.String)
+  })
+)
 
 export interface QueryQmpSchemaItemArray {
   readonly "element-type": string
 }
-export const QueryQmpSchemaItemArray: Schema.Schema<QueryQmpSchemaItemArray> = Schema.Struct({
-  "element-type": Schema.String
-})
+export const QueryQmpSchemaItemArray: Schema.Schema<QueryQmpSchemaItemArray> = lazy(() =>
+  Schema.Struct({
+    "element-type": Schema.String
+  })
+)
 
 export interface QueryQmpSchemaItemObject {
   readonly "members": ReadonlyArray<QueryQmpSchemaItemObjectMembersItem>
   readonly "tag"?: string
   readonly "variants"?: ReadonlyArray<QueryQmpSchemaItemObjectVariantsItem>
 }
-export const QueryQmpSchemaItemObject: Schema.Schema<QueryQmpSchemaItemObject> = Schema.Struct({
-  "members": Schema.Array(ref(() => QueryQmpSchemaItemObjectMembersItem)),
-  "tag": Schema.optionalWith(Schema.String, { exact: true }),
-  "variants": Schema.optionalWith(Schema.Array(ref(() => QueryQmpSchemaItemObjectVariantsItem)), { exact: true })
-})
+export const QueryQmpSchemaItemObject: Schema.Schema<QueryQmpSchemaItemObject> = lazy(() =>
+  Schema.Struct({
+    "members": Schema.Array(QueryQmpSchemaItemObjectMembersItem),
+    "tag": Schema.optionalWith(Schema.String, { exact: true }),
+    "variants": Schema.optionalWith(Schema.Array(QueryQmpSchemaItemObjectVariantsItem), { exact: true })
+  })
+)
 
 export interface QueryQmpSchemaItemAlternate {
   readonly "members": ReadonlyArray<QueryQmpSchemaItemAlternateMembersItem>
 }
-export const QueryQmpSchemaItemAlternate: Schema.Schema<QueryQmpSchemaItemAlternate> = Schema.Struct({
-  "members": Schema.Array(ref(() => QueryQmpSchemaItemAlternateMembersItem))
-})
+export const QueryQmpSchemaItemAlternate: Schema.Schema<QueryQmpSchemaItemAlternate> = lazy(() =>
+  Schema.Struct({
+    "members": Schema.Array(QueryQmpSchemaItemAlternateMembersItem)
+  })
+)
 
 export interface QueryQmpSchemaItemCommand {
   readonly "arg-type": string
   readonly "ret-type": string
   readonly "allow-oob"?: boolean
 }
-export const QueryQmpSchemaItemCommand: Schema.Schema<QueryQmpSchemaItemCommand> = Schema.Struct({
-  "arg-type": Schema.String,
-  "ret-type": Schema.String,
-  "allow-oob": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const QueryQmpSchemaItemCommand: Schema.Schema<QueryQmpSchemaItemCommand> = lazy(() =>
+  Schema.Struct({
+    "arg-type": Schema.String,
+    "ret-type": Schema.String,
+    "allow-oob": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface QueryQmpSchemaItemEvent {
   readonly "arg-type": string
 }
-export const QueryQmpSchemaItemEvent: Schema.Schema<QueryQmpSchemaItemEvent> = Schema.Struct({
-  "arg-type": Schema.String
-})
+export const QueryQmpSchemaItemEvent: Schema.Schema<QueryQmpSchemaItemEvent> = lazy(() =>
+  Schema.Struct({
+    "arg-type": Schema.String
+  })
+)
 
 export type QueryReplayResultMode = "none" | "record" | "play"
-export const QueryReplayResultMode: Schema.Schema<QueryReplayResultMode> = Schema.Literal("none", "record", "play")
+export const QueryReplayResultMode: Schema.Schema<QueryReplayResultMode> = lazy(() => Schema.Literal("none", "record", "play"))
 
 export interface QueryRockerOfDpaFlowsItemKey {
   readonly "priority": number
@@ -9236,19 +10001,21 @@ export interface QueryRockerOfDpaFlowsItemKey {
   readonly "ip-tos"?: number
   readonly "ip-dst"?: string
 }
-export const QueryRockerOfDpaFlowsItemKey: Schema.Schema<QueryRockerOfDpaFlowsItemKey> = Schema.Struct({
-  "priority": Schema.Number,
-  "tbl-id": Schema.Number,
-  "in-pport": Schema.optionalWith(Schema.Number, { exact: true }),
-  "tunnel-id": Schema.optionalWith(Schema.Number, { exact: true }),
-  "vlan-id": Schema.optionalWith(Schema.Number, { exact: true }),
-  "eth-type": Schema.optionalWith(Schema.Number, { exact: true }),
-  "eth-src": Schema.optionalWith(Schema.String, { exact: true }),
-  "eth-dst": Schema.optionalWith(Schema.String, { exact: true }),
-  "ip-proto": Schema.optionalWith(Schema.Number, { exact: true }),
-  "ip-tos": Schema.optionalWith(Schema.Number, { exact: true }),
-  "ip-dst": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const QueryRockerOfDpaFlowsItemKey: Schema.Schema<QueryRockerOfDpaFlowsItemKey> = lazy(() =>
+  Schema.Struct({
+    "priority": Schema.Number,
+    "tbl-id": Schema.Number,
+    "in-pport": Schema.optionalWith(Schema.Number, { exact: true }),
+    "tunnel-id": Schema.optionalWith(Schema.Number, { exact: true }),
+    "vlan-id": Schema.optionalWith(Schema.Number, { exact: true }),
+    "eth-type": Schema.optionalWith(Schema.Number, { exact: true }),
+    "eth-src": Schema.optionalWith(Schema.String, { exact: true }),
+    "eth-dst": Schema.optionalWith(Schema.String, { exact: true }),
+    "ip-proto": Schema.optionalWith(Schema.Number, { exact: true }),
+    "ip-tos": Schema.optionalWith(Schema.Number, { exact: true }),
+    "ip-dst": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface QueryRockerOfDpaFlowsItemMask {
   readonly "in-pport"?: number
@@ -9259,15 +10026,17 @@ export interface QueryRockerOfDpaFlowsItemMask {
   readonly "ip-proto"?: number
   readonly "ip-tos"?: number
 }
-export const QueryRockerOfDpaFlowsItemMask: Schema.Schema<QueryRockerOfDpaFlowsItemMask> = Schema.Struct({
-  "in-pport": Schema.optionalWith(Schema.Number, { exact: true }),
-  "tunnel-id": Schema.optionalWith(Schema.Number, { exact: true }),
-  "vlan-id": Schema.optionalWith(Schema.Number, { exact: true }),
-  "eth-src": Schema.optionalWith(Schema.String, { exact: true }),
-  "eth-dst": Schema.optionalWith(Schema.String, { exact: true }),
-  "ip-proto": Schema.optionalWith(Schema.Number, { exact: true }),
-  "ip-tos": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const QueryRockerOfDpaFlowsItemMask: Schema.Schema<QueryRockerOfDpaFlowsItemMask> = lazy(() =>
+  Schema.Struct({
+    "in-pport": Schema.optionalWith(Schema.Number, { exact: true }),
+    "tunnel-id": Schema.optionalWith(Schema.Number, { exact: true }),
+    "vlan-id": Schema.optionalWith(Schema.Number, { exact: true }),
+    "eth-src": Schema.optionalWith(Schema.String, { exact: true }),
+    "eth-dst": Schema.optionalWith(Schema.String, { exact: true }),
+    "ip-proto": Schema.optionalWith(Schema.Number, { exact: true }),
+    "ip-tos": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface QueryRockerOfDpaFlowsItemAction {
   readonly "goto-tbl"?: number
@@ -9277,38 +10046,42 @@ export interface QueryRockerOfDpaFlowsItemAction {
   readonly "new-vlan-id"?: number
   readonly "out-pport"?: number
 }
-export const QueryRockerOfDpaFlowsItemAction: Schema.Schema<QueryRockerOfDpaFlowsItemAction> = Schema.Struct({
-  "goto-tbl": Schema.optionalWith(Schema.Number, { exact: true }),
-  "group-id": Schema.optionalWith(Schema.Number, { exact: true }),
-  "tunnel-lport": Schema.optionalWith(Schema.Number, { exact: true }),
-  "vlan-id": Schema.optionalWith(Schema.Number, { exact: true }),
-  "new-vlan-id": Schema.optionalWith(Schema.Number, { exact: true }),
-  "out-pport": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const QueryRockerOfDpaFlowsItemAction: Schema.Schema<QueryRockerOfDpaFlowsItemAction> = lazy(() =>
+  Schema.Struct({
+    "goto-tbl": Schema.optionalWith(Schema.Number, { exact: true }),
+    "group-id": Schema.optionalWith(Schema.Number, { exact: true }),
+    "tunnel-lport": Schema.optionalWith(Schema.Number, { exact: true }),
+    "vlan-id": Schema.optionalWith(Schema.Number, { exact: true }),
+    "new-vlan-id": Schema.optionalWith(Schema.Number, { exact: true }),
+    "out-pport": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export type QueryRockerPortsItemDuplex = "half" | "full"
-export const QueryRockerPortsItemDuplex: Schema.Schema<QueryRockerPortsItemDuplex> = Schema.Literal("half", "full")
+export const QueryRockerPortsItemDuplex: Schema.Schema<QueryRockerPortsItemDuplex> = lazy(() => Schema.Literal("half", "full"))
 
 export type QueryRockerPortsItemAutoneg = "off" | "on"
-export const QueryRockerPortsItemAutoneg: Schema.Schema<QueryRockerPortsItemAutoneg> = Schema.Literal("off", "on")
+export const QueryRockerPortsItemAutoneg: Schema.Schema<QueryRockerPortsItemAutoneg> = lazy(() => Schema.Literal("off", "on"))
 
 export type QueryRxFilterItemMulticast = "normal" | "none" | "all"
-export const QueryRxFilterItemMulticast: Schema.Schema<QueryRxFilterItemMulticast> = Schema.Literal("normal", "none", "all")
+export const QueryRxFilterItemMulticast: Schema.Schema<QueryRxFilterItemMulticast> = lazy(() => Schema.Literal("normal", "none", "all"))
 
 export type QuerySevResultState = "uninit" | "launch-update" | "launch-secret" | "running" | "send-update" | "receive-update"
-export const QuerySevResultState: Schema.Schema<QuerySevResultState> = Schema.Literal("uninit", "launch-update", "launch-secret", "running", "send-update", "receive-update")
+export const QuerySevResultState: Schema.Schema<QuerySevResultState> = lazy(() => Schema.Literal("uninit", "launch-update", "launch-secret", "running", "send-update", "receive-update"))
 
 export interface QuerySgxResultSectionsItem {
   readonly "node": number
   readonly "size": number
 }
-export const QuerySgxResultSectionsItem: Schema.Schema<QuerySgxResultSectionsItem> = Schema.Struct({
-  "node": Schema.Number,
-  "size": Schema.Number
-})
+export const QuerySgxResultSectionsItem: Schema.Schema<QuerySgxResultSectionsItem> = lazy(() =>
+  Schema.Struct({
+    "node": Schema.Number,
+    "size": Schema.Number
+  })
+)
 
 export type QuerySpiceResultMouseMode = "client" | "server" | "unknown"
-export const QuerySpiceResultMouseMode: Schema.Schema<QuerySpiceResultMouseMode> = Schema.Literal("client", "server", "unknown")
+export const QuerySpiceResultMouseMode: Schema.Schema<QuerySpiceResultMouseMode> = lazy(() => Schema.Literal("client", "server", "unknown"))
 
 export interface QuerySpiceResultChannelsItem {
   readonly "host": string
@@ -9319,46 +10092,54 @@ export interface QuerySpiceResultChannelsItem {
   readonly "channel-id": number
   readonly "tls": boolean
 }
-export const QuerySpiceResultChannelsItem: Schema.Schema<QuerySpiceResultChannelsItem> = Schema.Struct({
-  "host": Schema.String,
-  "port": Schema.String,
-  "family": ref(() => QueryVncResultFamily),
-  "connection-id": Schema.Number,
-  "channel-type": Schema.Number,
-  "channel-id": Schema.Number,
-  "tls": Schema.Boolean
-})
+export const QuerySpiceResultChannelsItem: Schema.Schema<QuerySpiceResultChannelsItem> = lazy(() =>
+  Schema.Struct({
+    "host": Schema.String,
+    "port": Schema.String,
+    "family": QueryVncResultFamily,
+    "connection-id": Schema.Number,
+    "channel-type": Schema.Number,
+    "channel-id": Schema.Number,
+    "tls": Schema.Boolean
+  })
+)
 
 export type QueryStatsArgumentsTarget = "vm" | "vcpu"
-export const QueryStatsArgumentsTarget: Schema.Schema<QueryStatsArgumentsTarget> = Schema.Literal("vm", "vcpu")
+export const QueryStatsArgumentsTarget: Schema.Schema<QueryStatsArgumentsTarget> = lazy(() => Schema.Literal("vm", "vcpu"))
 
 export interface QueryStatsArgumentsProvidersItem {
   readonly "provider": QueryStatsItemProvider
   readonly "names"?: ReadonlyArray<string>
 }
-export const QueryStatsArgumentsProvidersItem: Schema.Schema<QueryStatsArgumentsProvidersItem> = Schema.Struct({
-  "provider": ref(() => QueryStatsItemProvider),
-  "names": Schema.optionalWith(Schema.Array(Schema.String), { exact: true })
-})
+export const QueryStatsArgumentsProvidersItem: Schema.Schema<QueryStatsArgumentsProvidersItem> = lazy(() =>
+  Schema.Struct({
+    "provider": QueryStatsItemProvider,
+    "names": Schema.optionalWith(Schema.Array(Schema.String), { exact: true })
+  })
+)
 
 export interface QueryStatsArgumentsVcpu {
   readonly "vcpus"?: ReadonlyArray<string>
 }
-export const QueryStatsArgumentsVcpu: Schema.Schema<QueryStatsArgumentsVcpu> = Schema.Struct({
-  "vcpus": Schema.optionalWith(Schema.Array(Schema.String), { exact: true })
-})
+export const QueryStatsArgumentsVcpu: Schema.Schema<QueryStatsArgumentsVcpu> = lazy(() =>
+  Schema.Struct({
+    "vcpus": Schema.optionalWith(Schema.Array(Schema.String), { exact: true })
+  })
+)
 
 export type QueryStatsItemProvider = "kvm"
-export const QueryStatsItemProvider: Schema.Schema<QueryStatsItemProvider> = Schema.Literal("kvm")
+export const QueryStatsItemProvider: Schema.Schema<QueryStatsItemProvider> = lazy(() => Schema.Literal("kvm"))
 
 export interface QueryStatsItemStatsItem {
   readonly "name": string
   readonly "value": QueryStatsItemStatsItemValue
 }
-export const QueryStatsItemStatsItem: Schema.Schema<QueryStatsItemStatsItem> = Schema.Struct({
-  "name": Schema.String,
-  "value": ref(() => QueryStatsItemStatsItemValue)
-})
+export const QueryStatsItemStatsItem: Schema.Schema<QueryStatsItemStatsItem> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "value": QueryStatsItemStatsItemValue
+  })
+)
 
 export interface QueryStatsSchemasItemStatsItem {
   readonly "name": string
@@ -9368,17 +10149,19 @@ export interface QueryStatsSchemasItemStatsItem {
   readonly "exponent": number
   readonly "bucket-size"?: number
 }
-export const QueryStatsSchemasItemStatsItem: Schema.Schema<QueryStatsSchemasItemStatsItem> = Schema.Struct({
-  "name": Schema.String,
-  "type": ref(() => QueryStatsSchemasItemStatsItemType),
-  "unit": Schema.optionalWith(ref(() => QueryStatsSchemasItemStatsItemUnit), { exact: true }),
-  "base": Schema.optionalWith(Schema.Number, { exact: true }),
-  "exponent": Schema.Number,
-  "bucket-size": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const QueryStatsSchemasItemStatsItem: Schema.Schema<QueryStatsSchemasItemStatsItem> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "type": QueryStatsSchemasItemStatsItemType,
+    "unit": Schema.optionalWith(QueryStatsSchemasItemStatsItemUnit, { exact: true }),
+    "base": Schema.optionalWith(Schema.Number, { exact: true }),
+    "exponent": Schema.Number,
+    "bucket-size": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export type QueryStatusResultStatus = "debug" | "inmigrate" | "internal-error" | "io-error" | "paused" | "postmigrate" | "prelaunch" | "finish-migrate" | "restore-vm" | "running" | "save-vm" | "shutdown" | "suspended" | "watchdog" | "guest-panicked" | "colo"
-export const QueryStatusResultStatus: Schema.Schema<QueryStatusResultStatus> = Schema.Literal("debug", "inmigrate", "internal-error", "io-error", "paused", "postmigrate", "prelaunch", "finish-migrate", "restore-vm", "running", "save-vm", "shutdown", "suspended", "watchdog", "guest-panicked", "colo")
+export const QueryStatusResultStatus: Schema.Schema<QueryStatusResultStatus> = lazy(() => Schema.Literal("debug", "inmigrate", "internal-error", "io-error", "paused", "postmigrate", "prelaunch", "finish-migrate", "restore-vm", "running", "save-vm", "shutdown", "suspended", "watchdog", "guest-panicked", "colo"))
 
 export type QueryTpmItemOptions =
   | {
@@ -9389,15 +10172,17 @@ export type QueryTpmItemOptions =
     readonly "type": "emulator"
     readonly "data": QueryTpmItemOptionsEmulatorData
   }
-export const QueryTpmItemOptions: Schema.Schema<QueryTpmItemOptions> = Schema.Union(
-  Schema.Struct({
-    "type": Schema.Literal("passthrough"),
-    "data": ref(() => QueryTpmItemOptionsPassthroughData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("emulator"),
-    "data": ref(() => QueryTpmItemOptionsEmulatorData)
-  })
+export const QueryTpmItemOptions: Schema.Schema<QueryTpmItemOptions> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "type": Schema.Literal("passthrough"),
+      "data": QueryTpmItemOptionsPassthroughData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("emulator"),
+      "data": QueryTpmItemOptionsEmulatorData
+    })
+  )
 )
 
 export interface QueryVersionResultQemu {
@@ -9405,14 +10190,16 @@ export interface QueryVersionResultQemu {
   readonly "minor": number
   readonly "micro": number
 }
-export const QueryVersionResultQemu: Schema.Schema<QueryVersionResultQemu> = Schema.Struct({
-  "major": Schema.Number,
-  "minor": Schema.Number,
-  "micro": Schema.Number
-})
+export const QueryVersionResultQemu: Schema.Schema<QueryVersionResultQemu> = lazy(() =>
+  Schema.Struct({
+    "major": Schema.Number,
+    "minor": Schema.Number,
+    "micro": Schema.Number
+  })
+)
 
 export type QueryVncResultFamily = "ipv4" | "ipv6" | "unix" | "vsock" | "unknown"
-export const QueryVncResultFamily: Schema.Schema<QueryVncResultFamily> = Schema.Literal("ipv4", "ipv6", "unix", "vsock", "unknown")
+export const QueryVncResultFamily: Schema.Schema<QueryVncResultFamily> = lazy(() => Schema.Literal("ipv4", "ipv6", "unix", "vsock", "unknown"))
 
 export interface QueryVncResultClientsItem {
   readonly "host": string
@@ -9422,14 +10209,16 @@ export interface QueryVncResultClientsItem {
   readonly "x509_dname"?: string
   readonly "sasl_username"?: string
 }
-export const QueryVncResultClientsItem: Schema.Schema<QueryVncResultClientsItem> = Schema.Struct({
-  "host": Schema.String,
-  "service": Schema.String,
-  "family": ref(() => QueryVncResultFamily),
-  "websocket": Schema.Boolean,
-  "x509_dname": Schema.optionalWith(Schema.String, { exact: true }),
-  "sasl_username": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const QueryVncResultClientsItem: Schema.Schema<QueryVncResultClientsItem> = lazy(() =>
+  Schema.Struct({
+    "host": Schema.String,
+    "service": Schema.String,
+    "family": QueryVncResultFamily,
+    "websocket": Schema.Boolean,
+    "x509_dname": Schema.optionalWith(Schema.String, { exact: true }),
+    "sasl_username": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface QueryVncServersItemServerItem {
   readonly "host": string
@@ -9439,43 +10228,49 @@ export interface QueryVncServersItemServerItem {
   readonly "auth": QueryVncServersItemAuth
   readonly "vencrypt"?: QueryVncServersItemVencrypt
 }
-export const QueryVncServersItemServerItem: Schema.Schema<QueryVncServersItemServerItem> = Schema.Struct({
-  "host": Schema.String,
-  "service": Schema.String,
-  "family": ref(() => QueryVncResultFamily),
-  "websocket": Schema.Boolean,
-  "auth": ref(() => QueryVncServersItemAuth),
-  "vencrypt": Schema.optionalWith(ref(() => QueryVncServersItemVencrypt), { exact: true })
-})
+export const QueryVncServersItemServerItem: Schema.Schema<QueryVncServersItemServerItem> = lazy(() =>
+  Schema.Struct({
+    "host": Schema.String,
+    "service": Schema.String,
+    "family": QueryVncResultFamily,
+    "websocket": Schema.Boolean,
+    "auth": QueryVncServersItemAuth,
+    "vencrypt": Schema.optionalWith(QueryVncServersItemVencrypt, { exact: true })
+  })
+)
 
 export type QueryVncServersItemAuth = "none" | "vnc" | "ra2" | "ra2ne" | "tight" | "ultra" | "tls" | "vencrypt" | "sasl"
-export const QueryVncServersItemAuth: Schema.Schema<QueryVncServersItemAuth> = Schema.Literal("none", "vnc", "ra2", "ra2ne", "tight", "ultra", "tls", "vencrypt", "sasl")
+export const QueryVncServersItemAuth: Schema.Schema<QueryVncServersItemAuth> = lazy(() => Schema.Literal("none", "vnc", "ra2", "ra2ne", "tight", "ultra", "tls", "vencrypt", "sasl"))
 
 export type QueryVncServersItemVencrypt = "plain" | "tls-none" | "x509-none" | "tls-vnc" | "x509-vnc" | "tls-plain" | "x509-plain" | "tls-sasl" | "x509-sasl"
-export const QueryVncServersItemVencrypt: Schema.Schema<QueryVncServersItemVencrypt> = Schema.Literal("plain", "tls-none", "x509-none", "tls-vnc", "x509-vnc", "tls-plain", "x509-plain", "tls-sasl", "x509-sasl")
+export const QueryVncServersItemVencrypt: Schema.Schema<QueryVncServersItemVencrypt> = lazy(() => Schema.Literal("plain", "tls-none", "x509-none", "tls-vnc", "x509-vnc", "tls-plain", "x509-plain", "tls-sasl", "x509-sasl"))
 
 export type QueryYankItemType = "block-node" | "chardev" | "migration"
-export const QueryYankItemType: Schema.Schema<QueryYankItemType> = Schema.Literal("block-node", "chardev", "migration")
+export const QueryYankItemType: Schema.Schema<QueryYankItemType> = lazy(() => Schema.Literal("block-node", "chardev", "migration"))
 
 export interface QueryYankItemBlockNode {
   readonly "node-name": string
 }
-export const QueryYankItemBlockNode: Schema.Schema<QueryYankItemBlockNode> = Schema.Struct({
-  "node-name": Schema.String
-})
+export const QueryYankItemBlockNode: Schema.Schema<QueryYankItemBlockNode> = lazy(() =>
+  Schema.Struct({
+    "node-name": Schema.String
+  })
+)
 
 export interface QueryYankItemChardev {
   readonly "id": string
 }
-export const QueryYankItemChardev: Schema.Schema<QueryYankItemChardev> = Schema.Struct({
-  "id": Schema.String
-})
+export const QueryYankItemChardev: Schema.Schema<QueryYankItemChardev> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.String
+  })
+)
 
 export type RingbufReadArgumentsFormat = "utf8" | "base64"
-export const RingbufReadArgumentsFormat: Schema.Schema<RingbufReadArgumentsFormat> = Schema.Literal("utf8", "base64")
+export const RingbufReadArgumentsFormat: Schema.Schema<RingbufReadArgumentsFormat> = lazy(() => Schema.Literal("utf8", "base64"))
 
 export type ScreendumpArgumentsFormat = "ppm" | "png"
-export const ScreendumpArgumentsFormat: Schema.Schema<ScreendumpArgumentsFormat> = Schema.Literal("ppm", "png")
+export const ScreendumpArgumentsFormat: Schema.Schema<ScreendumpArgumentsFormat> = lazy(() => Schema.Literal("ppm", "png"))
 
 export type SendKeyArgumentsKeysItem =
   | {
@@ -9486,31 +10281,33 @@ export type SendKeyArgumentsKeysItem =
     readonly "type": "qcode"
     readonly "data": SendKeyArgumentsKeysItemQcodeData
   }
-export const SendKeyArgumentsKeysItem: Schema.Schema<SendKeyArgumentsKeysItem> = Schema.Union(
-  Schema.Struct({
-    "type": Schema.Literal("number"),
-    "data": Schema.Number
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("qcode"),
-    "data": ref(() => SendKeyArgumentsKeysItemQcodeData)
-  })
+export const SendKeyArgumentsKeysItem: Schema.Schema<SendKeyArgumentsKeysItem> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "type": Schema.Literal("number"),
+      "data": Schema.Number
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("qcode"),
+      "data": SendKeyArgumentsKeysItemQcodeData
+    })
+  )
 )
 
 export type SetActionArgumentsReboot = "reset" | "shutdown"
-export const SetActionArgumentsReboot: Schema.Schema<SetActionArgumentsReboot> = Schema.Literal("reset", "shutdown")
+export const SetActionArgumentsReboot: Schema.Schema<SetActionArgumentsReboot> = lazy(() => Schema.Literal("reset", "shutdown"))
 
 export type SetActionArgumentsShutdown = "poweroff" | "pause"
-export const SetActionArgumentsShutdown: Schema.Schema<SetActionArgumentsShutdown> = Schema.Literal("poweroff", "pause")
+export const SetActionArgumentsShutdown: Schema.Schema<SetActionArgumentsShutdown> = lazy(() => Schema.Literal("poweroff", "pause"))
 
 export type SetActionArgumentsPanic = "pause" | "shutdown" | "exit-failure" | "none"
-export const SetActionArgumentsPanic: Schema.Schema<SetActionArgumentsPanic> = Schema.Literal("pause", "shutdown", "exit-failure", "none")
+export const SetActionArgumentsPanic: Schema.Schema<SetActionArgumentsPanic> = lazy(() => Schema.Literal("pause", "shutdown", "exit-failure", "none"))
 
 export type SetActionArgumentsWatchdog = "reset" | "shutdown" | "poweroff" | "pause" | "debug" | "none" | "inject-nmi"
-export const SetActionArgumentsWatchdog: Schema.Schema<SetActionArgumentsWatchdog> = Schema.Literal("reset", "shutdown", "poweroff", "pause", "debug", "none", "inject-nmi")
+export const SetActionArgumentsWatchdog: Schema.Schema<SetActionArgumentsWatchdog> = lazy(() => Schema.Literal("reset", "shutdown", "poweroff", "pause", "debug", "none", "inject-nmi"))
 
 export type SetNumaNodeArgumentsType = "node" | "dist" | "cpu" | "hmat-lb" | "hmat-cache"
-export const SetNumaNodeArgumentsType: Schema.Schema<SetNumaNodeArgumentsType> = Schema.Literal("node", "dist", "cpu", "hmat-lb", "hmat-cache")
+export const SetNumaNodeArgumentsType: Schema.Schema<SetNumaNodeArgumentsType> = lazy(() => Schema.Literal("node", "dist", "cpu", "hmat-lb", "hmat-cache"))
 
 export interface SetNumaNodeArgumentsNode {
   readonly "nodeid"?: number
@@ -9519,24 +10316,28 @@ export interface SetNumaNodeArgumentsNode {
   readonly "memdev"?: string
   readonly "initiator"?: number
 }
-export const SetNumaNodeArgumentsNode: Schema.Schema<SetNumaNodeArgumentsNode> = Schema.Struct({
-  "nodeid": Schema.optionalWith(Schema.Number, { exact: true }),
-  "cpus": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
-  "mem": Schema.optionalWith(Schema.Number, { exact: true }),
-  "memdev": Schema.optionalWith(Schema.String, { exact: true }),
-  "initiator": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const SetNumaNodeArgumentsNode: Schema.Schema<SetNumaNodeArgumentsNode> = lazy(() =>
+  Schema.Struct({
+    "nodeid": Schema.optionalWith(Schema.Number, { exact: true }),
+    "cpus": Schema.optionalWith(Schema.Array(Schema.Number), { exact: true }),
+    "mem": Schema.optionalWith(Schema.Number, { exact: true }),
+    "memdev": Schema.optionalWith(Schema.String, { exact: true }),
+    "initiator": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface SetNumaNodeArgumentsDist {
   readonly "src": number
   readonly "dst": number
   readonly "val": number
 }
-export const SetNumaNodeArgumentsDist: Schema.Schema<SetNumaNodeArgumentsDist> = Schema.Struct({
-  "src": Schema.Number,
-  "dst": Schema.Number,
-  "val": Schema.Number
-})
+export const SetNumaNodeArgumentsDist: Schema.Schema<SetNumaNodeArgumentsDist> = lazy(() =>
+  Schema.Struct({
+    "src": Schema.Number,
+    "dst": Schema.Number,
+    "val": Schema.Number
+  })
+)
 
 export interface SetNumaNodeArgumentsCpu {
   readonly "node-id"?: number
@@ -9546,14 +10347,16 @@ export interface SetNumaNodeArgumentsCpu {
   readonly "core-id"?: number
   readonly "thread-id"?: number
 }
-export const SetNumaNodeArgumentsCpu: Schema.Schema<SetNumaNodeArgumentsCpu> = Schema.Struct({
-  "node-id": Schema.optionalWith(Schema.Number, { exact: true }),
-  "socket-id": Schema.optionalWith(Schema.Number, { exact: true }),
-  "die-id": Schema.optionalWith(Schema.Number, { exact: true }),
-  "cluster-id": Schema.optionalWith(Schema.Number, { exact: true }),
-  "core-id": Schema.optionalWith(Schema.Number, { exact: true }),
-  "thread-id": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const SetNumaNodeArgumentsCpu: Schema.Schema<SetNumaNodeArgumentsCpu> = lazy(() =>
+  Schema.Struct({
+    "node-id": Schema.optionalWith(Schema.Number, { exact: true }),
+    "socket-id": Schema.optionalWith(Schema.Number, { exact: true }),
+    "die-id": Schema.optionalWith(Schema.Number, { exact: true }),
+    "cluster-id": Schema.optionalWith(Schema.Number, { exact: true }),
+    "core-id": Schema.optionalWith(Schema.Number, { exact: true }),
+    "thread-id": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface SetNumaNodeArgumentsHmatLb {
   readonly "initiator": number
@@ -9563,14 +10366,16 @@ export interface SetNumaNodeArgumentsHmatLb {
   readonly "latency"?: number
   readonly "bandwidth"?: number
 }
-export const SetNumaNodeArgumentsHmatLb: Schema.Schema<SetNumaNodeArgumentsHmatLb> = Schema.Struct({
-  "initiator": Schema.Number,
-  "target": Schema.Number,
-  "hierarchy": ref(() => SetNumaNodeArgumentsHmatLbHierarchy),
-  "data-type": ref(() => SetNumaNodeArgumentsHmatLbDataType),
-  "latency": Schema.optionalWith(Schema.Number, { exact: true }),
-  "bandwidth": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const SetNumaNodeArgumentsHmatLb: Schema.Schema<SetNumaNodeArgumentsHmatLb> = lazy(() =>
+  Schema.Struct({
+    "initiator": Schema.Number,
+    "target": Schema.Number,
+    "hierarchy": SetNumaNodeArgumentsHmatLbHierarchy,
+    "data-type": SetNumaNodeArgumentsHmatLbDataType,
+    "latency": Schema.optionalWith(Schema.Number, { exact: true }),
+    "bandwidth": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface SetNumaNodeArgumentsHmatCache {
   readonly "node-id": number
@@ -9580,27 +10385,31 @@ export interface SetNumaNodeArgumentsHmatCache {
   readonly "policy": SetNumaNodeArgumentsHmatCachePolicy
   readonly "line": number
 }
-export const SetNumaNodeArgumentsHmatCache: Schema.Schema<SetNumaNodeArgumentsHmatCache> = Schema.Struct({
-  "node-id": Schema.Number,
-  "size": Schema.Number,
-  "level": Schema.Number,
-  "associativity": ref(() => SetNumaNodeArgumentsHmatCacheAssociativity),
-  "policy": ref(() => SetNumaNodeArgumentsHmatCachePolicy),
-  "line": Schema.Number
-})
+export const SetNumaNodeArgumentsHmatCache: Schema.Schema<SetNumaNodeArgumentsHmatCache> = lazy(() =>
+  Schema.Struct({
+    "node-id": Schema.Number,
+    "size": Schema.Number,
+    "level": Schema.Number,
+    "associativity": SetNumaNodeArgumentsHmatCacheAssociativity,
+    "policy": SetNumaNodeArgumentsHmatCachePolicy,
+    "line": Schema.Number
+  })
+)
 
 export type SetPasswordArgumentsConnected = "keep" | "fail" | "disconnect"
-export const SetPasswordArgumentsConnected: Schema.Schema<SetPasswordArgumentsConnected> = Schema.Literal("keep", "fail", "disconnect")
+export const SetPasswordArgumentsConnected: Schema.Schema<SetPasswordArgumentsConnected> = lazy(() => Schema.Literal("keep", "fail", "disconnect"))
 
 export interface SetPasswordArgumentsVnc {
   readonly "display"?: string
 }
-export const SetPasswordArgumentsVnc: Schema.Schema<SetPasswordArgumentsVnc> = Schema.Struct({
-  "display": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const SetPasswordArgumentsVnc: Schema.Schema<SetPasswordArgumentsVnc> = lazy(() =>
+  Schema.Struct({
+    "display": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export type TraceEventGetStateItemState = "unavailable" | "disabled" | "enabled"
-export const TraceEventGetStateItemState: Schema.Schema<TraceEventGetStateItemState> = Schema.Literal("unavailable", "disabled", "enabled")
+export const TraceEventGetStateItemState: Schema.Schema<TraceEventGetStateItemState> = lazy(() => Schema.Literal("unavailable", "disabled", "enabled"))
 
 export type TransactionArgumentsActionsItem =
   | {
@@ -9651,63 +10460,67 @@ export type TransactionArgumentsActionsItem =
     readonly "type": "drive-backup"
     readonly "data": DriveBackupArguments
   }
-export const TransactionArgumentsActionsItem: Schema.Schema<TransactionArgumentsActionsItem> = Schema.Union(
-  Schema.Struct({
-    "type": Schema.Literal("abort"),
-    "data": ref(() => Empty2)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("block-dirty-bitmap-add"),
-    "data": ref(() => BlockDirtyBitmapAddArguments)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("block-dirty-bitmap-remove"),
-    "data": ref(() => BlockDirtyBitmapClearArguments)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("block-dirty-bitmap-clear"),
-    "data": ref(() => BlockDirtyBitmapClearArguments)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("block-dirty-bitmap-enable"),
-    "data": ref(() => BlockDirtyBitmapClearArguments)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("block-dirty-bitmap-disable"),
-    "data": ref(() => BlockDirtyBitmapClearArguments)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("block-dirty-bitmap-merge"),
-    "data": ref(() => BlockDirtyBitmapMergeArguments)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("blockdev-backup"),
-    "data": ref(() => BlockdevBackupArguments)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("blockdev-snapshot"),
-    "data": ref(() => BlockdevSnapshotArguments)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("blockdev-snapshot-internal-sync"),
-    "data": ref(() => BlockdevSnapshotInternalSyncArguments)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("blockdev-snapshot-sync"),
-    "data": ref(() => BlockdevSnapshotSyncArguments)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("drive-backup"),
-    "data": ref(() => DriveBackupArguments)
-  })
+export const TransactionArgumentsActionsItem: Schema.Schema<TransactionArgumentsActionsItem> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "type": Schema.Literal("abort"),
+      "data": Empty2
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("block-dirty-bitmap-add"),
+      "data": BlockDirtyBitmapAddArguments
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("block-dirty-bitmap-remove"),
+      "data": BlockDirtyBitmapClearArguments
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("block-dirty-bitmap-clear"),
+      "data": BlockDirtyBitmapClearArguments
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("block-dirty-bitmap-enable"),
+      "data": BlockDirtyBitmapClearArguments
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("block-dirty-bitmap-disable"),
+      "data": BlockDirtyBitmapClearArguments
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("block-dirty-bitmap-merge"),
+      "data": BlockDirtyBitmapMergeArguments
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("blockdev-backup"),
+      "data": BlockdevBackupArguments
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("blockdev-snapshot"),
+      "data": BlockdevSnapshotArguments
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("blockdev-snapshot-internal-sync"),
+      "data": BlockdevSnapshotInternalSyncArguments
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("blockdev-snapshot-sync"),
+      "data": BlockdevSnapshotSyncArguments
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("drive-backup"),
+      "data": DriveBackupArguments
+    })
+  )
 )
 
 export interface TransactionArgumentsProperties {
   readonly "completion-mode"?: TransactionArgumentsPropertiesCompletionMode
 }
-export const TransactionArgumentsProperties: Schema.Schema<TransactionArgumentsProperties> = Schema.Struct({
-  "completion-mode": Schema.optionalWith(ref(() => TransactionArgumentsPropertiesCompletionMode), { exact: true })
-})
+export const TransactionArgumentsProperties: Schema.Schema<TransactionArgumentsProperties> = lazy(() =>
+  Schema.Struct({
+    "completion-mode": Schema.optionalWith(TransactionArgumentsPropertiesCompletionMode, { exact: true })
+  })
+)
 
 export type XBlockdevAmendArgumentsOptions =
   | {
@@ -9843,140 +10656,142 @@ export type XBlockdevAmendArgumentsOptions =
   | {
     readonly "driver": "vvfat"
   }
-export const XBlockdevAmendArgumentsOptions: Schema.Schema<XBlockdevAmendArgumentsOptions> = Schema.Union(
-  Schema.Struct({
-    "driver": Schema.Literal("blkdebug")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("blklogwrites")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("blkreplay")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("blkverify")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("bochs")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("cloop")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("compress")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("copy-before-write")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("copy-on-read")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("dmg")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("file")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("snapshot-access")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("ftp")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("ftps")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("gluster")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("host_cdrom")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("host_device")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("http")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("https")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("iscsi")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("luks"),
-    "state": ref(() => XBlockdevAmendArgumentsOptionsLuksState),
-    "new-secret": Schema.optionalWith(Schema.String, { exact: true }),
-    "old-secret": Schema.optionalWith(Schema.String, { exact: true }),
-    "keyslot": Schema.optionalWith(Schema.Number, { exact: true }),
-    "iter-time": Schema.optionalWith(Schema.Number, { exact: true }),
-    "secret": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("nbd")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("nfs")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("null-aio")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("null-co")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("nvme")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("parallels")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("preallocate")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("qcow")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("qcow2"),
-    "encrypt": Schema.optionalWith(ref(() => XBlockdevAmendArgumentsOptionsQcow2Encrypt), { exact: true })
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("qed")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("quorum")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("raw")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("rbd")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("replication")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("ssh")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("throttle")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("vdi")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("vhdx")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("vmdk")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("vpc")
-  }),
-  Schema.Struct({
-    "driver": Schema.Literal("vvfat")
-  })
+export const XBlockdevAmendArgumentsOptions: Schema.Schema<XBlockdevAmendArgumentsOptions> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "driver": Schema.Literal("blkdebug")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("blklogwrites")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("blkreplay")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("blkverify")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("bochs")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("cloop")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("compress")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("copy-before-write")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("copy-on-read")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("dmg")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("file")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("snapshot-access")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("ftp")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("ftps")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("gluster")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("host_cdrom")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("host_device")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("http")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("https")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("iscsi")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("luks"),
+      "state": XBlockdevAmendArgumentsOptionsLuksState,
+      "new-secret": Schema.optionalWith(Schema.String, { exact: true }),
+      "old-secret": Schema.optionalWith(Schema.String, { exact: true }),
+      "keyslot": Schema.optionalWith(Schema.Number, { exact: true }),
+      "iter-time": Schema.optionalWith(Schema.Number, { exact: true }),
+      "secret": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("nbd")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("nfs")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("null-aio")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("null-co")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("nvme")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("parallels")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("preallocate")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("qcow")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("qcow2"),
+      "encrypt": Schema.optionalWith(XBlockdevAmendArgumentsOptionsQcow2Encrypt, { exact: true })
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("qed")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("quorum")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("raw")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("rbd")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("replication")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("ssh")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("throttle")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("vdi")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("vhdx")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("vmdk")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("vpc")
+    }),
+    Schema.Struct({
+      "driver": Schema.Literal("vvfat")
+    })
+  )
 )
 
 export interface XDebugQueryBlockGraphResultNodesItem {
@@ -9984,11 +10799,13 @@ export interface XDebugQueryBlockGraphResultNodesItem {
   readonly "type": XDebugQueryBlockGraphResultNodesItemType
   readonly "name": string
 }
-export const XDebugQueryBlockGraphResultNodesItem: Schema.Schema<XDebugQueryBlockGraphResultNodesItem> = Schema.Struct({
-  "id": Schema.Number,
-  "type": ref(() => XDebugQueryBlockGraphResultNodesItemType),
-  "name": Schema.String
-})
+export const XDebugQueryBlockGraphResultNodesItem: Schema.Schema<XDebugQueryBlockGraphResultNodesItem> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.Number,
+    "type": XDebugQueryBlockGraphResultNodesItemType,
+    "name": Schema.String
+  })
+)
 
 export interface XDebugQueryBlockGraphResultEdgesItem {
   readonly "parent": number
@@ -9997,64 +10814,76 @@ export interface XDebugQueryBlockGraphResultEdgesItem {
   readonly "perm": ReadonlyArray<BlockdevAddArgumentsBlkdebugTakeChildPermsItem>
   readonly "shared-perm": ReadonlyArray<BlockdevAddArgumentsBlkdebugTakeChildPermsItem>
 }
-export const XDebugQueryBlockGraphResultEdgesItem: Schema.Schema<XDebugQueryBlockGraphResultEdgesItem> = Schema.Struct({
-  "parent": Schema.Number,
-  "child": Schema.Number,
-  "name": Schema.String,
-  "perm": Schema.Array(ref(() => BlockdevAddArgumentsBlkdebugTakeChildPermsItem)),
-  "shared-perm": Schema.Array(ref(() => BlockdevAddArgumentsBlkdebugTakeChildPermsItem))
-})
+export const XDebugQueryBlockGraphResultEdgesItem: Schema.Schema<XDebugQueryBlockGraphResultEdgesItem> = lazy(() =>
+  Schema.Struct({
+    "parent": Schema.Number,
+    "child": Schema.Number,
+    "name": Schema.String,
+    "perm": Schema.Array(BlockdevAddArgumentsBlkdebugTakeChildPermsItem),
+    "shared-perm": Schema.Array(BlockdevAddArgumentsBlkdebugTakeChildPermsItem)
+  })
+)
 
 export interface XQueryVirtioQueueElementResultDescsItem {
   readonly "addr": number
   readonly "len": number
   readonly "flags": ReadonlyArray<string>
 }
-export const XQueryVirtioQueueElementResultDescsItem: Schema.Schema<XQueryVirtioQueueElementResultDescsItem> = Schema.Struct({
-  "addr": Schema.Number,
-  "len": Schema.Number,
-  "flags": Schema.Array(Schema.String)
-})
+export const XQueryVirtioQueueElementResultDescsItem: Schema.Schema<XQueryVirtioQueueElementResultDescsItem> = lazy(() =>
+  Schema.Struct({
+    "addr": Schema.Number,
+    "len": Schema.Number,
+    "flags": Schema.Array(Schema.String)
+  })
+)
 
 export interface XQueryVirtioQueueElementResultAvail {
   readonly "flags": number
   readonly "idx": number
   readonly "ring": number
 }
-export const XQueryVirtioQueueElementResultAvail: Schema.Schema<XQueryVirtioQueueElementResultAvail> = Schema.Struct({
-  "flags": Schema.Number,
-  "idx": Schema.Number,
-  "ring": Schema.Number
-})
+export const XQueryVirtioQueueElementResultAvail: Schema.Schema<XQueryVirtioQueueElementResultAvail> = lazy(() =>
+  Schema.Struct({
+    "flags": Schema.Number,
+    "idx": Schema.Number,
+    "ring": Schema.Number
+  })
+)
 
 export interface XQueryVirtioQueueElementResultUsed {
   readonly "flags": number
   readonly "idx": number
 }
-export const XQueryVirtioQueueElementResultUsed: Schema.Schema<XQueryVirtioQueueElementResultUsed> = Schema.Struct({
-  "flags": Schema.Number,
-  "idx": Schema.Number
-})
+export const XQueryVirtioQueueElementResultUsed: Schema.Schema<XQueryVirtioQueueElementResultUsed> = lazy(() =>
+  Schema.Struct({
+    "flags": Schema.Number,
+    "idx": Schema.Number
+  })
+)
 
 export interface XQueryVirtioStatusResultGuestFeatures {
   readonly "transports": ReadonlyArray<string>
   readonly "dev-features"?: ReadonlyArray<string>
   readonly "unknown-dev-features"?: number
 }
-export const XQueryVirtioStatusResultGuestFeatures: Schema.Schema<XQueryVirtioStatusResultGuestFeatures> = Schema.Struct({
-  "transports": Schema.Array(Schema.String),
-  "dev-features": Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
-  "unknown-dev-features": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const XQueryVirtioStatusResultGuestFeatures: Schema.Schema<XQueryVirtioStatusResultGuestFeatures> = lazy(() =>
+  Schema.Struct({
+    "transports": Schema.Array(Schema.String),
+    "dev-features": Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
+    "unknown-dev-features": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface XQueryVirtioStatusResultStatus {
   readonly "statuses": ReadonlyArray<string>
   readonly "unknown-statuses"?: number
 }
-export const XQueryVirtioStatusResultStatus: Schema.Schema<XQueryVirtioStatusResultStatus> = Schema.Struct({
-  "statuses": Schema.Array(Schema.String),
-  "unknown-statuses": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const XQueryVirtioStatusResultStatus: Schema.Schema<XQueryVirtioStatusResultStatus> = lazy(() =>
+  Schema.Struct({
+    "statuses": Schema.Array(Schema.String),
+    "unknown-statuses": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface XQueryVirtioStatusResultVhostDev {
   readonly "n-mem-sections": number
@@ -10070,29 +10899,31 @@ export interface XQueryVirtioStatusResultVhostDev {
   readonly "log-enabled": boolean
   readonly "log-size": number
 }
-export const XQueryVirtioStatusResultVhostDev: Schema.Schema<XQueryVirtioStatusResultVhostDev> = Schema.Struct({
-  "n-mem-sections": Schema.Number,
-  "n-tmp-sections": Schema.Number,
-  "nvqs": Schema.Number,
-  "vq-index": Schema.Number,
-  "features": ref(() => XQueryVirtioStatusResultGuestFeatures),
-  "acked-features": ref(() => XQueryVirtioStatusResultGuestFeatures),
-  "backend-features": ref(() => XQueryVirtioStatusResultGuestFeatures),
-  "protocol-features": ref(() => XQueryVirtioStatusResultVhostDevProtocolFeatures),
-  "max-queues": Schema.Number,
-  "backend-cap": Schema.Number,
-  "log-enabled": Schema.Boolean,
-  "log-size": Schema.Number
-})
+export const XQueryVirtioStatusResultVhostDev: Schema.Schema<XQueryVirtioStatusResultVhostDev> = lazy(() =>
+  Schema.Struct({
+    "n-mem-sections": Schema.Number,
+    "n-tmp-sections": Schema.Number,
+    "nvqs": Schema.Number,
+    "vq-index": Schema.Number,
+    "features": XQueryVirtioStatusResultGuestFeatures,
+    "acked-features": XQueryVirtioStatusResultGuestFeatures,
+    "backend-features": XQueryVirtioStatusResultGuestFeatures,
+    "protocol-features": XQueryVirtioStatusResultVhostDevProtocolFeatures,
+    "max-queues": Schema.Number,
+    "backend-cap": Schema.Number,
+    "log-enabled": Schema.Boolean,
+    "log-size": Schema.Number
+  })
+)
 
 export type BlockIoErrorDataOperation = "read" | "write"
-export const BlockIoErrorDataOperation: Schema.Schema<BlockIoErrorDataOperation> = Schema.Literal("read", "write")
+export const BlockIoErrorDataOperation: Schema.Schema<BlockIoErrorDataOperation> = lazy(() => Schema.Literal("read", "write"))
 
 export type BlockIoErrorDataAction = "ignore" | "report" | "stop"
-export const BlockIoErrorDataAction: Schema.Schema<BlockIoErrorDataAction> = Schema.Literal("ignore", "report", "stop")
+export const BlockIoErrorDataAction: Schema.Schema<BlockIoErrorDataAction> = lazy(() => Schema.Literal("ignore", "report", "stop"))
 
 export type GuestCrashloadedDataAction = "pause" | "poweroff" | "run"
-export const GuestCrashloadedDataAction: Schema.Schema<GuestCrashloadedDataAction> = Schema.Literal("pause", "poweroff", "run")
+export const GuestCrashloadedDataAction: Schema.Schema<GuestCrashloadedDataAction> = lazy(() => Schema.Literal("pause", "poweroff", "run"))
 
 export type GuestCrashloadedDataInfo =
   | {
@@ -10110,55 +10941,61 @@ export type GuestCrashloadedDataInfo =
     readonly "psw-addr": number
     readonly "reason": GuestCrashloadedDataInfoS390Reason
   }
-export const GuestCrashloadedDataInfo: Schema.Schema<GuestCrashloadedDataInfo> = Schema.Union(
-  Schema.Struct({
-    "type": Schema.Literal("hyper-v"),
-    "arg1": Schema.Number,
-    "arg2": Schema.Number,
-    "arg3": Schema.Number,
-    "arg4": Schema.Number,
-    "arg5": Schema.Number
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("s390"),
-    "core": Schema.Number,
-    "psw-mask": Schema.Number,
-    "psw-addr": Schema.Number,
-    "reason": ref(() => GuestCrashloadedDataInfoS390Reason)
-  })
+export const GuestCrashloadedDataInfo: Schema.Schema<GuestCrashloadedDataInfo> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "type": Schema.Literal("hyper-v"),
+      "arg1": Schema.Number,
+      "arg2": Schema.Number,
+      "arg3": Schema.Number,
+      "arg4": Schema.Number,
+      "arg5": Schema.Number
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("s390"),
+      "core": Schema.Number,
+      "psw-mask": Schema.Number,
+      "psw-addr": Schema.Number,
+      "reason": GuestCrashloadedDataInfoS390Reason
+    })
+  )
 )
 
 export type MemoryFailureDataRecipient = "hypervisor" | "guest"
-export const MemoryFailureDataRecipient: Schema.Schema<MemoryFailureDataRecipient> = Schema.Literal("hypervisor", "guest")
+export const MemoryFailureDataRecipient: Schema.Schema<MemoryFailureDataRecipient> = lazy(() => Schema.Literal("hypervisor", "guest"))
 
 export type MemoryFailureDataAction = "ignore" | "inject" | "fatal" | "reset"
-export const MemoryFailureDataAction: Schema.Schema<MemoryFailureDataAction> = Schema.Literal("ignore", "inject", "fatal", "reset")
+export const MemoryFailureDataAction: Schema.Schema<MemoryFailureDataAction> = lazy(() => Schema.Literal("ignore", "inject", "fatal", "reset"))
 
 export interface MemoryFailureDataFlags {
   readonly "action-required": boolean
   readonly "recursive": boolean
 }
-export const MemoryFailureDataFlags: Schema.Schema<MemoryFailureDataFlags> = Schema.Struct({
-  "action-required": Schema.Boolean,
-  "recursive": Schema.Boolean
-})
+export const MemoryFailureDataFlags: Schema.Schema<MemoryFailureDataFlags> = lazy(() =>
+  Schema.Struct({
+    "action-required": Schema.Boolean,
+    "recursive": Schema.Boolean
+  })
+)
 
 export type QuorumReportBadDataType = "read" | "write" | "flush"
-export const QuorumReportBadDataType: Schema.Schema<QuorumReportBadDataType> = Schema.Literal("read", "write", "flush")
+export const QuorumReportBadDataType: Schema.Schema<QuorumReportBadDataType> = lazy(() => Schema.Literal("read", "write", "flush"))
 
 export type ResetDataReason = "none" | "host-error" | "host-qmp-quit" | "host-qmp-system-reset" | "host-signal" | "host-ui" | "guest-shutdown" | "guest-reset" | "guest-panic" | "subsystem-reset" | "snapshot-load"
-export const ResetDataReason: Schema.Schema<ResetDataReason> = Schema.Literal("none", "host-error", "host-qmp-quit", "host-qmp-system-reset", "host-signal", "host-ui", "guest-shutdown", "guest-reset", "guest-panic", "subsystem-reset", "snapshot-load")
+export const ResetDataReason: Schema.Schema<ResetDataReason> = lazy(() => Schema.Literal("none", "host-error", "host-qmp-quit", "host-qmp-system-reset", "host-signal", "host-ui", "guest-shutdown", "guest-reset", "guest-panic", "subsystem-reset", "snapshot-load"))
 
 export interface SpiceConnectedDataServer {
   readonly "host": string
   readonly "port": string
   readonly "family": QueryVncResultFamily
 }
-export const SpiceConnectedDataServer: Schema.Schema<SpiceConnectedDataServer> = Schema.Struct({
-  "host": Schema.String,
-  "port": Schema.String,
-  "family": ref(() => QueryVncResultFamily)
-})
+export const SpiceConnectedDataServer: Schema.Schema<SpiceConnectedDataServer> = lazy(() =>
+  Schema.Struct({
+    "host": Schema.String,
+    "port": Schema.String,
+    "family": QueryVncResultFamily
+  })
+)
 
 export interface SpiceInitializedDataServer {
   readonly "host": string
@@ -10166,12 +11003,14 @@ export interface SpiceInitializedDataServer {
   readonly "family": QueryVncResultFamily
   readonly "auth"?: string
 }
-export const SpiceInitializedDataServer: Schema.Schema<SpiceInitializedDataServer> = Schema.Struct({
-  "host": Schema.String,
-  "port": Schema.String,
-  "family": ref(() => QueryVncResultFamily),
-  "auth": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const SpiceInitializedDataServer: Schema.Schema<SpiceInitializedDataServer> = lazy(() =>
+  Schema.Struct({
+    "host": Schema.String,
+    "port": Schema.String,
+    "family": QueryVncResultFamily,
+    "auth": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface VncConnectedDataServer {
   readonly "host": string
@@ -10180,13 +11019,15 @@ export interface VncConnectedDataServer {
   readonly "websocket": boolean
   readonly "auth"?: string
 }
-export const VncConnectedDataServer: Schema.Schema<VncConnectedDataServer> = Schema.Struct({
-  "host": Schema.String,
-  "service": Schema.String,
-  "family": ref(() => QueryVncResultFamily),
-  "websocket": Schema.Boolean,
-  "auth": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const VncConnectedDataServer: Schema.Schema<VncConnectedDataServer> = lazy(() =>
+  Schema.Struct({
+    "host": Schema.String,
+    "service": Schema.String,
+    "family": QueryVncResultFamily,
+    "websocket": Schema.Boolean,
+    "auth": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface VncConnectedDataClient {
   readonly "host": string
@@ -10194,18 +11035,20 @@ export interface VncConnectedDataClient {
   readonly "family": QueryVncResultFamily
   readonly "websocket": boolean
 }
-export const VncConnectedDataClient: Schema.Schema<VncConnectedDataClient> = Schema.Struct({
-  "host": Schema.String,
-  "service": Schema.String,
-  "family": ref(() => QueryVncResultFamily),
-  "websocket": Schema.Boolean
-})
+export const VncConnectedDataClient: Schema.Schema<VncConnectedDataClient> = lazy(() =>
+  Schema.Struct({
+    "host": Schema.String,
+    "service": Schema.String,
+    "family": QueryVncResultFamily,
+    "websocket": Schema.Boolean
+  })
+)
 
 export type BlockExportAddArgumentsFuseAllowOther = "off" | "on" | "auto"
-export const BlockExportAddArgumentsFuseAllowOther: Schema.Schema<BlockExportAddArgumentsFuseAllowOther> = Schema.Literal("off", "on", "auto")
+export const BlockExportAddArgumentsFuseAllowOther: Schema.Schema<BlockExportAddArgumentsFuseAllowOther> = lazy(() => Schema.Literal("off", "on", "auto"))
 
 export type BlockdevAddArgumentsBlkdebugImage = BlockdevAddArguments | string
-export const BlockdevAddArgumentsBlkdebugImage: Schema.Schema<BlockdevAddArgumentsBlkdebugImage> = Schema.Union(ref(() => BlockdevAddArguments), Schema.String)
+export const BlockdevAddArgumentsBlkdebugImage: Schema.Schema<BlockdevAddArgumentsBlkdebugImage> = lazy(() => Schema.Union(BlockdevAddArguments, Schema.String))
 
 export interface BlockdevAddArgumentsBlkdebugInjectErrorItem {
   readonly "event": BlockdevAddArgumentsBlkdebugInjectErrorItemEvent
@@ -10216,59 +11059,65 @@ export interface BlockdevAddArgumentsBlkdebugInjectErrorItem {
   readonly "once"?: boolean
   readonly "immediately"?: boolean
 }
-export const BlockdevAddArgumentsBlkdebugInjectErrorItem: Schema.Schema<BlockdevAddArgumentsBlkdebugInjectErrorItem> = Schema.Struct({
-  "event": ref(() => BlockdevAddArgumentsBlkdebugInjectErrorItemEvent),
-  "state": Schema.optionalWith(Schema.Number, { exact: true }),
-  "iotype": Schema.optionalWith(ref(() => BlockdevAddArgumentsBlkdebugInjectErrorItemIotype), { exact: true }),
-  "errno": Schema.optionalWith(Schema.Number, { exact: true }),
-  "sector": Schema.optionalWith(Schema.Number, { exact: true }),
-  "once": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "immediately": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const BlockdevAddArgumentsBlkdebugInjectErrorItem: Schema.Schema<BlockdevAddArgumentsBlkdebugInjectErrorItem> = lazy(() =>
+  Schema.Struct({
+    "event": BlockdevAddArgumentsBlkdebugInjectErrorItemEvent,
+    "state": Schema.optionalWith(Schema.Number, { exact: true }),
+    "iotype": Schema.optionalWith(BlockdevAddArgumentsBlkdebugInjectErrorItemIotype, { exact: true }),
+    "errno": Schema.optionalWith(Schema.Number, { exact: true }),
+    "sector": Schema.optionalWith(Schema.Number, { exact: true }),
+    "once": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "immediately": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface BlockdevAddArgumentsBlkdebugSetStateItem {
   readonly "event": BlockdevAddArgumentsBlkdebugInjectErrorItemEvent
   readonly "state"?: number
   readonly "new_state": number
 }
-export const BlockdevAddArgumentsBlkdebugSetStateItem: Schema.Schema<BlockdevAddArgumentsBlkdebugSetStateItem> = Schema.Struct({
-  "event": ref(() => BlockdevAddArgumentsBlkdebugInjectErrorItemEvent),
-  "state": Schema.optionalWith(Schema.Number, { exact: true }),
-  "new_state": Schema.Number
-})
+export const BlockdevAddArgumentsBlkdebugSetStateItem: Schema.Schema<BlockdevAddArgumentsBlkdebugSetStateItem> = lazy(() =>
+  Schema.Struct({
+    "event": BlockdevAddArgumentsBlkdebugInjectErrorItemEvent,
+    "state": Schema.optionalWith(Schema.Number, { exact: true }),
+    "new_state": Schema.Number
+  })
+)
 
 export type BlockdevAddArgumentsBlkdebugTakeChildPermsItem = "consistent-read" | "write" | "write-unchanged" | "resize"
-export const BlockdevAddArgumentsBlkdebugTakeChildPermsItem: Schema.Schema<BlockdevAddArgumentsBlkdebugTakeChildPermsItem> = Schema.Literal("consistent-read", "write", "write-unchanged", "resize")
+export const BlockdevAddArgumentsBlkdebugTakeChildPermsItem: Schema.Schema<BlockdevAddArgumentsBlkdebugTakeChildPermsItem> = lazy(() => Schema.Literal("consistent-read", "write", "write-unchanged", "resize"))
 
 export type BlockdevAddArgumentsCopyBeforeWriteOnCbwError = "break-guest-write" | "break-snapshot"
-export const BlockdevAddArgumentsCopyBeforeWriteOnCbwError: Schema.Schema<BlockdevAddArgumentsCopyBeforeWriteOnCbwError> = Schema.Literal("break-guest-write", "break-snapshot")
+export const BlockdevAddArgumentsCopyBeforeWriteOnCbwError: Schema.Schema<BlockdevAddArgumentsCopyBeforeWriteOnCbwError> = lazy(() => Schema.Literal("break-guest-write", "break-snapshot"))
 
 export type BlockdevAddArgumentsFileLocking = "auto" | "on" | "off"
-export const BlockdevAddArgumentsFileLocking: Schema.Schema<BlockdevAddArgumentsFileLocking> = Schema.Literal("auto", "on", "off")
+export const BlockdevAddArgumentsFileLocking: Schema.Schema<BlockdevAddArgumentsFileLocking> = lazy(() => Schema.Literal("auto", "on", "off"))
 
 export type BlockdevAddArgumentsFileAio = "threads" | "native" | "io_uring"
-export const BlockdevAddArgumentsFileAio: Schema.Schema<BlockdevAddArgumentsFileAio> = Schema.Literal("threads", "native", "io_uring")
+export const BlockdevAddArgumentsFileAio: Schema.Schema<BlockdevAddArgumentsFileAio> = lazy(() => Schema.Literal("threads", "native", "io_uring"))
 
 export type BlockdevAddArgumentsIscsiTransport = "tcp" | "iser"
-export const BlockdevAddArgumentsIscsiTransport: Schema.Schema<BlockdevAddArgumentsIscsiTransport> = Schema.Literal("tcp", "iser")
+export const BlockdevAddArgumentsIscsiTransport: Schema.Schema<BlockdevAddArgumentsIscsiTransport> = lazy(() => Schema.Literal("tcp", "iser"))
 
 export type BlockdevAddArgumentsIscsiHeaderDigest = "crc32c" | "none" | "crc32c-none" | "none-crc32c"
-export const BlockdevAddArgumentsIscsiHeaderDigest: Schema.Schema<BlockdevAddArgumentsIscsiHeaderDigest> = Schema.Literal("crc32c", "none", "crc32c-none", "none-crc32c")
+export const BlockdevAddArgumentsIscsiHeaderDigest: Schema.Schema<BlockdevAddArgumentsIscsiHeaderDigest> = lazy(() => Schema.Literal("crc32c", "none", "crc32c-none", "none-crc32c"))
 
 export interface BlockdevAddArgumentsNfsServer {
   readonly "type": BlockdevAddArgumentsNfsServerType
   readonly "host": string
 }
-export const BlockdevAddArgumentsNfsServer: Schema.Schema<BlockdevAddArgumentsNfsServer> = Schema.Struct({
-  "type": ref(() => BlockdevAddArgumentsNfsServerType),
-  "host": Schema.String
-})
+export const BlockdevAddArgumentsNfsServer: Schema.Schema<BlockdevAddArgumentsNfsServer> = lazy(() =>
+  Schema.Struct({
+    "type": BlockdevAddArgumentsNfsServerType,
+    "host": Schema.String
+  })
+)
 
 export type BlockdevAddArgumentsQcow2Backing = BlockdevAddArguments | string | null
-export const BlockdevAddArgumentsQcow2Backing: Schema.Schema<BlockdevAddArgumentsQcow2Backing> = Schema.Union(ref(() => BlockdevAddArguments), Schema.String, Schema.Null)
+export const BlockdevAddArgumentsQcow2Backing: Schema.Schema<BlockdevAddArgumentsQcow2Backing> = lazy(() => Schema.Union(BlockdevAddArguments, Schema.String, Schema.Null))
 
 export type BlockdevAddArgumentsQcow2OverlapCheck = BlockdevAddArgumentsQcow2OverlapCheckOption1 | BlockdevAddArgumentsQcow2OverlapCheckOption2
-export const BlockdevAddArgumentsQcow2OverlapCheck: Schema.Schema<BlockdevAddArgumentsQcow2OverlapCheck> = Schema.Union(ref(() => BlockdevAddArgumentsQcow2OverlapCheckOption1), ref(() => BlockdevAddArgumentsQcow2OverlapCheckOption2))
+export const BlockdevAddArgumentsQcow2OverlapCheck: Schema.Schema<BlockdevAddArgumentsQcow2OverlapCheck> = lazy(() => Schema.Union(BlockdevAddArgumentsQcow2OverlapCheckOption1, BlockdevAddArgumentsQcow2OverlapCheckOption2))
 
 export type BlockdevAddArgumentsQcow2Encrypt =
   | {
@@ -10279,15 +11128,17 @@ export type BlockdevAddArgumentsQcow2Encrypt =
     readonly "format": "luks"
     readonly "key-secret"?: string
   }
-export const BlockdevAddArgumentsQcow2Encrypt: Schema.Schema<BlockdevAddArgumentsQcow2Encrypt> = Schema.Union(
-  Schema.Struct({
-    "format": Schema.Literal("aes"),
-    "key-secret": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "format": Schema.Literal("luks"),
-    "key-secret": Schema.optionalWith(Schema.String, { exact: true })
-  })
+export const BlockdevAddArgumentsQcow2Encrypt: Schema.Schema<BlockdevAddArgumentsQcow2Encrypt> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "format": Schema.Literal("aes"),
+      "key-secret": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "format": Schema.Literal("luks"),
+      "key-secret": Schema.optionalWith(Schema.String, { exact: true })
+    })
+  )
 )
 
 export type BlockdevAddArgumentsQcowEncrypt =
@@ -10295,15 +11146,17 @@ export type BlockdevAddArgumentsQcowEncrypt =
     readonly "format": "aes"
     readonly "key-secret"?: string
   }
-export const BlockdevAddArgumentsQcowEncrypt: Schema.Schema<BlockdevAddArgumentsQcowEncrypt> = Schema.Union(
-  Schema.Struct({
-    "format": Schema.Literal("aes"),
-    "key-secret": Schema.optionalWith(Schema.String, { exact: true })
-  })
+export const BlockdevAddArgumentsQcowEncrypt: Schema.Schema<BlockdevAddArgumentsQcowEncrypt> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "format": Schema.Literal("aes"),
+      "key-secret": Schema.optionalWith(Schema.String, { exact: true })
+    })
+  )
 )
 
 export type BlockdevAddArgumentsQuorumReadPattern = "quorum" | "fifo"
-export const BlockdevAddArgumentsQuorumReadPattern: Schema.Schema<BlockdevAddArgumentsQuorumReadPattern> = Schema.Literal("quorum", "fifo")
+export const BlockdevAddArgumentsQuorumReadPattern: Schema.Schema<BlockdevAddArgumentsQuorumReadPattern> = lazy(() => Schema.Literal("quorum", "fifo"))
 
 export type BlockdevAddArgumentsRbdEncrypt =
   | {
@@ -10314,31 +11167,35 @@ export type BlockdevAddArgumentsRbdEncrypt =
     readonly "format": "luks2"
     readonly "key-secret": string
   }
-export const BlockdevAddArgumentsRbdEncrypt: Schema.Schema<BlockdevAddArgumentsRbdEncrypt> = Schema.Union(
-  Schema.Struct({
-    "format": Schema.Literal("luks"),
-    "key-secret": Schema.String
-  }),
-  Schema.Struct({
-    "format": Schema.Literal("luks2"),
-    "key-secret": Schema.String
-  })
+export const BlockdevAddArgumentsRbdEncrypt: Schema.Schema<BlockdevAddArgumentsRbdEncrypt> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "format": Schema.Literal("luks"),
+      "key-secret": Schema.String
+    }),
+    Schema.Struct({
+      "format": Schema.Literal("luks2"),
+      "key-secret": Schema.String
+    })
+  )
 )
 
 export type BlockdevAddArgumentsRbdAuthClientRequiredItem = "cephx" | "none"
-export const BlockdevAddArgumentsRbdAuthClientRequiredItem: Schema.Schema<BlockdevAddArgumentsRbdAuthClientRequiredItem> = Schema.Literal("cephx", "none")
+export const BlockdevAddArgumentsRbdAuthClientRequiredItem: Schema.Schema<BlockdevAddArgumentsRbdAuthClientRequiredItem> = lazy(() => Schema.Literal("cephx", "none"))
 
 export interface BlockdevAddArgumentsRbdServerItem {
   readonly "host": string
   readonly "port": string
 }
-export const BlockdevAddArgumentsRbdServerItem: Schema.Schema<BlockdevAddArgumentsRbdServerItem> = Schema.Struct({
-  "host": Schema.String,
-  "port": Schema.String
-})
+export const BlockdevAddArgumentsRbdServerItem: Schema.Schema<BlockdevAddArgumentsRbdServerItem> = lazy(() =>
+  Schema.Struct({
+    "host": Schema.String,
+    "port": Schema.String
+  })
+)
 
 export type BlockdevAddArgumentsReplicationMode = "primary" | "secondary"
-export const BlockdevAddArgumentsReplicationMode: Schema.Schema<BlockdevAddArgumentsReplicationMode> = Schema.Literal("primary", "secondary")
+export const BlockdevAddArgumentsReplicationMode: Schema.Schema<BlockdevAddArgumentsReplicationMode> = lazy(() => Schema.Literal("primary", "secondary"))
 
 export interface BlockdevAddArgumentsSshServer {
   readonly "host": string
@@ -10350,16 +11207,18 @@ export interface BlockdevAddArgumentsSshServer {
   readonly "keep-alive"?: boolean
   readonly "mptcp"?: boolean
 }
-export const BlockdevAddArgumentsSshServer: Schema.Schema<BlockdevAddArgumentsSshServer> = Schema.Struct({
-  "host": Schema.String,
-  "port": Schema.String,
-  "numeric": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "to": Schema.optionalWith(Schema.Number, { exact: true }),
-  "ipv4": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "ipv6": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "keep-alive": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "mptcp": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const BlockdevAddArgumentsSshServer: Schema.Schema<BlockdevAddArgumentsSshServer> = lazy(() =>
+  Schema.Struct({
+    "host": Schema.String,
+    "port": Schema.String,
+    "numeric": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "to": Schema.optionalWith(Schema.Number, { exact: true }),
+    "ipv4": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "ipv6": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "keep-alive": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "mptcp": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export type BlockdevAddArgumentsSshHostKeyCheck =
   | {
@@ -10373,18 +11232,20 @@ export type BlockdevAddArgumentsSshHostKeyCheck =
   | {
     readonly "mode": "known_hosts"
   }
-export const BlockdevAddArgumentsSshHostKeyCheck: Schema.Schema<BlockdevAddArgumentsSshHostKeyCheck> = Schema.Union(
-  Schema.Struct({
-    "mode": Schema.Literal("none")
-  }),
-  Schema.Struct({
-    "mode": Schema.Literal("hash"),
-    "type": ref(() => BlockdevAddArgumentsSshHostKeyCheckHashType),
-    "hash": Schema.String
-  }),
-  Schema.Struct({
-    "mode": Schema.Literal("known_hosts")
-  })
+export const BlockdevAddArgumentsSshHostKeyCheck: Schema.Schema<BlockdevAddArgumentsSshHostKeyCheck> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "mode": Schema.Literal("none")
+    }),
+    Schema.Struct({
+      "mode": Schema.Literal("hash"),
+      "type": BlockdevAddArgumentsSshHostKeyCheckHashType,
+      "hash": Schema.String
+    }),
+    Schema.Struct({
+      "mode": Schema.Literal("known_hosts")
+    })
+  )
 )
 
 export interface BlockdevCreateArgumentsOptionsFile {
@@ -10394,24 +11255,28 @@ export interface BlockdevCreateArgumentsOptionsFile {
   readonly "nocow"?: boolean
   readonly "extent-size-hint"?: number
 }
-export const BlockdevCreateArgumentsOptionsFile: Schema.Schema<BlockdevCreateArgumentsOptionsFile> = Schema.Struct({
-  "filename": Schema.String,
-  "size": Schema.Number,
-  "preallocation": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsFilePreallocation), { exact: true }),
-  "nocow": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "extent-size-hint": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const BlockdevCreateArgumentsOptionsFile: Schema.Schema<BlockdevCreateArgumentsOptionsFile> = lazy(() =>
+  Schema.Struct({
+    "filename": Schema.String,
+    "size": Schema.Number,
+    "preallocation": Schema.optionalWith(BlockdevCreateArgumentsOptionsFilePreallocation, { exact: true }),
+    "nocow": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "extent-size-hint": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface BlockdevCreateArgumentsOptionsGluster {
   readonly "location": BlockdevAddArgumentsGluster
   readonly "size": number
   readonly "preallocation"?: BlockdevCreateArgumentsOptionsFilePreallocation
 }
-export const BlockdevCreateArgumentsOptionsGluster: Schema.Schema<BlockdevCreateArgumentsOptionsGluster> = Schema.Struct({
-  "location": ref(() => BlockdevAddArgumentsGluster),
-  "size": Schema.Number,
-  "preallocation": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsFilePreallocation), { exact: true })
-})
+export const BlockdevCreateArgumentsOptionsGluster: Schema.Schema<BlockdevCreateArgumentsOptionsGluster> = lazy(() =>
+  Schema.Struct({
+    "location": BlockdevAddArgumentsGluster,
+    "size": Schema.Number,
+    "preallocation": Schema.optionalWith(BlockdevCreateArgumentsOptionsFilePreallocation, { exact: true })
+  })
+)
 
 export interface BlockdevCreateArgumentsOptionsLuks {
   readonly "key-secret"?: string
@@ -10425,38 +11290,44 @@ export interface BlockdevCreateArgumentsOptionsLuks {
   readonly "size": number
   readonly "preallocation"?: BlockdevCreateArgumentsOptionsFilePreallocation
 }
-export const BlockdevCreateArgumentsOptionsLuks: Schema.Schema<BlockdevCreateArgumentsOptionsLuks> = Schema.Struct({
-  "key-secret": Schema.optionalWith(Schema.String, { exact: true }),
-  "cipher-alg": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsLuksCipherAlg), { exact: true }),
-  "cipher-mode": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsLuksCipherMode), { exact: true }),
-  "ivgen-alg": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsLuksIvgenAlg), { exact: true }),
-  "ivgen-hash-alg": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsLuksIvgenHashAlg), { exact: true }),
-  "hash-alg": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsLuksIvgenHashAlg), { exact: true }),
-  "iter-time": Schema.optionalWith(Schema.Number, { exact: true }),
-  "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-  "size": Schema.Number,
-  "preallocation": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsFilePreallocation), { exact: true })
-})
+export const BlockdevCreateArgumentsOptionsLuks: Schema.Schema<BlockdevCreateArgumentsOptionsLuks> = lazy(() =>
+  Schema.Struct({
+    "key-secret": Schema.optionalWith(Schema.String, { exact: true }),
+    "cipher-alg": Schema.optionalWith(BlockdevCreateArgumentsOptionsLuksCipherAlg, { exact: true }),
+    "cipher-mode": Schema.optionalWith(BlockdevCreateArgumentsOptionsLuksCipherMode, { exact: true }),
+    "ivgen-alg": Schema.optionalWith(BlockdevCreateArgumentsOptionsLuksIvgenAlg, { exact: true }),
+    "ivgen-hash-alg": Schema.optionalWith(BlockdevCreateArgumentsOptionsLuksIvgenHashAlg, { exact: true }),
+    "hash-alg": Schema.optionalWith(BlockdevCreateArgumentsOptionsLuksIvgenHashAlg, { exact: true }),
+    "iter-time": Schema.optionalWith(Schema.Number, { exact: true }),
+    "file": BlockdevAddArgumentsBlkdebugImage,
+    "size": Schema.Number,
+    "preallocation": Schema.optionalWith(BlockdevCreateArgumentsOptionsFilePreallocation, { exact: true })
+  })
+)
 
 export interface BlockdevCreateArgumentsOptionsNfs {
   readonly "location": BlockdevAddArgumentsNfs
   readonly "size": number
 }
-export const BlockdevCreateArgumentsOptionsNfs: Schema.Schema<BlockdevCreateArgumentsOptionsNfs> = Schema.Struct({
-  "location": ref(() => BlockdevAddArgumentsNfs),
-  "size": Schema.Number
-})
+export const BlockdevCreateArgumentsOptionsNfs: Schema.Schema<BlockdevCreateArgumentsOptionsNfs> = lazy(() =>
+  Schema.Struct({
+    "location": BlockdevAddArgumentsNfs,
+    "size": Schema.Number
+  })
+)
 
 export interface BlockdevCreateArgumentsOptionsParallels {
   readonly "file": BlockdevAddArgumentsBlkdebugImage
   readonly "size": number
   readonly "cluster-size"?: number
 }
-export const BlockdevCreateArgumentsOptionsParallels: Schema.Schema<BlockdevCreateArgumentsOptionsParallels> = Schema.Struct({
-  "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-  "size": Schema.Number,
-  "cluster-size": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const BlockdevCreateArgumentsOptionsParallels: Schema.Schema<BlockdevCreateArgumentsOptionsParallels> = lazy(() =>
+  Schema.Struct({
+    "file": BlockdevAddArgumentsBlkdebugImage,
+    "size": Schema.Number,
+    "cluster-size": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface BlockdevCreateArgumentsOptionsQcow {
   readonly "file": BlockdevAddArgumentsBlkdebugImage
@@ -10464,12 +11335,14 @@ export interface BlockdevCreateArgumentsOptionsQcow {
   readonly "backing-file"?: string
   readonly "encrypt"?: BlockdevCreateArgumentsOptionsQcowEncrypt
 }
-export const BlockdevCreateArgumentsOptionsQcow: Schema.Schema<BlockdevCreateArgumentsOptionsQcow> = Schema.Struct({
-  "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-  "size": Schema.Number,
-  "backing-file": Schema.optionalWith(Schema.String, { exact: true }),
-  "encrypt": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsQcowEncrypt), { exact: true })
-})
+export const BlockdevCreateArgumentsOptionsQcow: Schema.Schema<BlockdevCreateArgumentsOptionsQcow> = lazy(() =>
+  Schema.Struct({
+    "file": BlockdevAddArgumentsBlkdebugImage,
+    "size": Schema.Number,
+    "backing-file": Schema.optionalWith(Schema.String, { exact: true }),
+    "encrypt": Schema.optionalWith(BlockdevCreateArgumentsOptionsQcowEncrypt, { exact: true })
+  })
+)
 
 export interface BlockdevCreateArgumentsOptionsQcow2 {
   readonly "file": BlockdevAddArgumentsBlkdebugImage
@@ -10487,22 +11360,24 @@ export interface BlockdevCreateArgumentsOptionsQcow2 {
   readonly "refcount-bits"?: number
   readonly "compression-type"?: BlockdevCreateArgumentsOptionsQcow2CompressionType
 }
-export const BlockdevCreateArgumentsOptionsQcow2: Schema.Schema<BlockdevCreateArgumentsOptionsQcow2> = Schema.Struct({
-  "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-  "data-file": Schema.optionalWith(ref(() => BlockdevAddArgumentsBlkdebugImage), { exact: true }),
-  "data-file-raw": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "extended-l2": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "size": Schema.Number,
-  "version": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsQcow2Version), { exact: true }),
-  "backing-file": Schema.optionalWith(Schema.String, { exact: true }),
-  "backing-fmt": Schema.optionalWith(ref(() => BlockdevAddArgumentsDriver), { exact: true }),
-  "encrypt": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsQcowEncrypt), { exact: true }),
-  "cluster-size": Schema.optionalWith(Schema.Number, { exact: true }),
-  "preallocation": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsFilePreallocation), { exact: true }),
-  "lazy-refcounts": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "refcount-bits": Schema.optionalWith(Schema.Number, { exact: true }),
-  "compression-type": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsQcow2CompressionType), { exact: true })
-})
+export const BlockdevCreateArgumentsOptionsQcow2: Schema.Schema<BlockdevCreateArgumentsOptionsQcow2> = lazy(() =>
+  Schema.Struct({
+    "file": BlockdevAddArgumentsBlkdebugImage,
+    "data-file": Schema.optionalWith(BlockdevAddArgumentsBlkdebugImage, { exact: true }),
+    "data-file-raw": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "extended-l2": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "size": Schema.Number,
+    "version": Schema.optionalWith(BlockdevCreateArgumentsOptionsQcow2Version, { exact: true }),
+    "backing-file": Schema.optionalWith(Schema.String, { exact: true }),
+    "backing-fmt": Schema.optionalWith(BlockdevAddArgumentsDriver, { exact: true }),
+    "encrypt": Schema.optionalWith(BlockdevCreateArgumentsOptionsQcowEncrypt, { exact: true }),
+    "cluster-size": Schema.optionalWith(Schema.Number, { exact: true }),
+    "preallocation": Schema.optionalWith(BlockdevCreateArgumentsOptionsFilePreallocation, { exact: true }),
+    "lazy-refcounts": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "refcount-bits": Schema.optionalWith(Schema.Number, { exact: true }),
+    "compression-type": Schema.optionalWith(BlockdevCreateArgumentsOptionsQcow2CompressionType, { exact: true })
+  })
+)
 
 export interface BlockdevCreateArgumentsOptionsQed {
   readonly "file": BlockdevAddArgumentsBlkdebugImage
@@ -10512,14 +11387,16 @@ export interface BlockdevCreateArgumentsOptionsQed {
   readonly "cluster-size"?: number
   readonly "table-size"?: number
 }
-export const BlockdevCreateArgumentsOptionsQed: Schema.Schema<BlockdevCreateArgumentsOptionsQed> = Schema.Struct({
-  "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-  "size": Schema.Number,
-  "backing-file": Schema.optionalWith(Schema.String, { exact: true }),
-  "backing-fmt": Schema.optionalWith(ref(() => BlockdevAddArgumentsDriver), { exact: true }),
-  "cluster-size": Schema.optionalWith(Schema.Number, { exact: true }),
-  "table-size": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const BlockdevCreateArgumentsOptionsQed: Schema.Schema<BlockdevCreateArgumentsOptionsQed> = lazy(() =>
+  Schema.Struct({
+    "file": BlockdevAddArgumentsBlkdebugImage,
+    "size": Schema.Number,
+    "backing-file": Schema.optionalWith(Schema.String, { exact: true }),
+    "backing-fmt": Schema.optionalWith(BlockdevAddArgumentsDriver, { exact: true }),
+    "cluster-size": Schema.optionalWith(Schema.Number, { exact: true }),
+    "table-size": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface BlockdevCreateArgumentsOptionsRbd {
   readonly "location": BlockdevAddArgumentsRbd
@@ -10527,32 +11404,38 @@ export interface BlockdevCreateArgumentsOptionsRbd {
   readonly "cluster-size"?: number
   readonly "encrypt"?: BlockdevCreateArgumentsOptionsRbdEncrypt
 }
-export const BlockdevCreateArgumentsOptionsRbd: Schema.Schema<BlockdevCreateArgumentsOptionsRbd> = Schema.Struct({
-  "location": ref(() => BlockdevAddArgumentsRbd),
-  "size": Schema.Number,
-  "cluster-size": Schema.optionalWith(Schema.Number, { exact: true }),
-  "encrypt": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsRbdEncrypt), { exact: true })
-})
+export const BlockdevCreateArgumentsOptionsRbd: Schema.Schema<BlockdevCreateArgumentsOptionsRbd> = lazy(() =>
+  Schema.Struct({
+    "location": BlockdevAddArgumentsRbd,
+    "size": Schema.Number,
+    "cluster-size": Schema.optionalWith(Schema.Number, { exact: true }),
+    "encrypt": Schema.optionalWith(BlockdevCreateArgumentsOptionsRbdEncrypt, { exact: true })
+  })
+)
 
 export interface BlockdevCreateArgumentsOptionsSsh {
   readonly "location": BlockdevAddArgumentsSsh
   readonly "size": number
 }
-export const BlockdevCreateArgumentsOptionsSsh: Schema.Schema<BlockdevCreateArgumentsOptionsSsh> = Schema.Struct({
-  "location": ref(() => BlockdevAddArgumentsSsh),
-  "size": Schema.Number
-})
+export const BlockdevCreateArgumentsOptionsSsh: Schema.Schema<BlockdevCreateArgumentsOptionsSsh> = lazy(() =>
+  Schema.Struct({
+    "location": BlockdevAddArgumentsSsh,
+    "size": Schema.Number
+  })
+)
 
 export interface BlockdevCreateArgumentsOptionsVdi {
   readonly "file": BlockdevAddArgumentsBlkdebugImage
   readonly "size": number
   readonly "preallocation"?: BlockdevCreateArgumentsOptionsFilePreallocation
 }
-export const BlockdevCreateArgumentsOptionsVdi: Schema.Schema<BlockdevCreateArgumentsOptionsVdi> = Schema.Struct({
-  "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-  "size": Schema.Number,
-  "preallocation": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsFilePreallocation), { exact: true })
-})
+export const BlockdevCreateArgumentsOptionsVdi: Schema.Schema<BlockdevCreateArgumentsOptionsVdi> = lazy(() =>
+  Schema.Struct({
+    "file": BlockdevAddArgumentsBlkdebugImage,
+    "size": Schema.Number,
+    "preallocation": Schema.optionalWith(BlockdevCreateArgumentsOptionsFilePreallocation, { exact: true })
+  })
+)
 
 export interface BlockdevCreateArgumentsOptionsVhdx {
   readonly "file": BlockdevAddArgumentsBlkdebugImage
@@ -10562,14 +11445,16 @@ export interface BlockdevCreateArgumentsOptionsVhdx {
   readonly "subformat"?: BlockdevCreateArgumentsOptionsVhdxSubformat
   readonly "block-state-zero"?: boolean
 }
-export const BlockdevCreateArgumentsOptionsVhdx: Schema.Schema<BlockdevCreateArgumentsOptionsVhdx> = Schema.Struct({
-  "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-  "size": Schema.Number,
-  "log-size": Schema.optionalWith(Schema.Number, { exact: true }),
-  "block-size": Schema.optionalWith(Schema.Number, { exact: true }),
-  "subformat": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsVhdxSubformat), { exact: true }),
-  "block-state-zero": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const BlockdevCreateArgumentsOptionsVhdx: Schema.Schema<BlockdevCreateArgumentsOptionsVhdx> = lazy(() =>
+  Schema.Struct({
+    "file": BlockdevAddArgumentsBlkdebugImage,
+    "size": Schema.Number,
+    "log-size": Schema.optionalWith(Schema.Number, { exact: true }),
+    "block-size": Schema.optionalWith(Schema.Number, { exact: true }),
+    "subformat": Schema.optionalWith(BlockdevCreateArgumentsOptionsVhdxSubformat, { exact: true }),
+    "block-state-zero": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface BlockdevCreateArgumentsOptionsVmdk {
   readonly "file": BlockdevAddArgumentsBlkdebugImage
@@ -10582,17 +11467,19 @@ export interface BlockdevCreateArgumentsOptionsVmdk {
   readonly "toolsversion"?: string
   readonly "zeroed-grain"?: boolean
 }
-export const BlockdevCreateArgumentsOptionsVmdk: Schema.Schema<BlockdevCreateArgumentsOptionsVmdk> = Schema.Struct({
-  "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-  "size": Schema.Number,
-  "extents": Schema.optionalWith(Schema.Array(ref(() => BlockdevAddArgumentsBlkdebugImage)), { exact: true }),
-  "subformat": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsVmdkSubformat), { exact: true }),
-  "backing-file": Schema.optionalWith(Schema.String, { exact: true }),
-  "adapter-type": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsVmdkAdapterType), { exact: true }),
-  "hwversion": Schema.optionalWith(Schema.String, { exact: true }),
-  "toolsversion": Schema.optionalWith(Schema.String, { exact: true }),
-  "zeroed-grain": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const BlockdevCreateArgumentsOptionsVmdk: Schema.Schema<BlockdevCreateArgumentsOptionsVmdk> = lazy(() =>
+  Schema.Struct({
+    "file": BlockdevAddArgumentsBlkdebugImage,
+    "size": Schema.Number,
+    "extents": Schema.optionalWith(Schema.Array(BlockdevAddArgumentsBlkdebugImage), { exact: true }),
+    "subformat": Schema.optionalWith(BlockdevCreateArgumentsOptionsVmdkSubformat, { exact: true }),
+    "backing-file": Schema.optionalWith(Schema.String, { exact: true }),
+    "adapter-type": Schema.optionalWith(BlockdevCreateArgumentsOptionsVmdkAdapterType, { exact: true }),
+    "hwversion": Schema.optionalWith(Schema.String, { exact: true }),
+    "toolsversion": Schema.optionalWith(Schema.String, { exact: true }),
+    "zeroed-grain": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface BlockdevCreateArgumentsOptionsVpc {
   readonly "file": BlockdevAddArgumentsBlkdebugImage
@@ -10600,205 +11487,253 @@ export interface BlockdevCreateArgumentsOptionsVpc {
   readonly "subformat"?: BlockdevCreateArgumentsOptionsVpcSubformat
   readonly "force-size"?: boolean
 }
-export const BlockdevCreateArgumentsOptionsVpc: Schema.Schema<BlockdevCreateArgumentsOptionsVpc> = Schema.Struct({
-  "file": ref(() => BlockdevAddArgumentsBlkdebugImage),
-  "size": Schema.Number,
-  "subformat": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsVpcSubformat), { exact: true }),
-  "force-size": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const BlockdevCreateArgumentsOptionsVpc: Schema.Schema<BlockdevCreateArgumentsOptionsVpc> = lazy(() =>
+  Schema.Struct({
+    "file": BlockdevAddArgumentsBlkdebugImage,
+    "size": Schema.Number,
+    "subformat": Schema.optionalWith(BlockdevCreateArgumentsOptionsVpcSubformat, { exact: true }),
+    "force-size": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export type ChardevAddArgumentsBackendType = "file" | "serial" | "parallel" | "pipe" | "socket" | "udp" | "pty" | "null" | "mux" | "msmouse" | "wctablet" | "braille" | "testdev" | "stdio" | "console" | "spicevmc" | "spiceport" | "qemu-vdagent" | "dbus" | "vc" | "ringbuf" | "memory"
-export const ChardevAddArgumentsBackendType: Schema.Schema<ChardevAddArgumentsBackendType> = Schema.Literal("file", "serial", "parallel", "pipe", "socket", "udp", "pty", "null", "mux", "msmouse", "wctablet", "braille", "testdev", "stdio", "console", "spicevmc", "spiceport", "qemu-vdagent", "dbus", "vc", "ringbuf", "memory")
+export const ChardevAddArgumentsBackendType: Schema.Schema<ChardevAddArgumentsBackendType> = lazy(() => Schema.Literal("file", "serial", "parallel", "pipe", "socket", "udp", "pty", "null", "mux", "msmouse", "wctablet", "braille", "testdev", "stdio", "console", "spicevmc", "spiceport", "qemu-vdagent", "dbus", "vc", "ringbuf", "memory"))
 
 export interface ChardevAddArgumentsBackendFile {
   readonly "data": ChardevAddArgumentsBackendFileData
 }
-export const ChardevAddArgumentsBackendFile: Schema.Schema<ChardevAddArgumentsBackendFile> = Schema.Struct({
-  "data": ref(() => ChardevAddArgumentsBackendFileData)
-})
+export const ChardevAddArgumentsBackendFile: Schema.Schema<ChardevAddArgumentsBackendFile> = lazy(() =>
+  Schema.Struct({
+    "data": ChardevAddArgumentsBackendFileData
+  })
+)
 
 export interface ChardevAddArgumentsBackendSerial {
   readonly "data": ChardevAddArgumentsBackendSerialData
 }
-export const ChardevAddArgumentsBackendSerial: Schema.Schema<ChardevAddArgumentsBackendSerial> = Schema.Struct({
-  "data": ref(() => ChardevAddArgumentsBackendSerialData)
-})
+export const ChardevAddArgumentsBackendSerial: Schema.Schema<ChardevAddArgumentsBackendSerial> = lazy(() =>
+  Schema.Struct({
+    "data": ChardevAddArgumentsBackendSerialData
+  })
+)
 
 export interface ChardevAddArgumentsBackendSocket {
   readonly "data": ChardevAddArgumentsBackendSocketData
 }
-export const ChardevAddArgumentsBackendSocket: Schema.Schema<ChardevAddArgumentsBackendSocket> = Schema.Struct({
-  "data": ref(() => ChardevAddArgumentsBackendSocketData)
-})
+export const ChardevAddArgumentsBackendSocket: Schema.Schema<ChardevAddArgumentsBackendSocket> = lazy(() =>
+  Schema.Struct({
+    "data": ChardevAddArgumentsBackendSocketData
+  })
+)
 
 export interface ChardevAddArgumentsBackendUdp {
   readonly "data": ChardevAddArgumentsBackendUdpData
 }
-export const ChardevAddArgumentsBackendUdp: Schema.Schema<ChardevAddArgumentsBackendUdp> = Schema.Struct({
-  "data": ref(() => ChardevAddArgumentsBackendUdpData)
-})
+export const ChardevAddArgumentsBackendUdp: Schema.Schema<ChardevAddArgumentsBackendUdp> = lazy(() =>
+  Schema.Struct({
+    "data": ChardevAddArgumentsBackendUdpData
+  })
+)
 
 export interface ChardevAddArgumentsBackendPty {
   readonly "data": ChardevAddArgumentsBackendPtyData
 }
-export const ChardevAddArgumentsBackendPty: Schema.Schema<ChardevAddArgumentsBackendPty> = Schema.Struct({
-  "data": ref(() => ChardevAddArgumentsBackendPtyData)
-})
+export const ChardevAddArgumentsBackendPty: Schema.Schema<ChardevAddArgumentsBackendPty> = lazy(() =>
+  Schema.Struct({
+    "data": ChardevAddArgumentsBackendPtyData
+  })
+)
 
 export interface ChardevAddArgumentsBackendMux {
   readonly "data": ChardevAddArgumentsBackendMuxData
 }
-export const ChardevAddArgumentsBackendMux: Schema.Schema<ChardevAddArgumentsBackendMux> = Schema.Struct({
-  "data": ref(() => ChardevAddArgumentsBackendMuxData)
-})
+export const ChardevAddArgumentsBackendMux: Schema.Schema<ChardevAddArgumentsBackendMux> = lazy(() =>
+  Schema.Struct({
+    "data": ChardevAddArgumentsBackendMuxData
+  })
+)
 
 export interface ChardevAddArgumentsBackendStdio {
   readonly "data": ChardevAddArgumentsBackendStdioData
 }
-export const ChardevAddArgumentsBackendStdio: Schema.Schema<ChardevAddArgumentsBackendStdio> = Schema.Struct({
-  "data": ref(() => ChardevAddArgumentsBackendStdioData)
-})
+export const ChardevAddArgumentsBackendStdio: Schema.Schema<ChardevAddArgumentsBackendStdio> = lazy(() =>
+  Schema.Struct({
+    "data": ChardevAddArgumentsBackendStdioData
+  })
+)
 
 export interface ChardevAddArgumentsBackendSpicevmc {
   readonly "data": ChardevAddArgumentsBackendSpicevmcData
 }
-export const ChardevAddArgumentsBackendSpicevmc: Schema.Schema<ChardevAddArgumentsBackendSpicevmc> = Schema.Struct({
-  "data": ref(() => ChardevAddArgumentsBackendSpicevmcData)
-})
+export const ChardevAddArgumentsBackendSpicevmc: Schema.Schema<ChardevAddArgumentsBackendSpicevmc> = lazy(() =>
+  Schema.Struct({
+    "data": ChardevAddArgumentsBackendSpicevmcData
+  })
+)
 
 export interface ChardevAddArgumentsBackendSpiceport {
   readonly "data": ChardevAddArgumentsBackendSpiceportData
 }
-export const ChardevAddArgumentsBackendSpiceport: Schema.Schema<ChardevAddArgumentsBackendSpiceport> = Schema.Struct({
-  "data": ref(() => ChardevAddArgumentsBackendSpiceportData)
-})
+export const ChardevAddArgumentsBackendSpiceport: Schema.Schema<ChardevAddArgumentsBackendSpiceport> = lazy(() =>
+  Schema.Struct({
+    "data": ChardevAddArgumentsBackendSpiceportData
+  })
+)
 
 export interface ChardevAddArgumentsBackendQemuVdagent {
   readonly "data": ChardevAddArgumentsBackendQemuVdagentData
 }
-export const ChardevAddArgumentsBackendQemuVdagent: Schema.Schema<ChardevAddArgumentsBackendQemuVdagent> = Schema.Struct({
-  "data": ref(() => ChardevAddArgumentsBackendQemuVdagentData)
-})
+export const ChardevAddArgumentsBackendQemuVdagent: Schema.Schema<ChardevAddArgumentsBackendQemuVdagent> = lazy(() =>
+  Schema.Struct({
+    "data": ChardevAddArgumentsBackendQemuVdagentData
+  })
+)
 
 export interface ChardevAddArgumentsBackendDbus {
   readonly "data": ChardevAddArgumentsBackendDbusData
 }
-export const ChardevAddArgumentsBackendDbus: Schema.Schema<ChardevAddArgumentsBackendDbus> = Schema.Struct({
-  "data": ref(() => ChardevAddArgumentsBackendDbusData)
-})
+export const ChardevAddArgumentsBackendDbus: Schema.Schema<ChardevAddArgumentsBackendDbus> = lazy(() =>
+  Schema.Struct({
+    "data": ChardevAddArgumentsBackendDbusData
+  })
+)
 
 export interface ChardevAddArgumentsBackendVc {
   readonly "data": ChardevAddArgumentsBackendVcData
 }
-export const ChardevAddArgumentsBackendVc: Schema.Schema<ChardevAddArgumentsBackendVc> = Schema.Struct({
-  "data": ref(() => ChardevAddArgumentsBackendVcData)
-})
+export const ChardevAddArgumentsBackendVc: Schema.Schema<ChardevAddArgumentsBackendVc> = lazy(() =>
+  Schema.Struct({
+    "data": ChardevAddArgumentsBackendVcData
+  })
+)
 
 export interface ChardevAddArgumentsBackendRingbuf {
   readonly "data": ChardevAddArgumentsBackendRingbufData
 }
-export const ChardevAddArgumentsBackendRingbuf: Schema.Schema<ChardevAddArgumentsBackendRingbuf> = Schema.Struct({
-  "data": ref(() => ChardevAddArgumentsBackendRingbufData)
-})
+export const ChardevAddArgumentsBackendRingbuf: Schema.Schema<ChardevAddArgumentsBackendRingbuf> = lazy(() =>
+  Schema.Struct({
+    "data": ChardevAddArgumentsBackendRingbufData
+  })
+)
 
 export type InputSendEventArgumentsEventsItemType = "key" | "btn" | "rel" | "abs"
-export const InputSendEventArgumentsEventsItemType: Schema.Schema<InputSendEventArgumentsEventsItemType> = Schema.Literal("key", "btn", "rel", "abs")
+export const InputSendEventArgumentsEventsItemType: Schema.Schema<InputSendEventArgumentsEventsItemType> = lazy(() => Schema.Literal("key", "btn", "rel", "abs"))
 
 export interface InputSendEventArgumentsEventsItemKey {
   readonly "data": InputSendEventArgumentsEventsItemKeyData
 }
-export const InputSendEventArgumentsEventsItemKey: Schema.Schema<InputSendEventArgumentsEventsItemKey> = Schema.Struct({
-  "data": ref(() => InputSendEventArgumentsEventsItemKeyData)
-})
+export const InputSendEventArgumentsEventsItemKey: Schema.Schema<InputSendEventArgumentsEventsItemKey> = lazy(() =>
+  Schema.Struct({
+    "data": InputSendEventArgumentsEventsItemKeyData
+  })
+)
 
 export interface InputSendEventArgumentsEventsItemBtn {
   readonly "data": InputSendEventArgumentsEventsItemBtnData
 }
-export const InputSendEventArgumentsEventsItemBtn: Schema.Schema<InputSendEventArgumentsEventsItemBtn> = Schema.Struct({
-  "data": ref(() => InputSendEventArgumentsEventsItemBtnData)
-})
+export const InputSendEventArgumentsEventsItemBtn: Schema.Schema<InputSendEventArgumentsEventsItemBtn> = lazy(() =>
+  Schema.Struct({
+    "data": InputSendEventArgumentsEventsItemBtnData
+  })
+)
 
 export interface InputSendEventArgumentsEventsItemRel {
   readonly "data": InputSendEventArgumentsEventsItemRelData
 }
-export const InputSendEventArgumentsEventsItemRel: Schema.Schema<InputSendEventArgumentsEventsItemRel> = Schema.Struct({
-  "data": ref(() => InputSendEventArgumentsEventsItemRelData)
-})
+export const InputSendEventArgumentsEventsItemRel: Schema.Schema<InputSendEventArgumentsEventsItemRel> = lazy(() =>
+  Schema.Struct({
+    "data": InputSendEventArgumentsEventsItemRelData
+  })
+)
 
 export interface MigrateSetParametersArgumentsBlockBitmapMappingItemBitmapsItem {
   readonly "name": string
   readonly "alias": string
   readonly "transform"?: MigrateSetParametersArgumentsBlockBitmapMappingItemBitmapsItemTransform
 }
-export const MigrateSetParametersArgumentsBlockBitmapMappingItemBitmapsItem: Schema.Schema<MigrateSetParametersArgumentsBlockBitmapMappingItemBitmapsItem> = Schema.Struct({
-  "name": Schema.String,
-  "alias": Schema.String,
-  "transform": Schema.optionalWith(ref(() => MigrateSetParametersArgumentsBlockBitmapMappingItemBitmapsItemTransform), { exact: true })
-})
+export const MigrateSetParametersArgumentsBlockBitmapMappingItemBitmapsItem: Schema.Schema<MigrateSetParametersArgumentsBlockBitmapMappingItemBitmapsItem> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "alias": Schema.String,
+    "transform": Schema.optionalWith(MigrateSetParametersArgumentsBlockBitmapMappingItemBitmapsItemTransform, { exact: true })
+  })
+)
 
 export type NbdServerStartArgumentsAddrType = "inet" | "unix" | "vsock" | "fd"
-export const NbdServerStartArgumentsAddrType: Schema.Schema<NbdServerStartArgumentsAddrType> = Schema.Literal("inet", "unix", "vsock", "fd")
+export const NbdServerStartArgumentsAddrType: Schema.Schema<NbdServerStartArgumentsAddrType> = lazy(() => Schema.Literal("inet", "unix", "vsock", "fd"))
 
 export interface NbdServerStartArgumentsAddrInet {
   readonly "data": BlockdevAddArgumentsSshServer
 }
-export const NbdServerStartArgumentsAddrInet: Schema.Schema<NbdServerStartArgumentsAddrInet> = Schema.Struct({
-  "data": ref(() => BlockdevAddArgumentsSshServer)
-})
+export const NbdServerStartArgumentsAddrInet: Schema.Schema<NbdServerStartArgumentsAddrInet> = lazy(() =>
+  Schema.Struct({
+    "data": BlockdevAddArgumentsSshServer
+  })
+)
 
 export interface NbdServerStartArgumentsAddrUnix {
   readonly "data": QueryMigrateResultSocketAddressItemUnix
 }
-export const NbdServerStartArgumentsAddrUnix: Schema.Schema<NbdServerStartArgumentsAddrUnix> = Schema.Struct({
-  "data": ref(() => QueryMigrateResultSocketAddressItemUnix)
-})
+export const NbdServerStartArgumentsAddrUnix: Schema.Schema<NbdServerStartArgumentsAddrUnix> = lazy(() =>
+  Schema.Struct({
+    "data": QueryMigrateResultSocketAddressItemUnix
+  })
+)
 
 export interface NbdServerStartArgumentsAddrVsock {
   readonly "data": QueryMigrateResultSocketAddressItemVsock
 }
-export const NbdServerStartArgumentsAddrVsock: Schema.Schema<NbdServerStartArgumentsAddrVsock> = Schema.Struct({
-  "data": ref(() => QueryMigrateResultSocketAddressItemVsock)
-})
+export const NbdServerStartArgumentsAddrVsock: Schema.Schema<NbdServerStartArgumentsAddrVsock> = lazy(() =>
+  Schema.Struct({
+    "data": QueryMigrateResultSocketAddressItemVsock
+  })
+)
 
 export interface NbdServerStartArgumentsAddrFd {
   readonly "data": NetdevAddArgumentsUserDnssearchItem
 }
-export const NbdServerStartArgumentsAddrFd: Schema.Schema<NbdServerStartArgumentsAddrFd> = Schema.Struct({
-  "data": ref(() => NetdevAddArgumentsUserDnssearchItem)
-})
+export const NbdServerStartArgumentsAddrFd: Schema.Schema<NbdServerStartArgumentsAddrFd> = lazy(() =>
+  Schema.Struct({
+    "data": NetdevAddArgumentsUserDnssearchItem
+  })
+)
 
 export interface NetdevAddArgumentsUserDnssearchItem {
   readonly "str": string
 }
-export const NetdevAddArgumentsUserDnssearchItem: Schema.Schema<NetdevAddArgumentsUserDnssearchItem> = Schema.Struct({
-  "str": Schema.String
-})
+export const NetdevAddArgumentsUserDnssearchItem: Schema.Schema<NetdevAddArgumentsUserDnssearchItem> = lazy(() =>
+  Schema.Struct({
+    "str": Schema.String
+  })
+)
 
 export type ObjectAddArgumentsAuthzListPolicy = "deny" | "allow"
-export const ObjectAddArgumentsAuthzListPolicy: Schema.Schema<ObjectAddArgumentsAuthzListPolicy> = Schema.Literal("deny", "allow")
+export const ObjectAddArgumentsAuthzListPolicy: Schema.Schema<ObjectAddArgumentsAuthzListPolicy> = lazy(() => Schema.Literal("deny", "allow"))
 
 export interface ObjectAddArgumentsAuthzListRulesItem {
   readonly "match": string
   readonly "policy": ObjectAddArgumentsAuthzListPolicy
   readonly "format"?: ObjectAddArgumentsAuthzListRulesItemFormat
 }
-export const ObjectAddArgumentsAuthzListRulesItem: Schema.Schema<ObjectAddArgumentsAuthzListRulesItem> = Schema.Struct({
-  "match": Schema.String,
-  "policy": ref(() => ObjectAddArgumentsAuthzListPolicy),
-  "format": Schema.optionalWith(ref(() => ObjectAddArgumentsAuthzListRulesItemFormat), { exact: true })
-})
+export const ObjectAddArgumentsAuthzListRulesItem: Schema.Schema<ObjectAddArgumentsAuthzListRulesItem> = lazy(() =>
+  Schema.Struct({
+    "match": Schema.String,
+    "policy": ObjectAddArgumentsAuthzListPolicy,
+    "format": Schema.optionalWith(ObjectAddArgumentsAuthzListRulesItemFormat, { exact: true })
+  })
+)
 
 export type ObjectAddArgumentsFilterBufferQueue = "all" | "rx" | "tx"
-export const ObjectAddArgumentsFilterBufferQueue: Schema.Schema<ObjectAddArgumentsFilterBufferQueue> = Schema.Literal("all", "rx", "tx")
+export const ObjectAddArgumentsFilterBufferQueue: Schema.Schema<ObjectAddArgumentsFilterBufferQueue> = lazy(() => Schema.Literal("all", "rx", "tx"))
 
 export type ObjectAddArgumentsFilterBufferInsert = "before" | "behind"
-export const ObjectAddArgumentsFilterBufferInsert: Schema.Schema<ObjectAddArgumentsFilterBufferInsert> = Schema.Literal("before", "behind")
+export const ObjectAddArgumentsFilterBufferInsert: Schema.Schema<ObjectAddArgumentsFilterBufferInsert> = lazy(() => Schema.Literal("before", "behind"))
 
 export type ObjectAddArgumentsInputLinuxGrabToggle = "ctrl-ctrl" | "alt-alt" | "shift-shift" | "meta-meta" | "scrolllock" | "ctrl-scrolllock"
-export const ObjectAddArgumentsInputLinuxGrabToggle: Schema.Schema<ObjectAddArgumentsInputLinuxGrabToggle> = Schema.Literal("ctrl-ctrl", "alt-alt", "shift-shift", "meta-meta", "scrolllock", "ctrl-scrolllock")
+export const ObjectAddArgumentsInputLinuxGrabToggle: Schema.Schema<ObjectAddArgumentsInputLinuxGrabToggle> = lazy(() => Schema.Literal("ctrl-ctrl", "alt-alt", "shift-shift", "meta-meta", "scrolllock", "ctrl-scrolllock"))
 
 export type ObjectAddArgumentsSecretFormat = "raw" | "base64"
-export const ObjectAddArgumentsSecretFormat: Schema.Schema<ObjectAddArgumentsSecretFormat> = Schema.Literal("raw", "base64")
+export const ObjectAddArgumentsSecretFormat: Schema.Schema<ObjectAddArgumentsSecretFormat> = lazy(() => Schema.Literal("raw", "base64"))
 
 export interface ObjectAddArgumentsThrottleGroupLimits {
   readonly "iops-total"?: number
@@ -10821,30 +11756,32 @@ export interface ObjectAddArgumentsThrottleGroupLimits {
   readonly "bps-write-max-length"?: number
   readonly "iops-size"?: number
 }
-export const ObjectAddArgumentsThrottleGroupLimits: Schema.Schema<ObjectAddArgumentsThrottleGroupLimits> = Schema.Struct({
-  "iops-total": Schema.optionalWith(Schema.Number, { exact: true }),
-  "iops-total-max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "iops-total-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
-  "iops-read": Schema.optionalWith(Schema.Number, { exact: true }),
-  "iops-read-max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "iops-read-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
-  "iops-write": Schema.optionalWith(Schema.Number, { exact: true }),
-  "iops-write-max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "iops-write-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
-  "bps-total": Schema.optionalWith(Schema.Number, { exact: true }),
-  "bps-total-max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "bps-total-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
-  "bps-read": Schema.optionalWith(Schema.Number, { exact: true }),
-  "bps-read-max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "bps-read-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
-  "bps-write": Schema.optionalWith(Schema.Number, { exact: true }),
-  "bps-write-max": Schema.optionalWith(Schema.Number, { exact: true }),
-  "bps-write-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
-  "iops-size": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const ObjectAddArgumentsThrottleGroupLimits: Schema.Schema<ObjectAddArgumentsThrottleGroupLimits> = lazy(() =>
+  Schema.Struct({
+    "iops-total": Schema.optionalWith(Schema.Number, { exact: true }),
+    "iops-total-max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "iops-total-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
+    "iops-read": Schema.optionalWith(Schema.Number, { exact: true }),
+    "iops-read-max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "iops-read-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
+    "iops-write": Schema.optionalWith(Schema.Number, { exact: true }),
+    "iops-write-max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "iops-write-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
+    "bps-total": Schema.optionalWith(Schema.Number, { exact: true }),
+    "bps-total-max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "bps-total-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
+    "bps-read": Schema.optionalWith(Schema.Number, { exact: true }),
+    "bps-read-max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "bps-read-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
+    "bps-write": Schema.optionalWith(Schema.Number, { exact: true }),
+    "bps-write-max": Schema.optionalWith(Schema.Number, { exact: true }),
+    "bps-write-max-length": Schema.optionalWith(Schema.Number, { exact: true }),
+    "iops-size": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export type ObjectAddArgumentsTlsCredsAnonEndpoint = "client" | "server"
-export const ObjectAddArgumentsTlsCredsAnonEndpoint: Schema.Schema<ObjectAddArgumentsTlsCredsAnonEndpoint> = Schema.Literal("client", "server")
+export const ObjectAddArgumentsTlsCredsAnonEndpoint: Schema.Schema<ObjectAddArgumentsTlsCredsAnonEndpoint> = lazy(() => Schema.Literal("client", "server"))
 
 export interface QueryBlockstatsItemStatsTimedStatsItem {
   readonly "interval_length": number
@@ -10860,60 +11797,68 @@ export interface QueryBlockstatsItemStatsTimedStatsItem {
   readonly "avg_rd_queue_depth": number
   readonly "avg_wr_queue_depth": number
 }
-export const QueryBlockstatsItemStatsTimedStatsItem: Schema.Schema<QueryBlockstatsItemStatsTimedStatsItem> = Schema.Struct({
-  "interval_length": Schema.Number,
-  "min_rd_latency_ns": Schema.Number,
-  "max_rd_latency_ns": Schema.Number,
-  "avg_rd_latency_ns": Schema.Number,
-  "min_wr_latency_ns": Schema.Number,
-  "max_wr_latency_ns": Schema.Number,
-  "avg_wr_latency_ns": Schema.Number,
-  "min_flush_latency_ns": Schema.Number,
-  "max_flush_latency_ns": Schema.Number,
-  "avg_flush_latency_ns": Schema.Number,
-  "avg_rd_queue_depth": Schema.Number,
-  "avg_wr_queue_depth": Schema.Number
-})
+export const QueryBlockstatsItemStatsTimedStatsItem: Schema.Schema<QueryBlockstatsItemStatsTimedStatsItem> = lazy(() =>
+  Schema.Struct({
+    "interval_length": Schema.Number,
+    "min_rd_latency_ns": Schema.Number,
+    "max_rd_latency_ns": Schema.Number,
+    "avg_rd_latency_ns": Schema.Number,
+    "min_wr_latency_ns": Schema.Number,
+    "max_wr_latency_ns": Schema.Number,
+    "avg_wr_latency_ns": Schema.Number,
+    "min_flush_latency_ns": Schema.Number,
+    "max_flush_latency_ns": Schema.Number,
+    "avg_flush_latency_ns": Schema.Number,
+    "avg_rd_queue_depth": Schema.Number,
+    "avg_wr_queue_depth": Schema.Number
+  })
+)
 
 export interface QueryBlockstatsItemStatsRdLatencyHistogram {
   readonly "boundaries": ReadonlyArray<number>
   readonly "bins": ReadonlyArray<number>
 }
-export const QueryBlockstatsItemStatsRdLatencyHistogram: Schema.Schema<QueryBlockstatsItemStatsRdLatencyHistogram> = Schema.Struct({
-  "boundaries": Schema.Array(Schema.Number),
-  "bins": Schema.Array(Schema.Number)
-})
+export const QueryBlockstatsItemStatsRdLatencyHistogram: Schema.Schema<QueryBlockstatsItemStatsRdLatencyHistogram> = lazy(() =>
+  Schema.Struct({
+    "boundaries": Schema.Array(Schema.Number),
+    "bins": Schema.Array(Schema.Number)
+  })
+)
 
 export interface QueryBlockstatsItemDriverSpecificFile {
   readonly "discard-nb-ok": number
   readonly "discard-nb-failed": number
   readonly "discard-bytes-ok": number
 }
-export const QueryBlockstatsItemDriverSpecificFile: Schema.Schema<QueryBlockstatsItemDriverSpecificFile> = Schema.Struct({
-  "discard-nb-ok": Schema.Number,
-  "discard-nb-failed": Schema.Number,
-  "discard-bytes-ok": Schema.Number
-})
+export const QueryBlockstatsItemDriverSpecificFile: Schema.Schema<QueryBlockstatsItemDriverSpecificFile> = lazy(() =>
+  Schema.Struct({
+    "discard-nb-ok": Schema.Number,
+    "discard-nb-failed": Schema.Number,
+    "discard-bytes-ok": Schema.Number
+  })
+)
 
 export interface QueryBlockstatsItemDriverSpecificNvme {
   readonly "completion-errors": number
   readonly "aligned-accesses": number
   readonly "unaligned-accesses": number
 }
-export const QueryBlockstatsItemDriverSpecificNvme: Schema.Schema<QueryBlockstatsItemDriverSpecificNvme> = Schema.Struct({
-  "completion-errors": Schema.Number,
-  "aligned-accesses": Schema.Number,
-  "unaligned-accesses": Schema.Number
-})
+export const QueryBlockstatsItemDriverSpecificNvme: Schema.Schema<QueryBlockstatsItemDriverSpecificNvme> = lazy(() =>
+  Schema.Struct({
+    "completion-errors": Schema.Number,
+    "aligned-accesses": Schema.Number,
+    "unaligned-accesses": Schema.Number
+  })
+)
 
 export type QueryCommandLineOptionsItemParametersItemType = "string" | "boolean" | "number" | "size"
-export const QueryCommandLineOptionsItemParametersItemType: Schema.Schema<QueryCommandLineOptionsItemParametersItemType> = Schema.Literal("string", "boolean", "number", "size")
+export const QueryCommandLineOptionsItemParametersItemType: Schema.Schema<QueryCommandLineOptionsItemParametersItemType> = lazy(() => Schema.Literal("string", "boolean", "number", "size"))
 
 export type QueryCpusFastItemS390xCpuState = "uninitialized" | "stopped" | "check-stop" | "operating" | "load"
-export const QueryCpusFastItemS390xCpuState: Schema.Schema<QueryCpusFastItemS390xCpuState> = Schema.Literal("uninitialized", "stopped", "check-stop", "operating", "load")
+export const QueryCpusFastItemS390xCpuState: Schema.Schema<QueryCpusFastItemS390xCpuState> = lazy(() => Schema.Literal("uninitialized", "stopped", "check-stop", "operating", "load"))
 
 export type QueryDisplayOptionsResultSdlGrabMod = "lctrl-lalt" | "lshift-lctrl-lalt" | "rctrl"
-export const QueryDisplayOptionsResultSdlGrabMod: Schema.Schema<QueryDisplayOptionsResultSdlGrabMod> = Schema.Literal("lctrl-lalt", "lshift-lctrl-lalt", "rctrl")
+export const QueryDisplayOptionsResultSdlGrabMod: Schema.Schema<QueryDisplayOptionsResultSdlGrabMod> = lazy(() => Schema.Literal("lctrl-lalt", "lshift-lctrl-lalt", "rctrl"))
 
 export interface QueryMemoryDevicesItemDimmData {
   readonly "id"?: string
@@ -10925,16 +11870,18 @@ export interface QueryMemoryDevicesItemDimmData {
   readonly "hotplugged": boolean
   readonly "hotpluggable": boolean
 }
-export const QueryMemoryDevicesItemDimmData: Schema.Schema<QueryMemoryDevicesItemDimmData> = Schema.Struct({
-  "id": Schema.optionalWith(Schema.String, { exact: true }),
-  "addr": Schema.Number,
-  "size": Schema.Number,
-  "slot": Schema.Number,
-  "node": Schema.Number,
-  "memdev": Schema.String,
-  "hotplugged": Schema.Boolean,
-  "hotpluggable": Schema.Boolean
-})
+export const QueryMemoryDevicesItemDimmData: Schema.Schema<QueryMemoryDevicesItemDimmData> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.optionalWith(Schema.String, { exact: true }),
+    "addr": Schema.Number,
+    "size": Schema.Number,
+    "slot": Schema.Number,
+    "node": Schema.Number,
+    "memdev": Schema.String,
+    "hotplugged": Schema.Boolean,
+    "hotpluggable": Schema.Boolean
+  })
+)
 
 export interface QueryMemoryDevicesItemVirtioPmemData {
   readonly "id"?: string
@@ -10942,12 +11889,14 @@ export interface QueryMemoryDevicesItemVirtioPmemData {
   readonly "size": number
   readonly "memdev": string
 }
-export const QueryMemoryDevicesItemVirtioPmemData: Schema.Schema<QueryMemoryDevicesItemVirtioPmemData> = Schema.Struct({
-  "id": Schema.optionalWith(Schema.String, { exact: true }),
-  "memaddr": Schema.Number,
-  "size": Schema.Number,
-  "memdev": Schema.String
-})
+export const QueryMemoryDevicesItemVirtioPmemData: Schema.Schema<QueryMemoryDevicesItemVirtioPmemData> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.optionalWith(Schema.String, { exact: true }),
+    "memaddr": Schema.Number,
+    "size": Schema.Number,
+    "memdev": Schema.String
+  })
+)
 
 export interface QueryMemoryDevicesItemVirtioMemData {
   readonly "id"?: string
@@ -10959,16 +11908,18 @@ export interface QueryMemoryDevicesItemVirtioMemData {
   readonly "node": number
   readonly "memdev": string
 }
-export const QueryMemoryDevicesItemVirtioMemData: Schema.Schema<QueryMemoryDevicesItemVirtioMemData> = Schema.Struct({
-  "id": Schema.optionalWith(Schema.String, { exact: true }),
-  "memaddr": Schema.Number,
-  "requested-size": Schema.Number,
-  "size": Schema.Number,
-  "max-size": Schema.Number,
-  "block-size": Schema.Number,
-  "node": Schema.Number,
-  "memdev": Schema.String
-})
+export const QueryMemoryDevicesItemVirtioMemData: Schema.Schema<QueryMemoryDevicesItemVirtioMemData> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.optionalWith(Schema.String, { exact: true }),
+    "memaddr": Schema.Number,
+    "requested-size": Schema.Number,
+    "size": Schema.Number,
+    "max-size": Schema.Number,
+    "block-size": Schema.Number,
+    "node": Schema.Number,
+    "memdev": Schema.String
+  })
+)
 
 export interface QueryMemoryDevicesItemSgxEpcData {
   readonly "id"?: string
@@ -10977,33 +11928,39 @@ export interface QueryMemoryDevicesItemSgxEpcData {
   readonly "node": number
   readonly "memdev": string
 }
-export const QueryMemoryDevicesItemSgxEpcData: Schema.Schema<QueryMemoryDevicesItemSgxEpcData> = Schema.Struct({
-  "id": Schema.optionalWith(Schema.String, { exact: true }),
-  "memaddr": Schema.Number,
-  "size": Schema.Number,
-  "node": Schema.Number,
-  "memdev": Schema.String
-})
+export const QueryMemoryDevicesItemSgxEpcData: Schema.Schema<QueryMemoryDevicesItemSgxEpcData> = lazy(() =>
+  Schema.Struct({
+    "id": Schema.optionalWith(Schema.String, { exact: true }),
+    "memaddr": Schema.Number,
+    "size": Schema.Number,
+    "node": Schema.Number,
+    "memdev": Schema.String
+  })
+)
 
 export interface QueryMigrateResultSocketAddressItemUnix {
   readonly "path": string
   readonly "abstract"?: boolean
   readonly "tight"?: boolean
 }
-export const QueryMigrateResultSocketAddressItemUnix: Schema.Schema<QueryMigrateResultSocketAddressItemUnix> = Schema.Struct({
-  "path": Schema.String,
-  "abstract": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "tight": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const QueryMigrateResultSocketAddressItemUnix: Schema.Schema<QueryMigrateResultSocketAddressItemUnix> = lazy(() =>
+  Schema.Struct({
+    "path": Schema.String,
+    "abstract": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "tight": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface QueryMigrateResultSocketAddressItemVsock {
   readonly "cid": string
   readonly "port": string
 }
-export const QueryMigrateResultSocketAddressItemVsock: Schema.Schema<QueryMigrateResultSocketAddressItemVsock> = Schema.Struct({
-  "cid": Schema.String,
-  "port": Schema.String
-})
+export const QueryMigrateResultSocketAddressItemVsock: Schema.Schema<QueryMigrateResultSocketAddressItemVsock> = lazy(() =>
+  Schema.Struct({
+    "cid": Schema.String,
+    "port": Schema.String
+  })
+)
 
 export type QueryNamedBlockNodesItemImageFormatSpecific =
   | {
@@ -11022,33 +11979,37 @@ export type QueryNamedBlockNodesItemImageFormatSpecific =
     readonly "type": "rbd"
     readonly "data": QueryNamedBlockNodesItemImageFormatSpecificRbdData
   }
-export const QueryNamedBlockNodesItemImageFormatSpecific: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecific> = Schema.Union(
-  Schema.Struct({
-    "type": Schema.Literal("qcow2"),
-    "data": ref(() => QueryNamedBlockNodesItemImageFormatSpecificQcow2Data)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("vmdk"),
-    "data": ref(() => QueryNamedBlockNodesItemImageFormatSpecificVmdkData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("luks"),
-    "data": ref(() => QueryNamedBlockNodesItemImageFormatSpecificLuksData)
-  }),
-  Schema.Struct({
-    "type": Schema.Literal("rbd"),
-    "data": ref(() => QueryNamedBlockNodesItemImageFormatSpecificRbdData)
-  })
+export const QueryNamedBlockNodesItemImageFormatSpecific: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecific> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "type": Schema.Literal("qcow2"),
+      "data": QueryNamedBlockNodesItemImageFormatSpecificQcow2Data
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("vmdk"),
+      "data": QueryNamedBlockNodesItemImageFormatSpecificVmdkData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("luks"),
+      "data": QueryNamedBlockNodesItemImageFormatSpecificLuksData
+    }),
+    Schema.Struct({
+      "type": Schema.Literal("rbd"),
+      "data": QueryNamedBlockNodesItemImageFormatSpecificRbdData
+    })
+  )
 )
 
 export interface QueryPciItemDevicesItemClassInfo {
   readonly "desc"?: string
   readonly "class": number
 }
-export const QueryPciItemDevicesItemClassInfo: Schema.Schema<QueryPciItemDevicesItemClassInfo> = Schema.Struct({
-  "desc": Schema.optionalWith(Schema.String, { exact: true }),
-  "class": Schema.Number
-})
+export const QueryPciItemDevicesItemClassInfo: Schema.Schema<QueryPciItemDevicesItemClassInfo> = lazy(() =>
+  Schema.Struct({
+    "desc": Schema.optionalWith(Schema.String, { exact: true }),
+    "class": Schema.Number
+  })
+)
 
 export interface QueryPciItemDevicesItemId {
   readonly "device": number
@@ -11056,21 +12017,25 @@ export interface QueryPciItemDevicesItemId {
   readonly "subsystem"?: number
   readonly "subsystem-vendor"?: number
 }
-export const QueryPciItemDevicesItemId: Schema.Schema<QueryPciItemDevicesItemId> = Schema.Struct({
-  "device": Schema.Number,
-  "vendor": Schema.Number,
-  "subsystem": Schema.optionalWith(Schema.Number, { exact: true }),
-  "subsystem-vendor": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const QueryPciItemDevicesItemId: Schema.Schema<QueryPciItemDevicesItemId> = lazy(() =>
+  Schema.Struct({
+    "device": Schema.Number,
+    "vendor": Schema.Number,
+    "subsystem": Schema.optionalWith(Schema.Number, { exact: true }),
+    "subsystem-vendor": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface QueryPciItemDevicesItemPciBridge {
   readonly "bus": QueryPciItemDevicesItemPciBridgeBus
   readonly "devices"?: ReadonlyArray<QueryPciItemDevicesItem>
 }
-export const QueryPciItemDevicesItemPciBridge: Schema.Schema<QueryPciItemDevicesItemPciBridge> = Schema.Struct({
-  "bus": ref(() => QueryPciItemDevicesItemPciBridgeBus),
-  "devices": Schema.optionalWith(Schema.Array(ref(() => QueryPciItemDevicesItem)), { exact: true })
-})
+export const QueryPciItemDevicesItemPciBridge: Schema.Schema<QueryPciItemDevicesItemPciBridge> = lazy(() =>
+  Schema.Struct({
+    "bus": QueryPciItemDevicesItemPciBridgeBus,
+    "devices": Schema.optionalWith(Schema.Array(QueryPciItemDevicesItem), { exact: true })
+  })
+)
 
 export interface QueryPciItemDevicesItemRegionsItem {
   readonly "bar": number
@@ -11080,26 +12045,30 @@ export interface QueryPciItemDevicesItemRegionsItem {
   readonly "prefetch"?: boolean
   readonly "mem_type_64"?: boolean
 }
-export const QueryPciItemDevicesItemRegionsItem: Schema.Schema<QueryPciItemDevicesItemRegionsItem> = Schema.Struct({
-  "bar": Schema.Number,
-  "type": Schema.String,
-  "address": Schema.Number,
-  "size": Schema.Number,
-  "prefetch": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "mem_type_64": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const QueryPciItemDevicesItemRegionsItem: Schema.Schema<QueryPciItemDevicesItemRegionsItem> = lazy(() =>
+  Schema.Struct({
+    "bar": Schema.Number,
+    "type": Schema.String,
+    "address": Schema.Number,
+    "size": Schema.Number,
+    "prefetch": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "mem_type_64": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export type QueryQmpSchemaItemBuiltinJsonType = "string" | "number" | "int" | "boolean" | "null" | "object" | "array" | "value"
-export const QueryQmpSchemaItemBuiltinJsonType: Schema.Schema<QueryQmpSchemaItemBuiltinJsonType> = Schema.Literal("string", "number", "int", "boolean", "null", "object", "array", "value")
+export const QueryQmpSchemaItemBuiltinJsonType: Schema.Schema<QueryQmpSchemaItemBuiltinJsonType> = lazy(() => Schema.Literal("string", "number", "int", "boolean", "null", "object", "array", "value"))
 
 export interface QueryQmpSchemaItemEnumMembersItem {
   readonly "name": string
   readonly "features"?: ReadonlyArray<string>
 }
-export const QueryQmpSchemaItemEnumMembersItem: Schema.Schema<QueryQmpSchemaItemEnumMembersItem> = Schema.Struct({
-  "name": Schema.String,
-  "features": Schema.optionalWith(Schema.Array(Schema.String), { exact: true })
-})
+export const QueryQmpSchemaItemEnumMembersItem: Schema.Schema<QueryQmpSchemaItemEnumMembersItem> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "features": Schema.optionalWith(Schema.Array(Schema.String), { exact: true })
+  })
+)
 
 export interface QueryQmpSchemaItemObjectMembersItem {
   readonly "name": string
@@ -11107,149 +12076,181 @@ export interface QueryQmpSchemaItemObjectMembersItem {
   readonly "default"?: unknown
   readonly "features"?: ReadonlyArray<string>
 }
-export const QueryQmpSchemaItemObjectMembersItem: Schema.Schema<QueryQmpSchemaItemObjectMembersItem> = Schema.Struct({
-  "name": Schema.String,
-  "type": Schema.String,
-  "default": Schema.optionalWith(Schema.Unknown, { exact: true }),
-  "features": Schema.optionalWith(Schema.Array(Schema.String), { exact: true })
-})
+export const QueryQmpSchemaItemObjectMembersItem: Schema.Schema<QueryQmpSchemaItemObjectMembersItem> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "type": Schema.String,
+    "default": Schema.optionalWith(Schema.Unknown, { exact: true }),
+    "features": Schema.optionalWith(Schema.Array(Schema.String), { exact: true })
+  })
+)
 
 export interface QueryQmpSchemaItemObjectVariantsItem {
   readonly "case": string
   readonly "type": string
 }
-export const QueryQmpSchemaItemObjectVariantsItem: Schema.Schema<QueryQmpSchemaItemObjectVariantsItem> = Schema.Struct({
-  "case": Schema.String,
-  "type": Schema.String
-})
+export const QueryQmpSchemaItemObjectVariantsItem: Schema.Schema<QueryQmpSchemaItemObjectVariantsItem> = lazy(() =>
+  Schema.Struct({
+    "case": Schema.String,
+    "type": Schema.String
+  })
+)
 
 export interface QueryQmpSchemaItemAlternateMembersItem {
   readonly "type": string
 }
-export const QueryQmpSchemaItemAlternateMembersItem: Schema.Schema<QueryQmpSchemaItemAlternateMembersItem> = Schema.Struct({
-  "type": Schema.String
-})
+export const QueryQmpSchemaItemAlternateMembersItem: Schema.Schema<QueryQmpSchemaItemAlternateMembersItem> = lazy(() =>
+  Schema.Struct({
+    "type": Schema.String
+  })
+)
 
 export type QueryStatsItemStatsItemValue = number | boolean | ReadonlyArray<number>
-export const QueryStatsItemStatsItemValue: Schema.Schema<QueryStatsItemStatsItemValue> = Schema.Union(Schema.Number, Schema.Boolean, Schema.Array(Schema.Number))
+export const QueryStatsItemStatsItemValue: Schema.Schema<QueryStatsItemStatsItemValue> = lazy(() => Schema.Union(Schema.Number, Schema.Boolean, Schema.Array(Schema.Number)))
 
 export type QueryStatsSchemasItemStatsItemType = "cumulative" | "instant" | "peak" | "linear-histogram" | "log2-histogram"
-export const QueryStatsSchemasItemStatsItemType: Schema.Schema<QueryStatsSchemasItemStatsItemType> = Schema.Literal("cumulative", "instant", "peak", "linear-histogram", "log2-histogram")
+export const QueryStatsSchemasItemStatsItemType: Schema.Schema<QueryStatsSchemasItemStatsItemType> = lazy(() => Schema.Literal("cumulative", "instant", "peak", "linear-histogram", "log2-histogram"))
 
 export type QueryStatsSchemasItemStatsItemUnit = "bytes" | "seconds" | "cycles" | "boolean"
-export const QueryStatsSchemasItemStatsItemUnit: Schema.Schema<QueryStatsSchemasItemStatsItemUnit> = Schema.Literal("bytes", "seconds", "cycles", "boolean")
+export const QueryStatsSchemasItemStatsItemUnit: Schema.Schema<QueryStatsSchemasItemStatsItemUnit> = lazy(() => Schema.Literal("bytes", "seconds", "cycles", "boolean"))
 
 export interface QueryTpmItemOptionsPassthrough {
   readonly "data": QueryTpmItemOptionsPassthroughData
 }
-export const QueryTpmItemOptionsPassthrough: Schema.Schema<QueryTpmItemOptionsPassthrough> = Schema.Struct({
-  "data": ref(() => QueryTpmItemOptionsPassthroughData)
-})
+export const QueryTpmItemOptionsPassthrough: Schema.Schema<QueryTpmItemOptionsPassthrough> = lazy(() =>
+  Schema.Struct({
+    "data": QueryTpmItemOptionsPassthroughData
+  })
+)
 
 export interface QueryTpmItemOptionsEmulator {
   readonly "data": QueryTpmItemOptionsEmulatorData
 }
-export const QueryTpmItemOptionsEmulator: Schema.Schema<QueryTpmItemOptionsEmulator> = Schema.Struct({
-  "data": ref(() => QueryTpmItemOptionsEmulatorData)
-})
+export const QueryTpmItemOptionsEmulator: Schema.Schema<QueryTpmItemOptionsEmulator> = lazy(() =>
+  Schema.Struct({
+    "data": QueryTpmItemOptionsEmulatorData
+  })
+)
 
 export type SendKeyArgumentsKeysItemType = "number" | "qcode"
-export const SendKeyArgumentsKeysItemType: Schema.Schema<SendKeyArgumentsKeysItemType> = Schema.Literal("number", "qcode")
+export const SendKeyArgumentsKeysItemType: Schema.Schema<SendKeyArgumentsKeysItemType> = lazy(() => Schema.Literal("number", "qcode"))
 
 export interface SendKeyArgumentsKeysItemNumber {
   readonly "data": number
 }
-export const SendKeyArgumentsKeysItemNumber: Schema.Schema<SendKeyArgumentsKeysItemNumber> = Schema.Struct({
-  "data": Schema.Number
-})
+export const SendKeyArgumentsKeysItemNumber: Schema.Schema<SendKeyArgumentsKeysItemNumber> = lazy(() =>
+  Schema.Struct({
+    "data": Schema.Number
+  })
+)
 
 export interface SendKeyArgumentsKeysItemQcode {
   readonly "data": SendKeyArgumentsKeysItemQcodeData
 }
-export const SendKeyArgumentsKeysItemQcode: Schema.Schema<SendKeyArgumentsKeysItemQcode> = Schema.Struct({
-  "data": ref(() => SendKeyArgumentsKeysItemQcodeData)
-})
+export const SendKeyArgumentsKeysItemQcode: Schema.Schema<SendKeyArgumentsKeysItemQcode> = lazy(() =>
+  Schema.Struct({
+    "data": SendKeyArgumentsKeysItemQcodeData
+  })
+)
 
 export type SetNumaNodeArgumentsHmatLbHierarchy = "memory" | "first-level" | "second-level" | "third-level"
-export const SetNumaNodeArgumentsHmatLbHierarchy: Schema.Schema<SetNumaNodeArgumentsHmatLbHierarchy> = Schema.Literal("memory", "first-level", "second-level", "third-level")
+export const SetNumaNodeArgumentsHmatLbHierarchy: Schema.Schema<SetNumaNodeArgumentsHmatLbHierarchy> = lazy(() => Schema.Literal("memory", "first-level", "second-level", "third-level"))
 
 export type SetNumaNodeArgumentsHmatLbDataType = "access-latency" | "read-latency" | "write-latency" | "access-bandwidth" | "read-bandwidth" | "write-bandwidth"
-export const SetNumaNodeArgumentsHmatLbDataType: Schema.Schema<SetNumaNodeArgumentsHmatLbDataType> = Schema.Literal("access-latency", "read-latency", "write-latency", "access-bandwidth", "read-bandwidth", "write-bandwidth")
+export const SetNumaNodeArgumentsHmatLbDataType: Schema.Schema<SetNumaNodeArgumentsHmatLbDataType> = lazy(() => Schema.Literal("access-latency", "read-latency", "write-latency", "access-bandwidth", "read-bandwidth", "write-bandwidth"))
 
 export type SetNumaNodeArgumentsHmatCacheAssociativity = "none" | "direct" | "complex"
-export const SetNumaNodeArgumentsHmatCacheAssociativity: Schema.Schema<SetNumaNodeArgumentsHmatCacheAssociativity> = Schema.Literal("none", "direct", "complex")
+export const SetNumaNodeArgumentsHmatCacheAssociativity: Schema.Schema<SetNumaNodeArgumentsHmatCacheAssociativity> = lazy(() => Schema.Literal("none", "direct", "complex"))
 
 export type SetNumaNodeArgumentsHmatCachePolicy = "none" | "write-back" | "write-through"
-export const SetNumaNodeArgumentsHmatCachePolicy: Schema.Schema<SetNumaNodeArgumentsHmatCachePolicy> = Schema.Literal("none", "write-back", "write-through")
+export const SetNumaNodeArgumentsHmatCachePolicy: Schema.Schema<SetNumaNodeArgumentsHmatCachePolicy> = lazy(() => Schema.Literal("none", "write-back", "write-through"))
 
 export type TransactionArgumentsActionsItemType = "abort" | "block-dirty-bitmap-add" | "block-dirty-bitmap-remove" | "block-dirty-bitmap-clear" | "block-dirty-bitmap-enable" | "block-dirty-bitmap-disable" | "block-dirty-bitmap-merge" | "blockdev-backup" | "blockdev-snapshot" | "blockdev-snapshot-internal-sync" | "blockdev-snapshot-sync" | "drive-backup"
-export const TransactionArgumentsActionsItemType: Schema.Schema<TransactionArgumentsActionsItemType> = Schema.Literal("abort", "block-dirty-bitmap-add", "block-dirty-bitmap-remove", "block-dirty-bitmap-clear", "block-dirty-bitmap-enable", "block-dirty-bitmap-disable", "block-dirty-bitmap-merge", "blockdev-backup", "blockdev-snapshot", "blockdev-snapshot-internal-sync", "blockdev-snapshot-sync", "drive-backup")
+export const TransactionArgumentsActionsItemType: Schema.Schema<TransactionArgumentsActionsItemType> = lazy(() => Schema.Literal("abort", "block-dirty-bitmap-add", "block-dirty-bitmap-remove", "block-dirty-bitmap-clear", "block-dirty-bitmap-enable", "block-dirty-bitmap-disable", "block-dirty-bitmap-merge", "blockdev-backup", "blockdev-snapshot", "blockdev-snapshot-internal-sync", "blockdev-snapshot-sync", "drive-backup"))
 
 export interface TransactionArgumentsActionsItemAbort {
   readonly "data": Empty2
 }
-export const TransactionArgumentsActionsItemAbort: Schema.Schema<TransactionArgumentsActionsItemAbort> = Schema.Struct({
-  "data": ref(() => Empty2)
-})
+export const TransactionArgumentsActionsItemAbort: Schema.Schema<TransactionArgumentsActionsItemAbort> = lazy(() =>
+  Schema.Struct({
+    "data": Empty2
+  })
+)
 
 export interface TransactionArgumentsActionsItemBlockDirtyBitmapAdd {
   readonly "data": BlockDirtyBitmapAddArguments
 }
-export const TransactionArgumentsActionsItemBlockDirtyBitmapAdd: Schema.Schema<TransactionArgumentsActionsItemBlockDirtyBitmapAdd> = Schema.Struct({
-  "data": ref(() => BlockDirtyBitmapAddArguments)
-})
+export const TransactionArgumentsActionsItemBlockDirtyBitmapAdd: Schema.Schema<TransactionArgumentsActionsItemBlockDirtyBitmapAdd> = lazy(() =>
+  Schema.Struct({
+    "data": BlockDirtyBitmapAddArguments
+  })
+)
 
 export interface TransactionArgumentsActionsItemBlockDirtyBitmapRemove {
   readonly "data": BlockDirtyBitmapClearArguments
 }
-export const TransactionArgumentsActionsItemBlockDirtyBitmapRemove: Schema.Schema<TransactionArgumentsActionsItemBlockDirtyBitmapRemove> = Schema.Struct({
-  "data": ref(() => BlockDirtyBitmapClearArguments)
-})
+export const TransactionArgumentsActionsItemBlockDirtyBitmapRemove: Schema.Schema<TransactionArgumentsActionsItemBlockDirtyBitmapRemove> = lazy(() =>
+  Schema.Struct({
+    "data": BlockDirtyBitmapClearArguments
+  })
+)
 
 export interface TransactionArgumentsActionsItemBlockDirtyBitmapMerge {
   readonly "data": BlockDirtyBitmapMergeArguments
 }
-export const TransactionArgumentsActionsItemBlockDirtyBitmapMerge: Schema.Schema<TransactionArgumentsActionsItemBlockDirtyBitmapMerge> = Schema.Struct({
-  "data": ref(() => BlockDirtyBitmapMergeArguments)
-})
+export const TransactionArgumentsActionsItemBlockDirtyBitmapMerge: Schema.Schema<TransactionArgumentsActionsItemBlockDirtyBitmapMerge> = lazy(() =>
+  Schema.Struct({
+    "data": BlockDirtyBitmapMergeArguments
+  })
+)
 
 export interface TransactionArgumentsActionsItemBlockdevBackup {
   readonly "data": BlockdevBackupArguments
 }
-export const TransactionArgumentsActionsItemBlockdevBackup: Schema.Schema<TransactionArgumentsActionsItemBlockdevBackup> = Schema.Struct({
-  "data": ref(() => BlockdevBackupArguments)
-})
+export const TransactionArgumentsActionsItemBlockdevBackup: Schema.Schema<TransactionArgumentsActionsItemBlockdevBackup> = lazy(() =>
+  Schema.Struct({
+    "data": BlockdevBackupArguments
+  })
+)
 
 export interface TransactionArgumentsActionsItemBlockdevSnapshot {
   readonly "data": BlockdevSnapshotArguments
 }
-export const TransactionArgumentsActionsItemBlockdevSnapshot: Schema.Schema<TransactionArgumentsActionsItemBlockdevSnapshot> = Schema.Struct({
-  "data": ref(() => BlockdevSnapshotArguments)
-})
+export const TransactionArgumentsActionsItemBlockdevSnapshot: Schema.Schema<TransactionArgumentsActionsItemBlockdevSnapshot> = lazy(() =>
+  Schema.Struct({
+    "data": BlockdevSnapshotArguments
+  })
+)
 
 export interface TransactionArgumentsActionsItemBlockdevSnapshotInternalSync {
   readonly "data": BlockdevSnapshotInternalSyncArguments
 }
-export const TransactionArgumentsActionsItemBlockdevSnapshotInternalSync: Schema.Schema<TransactionArgumentsActionsItemBlockdevSnapshotInternalSync> = Schema.Struct({
-  "data": ref(() => BlockdevSnapshotInternalSyncArguments)
-})
+export const TransactionArgumentsActionsItemBlockdevSnapshotInternalSync: Schema.Schema<TransactionArgumentsActionsItemBlockdevSnapshotInternalSync> = lazy(() =>
+  Schema.Struct({
+    "data": BlockdevSnapshotInternalSyncArguments
+  })
+)
 
 export interface TransactionArgumentsActionsItemBlockdevSnapshotSync {
   readonly "data": BlockdevSnapshotSyncArguments
 }
-export const TransactionArgumentsActionsItemBlockdevSnapshotSync: Schema.Schema<TransactionArgumentsActionsItemBlockdevSnapshotSync> = Schema.Struct({
-  "data": ref(() => BlockdevSnapshotSyncArguments)
-})
+export const TransactionArgumentsActionsItemBlockdevSnapshotSync: Schema.Schema<TransactionArgumentsActionsItemBlockdevSnapshotSync> = lazy(() =>
+  Schema.Struct({
+    "data": BlockdevSnapshotSyncArguments
+  })
+)
 
 export interface TransactionArgumentsActionsItemDriveBackup {
   readonly "data": DriveBackupArguments
 }
-export const TransactionArgumentsActionsItemDriveBackup: Schema.Schema<TransactionArgumentsActionsItemDriveBackup> = Schema.Struct({
-  "data": ref(() => DriveBackupArguments)
-})
+export const TransactionArgumentsActionsItemDriveBackup: Schema.Schema<TransactionArgumentsActionsItemDriveBackup> = lazy(() =>
+  Schema.Struct({
+    "data": DriveBackupArguments
+  })
+)
 
 export type TransactionArgumentsPropertiesCompletionMode = "individual" | "grouped"
-export const TransactionArgumentsPropertiesCompletionMode: Schema.Schema<TransactionArgumentsPropertiesCompletionMode> = Schema.Literal("individual", "grouped")
+export const TransactionArgumentsPropertiesCompletionMode: Schema.Schema<TransactionArgumentsPropertiesCompletionMode> = lazy(() => Schema.Literal("individual", "grouped"))
 
 export interface XBlockdevAmendArgumentsOptionsLuks {
   readonly "state": XBlockdevAmendArgumentsOptionsLuksState
@@ -11259,36 +12260,42 @@ export interface XBlockdevAmendArgumentsOptionsLuks {
   readonly "iter-time"?: number
   readonly "secret"?: string
 }
-export const XBlockdevAmendArgumentsOptionsLuks: Schema.Schema<XBlockdevAmendArgumentsOptionsLuks> = Schema.Struct({
-  "state": ref(() => XBlockdevAmendArgumentsOptionsLuksState),
-  "new-secret": Schema.optionalWith(Schema.String, { exact: true }),
-  "old-secret": Schema.optionalWith(Schema.String, { exact: true }),
-  "keyslot": Schema.optionalWith(Schema.Number, { exact: true }),
-  "iter-time": Schema.optionalWith(Schema.Number, { exact: true }),
-  "secret": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const XBlockdevAmendArgumentsOptionsLuks: Schema.Schema<XBlockdevAmendArgumentsOptionsLuks> = lazy(() =>
+  Schema.Struct({
+    "state": XBlockdevAmendArgumentsOptionsLuksState,
+    "new-secret": Schema.optionalWith(Schema.String, { exact: true }),
+    "old-secret": Schema.optionalWith(Schema.String, { exact: true }),
+    "keyslot": Schema.optionalWith(Schema.Number, { exact: true }),
+    "iter-time": Schema.optionalWith(Schema.Number, { exact: true }),
+    "secret": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface XBlockdevAmendArgumentsOptionsQcow2 {
   readonly "encrypt"?: XBlockdevAmendArgumentsOptionsQcow2Encrypt
 }
-export const XBlockdevAmendArgumentsOptionsQcow2: Schema.Schema<XBlockdevAmendArgumentsOptionsQcow2> = Schema.Struct({
-  "encrypt": Schema.optionalWith(ref(() => XBlockdevAmendArgumentsOptionsQcow2Encrypt), { exact: true })
-})
+export const XBlockdevAmendArgumentsOptionsQcow2: Schema.Schema<XBlockdevAmendArgumentsOptionsQcow2> = lazy(() =>
+  Schema.Struct({
+    "encrypt": Schema.optionalWith(XBlockdevAmendArgumentsOptionsQcow2Encrypt, { exact: true })
+  })
+)
 
 export type XDebugQueryBlockGraphResultNodesItemType = "block-backend" | "block-job" | "block-driver"
-export const XDebugQueryBlockGraphResultNodesItemType: Schema.Schema<XDebugQueryBlockGraphResultNodesItemType> = Schema.Literal("block-backend", "block-job", "block-driver")
+export const XDebugQueryBlockGraphResultNodesItemType: Schema.Schema<XDebugQueryBlockGraphResultNodesItemType> = lazy(() => Schema.Literal("block-backend", "block-job", "block-driver"))
 
 export interface XQueryVirtioStatusResultVhostDevProtocolFeatures {
   readonly "protocols": ReadonlyArray<string>
   readonly "unknown-protocols"?: number
 }
-export const XQueryVirtioStatusResultVhostDevProtocolFeatures: Schema.Schema<XQueryVirtioStatusResultVhostDevProtocolFeatures> = Schema.Struct({
-  "protocols": Schema.Array(Schema.String),
-  "unknown-protocols": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const XQueryVirtioStatusResultVhostDevProtocolFeatures: Schema.Schema<XQueryVirtioStatusResultVhostDevProtocolFeatures> = lazy(() =>
+  Schema.Struct({
+    "protocols": Schema.Array(Schema.String),
+    "unknown-protocols": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export type GuestCrashloadedDataInfoType = "hyper-v" | "s390"
-export const GuestCrashloadedDataInfoType: Schema.Schema<GuestCrashloadedDataInfoType> = Schema.Literal("hyper-v", "s390")
+export const GuestCrashloadedDataInfoType: Schema.Schema<GuestCrashloadedDataInfoType> = lazy(() => Schema.Literal("hyper-v", "s390"))
 
 export interface GuestCrashloadedDataInfoHyperV {
   readonly "arg1": number
@@ -11297,13 +12304,15 @@ export interface GuestCrashloadedDataInfoHyperV {
   readonly "arg4": number
   readonly "arg5": number
 }
-export const GuestCrashloadedDataInfoHyperV: Schema.Schema<GuestCrashloadedDataInfoHyperV> = Schema.Struct({
-  "arg1": Schema.Number,
-  "arg2": Schema.Number,
-  "arg3": Schema.Number,
-  "arg4": Schema.Number,
-  "arg5": Schema.Number
-})
+export const GuestCrashloadedDataInfoHyperV: Schema.Schema<GuestCrashloadedDataInfoHyperV> = lazy(() =>
+  Schema.Struct({
+    "arg1": Schema.Number,
+    "arg2": Schema.Number,
+    "arg3": Schema.Number,
+    "arg4": Schema.Number,
+    "arg5": Schema.Number
+  })
+)
 
 export interface GuestCrashloadedDataInfoS390 {
   readonly "core": number
@@ -11311,21 +12320,23 @@ export interface GuestCrashloadedDataInfoS390 {
   readonly "psw-addr": number
   readonly "reason": GuestCrashloadedDataInfoS390Reason
 }
-export const GuestCrashloadedDataInfoS390: Schema.Schema<GuestCrashloadedDataInfoS390> = Schema.Struct({
-  "core": Schema.Number,
-  "psw-mask": Schema.Number,
-  "psw-addr": Schema.Number,
-  "reason": ref(() => GuestCrashloadedDataInfoS390Reason)
-})
+export const GuestCrashloadedDataInfoS390: Schema.Schema<GuestCrashloadedDataInfoS390> = lazy(() =>
+  Schema.Struct({
+    "core": Schema.Number,
+    "psw-mask": Schema.Number,
+    "psw-addr": Schema.Number,
+    "reason": GuestCrashloadedDataInfoS390Reason
+  })
+)
 
 export type BlockdevAddArgumentsBlkdebugInjectErrorItemEvent = "l1_update" | "l1_grow_alloc_table" | "l1_grow_write_table" | "l1_grow_activate_table" | "l2_load" | "l2_update" | "l2_update_compressed" | "l2_alloc_cow_read" | "l2_alloc_write" | "read_aio" | "read_backing_aio" | "read_compressed" | "write_aio" | "write_compressed" | "vmstate_load" | "vmstate_save" | "cow_read" | "cow_write" | "reftable_load" | "reftable_grow" | "reftable_update" | "refblock_load" | "refblock_update" | "refblock_update_part" | "refblock_alloc" | "refblock_alloc_hookup" | "refblock_alloc_write" | "refblock_alloc_write_blocks" | "refblock_alloc_write_table" | "refblock_alloc_switch_table" | "cluster_alloc" | "cluster_alloc_bytes" | "cluster_free" | "flush_to_os" | "flush_to_disk" | "pwritev_rmw_head" | "pwritev_rmw_after_head" | "pwritev_rmw_tail" | "pwritev_rmw_after_tail" | "pwritev" | "pwritev_zero" | "pwritev_done" | "empty_image_prepare" | "l1_shrink_write_table" | "l1_shrink_free_l2_clusters" | "cor_write" | "cluster_alloc_space" | "none"
-export const BlockdevAddArgumentsBlkdebugInjectErrorItemEvent: Schema.Schema<BlockdevAddArgumentsBlkdebugInjectErrorItemEvent> = Schema.Literal("l1_update", "l1_grow_alloc_table", "l1_grow_write_table", "l1_grow_activate_table", "l2_load", "l2_update", "l2_update_compressed", "l2_alloc_cow_read", "l2_alloc_write", "read_aio", "read_backing_aio", "read_compressed", "write_aio", "write_compressed", "vmstate_load", "vmstate_save", "cow_read", "cow_write", "reftable_load", "reftable_grow", "reftable_update", "refblock_load", "refblock_update", "refblock_update_part", "refblock_alloc", "refblock_alloc_hookup", "refblock_alloc_write", "refblock_alloc_write_blocks", "refblock_alloc_write_table", "refblock_alloc_switch_table", "cluster_alloc", "cluster_alloc_bytes", "cluster_free", "flush_to_os", "flush_to_disk", "pwritev_rmw_head", "pwritev_rmw_after_head", "pwritev_rmw_tail", "pwritev_rmw_after_tail", "pwritev", "pwritev_zero", "pwritev_done", "empty_image_prepare", "l1_shrink_write_table", "l1_shrink_free_l2_clusters", "cor_write", "cluster_alloc_space", "none")
+export const BlockdevAddArgumentsBlkdebugInjectErrorItemEvent: Schema.Schema<BlockdevAddArgumentsBlkdebugInjectErrorItemEvent> = lazy(() => Schema.Literal("l1_update", "l1_grow_alloc_table", "l1_grow_write_table", "l1_grow_activate_table", "l2_load", "l2_update", "l2_update_compressed", "l2_alloc_cow_read", "l2_alloc_write", "read_aio", "read_backing_aio", "read_compressed", "write_aio", "write_compressed", "vmstate_load", "vmstate_save", "cow_read", "cow_write", "reftable_load", "reftable_grow", "reftable_update", "refblock_load", "refblock_update", "refblock_update_part", "refblock_alloc", "refblock_alloc_hookup", "refblock_alloc_write", "refblock_alloc_write_blocks", "refblock_alloc_write_table", "refblock_alloc_switch_table", "cluster_alloc", "cluster_alloc_bytes", "cluster_free", "flush_to_os", "flush_to_disk", "pwritev_rmw_head", "pwritev_rmw_after_head", "pwritev_rmw_tail", "pwritev_rmw_after_tail", "pwritev", "pwritev_zero", "pwritev_done", "empty_image_prepare", "l1_shrink_write_table", "l1_shrink_free_l2_clusters", "cor_write", "cluster_alloc_space", "none"))
 
 export type BlockdevAddArgumentsBlkdebugInjectErrorItemIotype = "read" | "write" | "write-zeroes" | "discard" | "flush" | "block-status"
-export const BlockdevAddArgumentsBlkdebugInjectErrorItemIotype: Schema.Schema<BlockdevAddArgumentsBlkdebugInjectErrorItemIotype> = Schema.Literal("read", "write", "write-zeroes", "discard", "flush", "block-status")
+export const BlockdevAddArgumentsBlkdebugInjectErrorItemIotype: Schema.Schema<BlockdevAddArgumentsBlkdebugInjectErrorItemIotype> = lazy(() => Schema.Literal("read", "write", "write-zeroes", "discard", "flush", "block-status"))
 
 export type BlockdevAddArgumentsNfsServerType = "inet"
-export const BlockdevAddArgumentsNfsServerType: Schema.Schema<BlockdevAddArgumentsNfsServerType> = Schema.Literal("inet")
+export const BlockdevAddArgumentsNfsServerType: Schema.Schema<BlockdevAddArgumentsNfsServerType> = lazy(() => Schema.Literal("inet"))
 
 export interface BlockdevAddArgumentsQcow2OverlapCheckOption1 {
   readonly "template"?: BlockdevAddArgumentsQcow2OverlapCheckOption2
@@ -11339,85 +12350,97 @@ export interface BlockdevAddArgumentsQcow2OverlapCheckOption1 {
   readonly "inactive-l2"?: boolean
   readonly "bitmap-directory"?: boolean
 }
-export const BlockdevAddArgumentsQcow2OverlapCheckOption1: Schema.Schema<BlockdevAddArgumentsQcow2OverlapCheckOption1> = Schema.Struct({
-  "template": Schema.optionalWith(ref(() => BlockdevAddArgumentsQcow2OverlapCheckOption2), { exact: true }),
-  "main-header": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "active-l1": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "active-l2": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "refcount-table": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "refcount-block": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "snapshot-table": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "inactive-l1": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "inactive-l2": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "bitmap-directory": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const BlockdevAddArgumentsQcow2OverlapCheckOption1: Schema.Schema<BlockdevAddArgumentsQcow2OverlapCheckOption1> = lazy(() =>
+  Schema.Struct({
+    "template": Schema.optionalWith(BlockdevAddArgumentsQcow2OverlapCheckOption2, { exact: true }),
+    "main-header": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "active-l1": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "active-l2": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "refcount-table": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "refcount-block": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "snapshot-table": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "inactive-l1": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "inactive-l2": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "bitmap-directory": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export type BlockdevAddArgumentsQcow2OverlapCheckOption2 = "none" | "constant" | "cached" | "all"
-export const BlockdevAddArgumentsQcow2OverlapCheckOption2: Schema.Schema<BlockdevAddArgumentsQcow2OverlapCheckOption2> = Schema.Literal("none", "constant", "cached", "all")
+export const BlockdevAddArgumentsQcow2OverlapCheckOption2: Schema.Schema<BlockdevAddArgumentsQcow2OverlapCheckOption2> = lazy(() => Schema.Literal("none", "constant", "cached", "all"))
 
 export type BlockdevAddArgumentsQcow2EncryptFormat = "aes" | "luks"
-export const BlockdevAddArgumentsQcow2EncryptFormat: Schema.Schema<BlockdevAddArgumentsQcow2EncryptFormat> = Schema.Literal("aes", "luks")
+export const BlockdevAddArgumentsQcow2EncryptFormat: Schema.Schema<BlockdevAddArgumentsQcow2EncryptFormat> = lazy(() => Schema.Literal("aes", "luks"))
 
 export interface BlockdevAddArgumentsQcow2EncryptAes {
   readonly "key-secret"?: string
 }
-export const BlockdevAddArgumentsQcow2EncryptAes: Schema.Schema<BlockdevAddArgumentsQcow2EncryptAes> = Schema.Struct({
-  "key-secret": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const BlockdevAddArgumentsQcow2EncryptAes: Schema.Schema<BlockdevAddArgumentsQcow2EncryptAes> = lazy(() =>
+  Schema.Struct({
+    "key-secret": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface BlockdevAddArgumentsQcow2EncryptLuks {
   readonly "key-secret"?: string
 }
-export const BlockdevAddArgumentsQcow2EncryptLuks: Schema.Schema<BlockdevAddArgumentsQcow2EncryptLuks> = Schema.Struct({
-  "key-secret": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const BlockdevAddArgumentsQcow2EncryptLuks: Schema.Schema<BlockdevAddArgumentsQcow2EncryptLuks> = lazy(() =>
+  Schema.Struct({
+    "key-secret": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export type BlockdevAddArgumentsQcowEncryptFormat = "aes"
-export const BlockdevAddArgumentsQcowEncryptFormat: Schema.Schema<BlockdevAddArgumentsQcowEncryptFormat> = Schema.Literal("aes")
+export const BlockdevAddArgumentsQcowEncryptFormat: Schema.Schema<BlockdevAddArgumentsQcowEncryptFormat> = lazy(() => Schema.Literal("aes"))
 
 export type BlockdevAddArgumentsRbdEncryptFormat = "luks" | "luks2"
-export const BlockdevAddArgumentsRbdEncryptFormat: Schema.Schema<BlockdevAddArgumentsRbdEncryptFormat> = Schema.Literal("luks", "luks2")
+export const BlockdevAddArgumentsRbdEncryptFormat: Schema.Schema<BlockdevAddArgumentsRbdEncryptFormat> = lazy(() => Schema.Literal("luks", "luks2"))
 
 export interface BlockdevAddArgumentsRbdEncryptLuks {
   readonly "key-secret": string
 }
-export const BlockdevAddArgumentsRbdEncryptLuks: Schema.Schema<BlockdevAddArgumentsRbdEncryptLuks> = Schema.Struct({
-  "key-secret": Schema.String
-})
+export const BlockdevAddArgumentsRbdEncryptLuks: Schema.Schema<BlockdevAddArgumentsRbdEncryptLuks> = lazy(() =>
+  Schema.Struct({
+    "key-secret": Schema.String
+  })
+)
 
 export interface BlockdevAddArgumentsRbdEncryptLuks2 {
   readonly "key-secret": string
 }
-export const BlockdevAddArgumentsRbdEncryptLuks2: Schema.Schema<BlockdevAddArgumentsRbdEncryptLuks2> = Schema.Struct({
-  "key-secret": Schema.String
-})
+export const BlockdevAddArgumentsRbdEncryptLuks2: Schema.Schema<BlockdevAddArgumentsRbdEncryptLuks2> = lazy(() =>
+  Schema.Struct({
+    "key-secret": Schema.String
+  })
+)
 
 export type BlockdevAddArgumentsSshHostKeyCheckMode = "none" | "hash" | "known_hosts"
-export const BlockdevAddArgumentsSshHostKeyCheckMode: Schema.Schema<BlockdevAddArgumentsSshHostKeyCheckMode> = Schema.Literal("none", "hash", "known_hosts")
+export const BlockdevAddArgumentsSshHostKeyCheckMode: Schema.Schema<BlockdevAddArgumentsSshHostKeyCheckMode> = lazy(() => Schema.Literal("none", "hash", "known_hosts"))
 
 export interface BlockdevAddArgumentsSshHostKeyCheckHash {
   readonly "type": BlockdevAddArgumentsSshHostKeyCheckHashType
   readonly "hash": string
 }
-export const BlockdevAddArgumentsSshHostKeyCheckHash: Schema.Schema<BlockdevAddArgumentsSshHostKeyCheckHash> = Schema.Struct({
-  "type": ref(() => BlockdevAddArgumentsSshHostKeyCheckHashType),
-  "hash": Schema.String
-})
+export const BlockdevAddArgumentsSshHostKeyCheckHash: Schema.Schema<BlockdevAddArgumentsSshHostKeyCheckHash> = lazy(() =>
+  Schema.Struct({
+    "type": BlockdevAddArgumentsSshHostKeyCheckHashType,
+    "hash": Schema.String
+  })
+)
 
 export type BlockdevCreateArgumentsOptionsFilePreallocation = "off" | "metadata" | "falloc" | "full"
-export const BlockdevCreateArgumentsOptionsFilePreallocation: Schema.Schema<BlockdevCreateArgumentsOptionsFilePreallocation> = Schema.Literal("off", "metadata", "falloc", "full")
+export const BlockdevCreateArgumentsOptionsFilePreallocation: Schema.Schema<BlockdevCreateArgumentsOptionsFilePreallocation> = lazy(() => Schema.Literal("off", "metadata", "falloc", "full"))
 
 export type BlockdevCreateArgumentsOptionsLuksCipherAlg = "aes-128" | "aes-192" | "aes-256" | "des" | "3des" | "cast5-128" | "serpent-128" | "serpent-192" | "serpent-256" | "twofish-128" | "twofish-192" | "twofish-256"
-export const BlockdevCreateArgumentsOptionsLuksCipherAlg: Schema.Schema<BlockdevCreateArgumentsOptionsLuksCipherAlg> = Schema.Literal("aes-128", "aes-192", "aes-256", "des", "3des", "cast5-128", "serpent-128", "serpent-192", "serpent-256", "twofish-128", "twofish-192", "twofish-256")
+export const BlockdevCreateArgumentsOptionsLuksCipherAlg: Schema.Schema<BlockdevCreateArgumentsOptionsLuksCipherAlg> = lazy(() => Schema.Literal("aes-128", "aes-192", "aes-256", "des", "3des", "cast5-128", "serpent-128", "serpent-192", "serpent-256", "twofish-128", "twofish-192", "twofish-256"))
 
 export type BlockdevCreateArgumentsOptionsLuksCipherMode = "ecb" | "cbc" | "xts" | "ctr"
-export const BlockdevCreateArgumentsOptionsLuksCipherMode: Schema.Schema<BlockdevCreateArgumentsOptionsLuksCipherMode> = Schema.Literal("ecb", "cbc", "xts", "ctr")
+export const BlockdevCreateArgumentsOptionsLuksCipherMode: Schema.Schema<BlockdevCreateArgumentsOptionsLuksCipherMode> = lazy(() => Schema.Literal("ecb", "cbc", "xts", "ctr"))
 
 export type BlockdevCreateArgumentsOptionsLuksIvgenAlg = "plain" | "plain64" | "essiv"
-export const BlockdevCreateArgumentsOptionsLuksIvgenAlg: Schema.Schema<BlockdevCreateArgumentsOptionsLuksIvgenAlg> = Schema.Literal("plain", "plain64", "essiv")
+export const BlockdevCreateArgumentsOptionsLuksIvgenAlg: Schema.Schema<BlockdevCreateArgumentsOptionsLuksIvgenAlg> = lazy(() => Schema.Literal("plain", "plain64", "essiv"))
 
 export type BlockdevCreateArgumentsOptionsLuksIvgenHashAlg = "md5" | "sha1" | "sha224" | "sha256" | "sha384" | "sha512" | "ripemd160"
-export const BlockdevCreateArgumentsOptionsLuksIvgenHashAlg: Schema.Schema<BlockdevCreateArgumentsOptionsLuksIvgenHashAlg> = Schema.Literal("md5", "sha1", "sha224", "sha256", "sha384", "sha512", "ripemd160")
+export const BlockdevCreateArgumentsOptionsLuksIvgenHashAlg: Schema.Schema<BlockdevCreateArgumentsOptionsLuksIvgenHashAlg> = lazy(() => Schema.Literal("md5", "sha1", "sha224", "sha256", "sha384", "sha512", "ripemd160"))
 
 export type BlockdevCreateArgumentsOptionsQcowEncrypt =
   | {
@@ -11434,28 +12457,30 @@ export type BlockdevCreateArgumentsOptionsQcowEncrypt =
     readonly "hash-alg"?: BlockdevCreateArgumentsOptionsLuksIvgenHashAlg
     readonly "iter-time"?: number
   }
-export const BlockdevCreateArgumentsOptionsQcowEncrypt: Schema.Schema<BlockdevCreateArgumentsOptionsQcowEncrypt> = Schema.Union(
-  Schema.Struct({
-    "format": Schema.Literal("qcow"),
-    "key-secret": Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  Schema.Struct({
-    "format": Schema.Literal("luks"),
-    "key-secret": Schema.optionalWith(Schema.String, { exact: true }),
-    "cipher-alg": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsLuksCipherAlg), { exact: true }),
-    "cipher-mode": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsLuksCipherMode), { exact: true }),
-    "ivgen-alg": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsLuksIvgenAlg), { exact: true }),
-    "ivgen-hash-alg": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsLuksIvgenHashAlg), { exact: true }),
-    "hash-alg": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsLuksIvgenHashAlg), { exact: true }),
-    "iter-time": Schema.optionalWith(Schema.Number, { exact: true })
-  })
+export const BlockdevCreateArgumentsOptionsQcowEncrypt: Schema.Schema<BlockdevCreateArgumentsOptionsQcowEncrypt> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "format": Schema.Literal("qcow"),
+      "key-secret": Schema.optionalWith(Schema.String, { exact: true })
+    }),
+    Schema.Struct({
+      "format": Schema.Literal("luks"),
+      "key-secret": Schema.optionalWith(Schema.String, { exact: true }),
+      "cipher-alg": Schema.optionalWith(BlockdevCreateArgumentsOptionsLuksCipherAlg, { exact: true }),
+      "cipher-mode": Schema.optionalWith(BlockdevCreateArgumentsOptionsLuksCipherMode, { exact: true }),
+      "ivgen-alg": Schema.optionalWith(BlockdevCreateArgumentsOptionsLuksIvgenAlg, { exact: true }),
+      "ivgen-hash-alg": Schema.optionalWith(BlockdevCreateArgumentsOptionsLuksIvgenHashAlg, { exact: true }),
+      "hash-alg": Schema.optionalWith(BlockdevCreateArgumentsOptionsLuksIvgenHashAlg, { exact: true }),
+      "iter-time": Schema.optionalWith(Schema.Number, { exact: true })
+    })
+  )
 )
 
 export type BlockdevCreateArgumentsOptionsQcow2Version = "v2" | "v3"
-export const BlockdevCreateArgumentsOptionsQcow2Version: Schema.Schema<BlockdevCreateArgumentsOptionsQcow2Version> = Schema.Literal("v2", "v3")
+export const BlockdevCreateArgumentsOptionsQcow2Version: Schema.Schema<BlockdevCreateArgumentsOptionsQcow2Version> = lazy(() => Schema.Literal("v2", "v3"))
 
 export type BlockdevCreateArgumentsOptionsQcow2CompressionType = "zlib" | "zstd"
-export const BlockdevCreateArgumentsOptionsQcow2CompressionType: Schema.Schema<BlockdevCreateArgumentsOptionsQcow2CompressionType> = Schema.Literal("zlib", "zstd")
+export const BlockdevCreateArgumentsOptionsQcow2CompressionType: Schema.Schema<BlockdevCreateArgumentsOptionsQcow2CompressionType> = lazy(() => Schema.Literal("zlib", "zstd"))
 
 export type BlockdevCreateArgumentsOptionsRbdEncrypt =
   | {
@@ -11468,30 +12493,32 @@ export type BlockdevCreateArgumentsOptionsRbdEncrypt =
     readonly "key-secret": string
     readonly "cipher-alg"?: BlockdevCreateArgumentsOptionsLuksCipherAlg
   }
-export const BlockdevCreateArgumentsOptionsRbdEncrypt: Schema.Schema<BlockdevCreateArgumentsOptionsRbdEncrypt> = Schema.Union(
-  Schema.Struct({
-    "format": Schema.Literal("luks"),
-    "key-secret": Schema.String,
-    "cipher-alg": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsLuksCipherAlg), { exact: true })
-  }),
-  Schema.Struct({
-    "format": Schema.Literal("luks2"),
-    "key-secret": Schema.String,
-    "cipher-alg": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsLuksCipherAlg), { exact: true })
-  })
+export const BlockdevCreateArgumentsOptionsRbdEncrypt: Schema.Schema<BlockdevCreateArgumentsOptionsRbdEncrypt> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "format": Schema.Literal("luks"),
+      "key-secret": Schema.String,
+      "cipher-alg": Schema.optionalWith(BlockdevCreateArgumentsOptionsLuksCipherAlg, { exact: true })
+    }),
+    Schema.Struct({
+      "format": Schema.Literal("luks2"),
+      "key-secret": Schema.String,
+      "cipher-alg": Schema.optionalWith(BlockdevCreateArgumentsOptionsLuksCipherAlg, { exact: true })
+    })
+  )
 )
 
 export type BlockdevCreateArgumentsOptionsVhdxSubformat = "dynamic" | "fixed"
-export const BlockdevCreateArgumentsOptionsVhdxSubformat: Schema.Schema<BlockdevCreateArgumentsOptionsVhdxSubformat> = Schema.Literal("dynamic", "fixed")
+export const BlockdevCreateArgumentsOptionsVhdxSubformat: Schema.Schema<BlockdevCreateArgumentsOptionsVhdxSubformat> = lazy(() => Schema.Literal("dynamic", "fixed"))
 
 export type BlockdevCreateArgumentsOptionsVmdkSubformat = "monolithicSparse" | "monolithicFlat" | "twoGbMaxExtentSparse" | "twoGbMaxExtentFlat" | "streamOptimized"
-export const BlockdevCreateArgumentsOptionsVmdkSubformat: Schema.Schema<BlockdevCreateArgumentsOptionsVmdkSubformat> = Schema.Literal("monolithicSparse", "monolithicFlat", "twoGbMaxExtentSparse", "twoGbMaxExtentFlat", "streamOptimized")
+export const BlockdevCreateArgumentsOptionsVmdkSubformat: Schema.Schema<BlockdevCreateArgumentsOptionsVmdkSubformat> = lazy(() => Schema.Literal("monolithicSparse", "monolithicFlat", "twoGbMaxExtentSparse", "twoGbMaxExtentFlat", "streamOptimized"))
 
 export type BlockdevCreateArgumentsOptionsVmdkAdapterType = "ide" | "buslogic" | "lsilogic" | "legacyESX"
-export const BlockdevCreateArgumentsOptionsVmdkAdapterType: Schema.Schema<BlockdevCreateArgumentsOptionsVmdkAdapterType> = Schema.Literal("ide", "buslogic", "lsilogic", "legacyESX")
+export const BlockdevCreateArgumentsOptionsVmdkAdapterType: Schema.Schema<BlockdevCreateArgumentsOptionsVmdkAdapterType> = lazy(() => Schema.Literal("ide", "buslogic", "lsilogic", "legacyESX"))
 
 export type BlockdevCreateArgumentsOptionsVpcSubformat = "dynamic" | "fixed"
-export const BlockdevCreateArgumentsOptionsVpcSubformat: Schema.Schema<BlockdevCreateArgumentsOptionsVpcSubformat> = Schema.Literal("dynamic", "fixed")
+export const BlockdevCreateArgumentsOptionsVpcSubformat: Schema.Schema<BlockdevCreateArgumentsOptionsVpcSubformat> = lazy(() => Schema.Literal("dynamic", "fixed"))
 
 export interface ChardevAddArgumentsBackendFileData {
   readonly "logfile"?: string
@@ -11500,24 +12527,28 @@ export interface ChardevAddArgumentsBackendFileData {
   readonly "out": string
   readonly "append"?: boolean
 }
-export const ChardevAddArgumentsBackendFileData: Schema.Schema<ChardevAddArgumentsBackendFileData> = Schema.Struct({
-  "logfile": Schema.optionalWith(Schema.String, { exact: true }),
-  "logappend": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "in": Schema.optionalWith(Schema.String, { exact: true }),
-  "out": Schema.String,
-  "append": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const ChardevAddArgumentsBackendFileData: Schema.Schema<ChardevAddArgumentsBackendFileData> = lazy(() =>
+  Schema.Struct({
+    "logfile": Schema.optionalWith(Schema.String, { exact: true }),
+    "logappend": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "in": Schema.optionalWith(Schema.String, { exact: true }),
+    "out": Schema.String,
+    "append": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface ChardevAddArgumentsBackendSerialData {
   readonly "logfile"?: string
   readonly "logappend"?: boolean
   readonly "device": string
 }
-export const ChardevAddArgumentsBackendSerialData: Schema.Schema<ChardevAddArgumentsBackendSerialData> = Schema.Struct({
-  "logfile": Schema.optionalWith(Schema.String, { exact: true }),
-  "logappend": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "device": Schema.String
-})
+export const ChardevAddArgumentsBackendSerialData: Schema.Schema<ChardevAddArgumentsBackendSerialData> = lazy(() =>
+  Schema.Struct({
+    "logfile": Schema.optionalWith(Schema.String, { exact: true }),
+    "logappend": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "device": Schema.String
+  })
+)
 
 export interface ChardevAddArgumentsBackendSocketData {
   readonly "logfile"?: string
@@ -11533,20 +12564,22 @@ export interface ChardevAddArgumentsBackendSocketData {
   readonly "websocket"?: boolean
   readonly "reconnect"?: number
 }
-export const ChardevAddArgumentsBackendSocketData: Schema.Schema<ChardevAddArgumentsBackendSocketData> = Schema.Struct({
-  "logfile": Schema.optionalWith(Schema.String, { exact: true }),
-  "logappend": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "addr": ref(() => NbdServerStartArgumentsAddr),
-  "tls-creds": Schema.optionalWith(Schema.String, { exact: true }),
-  "tls-authz": Schema.optionalWith(Schema.String, { exact: true }),
-  "server": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "wait": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "nodelay": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "telnet": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "tn3270": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "websocket": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "reconnect": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const ChardevAddArgumentsBackendSocketData: Schema.Schema<ChardevAddArgumentsBackendSocketData> = lazy(() =>
+  Schema.Struct({
+    "logfile": Schema.optionalWith(Schema.String, { exact: true }),
+    "logappend": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "addr": NbdServerStartArgumentsAddr,
+    "tls-creds": Schema.optionalWith(Schema.String, { exact: true }),
+    "tls-authz": Schema.optionalWith(Schema.String, { exact: true }),
+    "server": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "wait": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "nodelay": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "telnet": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "tn3270": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "websocket": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "reconnect": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface ChardevAddArgumentsBackendUdpData {
   readonly "logfile"?: string
@@ -11554,65 +12587,77 @@ export interface ChardevAddArgumentsBackendUdpData {
   readonly "remote": NbdServerStartArgumentsAddr
   readonly "local"?: NbdServerStartArgumentsAddr
 }
-export const ChardevAddArgumentsBackendUdpData: Schema.Schema<ChardevAddArgumentsBackendUdpData> = Schema.Struct({
-  "logfile": Schema.optionalWith(Schema.String, { exact: true }),
-  "logappend": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "remote": ref(() => NbdServerStartArgumentsAddr),
-  "local": Schema.optionalWith(ref(() => NbdServerStartArgumentsAddr), { exact: true })
-})
+export const ChardevAddArgumentsBackendUdpData: Schema.Schema<ChardevAddArgumentsBackendUdpData> = lazy(() =>
+  Schema.Struct({
+    "logfile": Schema.optionalWith(Schema.String, { exact: true }),
+    "logappend": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "remote": NbdServerStartArgumentsAddr,
+    "local": Schema.optionalWith(NbdServerStartArgumentsAddr, { exact: true })
+  })
+)
 
 export interface ChardevAddArgumentsBackendPtyData {
   readonly "logfile"?: string
   readonly "logappend"?: boolean
 }
-export const ChardevAddArgumentsBackendPtyData: Schema.Schema<ChardevAddArgumentsBackendPtyData> = Schema.Struct({
-  "logfile": Schema.optionalWith(Schema.String, { exact: true }),
-  "logappend": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const ChardevAddArgumentsBackendPtyData: Schema.Schema<ChardevAddArgumentsBackendPtyData> = lazy(() =>
+  Schema.Struct({
+    "logfile": Schema.optionalWith(Schema.String, { exact: true }),
+    "logappend": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface ChardevAddArgumentsBackendMuxData {
   readonly "logfile"?: string
   readonly "logappend"?: boolean
   readonly "chardev": string
 }
-export const ChardevAddArgumentsBackendMuxData: Schema.Schema<ChardevAddArgumentsBackendMuxData> = Schema.Struct({
-  "logfile": Schema.optionalWith(Schema.String, { exact: true }),
-  "logappend": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "chardev": Schema.String
-})
+export const ChardevAddArgumentsBackendMuxData: Schema.Schema<ChardevAddArgumentsBackendMuxData> = lazy(() =>
+  Schema.Struct({
+    "logfile": Schema.optionalWith(Schema.String, { exact: true }),
+    "logappend": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "chardev": Schema.String
+  })
+)
 
 export interface ChardevAddArgumentsBackendStdioData {
   readonly "logfile"?: string
   readonly "logappend"?: boolean
   readonly "signal"?: boolean
 }
-export const ChardevAddArgumentsBackendStdioData: Schema.Schema<ChardevAddArgumentsBackendStdioData> = Schema.Struct({
-  "logfile": Schema.optionalWith(Schema.String, { exact: true }),
-  "logappend": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "signal": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const ChardevAddArgumentsBackendStdioData: Schema.Schema<ChardevAddArgumentsBackendStdioData> = lazy(() =>
+  Schema.Struct({
+    "logfile": Schema.optionalWith(Schema.String, { exact: true }),
+    "logappend": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "signal": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface ChardevAddArgumentsBackendSpicevmcData {
   readonly "logfile"?: string
   readonly "logappend"?: boolean
   readonly "type": string
 }
-export const ChardevAddArgumentsBackendSpicevmcData: Schema.Schema<ChardevAddArgumentsBackendSpicevmcData> = Schema.Struct({
-  "logfile": Schema.optionalWith(Schema.String, { exact: true }),
-  "logappend": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "type": Schema.String
-})
+export const ChardevAddArgumentsBackendSpicevmcData: Schema.Schema<ChardevAddArgumentsBackendSpicevmcData> = lazy(() =>
+  Schema.Struct({
+    "logfile": Schema.optionalWith(Schema.String, { exact: true }),
+    "logappend": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "type": Schema.String
+  })
+)
 
 export interface ChardevAddArgumentsBackendSpiceportData {
   readonly "logfile"?: string
   readonly "logappend"?: boolean
   readonly "fqdn": string
 }
-export const ChardevAddArgumentsBackendSpiceportData: Schema.Schema<ChardevAddArgumentsBackendSpiceportData> = Schema.Struct({
-  "logfile": Schema.optionalWith(Schema.String, { exact: true }),
-  "logappend": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "fqdn": Schema.String
-})
+export const ChardevAddArgumentsBackendSpiceportData: Schema.Schema<ChardevAddArgumentsBackendSpiceportData> = lazy(() =>
+  Schema.Struct({
+    "logfile": Schema.optionalWith(Schema.String, { exact: true }),
+    "logappend": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "fqdn": Schema.String
+  })
+)
 
 export interface ChardevAddArgumentsBackendQemuVdagentData {
   readonly "logfile"?: string
@@ -11620,23 +12665,27 @@ export interface ChardevAddArgumentsBackendQemuVdagentData {
   readonly "mouse"?: boolean
   readonly "clipboard"?: boolean
 }
-export const ChardevAddArgumentsBackendQemuVdagentData: Schema.Schema<ChardevAddArgumentsBackendQemuVdagentData> = Schema.Struct({
-  "logfile": Schema.optionalWith(Schema.String, { exact: true }),
-  "logappend": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "mouse": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "clipboard": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const ChardevAddArgumentsBackendQemuVdagentData: Schema.Schema<ChardevAddArgumentsBackendQemuVdagentData> = lazy(() =>
+  Schema.Struct({
+    "logfile": Schema.optionalWith(Schema.String, { exact: true }),
+    "logappend": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "mouse": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "clipboard": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export interface ChardevAddArgumentsBackendDbusData {
   readonly "logfile"?: string
   readonly "logappend"?: boolean
   readonly "name": string
 }
-export const ChardevAddArgumentsBackendDbusData: Schema.Schema<ChardevAddArgumentsBackendDbusData> = Schema.Struct({
-  "logfile": Schema.optionalWith(Schema.String, { exact: true }),
-  "logappend": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "name": Schema.String
-})
+export const ChardevAddArgumentsBackendDbusData: Schema.Schema<ChardevAddArgumentsBackendDbusData> = lazy(() =>
+  Schema.Struct({
+    "logfile": Schema.optionalWith(Schema.String, { exact: true }),
+    "logappend": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "name": Schema.String
+  })
+)
 
 export interface ChardevAddArgumentsBackendVcData {
   readonly "logfile"?: string
@@ -11646,93 +12695,113 @@ export interface ChardevAddArgumentsBackendVcData {
   readonly "cols"?: number
   readonly "rows"?: number
 }
-export const ChardevAddArgumentsBackendVcData: Schema.Schema<ChardevAddArgumentsBackendVcData> = Schema.Struct({
-  "logfile": Schema.optionalWith(Schema.String, { exact: true }),
-  "logappend": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "width": Schema.optionalWith(Schema.Number, { exact: true }),
-  "height": Schema.optionalWith(Schema.Number, { exact: true }),
-  "cols": Schema.optionalWith(Schema.Number, { exact: true }),
-  "rows": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const ChardevAddArgumentsBackendVcData: Schema.Schema<ChardevAddArgumentsBackendVcData> = lazy(() =>
+  Schema.Struct({
+    "logfile": Schema.optionalWith(Schema.String, { exact: true }),
+    "logappend": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "width": Schema.optionalWith(Schema.Number, { exact: true }),
+    "height": Schema.optionalWith(Schema.Number, { exact: true }),
+    "cols": Schema.optionalWith(Schema.Number, { exact: true }),
+    "rows": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface ChardevAddArgumentsBackendRingbufData {
   readonly "logfile"?: string
   readonly "logappend"?: boolean
   readonly "size"?: number
 }
-export const ChardevAddArgumentsBackendRingbufData: Schema.Schema<ChardevAddArgumentsBackendRingbufData> = Schema.Struct({
-  "logfile": Schema.optionalWith(Schema.String, { exact: true }),
-  "logappend": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "size": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const ChardevAddArgumentsBackendRingbufData: Schema.Schema<ChardevAddArgumentsBackendRingbufData> = lazy(() =>
+  Schema.Struct({
+    "logfile": Schema.optionalWith(Schema.String, { exact: true }),
+    "logappend": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "size": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface InputSendEventArgumentsEventsItemKeyData {
   readonly "key": SendKeyArgumentsKeysItem
   readonly "down": boolean
 }
-export const InputSendEventArgumentsEventsItemKeyData: Schema.Schema<InputSendEventArgumentsEventsItemKeyData> = Schema.Struct({
-  "key": ref(() => SendKeyArgumentsKeysItem),
-  "down": Schema.Boolean
-})
+export const InputSendEventArgumentsEventsItemKeyData: Schema.Schema<InputSendEventArgumentsEventsItemKeyData> = lazy(() =>
+  Schema.Struct({
+    "key": SendKeyArgumentsKeysItem,
+    "down": Schema.Boolean
+  })
+)
 
 export interface InputSendEventArgumentsEventsItemBtnData {
   readonly "button": InputSendEventArgumentsEventsItemBtnDataButton
   readonly "down": boolean
 }
-export const InputSendEventArgumentsEventsItemBtnData: Schema.Schema<InputSendEventArgumentsEventsItemBtnData> = Schema.Struct({
-  "button": ref(() => InputSendEventArgumentsEventsItemBtnDataButton),
-  "down": Schema.Boolean
-})
+export const InputSendEventArgumentsEventsItemBtnData: Schema.Schema<InputSendEventArgumentsEventsItemBtnData> = lazy(() =>
+  Schema.Struct({
+    "button": InputSendEventArgumentsEventsItemBtnDataButton,
+    "down": Schema.Boolean
+  })
+)
 
 export interface InputSendEventArgumentsEventsItemRelData {
   readonly "axis": InputSendEventArgumentsEventsItemRelDataAxis
   readonly "value": number
 }
-export const InputSendEventArgumentsEventsItemRelData: Schema.Schema<InputSendEventArgumentsEventsItemRelData> = Schema.Struct({
-  "axis": ref(() => InputSendEventArgumentsEventsItemRelDataAxis),
-  "value": Schema.Number
-})
+export const InputSendEventArgumentsEventsItemRelData: Schema.Schema<InputSendEventArgumentsEventsItemRelData> = lazy(() =>
+  Schema.Struct({
+    "axis": InputSendEventArgumentsEventsItemRelDataAxis,
+    "value": Schema.Number
+  })
+)
 
 export interface MigrateSetParametersArgumentsBlockBitmapMappingItemBitmapsItemTransform {
   readonly "persistent"?: boolean
 }
-export const MigrateSetParametersArgumentsBlockBitmapMappingItemBitmapsItemTransform: Schema.Schema<MigrateSetParametersArgumentsBlockBitmapMappingItemBitmapsItemTransform> = Schema.Struct({
-  "persistent": Schema.optionalWith(Schema.Boolean, { exact: true })
-})
+export const MigrateSetParametersArgumentsBlockBitmapMappingItemBitmapsItemTransform: Schema.Schema<MigrateSetParametersArgumentsBlockBitmapMappingItemBitmapsItemTransform> = lazy(() =>
+  Schema.Struct({
+    "persistent": Schema.optionalWith(Schema.Boolean, { exact: true })
+  })
+)
 
 export type ObjectAddArgumentsAuthzListRulesItemFormat = "exact" | "glob"
-export const ObjectAddArgumentsAuthzListRulesItemFormat: Schema.Schema<ObjectAddArgumentsAuthzListRulesItemFormat> = Schema.Literal("exact", "glob")
+export const ObjectAddArgumentsAuthzListRulesItemFormat: Schema.Schema<ObjectAddArgumentsAuthzListRulesItemFormat> = lazy(() => Schema.Literal("exact", "glob"))
 
 export type QueryNamedBlockNodesItemImageFormatSpecificType = "qcow2" | "vmdk" | "luks" | "rbd"
-export const QueryNamedBlockNodesItemImageFormatSpecificType: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecificType> = Schema.Literal("qcow2", "vmdk", "luks", "rbd")
+export const QueryNamedBlockNodesItemImageFormatSpecificType: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecificType> = lazy(() => Schema.Literal("qcow2", "vmdk", "luks", "rbd"))
 
 export interface QueryNamedBlockNodesItemImageFormatSpecificQcow2 {
   readonly "data": QueryNamedBlockNodesItemImageFormatSpecificQcow2Data
 }
-export const QueryNamedBlockNodesItemImageFormatSpecificQcow2: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecificQcow2> = Schema.Struct({
-  "data": ref(() => QueryNamedBlockNodesItemImageFormatSpecificQcow2Data)
-})
+export const QueryNamedBlockNodesItemImageFormatSpecificQcow2: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecificQcow2> = lazy(() =>
+  Schema.Struct({
+    "data": QueryNamedBlockNodesItemImageFormatSpecificQcow2Data
+  })
+)
 
 export interface QueryNamedBlockNodesItemImageFormatSpecificVmdk {
   readonly "data": QueryNamedBlockNodesItemImageFormatSpecificVmdkData
 }
-export const QueryNamedBlockNodesItemImageFormatSpecificVmdk: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecificVmdk> = Schema.Struct({
-  "data": ref(() => QueryNamedBlockNodesItemImageFormatSpecificVmdkData)
-})
+export const QueryNamedBlockNodesItemImageFormatSpecificVmdk: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecificVmdk> = lazy(() =>
+  Schema.Struct({
+    "data": QueryNamedBlockNodesItemImageFormatSpecificVmdkData
+  })
+)
 
 export interface QueryNamedBlockNodesItemImageFormatSpecificLuks {
   readonly "data": QueryNamedBlockNodesItemImageFormatSpecificLuksData
 }
-export const QueryNamedBlockNodesItemImageFormatSpecificLuks: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecificLuks> = Schema.Struct({
-  "data": ref(() => QueryNamedBlockNodesItemImageFormatSpecificLuksData)
-})
+export const QueryNamedBlockNodesItemImageFormatSpecificLuks: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecificLuks> = lazy(() =>
+  Schema.Struct({
+    "data": QueryNamedBlockNodesItemImageFormatSpecificLuksData
+  })
+)
 
 export interface QueryNamedBlockNodesItemImageFormatSpecificRbd {
   readonly "data": QueryNamedBlockNodesItemImageFormatSpecificRbdData
 }
-export const QueryNamedBlockNodesItemImageFormatSpecificRbd: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecificRbd> = Schema.Struct({
-  "data": ref(() => QueryNamedBlockNodesItemImageFormatSpecificRbdData)
-})
+export const QueryNamedBlockNodesItemImageFormatSpecificRbd: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecificRbd> = lazy(() =>
+  Schema.Struct({
+    "data": QueryNamedBlockNodesItemImageFormatSpecificRbdData
+  })
+)
 
 export interface QueryPciItemDevicesItemPciBridgeBus {
   readonly "number": number
@@ -11742,39 +12811,45 @@ export interface QueryPciItemDevicesItemPciBridgeBus {
   readonly "memory_range": QueryPciItemDevicesItemPciBridgeBusIoRange
   readonly "prefetchable_range": QueryPciItemDevicesItemPciBridgeBusIoRange
 }
-export const QueryPciItemDevicesItemPciBridgeBus: Schema.Schema<QueryPciItemDevicesItemPciBridgeBus> = Schema.Struct({
-  "number": Schema.Number,
-  "secondary": Schema.Number,
-  "subordinate": Schema.Number,
-  "io_range": ref(() => QueryPciItemDevicesItemPciBridgeBusIoRange),
-  "memory_range": ref(() => QueryPciItemDevicesItemPciBridgeBusIoRange),
-  "prefetchable_range": ref(() => QueryPciItemDevicesItemPciBridgeBusIoRange)
-})
+export const QueryPciItemDevicesItemPciBridgeBus: Schema.Schema<QueryPciItemDevicesItemPciBridgeBus> = lazy(() =>
+  Schema.Struct({
+    "number": Schema.Number,
+    "secondary": Schema.Number,
+    "subordinate": Schema.Number,
+    "io_range": QueryPciItemDevicesItemPciBridgeBusIoRange,
+    "memory_range": QueryPciItemDevicesItemPciBridgeBusIoRange,
+    "prefetchable_range": QueryPciItemDevicesItemPciBridgeBusIoRange
+  })
+)
 
 export interface QueryTpmItemOptionsPassthroughData {
   readonly "path"?: string
   readonly "cancel-path"?: string
 }
-export const QueryTpmItemOptionsPassthroughData: Schema.Schema<QueryTpmItemOptionsPassthroughData> = Schema.Struct({
-  "path": Schema.optionalWith(Schema.String, { exact: true }),
-  "cancel-path": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const QueryTpmItemOptionsPassthroughData: Schema.Schema<QueryTpmItemOptionsPassthroughData> = lazy(() =>
+  Schema.Struct({
+    "path": Schema.optionalWith(Schema.String, { exact: true }),
+    "cancel-path": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export interface QueryTpmItemOptionsEmulatorData {
   readonly "chardev": string
 }
-export const QueryTpmItemOptionsEmulatorData: Schema.Schema<QueryTpmItemOptionsEmulatorData> = Schema.Struct({
-  "chardev": Schema.String
-})
+export const QueryTpmItemOptionsEmulatorData: Schema.Schema<QueryTpmItemOptionsEmulatorData> = lazy(() =>
+  Schema.Struct({
+    "chardev": Schema.String
+  })
+)
 
 export type SendKeyArgumentsKeysItemQcodeData = "unmapped" | "shift" | "shift_r" | "alt" | "alt_r" | "ctrl" | "ctrl_r" | "menu" | "esc" | "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9" | "0" | "minus" | "equal" | "backspace" | "tab" | "q" | "w" | "e" | "r" | "t" | "y" | "u" | "i" | "o" | "p" | "bracket_left" | "bracket_right" | "ret" | "a" | "s" | "d" | "f" | "g" | "h" | "j" | "k" | "l" | "semicolon" | "apostrophe" | "grave_accent" | "backslash" | "z" | "x" | "c" | "v" | "b" | "n" | "m" | "comma" | "dot" | "slash" | "asterisk" | "spc" | "caps_lock" | "f1" | "f2" | "f3" | "f4" | "f5" | "f6" | "f7" | "f8" | "f9" | "f10" | "num_lock" | "scroll_lock" | "kp_divide" | "kp_multiply" | "kp_subtract" | "kp_add" | "kp_enter" | "kp_decimal" | "sysrq" | "kp_0" | "kp_1" | "kp_2" | "kp_3" | "kp_4" | "kp_5" | "kp_6" | "kp_7" | "kp_8" | "kp_9" | "less" | "f11" | "f12" | "print" | "home" | "pgup" | "pgdn" | "end" | "left" | "up" | "down" | "right" | "insert" | "delete" | "stop" | "again" | "props" | "undo" | "front" | "copy" | "open" | "paste" | "find" | "cut" | "lf" | "help" | "meta_l" | "meta_r" | "compose" | "pause" | "ro" | "hiragana" | "henkan" | "yen" | "muhenkan" | "katakanahiragana" | "kp_comma" | "kp_equals" | "power" | "sleep" | "wake" | "audionext" | "audioprev" | "audiostop" | "audioplay" | "audiomute" | "volumeup" | "volumedown" | "mediaselect" | "mail" | "calculator" | "computer" | "ac_home" | "ac_back" | "ac_forward" | "ac_refresh" | "ac_bookmarks" | "lang1" | "lang2"
-export const SendKeyArgumentsKeysItemQcodeData: Schema.Schema<SendKeyArgumentsKeysItemQcodeData> = Schema.Literal("unmapped", "shift", "shift_r", "alt", "alt_r", "ctrl", "ctrl_r", "menu", "esc", "1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "minus", "equal", "backspace", "tab", "q", "w", "e", "r", "t", "y", "u", "i", "o", "p", "bracket_left", "bracket_right", "ret", "a", "s", "d", "f", "g", "h", "j", "k", "l", "semicolon", "apostrophe", "grave_accent", "backslash", "z", "x", "c", "v", "b", "n", "m", "comma", "dot", "slash", "asterisk", "spc", "caps_lock", "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9", "f10", "num_lock", "scroll_lock", "kp_divide", "kp_multiply", "kp_subtract", "kp_add", "kp_enter", "kp_decimal", "sysrq", "kp_0", "kp_1", "kp_2", "kp_3", "kp_4", "kp_5", "kp_6", "kp_7", "kp_8", "kp_9", "less", "f11", "f12", "print", "home", "pgup", "pgdn", "end", "left", "up", "down", "right", "insert", "delete", "stop", "again", "props", "undo", "front", "copy", "open", "paste", "find", "cut", "lf", "help", "meta_l", "meta_r", "compose", "pause", "ro", "hiragana", "henkan", "yen", "muhenkan", "katakanahiragana", "kp_comma", "kp_equals", "power", "sleep", "wake", "audionext", "audioprev", "audiostop", "audioplay", "audiomute", "volumeup", "volumedown", "mediaselect", "mail", "calculator", "computer", "ac_home", "ac_back", "ac_forward", "ac_refresh", "ac_bookmarks", "lang1", "lang2")
+export const SendKeyArgumentsKeysItemQcodeData: Schema.Schema<SendKeyArgumentsKeysItemQcodeData> = lazy(() => Schema.Literal("unmapped", "shift", "shift_r", "alt", "alt_r", "ctrl", "ctrl_r", "menu", "esc", "1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "minus", "equal", "backspace", "tab", "q", "w", "e", "r", "t", "y", "u", "i", "o", "p", "bracket_left", "bracket_right", "ret", "a", "s", "d", "f", "g", "h", "j", "k", "l", "semicolon", "apostrophe", "grave_accent", "backslash", "z", "x", "c", "v", "b", "n", "m", "comma", "dot", "slash", "asterisk", "spc", "caps_lock", "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9", "f10", "num_lock", "scroll_lock", "kp_divide", "kp_multiply", "kp_subtract", "kp_add", "kp_enter", "kp_decimal", "sysrq", "kp_0", "kp_1", "kp_2", "kp_3", "kp_4", "kp_5", "kp_6", "kp_7", "kp_8", "kp_9", "less", "f11", "f12", "print", "home", "pgup", "pgdn", "end", "left", "up", "down", "right", "insert", "delete", "stop", "again", "props", "undo", "front", "copy", "open", "paste", "find", "cut", "lf", "help", "meta_l", "meta_r", "compose", "pause", "ro", "hiragana", "henkan", "yen", "muhenkan", "katakanahiragana", "kp_comma", "kp_equals", "power", "sleep", "wake", "audionext", "audioprev", "audiostop", "audioplay", "audiomute", "volumeup", "volumedown", "mediaselect", "mail", "calculator", "computer", "ac_home", "ac_back", "ac_forward", "ac_refresh", "ac_bookmarks", "lang1", "lang2"))
 
 export interface Empty2 {}
-export const Empty2: Schema.Schema<Empty2> = Schema.Struct({})
+export const Empty2: Schema.Schema<Empty2> = lazy(() => Schema.Struct({}))
 
 export type XBlockdevAmendArgumentsOptionsLuksState = "active" | "inactive"
-export const XBlockdevAmendArgumentsOptionsLuksState: Schema.Schema<XBlockdevAmendArgumentsOptionsLuksState> = Schema.Literal("active", "inactive")
+export const XBlockdevAmendArgumentsOptionsLuksState: Schema.Schema<XBlockdevAmendArgumentsOptionsLuksState> = lazy(() => Schema.Literal("active", "inactive"))
 
 export type XBlockdevAmendArgumentsOptionsQcow2Encrypt =
   | {
@@ -11789,29 +12864,31 @@ export type XBlockdevAmendArgumentsOptionsQcow2Encrypt =
     readonly "iter-time"?: number
     readonly "secret"?: string
   }
-export const XBlockdevAmendArgumentsOptionsQcow2Encrypt: Schema.Schema<XBlockdevAmendArgumentsOptionsQcow2Encrypt> = Schema.Union(
-  Schema.Struct({
-    "format": Schema.Literal("qcow")
-  }),
-  Schema.Struct({
-    "format": Schema.Literal("luks"),
-    "state": ref(() => XBlockdevAmendArgumentsOptionsLuksState),
-    "new-secret": Schema.optionalWith(Schema.String, { exact: true }),
-    "old-secret": Schema.optionalWith(Schema.String, { exact: true }),
-    "keyslot": Schema.optionalWith(Schema.Number, { exact: true }),
-    "iter-time": Schema.optionalWith(Schema.Number, { exact: true }),
-    "secret": Schema.optionalWith(Schema.String, { exact: true })
-  })
+export const XBlockdevAmendArgumentsOptionsQcow2Encrypt: Schema.Schema<XBlockdevAmendArgumentsOptionsQcow2Encrypt> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "format": Schema.Literal("qcow")
+    }),
+    Schema.Struct({
+      "format": Schema.Literal("luks"),
+      "state": XBlockdevAmendArgumentsOptionsLuksState,
+      "new-secret": Schema.optionalWith(Schema.String, { exact: true }),
+      "old-secret": Schema.optionalWith(Schema.String, { exact: true }),
+      "keyslot": Schema.optionalWith(Schema.Number, { exact: true }),
+      "iter-time": Schema.optionalWith(Schema.Number, { exact: true }),
+      "secret": Schema.optionalWith(Schema.String, { exact: true })
+    })
+  )
 )
 
 export type GuestCrashloadedDataInfoS390Reason = "unknown" | "disabled-wait" | "extint-loop" | "pgmint-loop" | "opint-loop"
-export const GuestCrashloadedDataInfoS390Reason: Schema.Schema<GuestCrashloadedDataInfoS390Reason> = Schema.Literal("unknown", "disabled-wait", "extint-loop", "pgmint-loop", "opint-loop")
+export const GuestCrashloadedDataInfoS390Reason: Schema.Schema<GuestCrashloadedDataInfoS390Reason> = lazy(() => Schema.Literal("unknown", "disabled-wait", "extint-loop", "pgmint-loop", "opint-loop"))
 
 export type BlockdevAddArgumentsSshHostKeyCheckHashType = "md5" | "sha1" | "sha256"
-export const BlockdevAddArgumentsSshHostKeyCheckHashType: Schema.Schema<BlockdevAddArgumentsSshHostKeyCheckHashType> = Schema.Literal("md5", "sha1", "sha256")
+export const BlockdevAddArgumentsSshHostKeyCheckHashType: Schema.Schema<BlockdevAddArgumentsSshHostKeyCheckHashType> = lazy(() => Schema.Literal("md5", "sha1", "sha256"))
 
 export type BlockdevCreateArgumentsOptionsQcowEncryptFormat = "qcow" | "luks"
-export const BlockdevCreateArgumentsOptionsQcowEncryptFormat: Schema.Schema<BlockdevCreateArgumentsOptionsQcowEncryptFormat> = Schema.Literal("qcow", "luks")
+export const BlockdevCreateArgumentsOptionsQcowEncryptFormat: Schema.Schema<BlockdevCreateArgumentsOptionsQcowEncryptFormat> = lazy(() => Schema.Literal("qcow", "luks"))
 
 export interface BlockdevCreateArgumentsOptionsQcowEncryptLuks {
   readonly "key-secret"?: string
@@ -11822,39 +12899,45 @@ export interface BlockdevCreateArgumentsOptionsQcowEncryptLuks {
   readonly "hash-alg"?: BlockdevCreateArgumentsOptionsLuksIvgenHashAlg
   readonly "iter-time"?: number
 }
-export const BlockdevCreateArgumentsOptionsQcowEncryptLuks: Schema.Schema<BlockdevCreateArgumentsOptionsQcowEncryptLuks> = Schema.Struct({
-  "key-secret": Schema.optionalWith(Schema.String, { exact: true }),
-  "cipher-alg": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsLuksCipherAlg), { exact: true }),
-  "cipher-mode": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsLuksCipherMode), { exact: true }),
-  "ivgen-alg": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsLuksIvgenAlg), { exact: true }),
-  "ivgen-hash-alg": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsLuksIvgenHashAlg), { exact: true }),
-  "hash-alg": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsLuksIvgenHashAlg), { exact: true }),
-  "iter-time": Schema.optionalWith(Schema.Number, { exact: true })
-})
+export const BlockdevCreateArgumentsOptionsQcowEncryptLuks: Schema.Schema<BlockdevCreateArgumentsOptionsQcowEncryptLuks> = lazy(() =>
+  Schema.Struct({
+    "key-secret": Schema.optionalWith(Schema.String, { exact: true }),
+    "cipher-alg": Schema.optionalWith(BlockdevCreateArgumentsOptionsLuksCipherAlg, { exact: true }),
+    "cipher-mode": Schema.optionalWith(BlockdevCreateArgumentsOptionsLuksCipherMode, { exact: true }),
+    "ivgen-alg": Schema.optionalWith(BlockdevCreateArgumentsOptionsLuksIvgenAlg, { exact: true }),
+    "ivgen-hash-alg": Schema.optionalWith(BlockdevCreateArgumentsOptionsLuksIvgenHashAlg, { exact: true }),
+    "hash-alg": Schema.optionalWith(BlockdevCreateArgumentsOptionsLuksIvgenHashAlg, { exact: true }),
+    "iter-time": Schema.optionalWith(Schema.Number, { exact: true })
+  })
+)
 
 export interface BlockdevCreateArgumentsOptionsRbdEncryptLuks {
   readonly "key-secret": string
   readonly "cipher-alg"?: BlockdevCreateArgumentsOptionsLuksCipherAlg
 }
-export const BlockdevCreateArgumentsOptionsRbdEncryptLuks: Schema.Schema<BlockdevCreateArgumentsOptionsRbdEncryptLuks> = Schema.Struct({
-  "key-secret": Schema.String,
-  "cipher-alg": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsLuksCipherAlg), { exact: true })
-})
+export const BlockdevCreateArgumentsOptionsRbdEncryptLuks: Schema.Schema<BlockdevCreateArgumentsOptionsRbdEncryptLuks> = lazy(() =>
+  Schema.Struct({
+    "key-secret": Schema.String,
+    "cipher-alg": Schema.optionalWith(BlockdevCreateArgumentsOptionsLuksCipherAlg, { exact: true })
+  })
+)
 
 export interface BlockdevCreateArgumentsOptionsRbdEncryptLuks2 {
   readonly "key-secret": string
   readonly "cipher-alg"?: BlockdevCreateArgumentsOptionsLuksCipherAlg
 }
-export const BlockdevCreateArgumentsOptionsRbdEncryptLuks2: Schema.Schema<BlockdevCreateArgumentsOptionsRbdEncryptLuks2> = Schema.Struct({
-  "key-secret": Schema.String,
-  "cipher-alg": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsLuksCipherAlg), { exact: true })
-})
+export const BlockdevCreateArgumentsOptionsRbdEncryptLuks2: Schema.Schema<BlockdevCreateArgumentsOptionsRbdEncryptLuks2> = lazy(() =>
+  Schema.Struct({
+    "key-secret": Schema.String,
+    "cipher-alg": Schema.optionalWith(BlockdevCreateArgumentsOptionsLuksCipherAlg, { exact: true })
+  })
+)
 
 export type InputSendEventArgumentsEventsItemBtnDataButton = "left" | "middle" | "right" | "wheel-up" | "wheel-down" | "side" | "extra" | "wheel-left" | "wheel-right"
-export const InputSendEventArgumentsEventsItemBtnDataButton: Schema.Schema<InputSendEventArgumentsEventsItemBtnDataButton> = Schema.Literal("left", "middle", "right", "wheel-up", "wheel-down", "side", "extra", "wheel-left", "wheel-right")
+export const InputSendEventArgumentsEventsItemBtnDataButton: Schema.Schema<InputSendEventArgumentsEventsItemBtnDataButton> = lazy(() => Schema.Literal("left", "middle", "right", "wheel-up", "wheel-down", "side", "extra", "wheel-left", "wheel-right"))
 
 export type InputSendEventArgumentsEventsItemRelDataAxis = "x" | "y"
-export const InputSendEventArgumentsEventsItemRelDataAxis: Schema.Schema<InputSendEventArgumentsEventsItemRelDataAxis> = Schema.Literal("x", "y")
+export const InputSendEventArgumentsEventsItemRelDataAxis: Schema.Schema<InputSendEventArgumentsEventsItemRelDataAxis> = lazy(() => Schema.Literal("x", "y"))
 
 export interface QueryNamedBlockNodesItemImageFormatSpecificQcow2Data {
   readonly "compat": string
@@ -11868,18 +12951,20 @@ export interface QueryNamedBlockNodesItemImageFormatSpecificQcow2Data {
   readonly "bitmaps"?: ReadonlyArray<QueryNamedBlockNodesItemImageFormatSpecificQcow2DataBitmapsItem>
   readonly "compression-type": BlockdevCreateArgumentsOptionsQcow2CompressionType
 }
-export const QueryNamedBlockNodesItemImageFormatSpecificQcow2Data: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecificQcow2Data> = Schema.Struct({
-  "compat": Schema.String,
-  "data-file": Schema.optionalWith(Schema.String, { exact: true }),
-  "data-file-raw": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "extended-l2": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "lazy-refcounts": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "corrupt": Schema.optionalWith(Schema.Boolean, { exact: true }),
-  "refcount-bits": Schema.Number,
-  "encrypt": Schema.optionalWith(ref(() => QueryNamedBlockNodesItemImageFormatSpecificQcow2DataEncrypt), { exact: true }),
-  "bitmaps": Schema.optionalWith(Schema.Array(ref(() => QueryNamedBlockNodesItemImageFormatSpecificQcow2DataBitmapsItem)), { exact: true }),
-  "compression-type": ref(() => BlockdevCreateArgumentsOptionsQcow2CompressionType)
-})
+export const QueryNamedBlockNodesItemImageFormatSpecificQcow2Data: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecificQcow2Data> = lazy(() =>
+  Schema.Struct({
+    "compat": Schema.String,
+    "data-file": Schema.optionalWith(Schema.String, { exact: true }),
+    "data-file-raw": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "extended-l2": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "lazy-refcounts": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "corrupt": Schema.optionalWith(Schema.Boolean, { exact: true }),
+    "refcount-bits": Schema.Number,
+    "encrypt": Schema.optionalWith(QueryNamedBlockNodesItemImageFormatSpecificQcow2DataEncrypt, { exact: true }),
+    "bitmaps": Schema.optionalWith(Schema.Array(QueryNamedBlockNodesItemImageFormatSpecificQcow2DataBitmapsItem), { exact: true }),
+    "compression-type": BlockdevCreateArgumentsOptionsQcow2CompressionType
+  })
+)
 
 export interface QueryNamedBlockNodesItemImageFormatSpecificVmdkData {
   readonly "create-type": string
@@ -11887,12 +12972,14 @@ export interface QueryNamedBlockNodesItemImageFormatSpecificVmdkData {
   readonly "parent-cid": number
   readonly "extents": ReadonlyArray<QueryNamedBlockNodesItemImage>
 }
-export const QueryNamedBlockNodesItemImageFormatSpecificVmdkData: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecificVmdkData> = Schema.Struct({
-  "create-type": Schema.String,
-  "cid": Schema.Number,
-  "parent-cid": Schema.Number,
-  "extents": Schema.Array(ref(() => QueryNamedBlockNodesItemImage))
-})
+export const QueryNamedBlockNodesItemImageFormatSpecificVmdkData: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecificVmdkData> = lazy(() =>
+  Schema.Struct({
+    "create-type": Schema.String,
+    "cid": Schema.Number,
+    "parent-cid": Schema.Number,
+    "extents": Schema.Array(QueryNamedBlockNodesItemImage)
+  })
+)
 
 export interface QueryNamedBlockNodesItemImageFormatSpecificLuksData {
   readonly "cipher-alg": BlockdevCreateArgumentsOptionsLuksCipherAlg
@@ -11905,33 +12992,39 @@ export interface QueryNamedBlockNodesItemImageFormatSpecificLuksData {
   readonly "uuid": string
   readonly "slots": ReadonlyArray<QueryNamedBlockNodesItemImageFormatSpecificLuksDataSlotsItem>
 }
-export const QueryNamedBlockNodesItemImageFormatSpecificLuksData: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecificLuksData> = Schema.Struct({
-  "cipher-alg": ref(() => BlockdevCreateArgumentsOptionsLuksCipherAlg),
-  "cipher-mode": ref(() => BlockdevCreateArgumentsOptionsLuksCipherMode),
-  "ivgen-alg": ref(() => BlockdevCreateArgumentsOptionsLuksIvgenAlg),
-  "ivgen-hash-alg": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsLuksIvgenHashAlg), { exact: true }),
-  "hash-alg": ref(() => BlockdevCreateArgumentsOptionsLuksIvgenHashAlg),
-  "payload-offset": Schema.Number,
-  "master-key-iters": Schema.Number,
-  "uuid": Schema.String,
-  "slots": Schema.Array(ref(() => QueryNamedBlockNodesItemImageFormatSpecificLuksDataSlotsItem))
-})
+export const QueryNamedBlockNodesItemImageFormatSpecificLuksData: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecificLuksData> = lazy(() =>
+  Schema.Struct({
+    "cipher-alg": BlockdevCreateArgumentsOptionsLuksCipherAlg,
+    "cipher-mode": BlockdevCreateArgumentsOptionsLuksCipherMode,
+    "ivgen-alg": BlockdevCreateArgumentsOptionsLuksIvgenAlg,
+    "ivgen-hash-alg": Schema.optionalWith(BlockdevCreateArgumentsOptionsLuksIvgenHashAlg, { exact: true }),
+    "hash-alg": BlockdevCreateArgumentsOptionsLuksIvgenHashAlg,
+    "payload-offset": Schema.Number,
+    "master-key-iters": Schema.Number,
+    "uuid": Schema.String,
+    "slots": Schema.Array(QueryNamedBlockNodesItemImageFormatSpecificLuksDataSlotsItem)
+  })
+)
 
 export interface QueryNamedBlockNodesItemImageFormatSpecificRbdData {
   readonly "encryption-format"?: BlockdevAddArgumentsRbdEncryptFormat
 }
-export const QueryNamedBlockNodesItemImageFormatSpecificRbdData: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecificRbdData> = Schema.Struct({
-  "encryption-format": Schema.optionalWith(ref(() => BlockdevAddArgumentsRbdEncryptFormat), { exact: true })
-})
+export const QueryNamedBlockNodesItemImageFormatSpecificRbdData: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecificRbdData> = lazy(() =>
+  Schema.Struct({
+    "encryption-format": Schema.optionalWith(BlockdevAddArgumentsRbdEncryptFormat, { exact: true })
+  })
+)
 
 export interface QueryPciItemDevicesItemPciBridgeBusIoRange {
   readonly "base": number
   readonly "limit": number
 }
-export const QueryPciItemDevicesItemPciBridgeBusIoRange: Schema.Schema<QueryPciItemDevicesItemPciBridgeBusIoRange> = Schema.Struct({
-  "base": Schema.Number,
-  "limit": Schema.Number
-})
+export const QueryPciItemDevicesItemPciBridgeBusIoRange: Schema.Schema<QueryPciItemDevicesItemPciBridgeBusIoRange> = lazy(() =>
+  Schema.Struct({
+    "base": Schema.Number,
+    "limit": Schema.Number
+  })
+)
 
 export interface XBlockdevAmendArgumentsOptionsQcow2EncryptLuks {
   readonly "state": XBlockdevAmendArgumentsOptionsLuksState
@@ -11941,14 +13034,16 @@ export interface XBlockdevAmendArgumentsOptionsQcow2EncryptLuks {
   readonly "iter-time"?: number
   readonly "secret"?: string
 }
-export const XBlockdevAmendArgumentsOptionsQcow2EncryptLuks: Schema.Schema<XBlockdevAmendArgumentsOptionsQcow2EncryptLuks> = Schema.Struct({
-  "state": ref(() => XBlockdevAmendArgumentsOptionsLuksState),
-  "new-secret": Schema.optionalWith(Schema.String, { exact: true }),
-  "old-secret": Schema.optionalWith(Schema.String, { exact: true }),
-  "keyslot": Schema.optionalWith(Schema.Number, { exact: true }),
-  "iter-time": Schema.optionalWith(Schema.Number, { exact: true }),
-  "secret": Schema.optionalWith(Schema.String, { exact: true })
-})
+export const XBlockdevAmendArgumentsOptionsQcow2EncryptLuks: Schema.Schema<XBlockdevAmendArgumentsOptionsQcow2EncryptLuks> = lazy(() =>
+  Schema.Struct({
+    "state": XBlockdevAmendArgumentsOptionsLuksState,
+    "new-secret": Schema.optionalWith(Schema.String, { exact: true }),
+    "old-secret": Schema.optionalWith(Schema.String, { exact: true }),
+    "keyslot": Schema.optionalWith(Schema.Number, { exact: true }),
+    "iter-time": Schema.optionalWith(Schema.Number, { exact: true }),
+    "secret": Schema.optionalWith(Schema.String, { exact: true })
+  })
+)
 
 export type QueryNamedBlockNodesItemImageFormatSpecificQcow2DataEncrypt =
   | {
@@ -11966,22 +13061,24 @@ export type QueryNamedBlockNodesItemImageFormatSpecificQcow2DataEncrypt =
     readonly "uuid": string
     readonly "slots": ReadonlyArray<QueryNamedBlockNodesItemImageFormatSpecificLuksDataSlotsItem>
   }
-export const QueryNamedBlockNodesItemImageFormatSpecificQcow2DataEncrypt: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecificQcow2DataEncrypt> = Schema.Union(
-  Schema.Struct({
-    "format": Schema.Literal("aes")
-  }),
-  Schema.Struct({
-    "format": Schema.Literal("luks"),
-    "cipher-alg": ref(() => BlockdevCreateArgumentsOptionsLuksCipherAlg),
-    "cipher-mode": ref(() => BlockdevCreateArgumentsOptionsLuksCipherMode),
-    "ivgen-alg": ref(() => BlockdevCreateArgumentsOptionsLuksIvgenAlg),
-    "ivgen-hash-alg": Schema.optionalWith(ref(() => BlockdevCreateArgumentsOptionsLuksIvgenHashAlg), { exact: true }),
-    "hash-alg": ref(() => BlockdevCreateArgumentsOptionsLuksIvgenHashAlg),
-    "payload-offset": Schema.Number,
-    "master-key-iters": Schema.Number,
-    "uuid": Schema.String,
-    "slots": Schema.Array(ref(() => QueryNamedBlockNodesItemImageFormatSpecificLuksDataSlotsItem))
-  })
+export const QueryNamedBlockNodesItemImageFormatSpecificQcow2DataEncrypt: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecificQcow2DataEncrypt> = lazy(() =>
+  Schema.Union(
+    Schema.Struct({
+      "format": Schema.Literal("aes")
+    }),
+    Schema.Struct({
+      "format": Schema.Literal("luks"),
+      "cipher-alg": BlockdevCreateArgumentsOptionsLuksCipherAlg,
+      "cipher-mode": BlockdevCreateArgumentsOptionsLuksCipherMode,
+      "ivgen-alg": BlockdevCreateArgumentsOptionsLuksIvgenAlg,
+      "ivgen-hash-alg": Schema.optionalWith(BlockdevCreateArgumentsOptionsLuksIvgenHashAlg, { exact: true }),
+      "hash-alg": BlockdevCreateArgumentsOptionsLuksIvgenHashAlg,
+      "payload-offset": Schema.Number,
+      "master-key-iters": Schema.Number,
+      "uuid": Schema.String,
+      "slots": Schema.Array(QueryNamedBlockNodesItemImageFormatSpecificLuksDataSlotsItem)
+    })
+  )
 )
 
 export interface QueryNamedBlockNodesItemImageFormatSpecificQcow2DataBitmapsItem {
@@ -11989,11 +13086,13 @@ export interface QueryNamedBlockNodesItemImageFormatSpecificQcow2DataBitmapsItem
   readonly "granularity": number
   readonly "flags": ReadonlyArray<QueryNamedBlockNodesItemImageFormatSpecificQcow2DataBitmapsItemFlagsItem>
 }
-export const QueryNamedBlockNodesItemImageFormatSpecificQcow2DataBitmapsItem: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecificQcow2DataBitmapsItem> = Schema.Struct({
-  "name": Schema.String,
-  "granularity": Schema.Number,
-  "flags": Schema.Array(ref(() => QueryNamedBlockNodesItemImageFormatSpecificQcow2DataBitmapsItemFlagsItem))
-})
+export const QueryNamedBlockNodesItemImageFormatSpecificQcow2DataBitmapsItem: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecificQcow2DataBitmapsItem> = lazy(() =>
+  Schema.Struct({
+    "name": Schema.String,
+    "granularity": Schema.Number,
+    "flags": Schema.Array(QueryNamedBlockNodesItemImageFormatSpecificQcow2DataBitmapsItemFlagsItem)
+  })
+)
 
 export interface QueryNamedBlockNodesItemImageFormatSpecificLuksDataSlotsItem {
   readonly "active": boolean
@@ -12001,15 +13100,17 @@ export interface QueryNamedBlockNodesItemImageFormatSpecificLuksDataSlotsItem {
   readonly "stripes"?: number
   readonly "key-offset": number
 }
-export const QueryNamedBlockNodesItemImageFormatSpecificLuksDataSlotsItem: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecificLuksDataSlotsItem> = Schema.Struct({
-  "active": Schema.Boolean,
-  "iters": Schema.optionalWith(Schema.Number, { exact: true }),
-  "stripes": Schema.optionalWith(Schema.Number, { exact: true }),
-  "key-offset": Schema.Number
-})
+export const QueryNamedBlockNodesItemImageFormatSpecificLuksDataSlotsItem: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecificLuksDataSlotsItem> = lazy(() =>
+  Schema.Struct({
+    "active": Schema.Boolean,
+    "iters": Schema.optionalWith(Schema.Number, { exact: true }),
+    "stripes": Schema.optionalWith(Schema.Number, { exact: true }),
+    "key-offset": Schema.Number
+  })
+)
 
 export type QueryNamedBlockNodesItemImageFormatSpecificQcow2DataBitmapsItemFlagsItem = "in-use" | "auto"
-export const QueryNamedBlockNodesItemImageFormatSpecificQcow2DataBitmapsItemFlagsItem: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecificQcow2DataBitmapsItemFlagsItem> = Schema.Literal("in-use", "auto")
+export const QueryNamedBlockNodesItemImageFormatSpecificQcow2DataBitmapsItemFlagsItem: Schema.Schema<QueryNamedBlockNodesItemImageFormatSpecificQcow2DataBitmapsItemFlagsItem> = lazy(() => Schema.Literal("in-use", "auto"))
 
 /** Every command: its arguments and its result. */
 export interface Commands {
@@ -12238,222 +13339,222 @@ export const commands: {
     readonly result: Schema.Schema<Commands[K]["result"]>
   }
 } = {
-  "add-fd": { args: ref(() => AddFdArguments), result: ref(() => AddFdResult) },
-  "add_client": { args: ref(() => AddClientArguments), result: ref(() => Empty) },
-  "announce-self": { args: ref(() => AnnounceSelfArguments), result: ref(() => Empty) },
-  "balloon": { args: ref(() => BalloonArguments), result: ref(() => Empty) },
-  "block-commit": { args: ref(() => BlockCommitArguments), result: ref(() => Empty) },
-  "block-dirty-bitmap-add": { args: ref(() => BlockDirtyBitmapAddArguments), result: ref(() => Empty) },
-  "block-dirty-bitmap-clear": { args: ref(() => BlockDirtyBitmapClearArguments), result: ref(() => Empty) },
-  "block-dirty-bitmap-disable": { args: ref(() => BlockDirtyBitmapClearArguments), result: ref(() => Empty) },
-  "block-dirty-bitmap-enable": { args: ref(() => BlockDirtyBitmapClearArguments), result: ref(() => Empty) },
-  "block-dirty-bitmap-merge": { args: ref(() => BlockDirtyBitmapMergeArguments), result: ref(() => Empty) },
-  "block-dirty-bitmap-remove": { args: ref(() => BlockDirtyBitmapClearArguments), result: ref(() => Empty) },
-  "block-export-add": { args: ref(() => BlockExportAddArguments), result: ref(() => Empty) },
-  "block-export-del": { args: ref(() => BlockExportDelArguments), result: ref(() => Empty) },
-  "block-job-cancel": { args: ref(() => BlockJobCancelArguments), result: ref(() => Empty) },
-  "block-job-complete": { args: ref(() => BlockJobCompleteArguments), result: ref(() => Empty) },
-  "block-job-dismiss": { args: ref(() => BlockJobDismissArguments), result: ref(() => Empty) },
-  "block-job-finalize": { args: ref(() => BlockJobFinalizeArguments), result: ref(() => Empty) },
-  "block-job-pause": { args: ref(() => BlockJobPauseArguments), result: ref(() => Empty) },
-  "block-job-resume": { args: ref(() => BlockJobResumeArguments), result: ref(() => Empty) },
-  "block-job-set-speed": { args: ref(() => BlockJobSetSpeedArguments), result: ref(() => Empty) },
-  "block-latency-histogram-set": { args: ref(() => BlockLatencyHistogramSetArguments), result: ref(() => Empty) },
-  "block-set-write-threshold": { args: ref(() => BlockSetWriteThresholdArguments), result: ref(() => Empty) },
-  "block-stream": { args: ref(() => BlockStreamArguments), result: ref(() => Empty) },
-  "block_resize": { args: ref(() => BlockResizeArguments), result: ref(() => Empty) },
-  "block_set_io_throttle": { args: ref(() => BlockSetIoThrottleArguments), result: ref(() => Empty) },
-  "blockdev-add": { args: ref(() => BlockdevAddArguments), result: ref(() => Empty) },
-  "blockdev-backup": { args: ref(() => BlockdevBackupArguments), result: ref(() => Empty) },
-  "blockdev-change-medium": { args: ref(() => BlockdevChangeMediumArguments), result: ref(() => Empty) },
-  "blockdev-close-tray": { args: ref(() => BlockdevCloseTrayArguments), result: ref(() => Empty) },
-  "blockdev-create": { args: ref(() => BlockdevCreateArguments), result: ref(() => Empty) },
-  "blockdev-del": { args: ref(() => BlockdevDelArguments), result: ref(() => Empty) },
-  "blockdev-insert-medium": { args: ref(() => BlockdevInsertMediumArguments), result: ref(() => Empty) },
-  "blockdev-mirror": { args: ref(() => BlockdevMirrorArguments), result: ref(() => Empty) },
-  "blockdev-open-tray": { args: ref(() => BlockdevOpenTrayArguments), result: ref(() => Empty) },
-  "blockdev-remove-medium": { args: ref(() => BlockdevRemoveMediumArguments), result: ref(() => Empty) },
-  "blockdev-reopen": { args: ref(() => BlockdevReopenArguments), result: ref(() => Empty) },
-  "blockdev-snapshot": { args: ref(() => BlockdevSnapshotArguments), result: ref(() => Empty) },
-  "blockdev-snapshot-delete-internal-sync": { args: ref(() => BlockdevSnapshotDeleteInternalSyncArguments), result: ref(() => BlockdevSnapshotDeleteInternalSyncResult) },
-  "blockdev-snapshot-internal-sync": { args: ref(() => BlockdevSnapshotInternalSyncArguments), result: ref(() => Empty) },
-  "blockdev-snapshot-sync": { args: ref(() => BlockdevSnapshotSyncArguments), result: ref(() => Empty) },
-  "calc-dirty-rate": { args: ref(() => CalcDirtyRateArguments), result: ref(() => Empty) },
-  "cancel-vcpu-dirty-limit": { args: ref(() => CancelVcpuDirtyLimitArguments), result: ref(() => Empty) },
-  "change-backing-file": { args: ref(() => ChangeBackingFileArguments), result: ref(() => Empty) },
-  "change-vnc-password": { args: ref(() => ChangeVncPasswordArguments), result: ref(() => Empty) },
-  "chardev-add": { args: ref(() => ChardevAddArguments), result: ref(() => ChardevAddResult) },
-  "chardev-change": { args: ref(() => ChardevChangeArguments), result: ref(() => ChardevAddResult) },
-  "chardev-remove": { args: ref(() => ChardevRemoveArguments), result: ref(() => Empty) },
-  "chardev-send-break": { args: ref(() => ChardevSendBreakArguments), result: ref(() => Empty) },
-  "client_migrate_info": { args: ref(() => ClientMigrateInfoArguments), result: ref(() => Empty) },
-  "closefd": { args: ref(() => ClosefdArguments), result: ref(() => Empty) },
-  "cont": { args: ref(() => Empty), result: ref(() => Empty) },
-  "device-list-properties": { args: ref(() => DeviceListPropertiesArguments), result: Schema.Array(ref(() => DeviceListPropertiesItem)) },
-  "device_add": { args: ref(() => DeviceAddArguments), result: ref(() => Empty) },
-  "device_del": { args: ref(() => DeviceDelArguments), result: ref(() => Empty) },
-  "display-reload": { args: ref(() => DisplayReloadArguments), result: ref(() => Empty) },
-  "display-update": { args: ref(() => DisplayUpdateArguments), result: ref(() => Empty) },
-  "drive-backup": { args: ref(() => DriveBackupArguments), result: ref(() => Empty) },
-  "drive-mirror": { args: ref(() => DriveMirrorArguments), result: ref(() => Empty) },
-  "dump-guest-memory": { args: ref(() => DumpGuestMemoryArguments), result: ref(() => Empty) },
-  "dumpdtb": { args: ref(() => DumpdtbArguments), result: ref(() => Empty) },
-  "eject": { args: ref(() => EjectArguments), result: ref(() => Empty) },
-  "expire_password": { args: ref(() => ExpirePasswordArguments), result: ref(() => Empty) },
-  "getfd": { args: ref(() => GetfdArguments), result: ref(() => Empty) },
-  "human-monitor-command": { args: ref(() => HumanMonitorCommandArguments), result: Schema.String },
-  "inject-nmi": { args: ref(() => Empty), result: ref(() => Empty) },
-  "input-send-event": { args: ref(() => InputSendEventArguments), result: ref(() => Empty) },
-  "job-cancel": { args: ref(() => JobCancelArguments), result: ref(() => Empty) },
-  "job-complete": { args: ref(() => JobCompleteArguments), result: ref(() => Empty) },
-  "job-dismiss": { args: ref(() => JobDismissArguments), result: ref(() => Empty) },
-  "job-finalize": { args: ref(() => JobFinalizeArguments), result: ref(() => Empty) },
-  "job-pause": { args: ref(() => JobPauseArguments), result: ref(() => Empty) },
-  "job-resume": { args: ref(() => JobResumeArguments), result: ref(() => Empty) },
-  "memsave": { args: ref(() => MemsaveArguments), result: ref(() => Empty) },
-  "migrate": { args: ref(() => MigrateArguments), result: ref(() => Empty) },
-  "migrate-continue": { args: ref(() => MigrateContinueArguments), result: ref(() => Empty) },
-  "migrate-incoming": { args: ref(() => MigrateIncomingArguments), result: ref(() => Empty) },
-  "migrate-pause": { args: ref(() => Empty), result: ref(() => Empty) },
-  "migrate-recover": { args: ref(() => MigrateRecoverArguments), result: ref(() => Empty) },
-  "migrate-set-capabilities": { args: ref(() => MigrateSetCapabilitiesArguments), result: ref(() => Empty) },
-  "migrate-set-parameters": { args: ref(() => MigrateSetParametersArguments), result: ref(() => Empty) },
-  "migrate-start-postcopy": { args: ref(() => Empty), result: ref(() => Empty) },
-  "migrate_cancel": { args: ref(() => Empty), result: ref(() => Empty) },
-  "nbd-server-add": { args: ref(() => NbdServerAddArguments), result: ref(() => Empty) },
-  "nbd-server-remove": { args: ref(() => NbdServerRemoveArguments), result: ref(() => Empty) },
-  "nbd-server-start": { args: ref(() => NbdServerStartArguments), result: ref(() => Empty) },
-  "nbd-server-stop": { args: ref(() => Empty), result: ref(() => Empty) },
-  "netdev_add": { args: ref(() => NetdevAddArguments), result: ref(() => Empty) },
-  "netdev_del": { args: ref(() => NetdevDelArguments), result: ref(() => Empty) },
-  "object-add": { args: ref(() => ObjectAddArguments), result: ref(() => Empty) },
-  "object-del": { args: ref(() => ObjectDelArguments), result: ref(() => Empty) },
-  "pmemsave": { args: ref(() => PmemsaveArguments), result: ref(() => Empty) },
-  "qmp_capabilities": { args: ref(() => QmpCapabilitiesArguments), result: ref(() => Empty) },
-  "qom-get": { args: ref(() => QomGetArguments), result: Schema.Unknown },
-  "qom-list": { args: ref(() => QomListArguments), result: Schema.Array(ref(() => DeviceListPropertiesItem)) },
-  "qom-list-properties": { args: ref(() => QomListPropertiesArguments), result: Schema.Array(ref(() => DeviceListPropertiesItem)) },
-  "qom-list-types": { args: ref(() => QomListTypesArguments), result: Schema.Array(ref(() => QomListTypesItem)) },
-  "qom-set": { args: ref(() => QomSetArguments), result: ref(() => Empty) },
-  "query-acpi-ospm-status": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryAcpiOspmStatusItem)) },
-  "query-balloon": { args: ref(() => Empty), result: ref(() => QueryBalloonResult) },
-  "query-block": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryBlockItem)) },
-  "query-block-exports": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryBlockExportsItem)) },
-  "query-block-jobs": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryBlockJobsItem)) },
-  "query-blockstats": { args: ref(() => QueryBlockstatsArguments), result: Schema.Array(ref(() => QueryBlockstatsItem)) },
-  "query-chardev": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryChardevItem)) },
-  "query-chardev-backends": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryChardevBackendsItem)) },
-  "query-colo-status": { args: ref(() => Empty), result: ref(() => QueryColoStatusResult) },
-  "query-command-line-options": { args: ref(() => QueryCommandLineOptionsArguments), result: Schema.Array(ref(() => QueryCommandLineOptionsItem)) },
-  "query-commands": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryCommandsItem)) },
-  "query-cpu-definitions": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryCpuDefinitionsItem)) },
-  "query-cpu-model-expansion": { args: ref(() => QueryCpuModelExpansionArguments), result: ref(() => QueryCpuModelExpansionResult) },
-  "query-cpus-fast": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryCpusFastItem)) },
-  "query-current-machine": { args: ref(() => Empty), result: ref(() => QueryCurrentMachineResult) },
-  "query-dirty-rate": { args: ref(() => Empty), result: ref(() => QueryDirtyRateResult) },
-  "query-display-options": { args: ref(() => Empty), result: ref(() => QueryDisplayOptionsResult) },
-  "query-dump": { args: ref(() => Empty), result: ref(() => QueryDumpResult) },
-  "query-dump-guest-memory-capability": { args: ref(() => Empty), result: ref(() => QueryDumpGuestMemoryCapabilityResult) },
-  "query-fdsets": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryFdsetsItem)) },
-  "query-hotpluggable-cpus": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryHotpluggableCpusItem)) },
-  "query-iothreads": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryIothreadsItem)) },
-  "query-jobs": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryJobsItem)) },
-  "query-kvm": { args: ref(() => Empty), result: ref(() => QueryKvmResult) },
-  "query-machines": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryMachinesItem)) },
-  "query-memdev": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryMemdevItem)) },
-  "query-memory-devices": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryMemoryDevicesItem)) },
-  "query-memory-size-summary": { args: ref(() => Empty), result: ref(() => QueryMemorySizeSummaryResult) },
-  "query-mice": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryMiceItem)) },
-  "query-migrate": { args: ref(() => Empty), result: ref(() => QueryMigrateResult) },
-  "query-migrate-capabilities": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryMigrateCapabilitiesItem)) },
-  "query-migrate-parameters": { args: ref(() => Empty), result: ref(() => QueryMigrateParametersResult) },
-  "query-name": { args: ref(() => Empty), result: ref(() => QueryNameResult) },
-  "query-named-block-nodes": { args: ref(() => QueryNamedBlockNodesArguments), result: Schema.Array(ref(() => QueryNamedBlockNodesItem)) },
-  "query-pci": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryPciItem)) },
-  "query-pr-managers": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryPrManagersItem)) },
-  "query-qmp-schema": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryQmpSchemaItem)) },
-  "query-replay": { args: ref(() => Empty), result: ref(() => QueryReplayResult) },
-  "query-rocker": { args: ref(() => QueryRockerArguments), result: ref(() => QueryRockerResult) },
-  "query-rocker-of-dpa-flows": { args: ref(() => QueryRockerOfDpaFlowsArguments), result: Schema.Array(ref(() => QueryRockerOfDpaFlowsItem)) },
-  "query-rocker-of-dpa-groups": { args: ref(() => QueryRockerOfDpaGroupsArguments), result: Schema.Array(ref(() => QueryRockerOfDpaGroupsItem)) },
-  "query-rocker-ports": { args: ref(() => QueryRockerPortsArguments), result: Schema.Array(ref(() => QueryRockerPortsItem)) },
-  "query-rx-filter": { args: ref(() => QueryRxFilterArguments), result: Schema.Array(ref(() => QueryRxFilterItem)) },
-  "query-sev": { args: ref(() => Empty), result: ref(() => QuerySevResult) },
-  "query-sev-attestation-report": { args: ref(() => QuerySevAttestationReportArguments), result: ref(() => QuerySevAttestationReportResult) },
-  "query-sev-capabilities": { args: ref(() => Empty), result: ref(() => QuerySevCapabilitiesResult) },
-  "query-sev-launch-measure": { args: ref(() => Empty), result: ref(() => QuerySevLaunchMeasureResult) },
-  "query-sgx": { args: ref(() => Empty), result: ref(() => QuerySgxResult) },
-  "query-sgx-capabilities": { args: ref(() => Empty), result: ref(() => QuerySgxResult) },
-  "query-spice": { args: ref(() => Empty), result: ref(() => QuerySpiceResult) },
-  "query-stats": { args: ref(() => QueryStatsArguments), result: Schema.Array(ref(() => QueryStatsItem)) },
-  "query-stats-schemas": { args: ref(() => QueryStatsSchemasArguments), result: Schema.Array(ref(() => QueryStatsSchemasItem)) },
-  "query-status": { args: ref(() => Empty), result: ref(() => QueryStatusResult) },
-  "query-target": { args: ref(() => Empty), result: ref(() => QueryTargetResult) },
-  "query-tpm": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryTpmItem)) },
-  "query-tpm-models": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryTpmModelsItem)) },
-  "query-tpm-types": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryTpmTypesItem)) },
-  "query-uuid": { args: ref(() => Empty), result: ref(() => QueryUuidResult) },
-  "query-vcpu-dirty-limit": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryVcpuDirtyLimitItem)) },
-  "query-version": { args: ref(() => Empty), result: ref(() => QueryVersionResult) },
-  "query-vm-generation-id": { args: ref(() => Empty), result: ref(() => QueryVmGenerationIdResult) },
-  "query-vnc": { args: ref(() => Empty), result: ref(() => QueryVncResult) },
-  "query-vnc-servers": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryVncServersItem)) },
-  "query-xen-replication-status": { args: ref(() => Empty), result: ref(() => QueryXenReplicationStatusResult) },
-  "query-yank": { args: ref(() => Empty), result: Schema.Array(ref(() => QueryYankItem)) },
-  "quit": { args: ref(() => Empty), result: ref(() => Empty) },
-  "remove-fd": { args: ref(() => RemoveFdArguments), result: ref(() => Empty) },
-  "replay-break": { args: ref(() => ReplayBreakArguments), result: ref(() => Empty) },
-  "replay-delete-break": { args: ref(() => Empty), result: ref(() => Empty) },
-  "replay-seek": { args: ref(() => ReplaySeekArguments), result: ref(() => Empty) },
-  "ringbuf-read": { args: ref(() => RingbufReadArguments), result: Schema.String },
-  "ringbuf-write": { args: ref(() => RingbufWriteArguments), result: ref(() => Empty) },
-  "rtc-reset-reinjection": { args: ref(() => Empty), result: ref(() => Empty) },
-  "screendump": { args: ref(() => ScreendumpArguments), result: ref(() => Empty) },
-  "send-key": { args: ref(() => SendKeyArguments), result: ref(() => Empty) },
-  "set-action": { args: ref(() => SetActionArguments), result: ref(() => Empty) },
-  "set-numa-node": { args: ref(() => SetNumaNodeArguments), result: ref(() => Empty) },
-  "set-vcpu-dirty-limit": { args: ref(() => SetVcpuDirtyLimitArguments), result: ref(() => Empty) },
-  "set_link": { args: ref(() => SetLinkArguments), result: ref(() => Empty) },
-  "set_password": { args: ref(() => SetPasswordArguments), result: ref(() => Empty) },
-  "sev-inject-launch-secret": { args: ref(() => SevInjectLaunchSecretArguments), result: ref(() => Empty) },
-  "snapshot-delete": { args: ref(() => SnapshotDeleteArguments), result: ref(() => Empty) },
-  "snapshot-load": { args: ref(() => SnapshotLoadArguments), result: ref(() => Empty) },
-  "snapshot-save": { args: ref(() => SnapshotSaveArguments), result: ref(() => Empty) },
-  "stop": { args: ref(() => Empty), result: ref(() => Empty) },
-  "system_powerdown": { args: ref(() => Empty), result: ref(() => Empty) },
-  "system_reset": { args: ref(() => Empty), result: ref(() => Empty) },
-  "system_wakeup": { args: ref(() => Empty), result: ref(() => Empty) },
-  "trace-event-get-state": { args: ref(() => TraceEventGetStateArguments), result: Schema.Array(ref(() => TraceEventGetStateItem)) },
-  "trace-event-set-state": { args: ref(() => TraceEventSetStateArguments), result: ref(() => Empty) },
-  "transaction": { args: ref(() => TransactionArguments), result: ref(() => Empty) },
-  "watchdog-set-action": { args: ref(() => WatchdogSetActionArguments), result: ref(() => Empty) },
-  "x-blockdev-amend": { args: ref(() => XBlockdevAmendArguments), result: ref(() => Empty) },
-  "x-blockdev-change": { args: ref(() => XBlockdevChangeArguments), result: ref(() => Empty) },
-  "x-blockdev-set-iothread": { args: ref(() => XBlockdevSetIothreadArguments), result: ref(() => Empty) },
-  "x-colo-lost-heartbeat": { args: ref(() => Empty), result: ref(() => Empty) },
-  "x-debug-block-dirty-bitmap-sha256": { args: ref(() => BlockDirtyBitmapClearArguments), result: ref(() => XDebugBlockDirtyBitmapSha256Result) },
-  "x-debug-query-block-graph": { args: ref(() => Empty), result: ref(() => XDebugQueryBlockGraphResult) },
-  "x-exit-preconfig": { args: ref(() => Empty), result: ref(() => Empty) },
-  "x-query-irq": { args: ref(() => Empty), result: ref(() => XQueryIrqResult) },
-  "x-query-jit": { args: ref(() => Empty), result: ref(() => XQueryIrqResult) },
-  "x-query-numa": { args: ref(() => Empty), result: ref(() => XQueryIrqResult) },
-  "x-query-opcount": { args: ref(() => Empty), result: ref(() => XQueryIrqResult) },
-  "x-query-profile": { args: ref(() => Empty), result: ref(() => XQueryIrqResult) },
-  "x-query-ramblock": { args: ref(() => Empty), result: ref(() => XQueryIrqResult) },
-  "x-query-rdma": { args: ref(() => Empty), result: ref(() => XQueryIrqResult) },
-  "x-query-roms": { args: ref(() => Empty), result: ref(() => XQueryIrqResult) },
-  "x-query-usb": { args: ref(() => Empty), result: ref(() => XQueryIrqResult) },
-  "x-query-virtio": { args: ref(() => Empty), result: Schema.Array(ref(() => XQueryVirtioItem)) },
-  "x-query-virtio-queue-element": { args: ref(() => XQueryVirtioQueueElementArguments), result: ref(() => XQueryVirtioQueueElementResult) },
-  "x-query-virtio-queue-status": { args: ref(() => XQueryVirtioQueueStatusArguments), result: ref(() => XQueryVirtioQueueStatusResult) },
-  "x-query-virtio-status": { args: ref(() => XQueryVirtioStatusArguments), result: ref(() => XQueryVirtioStatusResult) },
-  "x-query-virtio-vhost-queue-status": { args: ref(() => XQueryVirtioVhostQueueStatusArguments), result: ref(() => XQueryVirtioVhostQueueStatusResult) },
-  "xen-colo-do-checkpoint": { args: ref(() => Empty), result: ref(() => Empty) },
-  "xen-load-devices-state": { args: ref(() => XenLoadDevicesStateArguments), result: ref(() => Empty) },
-  "xen-save-devices-state": { args: ref(() => XenSaveDevicesStateArguments), result: ref(() => Empty) },
-  "xen-set-global-dirty-log": { args: ref(() => XenSetGlobalDirtyLogArguments), result: ref(() => Empty) },
-  "xen-set-replication": { args: ref(() => XenSetReplicationArguments), result: ref(() => Empty) },
-  "yank": { args: ref(() => YankArguments), result: ref(() => Empty) }
+  "add-fd": { args: AddFdArguments, result: AddFdResult },
+  "add_client": { args: AddClientArguments, result: Empty },
+  "announce-self": { args: AnnounceSelfArguments, result: Empty },
+  "balloon": { args: BalloonArguments, result: Empty },
+  "block-commit": { args: BlockCommitArguments, result: Empty },
+  "block-dirty-bitmap-add": { args: BlockDirtyBitmapAddArguments, result: Empty },
+  "block-dirty-bitmap-clear": { args: BlockDirtyBitmapClearArguments, result: Empty },
+  "block-dirty-bitmap-disable": { args: BlockDirtyBitmapClearArguments, result: Empty },
+  "block-dirty-bitmap-enable": { args: BlockDirtyBitmapClearArguments, result: Empty },
+  "block-dirty-bitmap-merge": { args: BlockDirtyBitmapMergeArguments, result: Empty },
+  "block-dirty-bitmap-remove": { args: BlockDirtyBitmapClearArguments, result: Empty },
+  "block-export-add": { args: BlockExportAddArguments, result: Empty },
+  "block-export-del": { args: BlockExportDelArguments, result: Empty },
+  "block-job-cancel": { args: BlockJobCancelArguments, result: Empty },
+  "block-job-complete": { args: BlockJobCompleteArguments, result: Empty },
+  "block-job-dismiss": { args: BlockJobDismissArguments, result: Empty },
+  "block-job-finalize": { args: BlockJobFinalizeArguments, result: Empty },
+  "block-job-pause": { args: BlockJobPauseArguments, result: Empty },
+  "block-job-resume": { args: BlockJobResumeArguments, result: Empty },
+  "block-job-set-speed": { args: BlockJobSetSpeedArguments, result: Empty },
+  "block-latency-histogram-set": { args: BlockLatencyHistogramSetArguments, result: Empty },
+  "block-set-write-threshold": { args: BlockSetWriteThresholdArguments, result: Empty },
+  "block-stream": { args: BlockStreamArguments, result: Empty },
+  "block_resize": { args: BlockResizeArguments, result: Empty },
+  "block_set_io_throttle": { args: BlockSetIoThrottleArguments, result: Empty },
+  "blockdev-add": { args: BlockdevAddArguments, result: Empty },
+  "blockdev-backup": { args: BlockdevBackupArguments, result: Empty },
+  "blockdev-change-medium": { args: BlockdevChangeMediumArguments, result: Empty },
+  "blockdev-close-tray": { args: BlockdevCloseTrayArguments, result: Empty },
+  "blockdev-create": { args: BlockdevCreateArguments, result: Empty },
+  "blockdev-del": { args: BlockdevDelArguments, result: Empty },
+  "blockdev-insert-medium": { args: BlockdevInsertMediumArguments, result: Empty },
+  "blockdev-mirror": { args: BlockdevMirrorArguments, result: Empty },
+  "blockdev-open-tray": { args: BlockdevOpenTrayArguments, result: Empty },
+  "blockdev-remove-medium": { args: BlockdevRemoveMediumArguments, result: Empty },
+  "blockdev-reopen": { args: BlockdevReopenArguments, result: Empty },
+  "blockdev-snapshot": { args: BlockdevSnapshotArguments, result: Empty },
+  "blockdev-snapshot-delete-internal-sync": { args: BlockdevSnapshotDeleteInternalSyncArguments, result: BlockdevSnapshotDeleteInternalSyncResult },
+  "blockdev-snapshot-internal-sync": { args: BlockdevSnapshotInternalSyncArguments, result: Empty },
+  "blockdev-snapshot-sync": { args: BlockdevSnapshotSyncArguments, result: Empty },
+  "calc-dirty-rate": { args: CalcDirtyRateArguments, result: Empty },
+  "cancel-vcpu-dirty-limit": { args: CancelVcpuDirtyLimitArguments, result: Empty },
+  "change-backing-file": { args: ChangeBackingFileArguments, result: Empty },
+  "change-vnc-password": { args: ChangeVncPasswordArguments, result: Empty },
+  "chardev-add": { args: ChardevAddArguments, result: ChardevAddResult },
+  "chardev-change": { args: ChardevChangeArguments, result: ChardevAddResult },
+  "chardev-remove": { args: ChardevRemoveArguments, result: Empty },
+  "chardev-send-break": { args: ChardevSendBreakArguments, result: Empty },
+  "client_migrate_info": { args: ClientMigrateInfoArguments, result: Empty },
+  "closefd": { args: ClosefdArguments, result: Empty },
+  "cont": { args: Empty, result: Empty },
+  "device-list-properties": { args: DeviceListPropertiesArguments, result: Schema.Array(DeviceListPropertiesItem) },
+  "device_add": { args: DeviceAddArguments, result: Empty },
+  "device_del": { args: DeviceDelArguments, result: Empty },
+  "display-reload": { args: DisplayReloadArguments, result: Empty },
+  "display-update": { args: DisplayUpdateArguments, result: Empty },
+  "drive-backup": { args: DriveBackupArguments, result: Empty },
+  "drive-mirror": { args: DriveMirrorArguments, result: Empty },
+  "dump-guest-memory": { args: DumpGuestMemoryArguments, result: Empty },
+  "dumpdtb": { args: DumpdtbArguments, result: Empty },
+  "eject": { args: EjectArguments, result: Empty },
+  "expire_password": { args: ExpirePasswordArguments, result: Empty },
+  "getfd": { args: GetfdArguments, result: Empty },
+  "human-monitor-command": { args: HumanMonitorCommandArguments, result: Schema.String },
+  "inject-nmi": { args: Empty, result: Empty },
+  "input-send-event": { args: InputSendEventArguments, result: Empty },
+  "job-cancel": { args: JobCancelArguments, result: Empty },
+  "job-complete": { args: JobCompleteArguments, result: Empty },
+  "job-dismiss": { args: JobDismissArguments, result: Empty },
+  "job-finalize": { args: JobFinalizeArguments, result: Empty },
+  "job-pause": { args: JobPauseArguments, result: Empty },
+  "job-resume": { args: JobResumeArguments, result: Empty },
+  "memsave": { args: MemsaveArguments, result: Empty },
+  "migrate": { args: MigrateArguments, result: Empty },
+  "migrate-continue": { args: MigrateContinueArguments, result: Empty },
+  "migrate-incoming": { args: MigrateIncomingArguments, result: Empty },
+  "migrate-pause": { args: Empty, result: Empty },
+  "migrate-recover": { args: MigrateRecoverArguments, result: Empty },
+  "migrate-set-capabilities": { args: MigrateSetCapabilitiesArguments, result: Empty },
+  "migrate-set-parameters": { args: MigrateSetParametersArguments, result: Empty },
+  "migrate-start-postcopy": { args: Empty, result: Empty },
+  "migrate_cancel": { args: Empty, result: Empty },
+  "nbd-server-add": { args: NbdServerAddArguments, result: Empty },
+  "nbd-server-remove": { args: NbdServerRemoveArguments, result: Empty },
+  "nbd-server-start": { args: NbdServerStartArguments, result: Empty },
+  "nbd-server-stop": { args: Empty, result: Empty },
+  "netdev_add": { args: NetdevAddArguments, result: Empty },
+  "netdev_del": { args: NetdevDelArguments, result: Empty },
+  "object-add": { args: ObjectAddArguments, result: Empty },
+  "object-del": { args: ObjectDelArguments, result: Empty },
+  "pmemsave": { args: PmemsaveArguments, result: Empty },
+  "qmp_capabilities": { args: QmpCapabilitiesArguments, result: Empty },
+  "qom-get": { args: QomGetArguments, result: Schema.Unknown },
+  "qom-list": { args: QomListArguments, result: Schema.Array(DeviceListPropertiesItem) },
+  "qom-list-properties": { args: QomListPropertiesArguments, result: Schema.Array(DeviceListPropertiesItem) },
+  "qom-list-types": { args: QomListTypesArguments, result: Schema.Array(QomListTypesItem) },
+  "qom-set": { args: QomSetArguments, result: Empty },
+  "query-acpi-ospm-status": { args: Empty, result: Schema.Array(QueryAcpiOspmStatusItem) },
+  "query-balloon": { args: Empty, result: QueryBalloonResult },
+  "query-block": { args: Empty, result: Schema.Array(QueryBlockItem) },
+  "query-block-exports": { args: Empty, result: Schema.Array(QueryBlockExportsItem) },
+  "query-block-jobs": { args: Empty, result: Schema.Array(QueryBlockJobsItem) },
+  "query-blockstats": { args: QueryBlockstatsArguments, result: Schema.Array(QueryBlockstatsItem) },
+  "query-chardev": { args: Empty, result: Schema.Array(QueryChardevItem) },
+  "query-chardev-backends": { args: Empty, result: Schema.Array(QueryChardevBackendsItem) },
+  "query-colo-status": { args: Empty, result: QueryColoStatusResult },
+  "query-command-line-options": { args: QueryCommandLineOptionsArguments, result: Schema.Array(QueryCommandLineOptionsItem) },
+  "query-commands": { args: Empty, result: Schema.Array(QueryCommandsItem) },
+  "query-cpu-definitions": { args: Empty, result: Schema.Array(QueryCpuDefinitionsItem) },
+  "query-cpu-model-expansion": { args: QueryCpuModelExpansionArguments, result: QueryCpuModelExpansionResult },
+  "query-cpus-fast": { args: Empty, result: Schema.Array(QueryCpusFastItem) },
+  "query-current-machine": { args: Empty, result: QueryCurrentMachineResult },
+  "query-dirty-rate": { args: Empty, result: QueryDirtyRateResult },
+  "query-display-options": { args: Empty, result: QueryDisplayOptionsResult },
+  "query-dump": { args: Empty, result: QueryDumpResult },
+  "query-dump-guest-memory-capability": { args: Empty, result: QueryDumpGuestMemoryCapabilityResult },
+  "query-fdsets": { args: Empty, result: Schema.Array(QueryFdsetsItem) },
+  "query-hotpluggable-cpus": { args: Empty, result: Schema.Array(QueryHotpluggableCpusItem) },
+  "query-iothreads": { args: Empty, result: Schema.Array(QueryIothreadsItem) },
+  "query-jobs": { args: Empty, result: Schema.Array(QueryJobsItem) },
+  "query-kvm": { args: Empty, result: QueryKvmResult },
+  "query-machines": { args: Empty, result: Schema.Array(QueryMachinesItem) },
+  "query-memdev": { args: Empty, result: Schema.Array(QueryMemdevItem) },
+  "query-memory-devices": { args: Empty, result: Schema.Array(QueryMemoryDevicesItem) },
+  "query-memory-size-summary": { args: Empty, result: QueryMemorySizeSummaryResult },
+  "query-mice": { args: Empty, result: Schema.Array(QueryMiceItem) },
+  "query-migrate": { args: Empty, result: QueryMigrateResult },
+  "query-migrate-capabilities": { args: Empty, result: Schema.Array(QueryMigrateCapabilitiesItem) },
+  "query-migrate-parameters": { args: Empty, result: QueryMigrateParametersResult },
+  "query-name": { args: Empty, result: QueryNameResult },
+  "query-named-block-nodes": { args: QueryNamedBlockNodesArguments, result: Schema.Array(QueryNamedBlockNodesItem) },
+  "query-pci": { args: Empty, result: Schema.Array(QueryPciItem) },
+  "query-pr-managers": { args: Empty, result: Schema.Array(QueryPrManagersItem) },
+  "query-qmp-schema": { args: Empty, result: Schema.Array(QueryQmpSchemaItem) },
+  "query-replay": { args: Empty, result: QueryReplayResult },
+  "query-rocker": { args: QueryRockerArguments, result: QueryRockerResult },
+  "query-rocker-of-dpa-flows": { args: QueryRockerOfDpaFlowsArguments, result: Schema.Array(QueryRockerOfDpaFlowsItem) },
+  "query-rocker-of-dpa-groups": { args: QueryRockerOfDpaGroupsArguments, result: Schema.Array(QueryRockerOfDpaGroupsItem) },
+  "query-rocker-ports": { args: QueryRockerPortsArguments, result: Schema.Array(QueryRockerPortsItem) },
+  "query-rx-filter": { args: QueryRxFilterArguments, result: Schema.Array(QueryRxFilterItem) },
+  "query-sev": { args: Empty, result: QuerySevResult },
+  "query-sev-attestation-report": { args: QuerySevAttestationReportArguments, result: QuerySevAttestationReportResult },
+  "query-sev-capabilities": { args: Empty, result: QuerySevCapabilitiesResult },
+  "query-sev-launch-measure": { args: Empty, result: QuerySevLaunchMeasureResult },
+  "query-sgx": { args: Empty, result: QuerySgxResult },
+  "query-sgx-capabilities": { args: Empty, result: QuerySgxResult },
+  "query-spice": { args: Empty, result: QuerySpiceResult },
+  "query-stats": { args: QueryStatsArguments, result: Schema.Array(QueryStatsItem) },
+  "query-stats-schemas": { args: QueryStatsSchemasArguments, result: Schema.Array(QueryStatsSchemasItem) },
+  "query-status": { args: Empty, result: QueryStatusResult },
+  "query-target": { args: Empty, result: QueryTargetResult },
+  "query-tpm": { args: Empty, result: Schema.Array(QueryTpmItem) },
+  "query-tpm-models": { args: Empty, result: Schema.Array(QueryTpmModelsItem) },
+  "query-tpm-types": { args: Empty, result: Schema.Array(QueryTpmTypesItem) },
+  "query-uuid": { args: Empty, result: QueryUuidResult },
+  "query-vcpu-dirty-limit": { args: Empty, result: Schema.Array(QueryVcpuDirtyLimitItem) },
+  "query-version": { args: Empty, result: QueryVersionResult },
+  "query-vm-generation-id": { args: Empty, result: QueryVmGenerationIdResult },
+  "query-vnc": { args: Empty, result: QueryVncResult },
+  "query-vnc-servers": { args: Empty, result: Schema.Array(QueryVncServersItem) },
+  "query-xen-replication-status": { args: Empty, result: QueryXenReplicationStatusResult },
+  "query-yank": { args: Empty, result: Schema.Array(QueryYankItem) },
+  "quit": { args: Empty, result: Empty },
+  "remove-fd": { args: RemoveFdArguments, result: Empty },
+  "replay-break": { args: ReplayBreakArguments, result: Empty },
+  "replay-delete-break": { args: Empty, result: Empty },
+  "replay-seek": { args: ReplaySeekArguments, result: Empty },
+  "ringbuf-read": { args: RingbufReadArguments, result: Schema.String },
+  "ringbuf-write": { args: RingbufWriteArguments, result: Empty },
+  "rtc-reset-reinjection": { args: Empty, result: Empty },
+  "screendump": { args: ScreendumpArguments, result: Empty },
+  "send-key": { args: SendKeyArguments, result: Empty },
+  "set-action": { args: SetActionArguments, result: Empty },
+  "set-numa-node": { args: SetNumaNodeArguments, result: Empty },
+  "set-vcpu-dirty-limit": { args: SetVcpuDirtyLimitArguments, result: Empty },
+  "set_link": { args: SetLinkArguments, result: Empty },
+  "set_password": { args: SetPasswordArguments, result: Empty },
+  "sev-inject-launch-secret": { args: SevInjectLaunchSecretArguments, result: Empty },
+  "snapshot-delete": { args: SnapshotDeleteArguments, result: Empty },
+  "snapshot-load": { args: SnapshotLoadArguments, result: Empty },
+  "snapshot-save": { args: SnapshotSaveArguments, result: Empty },
+  "stop": { args: Empty, result: Empty },
+  "system_powerdown": { args: Empty, result: Empty },
+  "system_reset": { args: Empty, result: Empty },
+  "system_wakeup": { args: Empty, result: Empty },
+  "trace-event-get-state": { args: TraceEventGetStateArguments, result: Schema.Array(TraceEventGetStateItem) },
+  "trace-event-set-state": { args: TraceEventSetStateArguments, result: Empty },
+  "transaction": { args: TransactionArguments, result: Empty },
+  "watchdog-set-action": { args: WatchdogSetActionArguments, result: Empty },
+  "x-blockdev-amend": { args: XBlockdevAmendArguments, result: Empty },
+  "x-blockdev-change": { args: XBlockdevChangeArguments, result: Empty },
+  "x-blockdev-set-iothread": { args: XBlockdevSetIothreadArguments, result: Empty },
+  "x-colo-lost-heartbeat": { args: Empty, result: Empty },
+  "x-debug-block-dirty-bitmap-sha256": { args: BlockDirtyBitmapClearArguments, result: XDebugBlockDirtyBitmapSha256Result },
+  "x-debug-query-block-graph": { args: Empty, result: XDebugQueryBlockGraphResult },
+  "x-exit-preconfig": { args: Empty, result: Empty },
+  "x-query-irq": { args: Empty, result: XQueryIrqResult },
+  "x-query-jit": { args: Empty, result: XQueryIrqResult },
+  "x-query-numa": { args: Empty, result: XQueryIrqResult },
+  "x-query-opcount": { args: Empty, result: XQueryIrqResult },
+  "x-query-profile": { args: Empty, result: XQueryIrqResult },
+  "x-query-ramblock": { args: Empty, result: XQueryIrqResult },
+  "x-query-rdma": { args: Empty, result: XQueryIrqResult },
+  "x-query-roms": { args: Empty, result: XQueryIrqResult },
+  "x-query-usb": { args: Empty, result: XQueryIrqResult },
+  "x-query-virtio": { args: Empty, result: Schema.Array(XQueryVirtioItem) },
+  "x-query-virtio-queue-element": { args: XQueryVirtioQueueElementArguments, result: XQueryVirtioQueueElementResult },
+  "x-query-virtio-queue-status": { args: XQueryVirtioQueueStatusArguments, result: XQueryVirtioQueueStatusResult },
+  "x-query-virtio-status": { args: XQueryVirtioStatusArguments, result: XQueryVirtioStatusResult },
+  "x-query-virtio-vhost-queue-status": { args: XQueryVirtioVhostQueueStatusArguments, result: XQueryVirtioVhostQueueStatusResult },
+  "xen-colo-do-checkpoint": { args: Empty, result: Empty },
+  "xen-load-devices-state": { args: XenLoadDevicesStateArguments, result: Empty },
+  "xen-save-devices-state": { args: XenSaveDevicesStateArguments, result: Empty },
+  "xen-set-global-dirty-log": { args: XenSetGlobalDirtyLogArguments, result: Empty },
+  "xen-set-replication": { args: XenSetReplicationArguments, result: Empty },
+  "yank": { args: YankArguments, result: Empty }
 }
 
 /** Every event: its data. */
@@ -12514,58 +13615,58 @@ export interface Events {
 
 /** The Schema of every event's data. */
 export const events: { readonly [K in keyof Events]: Schema.Schema<Events[K]> } = {
-  "ACPI_DEVICE_OST": ref(() => AcpiDeviceOstData),
-  "BALLOON_CHANGE": ref(() => BalloonChangeData),
-  "BLOCK_EXPORT_DELETED": ref(() => BlockExportDeletedData),
-  "BLOCK_IMAGE_CORRUPTED": ref(() => BlockImageCorruptedData),
-  "BLOCK_IO_ERROR": ref(() => BlockIoErrorData),
-  "BLOCK_JOB_CANCELLED": ref(() => BlockJobCancelledData),
-  "BLOCK_JOB_COMPLETED": ref(() => BlockJobCompletedData),
-  "BLOCK_JOB_ERROR": ref(() => BlockJobErrorData),
-  "BLOCK_JOB_PENDING": ref(() => BlockJobPendingData),
-  "BLOCK_JOB_READY": ref(() => BlockJobReadyData),
-  "BLOCK_WRITE_THRESHOLD": ref(() => BlockWriteThresholdData),
-  "COLO_EXIT": ref(() => ColoExitData),
-  "DEVICE_DELETED": ref(() => DeviceDeletedData),
-  "DEVICE_TRAY_MOVED": ref(() => DeviceTrayMovedData),
-  "DEVICE_UNPLUG_GUEST_ERROR": ref(() => DeviceUnplugGuestErrorData),
-  "DUMP_COMPLETED": ref(() => DumpCompletedData),
-  "FAILOVER_NEGOTIATED": ref(() => FailoverNegotiatedData),
-  "GUEST_CRASHLOADED": ref(() => GuestCrashloadedData),
-  "GUEST_PANICKED": ref(() => GuestPanickedData),
-  "JOB_STATUS_CHANGE": ref(() => JobStatusChangeData),
-  "MEMORY_DEVICE_SIZE_CHANGE": ref(() => MemoryDeviceSizeChangeData),
-  "MEMORY_FAILURE": ref(() => MemoryFailureData),
-  "MEM_UNPLUG_ERROR": ref(() => MemUnplugErrorData),
-  "MIGRATION": ref(() => MigrationData),
-  "MIGRATION_PASS": ref(() => MigrationPassData),
-  "NETDEV_STREAM_CONNECTED": ref(() => NetdevStreamConnectedData),
-  "NETDEV_STREAM_DISCONNECTED": ref(() => NetdevStreamDisconnectedData),
-  "NIC_RX_FILTER_CHANGED": ref(() => NicRxFilterChangedData),
-  "POWERDOWN": ref(() => Empty),
-  "PR_MANAGER_STATUS_CHANGED": ref(() => PrManagerStatusChangedData),
-  "QUORUM_FAILURE": ref(() => QuorumFailureData),
-  "QUORUM_REPORT_BAD": ref(() => QuorumReportBadData),
-  "RDMA_GID_STATUS_CHANGED": ref(() => RdmaGidStatusChangedData),
-  "RESET": ref(() => ResetData),
-  "RESUME": ref(() => Empty),
-  "RTC_CHANGE": ref(() => RtcChangeData),
-  "SHUTDOWN": ref(() => ShutdownData),
-  "SPICE_CONNECTED": ref(() => SpiceConnectedData),
-  "SPICE_DISCONNECTED": ref(() => SpiceDisconnectedData),
-  "SPICE_INITIALIZED": ref(() => SpiceInitializedData),
-  "SPICE_MIGRATE_COMPLETED": ref(() => Empty),
-  "STOP": ref(() => Empty),
-  "SUSPEND": ref(() => Empty),
-  "SUSPEND_DISK": ref(() => Empty),
-  "UNPLUG_PRIMARY": ref(() => UnplugPrimaryData),
-  "VFU_CLIENT_HANGUP": ref(() => VfuClientHangupData),
-  "VNC_CONNECTED": ref(() => VncConnectedData),
-  "VNC_DISCONNECTED": ref(() => VncDisconnectedData),
-  "VNC_INITIALIZED": ref(() => VncInitializedData),
-  "VSERPORT_CHANGE": ref(() => VserportChangeData),
-  "WAKEUP": ref(() => Empty),
-  "WATCHDOG": ref(() => WatchdogData)
+  "ACPI_DEVICE_OST": AcpiDeviceOstData,
+  "BALLOON_CHANGE": BalloonChangeData,
+  "BLOCK_EXPORT_DELETED": BlockExportDeletedData,
+  "BLOCK_IMAGE_CORRUPTED": BlockImageCorruptedData,
+  "BLOCK_IO_ERROR": BlockIoErrorData,
+  "BLOCK_JOB_CANCELLED": BlockJobCancelledData,
+  "BLOCK_JOB_COMPLETED": BlockJobCompletedData,
+  "BLOCK_JOB_ERROR": BlockJobErrorData,
+  "BLOCK_JOB_PENDING": BlockJobPendingData,
+  "BLOCK_JOB_READY": BlockJobReadyData,
+  "BLOCK_WRITE_THRESHOLD": BlockWriteThresholdData,
+  "COLO_EXIT": ColoExitData,
+  "DEVICE_DELETED": DeviceDeletedData,
+  "DEVICE_TRAY_MOVED": DeviceTrayMovedData,
+  "DEVICE_UNPLUG_GUEST_ERROR": DeviceUnplugGuestErrorData,
+  "DUMP_COMPLETED": DumpCompletedData,
+  "FAILOVER_NEGOTIATED": FailoverNegotiatedData,
+  "GUEST_CRASHLOADED": GuestCrashloadedData,
+  "GUEST_PANICKED": GuestPanickedData,
+  "JOB_STATUS_CHANGE": JobStatusChangeData,
+  "MEMORY_DEVICE_SIZE_CHANGE": MemoryDeviceSizeChangeData,
+  "MEMORY_FAILURE": MemoryFailureData,
+  "MEM_UNPLUG_ERROR": MemUnplugErrorData,
+  "MIGRATION": MigrationData,
+  "MIGRATION_PASS": MigrationPassData,
+  "NETDEV_STREAM_CONNECTED": NetdevStreamConnectedData,
+  "NETDEV_STREAM_DISCONNECTED": NetdevStreamDisconnectedData,
+  "NIC_RX_FILTER_CHANGED": NicRxFilterChangedData,
+  "POWERDOWN": Empty,
+  "PR_MANAGER_STATUS_CHANGED": PrManagerStatusChangedData,
+  "QUORUM_FAILURE": QuorumFailureData,
+  "QUORUM_REPORT_BAD": QuorumReportBadData,
+  "RDMA_GID_STATUS_CHANGED": RdmaGidStatusChangedData,
+  "RESET": ResetData,
+  "RESUME": Empty,
+  "RTC_CHANGE": RtcChangeData,
+  "SHUTDOWN": ShutdownData,
+  "SPICE_CONNECTED": SpiceConnectedData,
+  "SPICE_DISCONNECTED": SpiceDisconnectedData,
+  "SPICE_INITIALIZED": SpiceInitializedData,
+  "SPICE_MIGRATE_COMPLETED": Empty,
+  "STOP": Empty,
+  "SUSPEND": Empty,
+  "SUSPEND_DISK": Empty,
+  "UNPLUG_PRIMARY": UnplugPrimaryData,
+  "VFU_CLIENT_HANGUP": VfuClientHangupData,
+  "VNC_CONNECTED": VncConnectedData,
+  "VNC_DISCONNECTED": VncDisconnectedData,
+  "VNC_INITIALIZED": VncInitializedData,
+  "VSERPORT_CHANGE": VserportChangeData,
+  "WAKEUP": Empty,
+  "WATCHDOG": WatchdogData
 }
 
 /** The structural signature of every command and event, for the drift check. */

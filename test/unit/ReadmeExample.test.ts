@@ -6,7 +6,7 @@ import * as FakeQmp from "../../src/testing/FakeQmp.js"
 
 // Code under test depends on the QmpClient service, not on QEMU.
 const isPaused = Effect.flatMap(QmpClient.QmpClient, (qmp) => qmp.execute("query-status")).pipe(
-  Effect.map((status) => (status as { running: boolean }).running === false)
+  Effect.map((status) => status.running === false) // typed: QueryStatusResult
 )
 
 it.scoped("sees a paused guest", () =>
