@@ -35,7 +35,6 @@ import {
   ConsoleClosed,
   type FdPassingError,
   MachineStateError,
-  type QMPDecodeError,
   type QMPDisconnected,
   QMPSchemaDrift,
   type QMPTimeout,
@@ -95,17 +94,7 @@ export interface MachineService {
    * successful `quit` is remembered. Commands of the generated QAPI schema are
    * typed (see `Qapi`); other names are untyped.
    */
-  readonly execute: {
-    <K extends Qapi.CommandName>(
-      command: K,
-      ...rest: Qapi.ExecuteParams<K, MachineExecuteOptions>
-    ): Effect.Effect<Qapi.CommandResult<K>, MachineCommandError | QMPDecodeError>
-    <S extends string>(
-      command: S & Qapi.NotACommand<S>,
-      args?: Arguments | undefined,
-      options?: MachineExecuteOptions
-    ): Effect.Effect<unknown, MachineCommandError | QMPDecodeError>
-  }
+  readonly execute: Qapi.TypedExecute<MachineExecuteOptions, MachineCommandError>
   /** The seed's `qmp()`: the whole reply. A successful `quit` is remembered. */
   readonly executeRaw: (
     command: string,
@@ -144,16 +133,10 @@ export interface MachineService {
   /** QMP events from now on; ends with the session. Empty without QMP. */
   readonly events: Stream.Stream<Event>
   /** The seed's `event_wait` (default timeout 60 s). Events of the generated QAPI schema come typed. */
-  readonly eventWait: {
-    <K extends Qapi.EventName>(
-      name: K,
-      options?: QmpClient.EventWaitOptions
-    ): Effect.Effect<Qapi.TypedEvent<K>, QMPTimeout | QMPDisconnected | QMPDecodeError | MachineStateError>
-    <S extends string>(
-      name: S & Qapi.NotAnEvent<S>,
-      options?: QmpClient.EventWaitOptions
-    ): Effect.Effect<Event, QMPTimeout | QMPDisconnected | QMPDecodeError | MachineStateError>
-  }
+  readonly eventWait: Qapi.TypedEventWait<
+    QmpClient.EventWaitOptions,
+    QMPTimeout | QMPDisconnected | MachineStateError
+  >
   /** The seed's `events_wait`: one total timeout. */
   readonly eventsWait: (
     filters: ReadonlyArray<EventFilter>,

@@ -29,7 +29,7 @@ import { QMPCommandError, QMPDecodeError } from "./Errors.js"
 import * as Generated from "./generated/qapi.js"
 import * as Introspection from "./internal/qapiIntrospection.js"
 import type { CommandError, QmpClientService } from "./QmpClient.js"
-import type { Event } from "./QmpProtocol.js"
+import type { Arguments, Event } from "./QmpProtocol.js"
 
 /** The generated types and Schemas, e.g. `Qapi.Types.QueryStatusResult`. */
 export * as Types from "./generated/qapi.js"
@@ -68,6 +68,29 @@ export type ExecuteParams<K extends CommandName, Options> = {} extends CommandAr
 export type NotACommand<S extends string> = S extends CommandName ? never : S
 /** `S`, unless it names a generated event. */
 export type NotAnEvent<S extends string> = S extends EventName ? never : S
+
+/**
+ * `execute`, typed: a command of the generated schema gets typed arguments and
+ * result; any other name is untyped. `E` is the caller's error channel;
+ * `QMPDecodeError` only happens when decoding is on.
+ */
+export interface TypedExecute<Options, E> {
+  <K extends CommandName>(
+    command: K,
+    ...rest: ExecuteParams<K, Options>
+  ): Effect.Effect<CommandResult<K>, E | QMPDecodeError>
+  <S extends string>(
+    command: S & NotACommand<S>,
+    args?: Arguments | undefined,
+    options?: Options
+  ): Effect.Effect<unknown, E | QMPDecodeError>
+}
+
+/** `eventWait`, typed: an event of the generated schema comes with typed data; any other name is untyped. */
+export interface TypedEventWait<Options, E> {
+  <K extends EventName>(name: K, options?: Options): Effect.Effect<TypedEvent<K>, E | QMPDecodeError>
+  <S extends string>(name: S & NotAnEvent<S>, options?: Options): Effect.Effect<Event, E | QMPDecodeError>
+}
 
 /** Is this a command of the generated schema? */
 export const isCommand = (name: string): name is CommandName => Object.hasOwn(Generated.commands, name)

@@ -129,10 +129,7 @@ export type SessionError = QMPGreetingError | QMPSchemaDrift
 export type FdSource = FdPassing.FdSource
 
 /** What `add-fd` returns: the set the descriptor went into and its number inside QEMU. */
-export interface AddFdInfo {
-  readonly "fdset-id": number
-  readonly fd: number
-}
+export type AddFdInfo = Qapi.CommandResult<"add-fd">
 
 /** Options of `addFd`. */
 export interface AddFdOptions extends ExecuteOptions {
@@ -154,17 +151,7 @@ export interface QmpClientService {
    * are typed (arguments and result; see `Qapi`); other names are untyped.
    * `QMPDecodeError` happens only when decoding is on.
    */
-  readonly execute: {
-    <K extends Qapi.CommandName>(
-      command: K,
-      ...rest: Qapi.ExecuteParams<K, ExecuteOptions>
-    ): Effect.Effect<Qapi.CommandResult<K>, CommandError | QMPDecodeError>
-    <S extends string>(
-      command: S & Qapi.NotACommand<S>,
-      args?: Arguments | undefined,
-      options?: ExecuteOptions
-    ): Effect.Effect<unknown, CommandError | QMPDecodeError>
-  }
+  readonly execute: Qapi.TypedExecute<ExecuteOptions, CommandError>
   /** Runs a command and returns the whole reply, error replies included (the seed's `qmp()`). */
   readonly executeRaw: (
     command: string,
@@ -227,16 +214,7 @@ export interface QmpClientService {
    * else the first new one. Default timeout 60 s. Events of the generated
    * QAPI schema come typed.
    */
-  readonly eventWait: {
-    <K extends Qapi.EventName>(
-      name: K,
-      options?: EventWaitOptions
-    ): Effect.Effect<Qapi.TypedEvent<K>, QMPTimeout | QMPDisconnected | QMPDecodeError>
-    <S extends string>(
-      name: S & Qapi.NotAnEvent<S>,
-      options?: EventWaitOptions
-    ): Effect.Effect<Event, QMPTimeout | QMPDisconnected | QMPDecodeError>
-  }
+  readonly eventWait: Qapi.TypedEventWait<EventWaitOptions, QMPTimeout | QMPDisconnected>
   /** The seed's `events_wait`: like `eventWait` for any of several filters; one timeout for the whole wait. */
   readonly eventsWait: (
     filters: ReadonlyArray<EventFilter>,

@@ -171,19 +171,22 @@ describeQemu("ConsoleSocket with real guests", () => {
         const heapBefore = heapAfterGc()
         const startBytes = yield* console.bytesReceived
         const started = Date.now()
-        let worst = 0
-        let samples = 0
+        const rtts: Array<number> = []
         while (Date.now() - started < 10_000) {
           const t0 = performance.now()
           yield* vm.execute("query-status")
-          worst = Math.max(worst, performance.now() - t0)
-          samples++
+          rtts.push(performance.now() - t0)
           yield* Effect.sleep("50 millis")
         }
+        rtts.sort((a, b) => a - b)
         const flooded = (yield* console.bytesReceived) - startBytes
         const heapGrowth = heapAfterGc() - heapBefore
-        expect(samples).toBeGreaterThan(50)
-        expect(worst).toBeLessThan(50)
+        // Not a speed target (see bench:console), a liveness check: QMP answered
+        // throughout. A stall would show as seconds; one slow sample on a loaded
+        // 2-core machine (other test files run beside this one) is not a stall.
+        expect(rtts.length).toBeGreaterThan(50)
+        expect(rtts[Math.floor(rtts.length / 2)]).toBeLessThan(50)
+        expect(rtts[rtts.length - 1]).toBeLessThan(1000)
         // The guest did flood (TCG's serial port gives about 200 KB/s here).
         expect(flooded).toBeGreaterThan(500_000)
         expect((yield* console.recent).length).toBeLessThanOrEqual(64 * 1024)
