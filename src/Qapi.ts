@@ -98,10 +98,11 @@ export const isCommand = (name: string): name is CommandName => Object.hasOwn(Ge
 export const isEvent = (name: string): name is EventName => Object.hasOwn(Generated.events, name)
 
 type Decoder = (input: unknown) => Either.Either<unknown, ParseResult.ParseError>
-const decoders = new Map<Schema.Schema<any>, Decoder>()
-const argumentCheckers = new Map<Schema.Schema<any>, Decoder>()
+type AnySchema = Schema.Schema.AnyNoContext
+const decoders = new Map<AnySchema, Decoder>()
+const argumentCheckers = new Map<AnySchema, Decoder>()
 
-const cached = (cache: Map<Schema.Schema<any>, Decoder>, schema: Schema.Schema<any>, excess: "preserve" | "error") => {
+const cached = (cache: Map<AnySchema, Decoder>, schema: AnySchema, excess: "preserve" | "error") => {
   let decoder = cache.get(schema)
   if (decoder === undefined) {
     decoder = Schema.decodeUnknownEither(schema, { onExcessProperty: excess, errors: "first" })
@@ -143,7 +144,7 @@ export const decodeResult = (command: string, value: unknown): Effect.Effect<unk
     : Effect.succeed(value)
 
 /** An empty struct decodes any object (Effect treats `{}` as "not nullish"): such commands are checked by hand. */
-const takesNoArguments = (schema: Schema.Schema<any>): boolean => {
+const takesNoArguments = (schema: AnySchema): boolean => {
   const ast = schema.ast._tag === "Suspend" ? schema.ast.f() : schema.ast
   return SchemaAST.isTypeLiteral(ast) && ast.propertySignatures.length === 0 && ast.indexSignatures.length === 0
 }
