@@ -534,7 +534,7 @@ export const fromTransport = (
       args?: Arguments | undefined,
       executeOptions?: ExecuteOptions
     ): Effect.Effect<unknown, CommandError | QMPDecodeError> => {
-      const run = Effect.flatMap(executeRaw(command, args, executeOptions), toResult(command))
+      const run = executeUnchecked(command, args, executeOptions)
       return (executeOptions?.decode ?? decodeByDefault)
         ? Effect.zipRight(
           Qapi.checkArguments(command, args),
