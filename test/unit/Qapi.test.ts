@@ -6,10 +6,11 @@ import { fileURLToPath } from "node:url"
 import { generate } from "../../scripts/qapiCodegen.js"
 import * as Generated from "../../src/generated/qapi.js"
 import * as Introspection from "../../src/internal/qapiIntrospection.js"
+import * as Machine from "../../src/Machine.js"
 import * as Qapi from "../../src/Qapi.js"
 import * as QmpClient from "../../src/QmpClient.js"
 import * as FakeQmp from "../../src/testing/FakeQmp.js"
-import { captureWarnings } from "../helpers.js"
+import { captureWarnings, childPids, makeBaseDir } from "../helpers.js"
 
 const root = NodePath.resolve(NodePath.dirname(fileURLToPath(import.meta.url)), "../..")
 const fixtureText = NodeFs.readFileSync(NodePath.join(root, "qapi/qmp-schema.json"), "utf8")
@@ -226,5 +227,45 @@ describe("schema drift check", () => {
       const error = yield* Effect.flip(Layer.build(missing).pipe(Effect.scoped))
       expect(error).toMatchObject({ _tag: "QMPSchemaDrift" })
       expect(error.message).toContain("could not read the schema")
+    }))
+})
+
+describe("schema drift at launch", () => {
+  const fakeQemu = NodePath.join(root, "test/fixtures/fake-qemu.mjs")
+
+  it.live("schemaCheck: fail makes the launch a VMLaunchFailure (SchemaDrift), killed at once", () =>
+    Effect.gen(function*() {
+      const schemaFile = NodePath.join(makeBaseDir("fake-schema"), "schema.json")
+      NodeFs.writeFileSync(schemaFile, JSON.stringify(fixture.schema.filter((i) => i.name !== "query-uuid")))
+      const started = Date.now()
+      const failure = yield* Effect.flip(Effect.scoped(Machine.launch({
+        wrapper: [process.execPath, fakeQemu],
+        dieWithParent: false,
+        schemaCheck: "fail",
+        env: { FAKE_QEMU_SCHEMA_FILE: schemaFile }
+      })))
+      // exitCode and signal stay null: QEMU did not end by itself, the launch killed it.
+      expect(failure).toMatchObject({ _tag: "VMLaunchFailure", reason: "SchemaDrift", exitCode: null, signal: null })
+      expect(failure.cause).toMatchObject({ _tag: "QMPSchemaDrift", summary: "commands removed: query-uuid" })
+      // No two-second grace for a healthy process refused for its schema.
+      expect(Date.now() - started).toBeLessThan(1500)
+      expect(childPids()).toEqual([])
+    }))
+
+  it.live("schemaCheck: ignore (the default) launches the same fake without asking for the schema", () =>
+    Effect.gen(function*() {
+      const traffic: Array<string> = []
+      yield* Effect.scoped(Effect.gen(function*() {
+        const vm = yield* Machine.launch({
+          wrapper: [process.execPath, fakeQemu],
+          dieWithParent: false,
+          onQmpTraffic: (direction, message) => {
+            if (direction === "send") traffic.push(String(message))
+          }
+        })
+        expect(yield* vm.isRunning).toBe(true)
+      }))
+      expect(traffic.some((line) => line.includes("query-qmp-schema"))).toBe(false)
+      expect(childPids()).toEqual([])
     }))
 })
