@@ -14,6 +14,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as NodeFs from "node:fs"
 import { createRequire } from "node:module"
@@ -95,6 +96,12 @@ export const open = (source: FdSource): Effect.Effect<number, FdPassingError, Sc
       (fd) => Effect.sync(() => NodeFs.closeSync(fd))
     )
 
+/** Marks a try that must wait; never leaves `send`. */
+interface Busy {
+  readonly _tag: "Busy"
+}
+const busy: Busy = { _tag: "Busy" }
+
 /** How long a send waits for Node's queue to empty, or for room in the socket buffer. */
 const SEND_WAIT = Duration.seconds(10)
 const POLL = Duration.millis(1)
@@ -119,8 +126,8 @@ export const send = (
       )
     }
     const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data
-    const deadline = Date.now() + Duration.toMillis(SEND_WAIT)
-    const attempt: Effect.Effect<void, FdPassingError | TransportClosed> = Effect.suspend(() => {
+    /** One try, in one tick: `Busy` when it must wait for Node's queue or for room in the socket. */
+    const attempt = Effect.suspend((): Effect.Effect<void, FdPassingError | TransportClosed | Busy> => {
       if (duplex.destroyed || !duplex.writable) return Effect.fail(new TransportClosed(undefined))
       const socketFd = unixSocketFd(duplex)
       if (socketFd === undefined) {
@@ -131,13 +138,10 @@ export const send = (
           })
         )
       }
-      const retry = Date.now() < deadline
-        ? Effect.zipRight(Effect.sleep(POLL), attempt)
-        : Effect.fail(new FdPassingError({ reason: "Send", detail: "the socket stayed busy for 10 s" }))
       // Wait until libuv has nothing queued: our bytes must not overtake earlier writes.
-      if (duplex.writableLength > 0) return retry
+      if (duplex.writableLength > 0) return Effect.fail(busy)
       const sent = helper.right.sendWithFds(socketFd, bytes, fds)
-      if (sent === -NodeOs.constants.errno.EAGAIN) return retry
+      if (sent === -NodeOs.constants.errno.EAGAIN) return Effect.fail(busy)
       if (sent === -NodeOs.constants.errno.EPIPE || sent === -NodeOs.constants.errno.ECONNRESET) {
         return Effect.fail(new TransportClosed(new Error(errnoName(-sent))))
       }
@@ -154,5 +158,14 @@ export const send = (
       if (sent < bytes.length) duplex.write(bytes.subarray(sent))
       return Effect.void
     })
-    return attempt
+    return attempt.pipe(
+      Effect.retry({ schedule: Schedule.spaced(POLL), while: (error) => error === busy }),
+      Effect.timeoutFail({
+        duration: SEND_WAIT,
+        onTimeout: () =>
+          new FdPassingError({ reason: "Send", detail: `the socket stayed busy for ${Duration.format(SEND_WAIT)}` })
+      }),
+      // `busy` never escapes the retry: it only ends by success, another error, or the timeout.
+      Effect.catchIf((error): error is Busy => error === busy, () => Effect.die("unreachable: busy after retry"))
+    )
   })
