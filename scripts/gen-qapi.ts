@@ -16,8 +16,8 @@ import * as Machine from "../src/Machine.js"
 import { Fixture, formatFixture, generate } from "./qapiCodegen.js"
 
 const root = NodePath.resolve(NodePath.dirname(fileURLToPath(import.meta.url)), "..")
-export const FIXTURE_PATH = NodePath.join(root, "qapi", "qmp-schema.json")
-export const GENERATED_PATH = NodePath.join(root, "src", "generated", "qapi.ts")
+const FIXTURE_PATH = NodePath.join(root, "qapi", "qmp-schema.json")
+const GENERATED_PATH = NodePath.join(root, "src", "generated", "qapi.ts")
 
 const argv = process.argv.slice(2)
 const flag = (name: string) => argv.includes(name)
