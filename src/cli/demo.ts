@@ -27,15 +27,6 @@ const installOption = Options.boolean("install-qemu").pipe(
   Options.withDescription("if QEMU is missing, install it with apt-get (needs root)")
 )
 
-interface Version {
-  readonly qemu: { readonly major: number; readonly minor: number; readonly micro: number }
-  readonly package: string
-}
-interface Status {
-  readonly status: string
-  readonly running: boolean
-}
-
 /** The demo itself. */
 export const demo = Command.make(
   "demo",
@@ -60,7 +51,7 @@ export const demo = Command.make(
 
       yield* Console.log(`qemu-machine demo: SeaBIOS with no disk and no NIC, serial console on a socket pair`)
       const vm = yield* Machine.launch({ ...seabiosDemo, binary: qemu, onQmpTraffic })
-      const version = (yield* vm.execute("query-version")) as Version
+      const version = yield* vm.execute("query-version")
       const v = version.qemu
       yield* step(`launched pid ${vm.pid}; QMP ready (QEMU ${v.major}.${v.minor}.${v.micro}, ${version.package})`)
       yield* step(`command: ${vm.command.join(" ")}`)
@@ -75,7 +66,7 @@ export const demo = Command.make(
       }
       yield* step(`the guest ran SeaBIOS to its end`)
 
-      const status = (yield* vm.execute("query-status")) as Status
+      const status = yield* vm.execute("query-status")
       yield* step(`query-status: ${status.status} (running: ${status.running})`)
       yield* step(`query-version: ${v.major}.${v.minor}.${v.micro} ${version.package}`)
 

@@ -32,11 +32,6 @@ const dataFile = (label: string, text: string): string => {
 /** What QEMU's descriptor `fd` points at, from its /proc. */
 const qemuFdTarget = (pid: number, fd: number): string => NodeFs.readlinkSync(`/proc/${pid}/fd/${fd}`)
 
-interface FdSet {
-  readonly "fdset-id": number
-  readonly fds: ReadonlyArray<{ readonly fd: number; readonly opaque?: string }>
-}
-
 /**
  * Opens `/dev/fdset/<set>` as a read-only raw drive and reads its first 16
  * bytes with HMP `qemu-io`. QEMU 7.2's qemu-io prints to QEMU's stdout, which
@@ -73,7 +68,7 @@ describeQemu("passing file descriptors (real QEMU)", () => {
         }))
         // The argv names the numbers the launch chose.
         expect(vm.command.filter((a) => a.startsWith("fd="))).toHaveLength(2)
-        const sets = (yield* vm.execute("query-fdsets")) as ReadonlyArray<FdSet>
+        const sets = yield* vm.execute("query-fdsets")
         const byId = new Map(sets.map((set) => [set["fdset-id"], set.fds]))
         expect(byId.get(1)?.[0]?.opaque).toBe("by-path")
         expect(byId.get(2)?.[0]?.opaque).toBe("by-fd")
@@ -124,7 +119,7 @@ describeQemu("passing file descriptors (real QEMU)", () => {
           const info = yield* vm.addFd({ path: file }, { fdsetId: 7, opaque: "scm" })
           expect(info["fdset-id"]).toBe(7)
           expect(qemuFdTarget(vm.pid, info.fd)).toBe(file)
-          const sets = (yield* vm.execute("query-fdsets")) as ReadonlyArray<FdSet>
+          const sets = yield* vm.execute("query-fdsets")
           expect(sets).toEqual([{ "fdset-id": 7, fds: [{ fd: info.fd, opaque: "scm" }] }])
           expect(yield* readDriveFromFdset(vm, 7, "scm")).toBe("passed-over-scm!")
 
@@ -153,7 +148,7 @@ describeQemu("passing file descriptors (real QEMU)", () => {
           }),
           Effect.forEach(files, () => vm.execute("query-status"), { concurrency: "unbounded" })
         ], { concurrency: "unbounded" })
-        expect(statuses.every((s) => (s as { status: string }).status === "running")).toBe(true)
+        expect(statuses.every((s) => s.status === "running")).toBe(true)
         infos.forEach((info, i) => {
           expect(info["fdset-id"]).toBe(100 + i)
           expect(qemuFdTarget(vm.pid, info.fd)).toBe(files[i])
