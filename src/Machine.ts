@@ -35,6 +35,7 @@ import {
   ConsoleClosed,
   type FdPassingError,
   MachineStateError,
+  type QMPDecodeError,
   type QMPDisconnected,
   QMPSchemaDrift,
   type QMPTimeout,
@@ -132,6 +133,10 @@ export interface MachineService {
   ) => Effect.Effect<QmpClient.AddFdInfo, MachineCommandError | FdPassingError>
   /** QMP events from now on; ends with the session. Empty without QMP. */
   readonly events: Stream.Stream<Event>
+  /** The events with these names, typed; see `QmpClient.eventsNamed`. Empty without QMP. */
+  readonly eventsNamed: <K extends Qapi.EventName>(
+    ...names: ReadonlyArray<K>
+  ) => Stream.Stream<Qapi.TypedEvent<K>, QMPDecodeError>
   /** The seed's `event_wait` (default timeout 60 s). Events of the generated QAPI schema come typed. */
   readonly eventWait: Qapi.TypedEventWait<
     QmpClient.EventWaitOptions,
@@ -600,6 +605,8 @@ const running = (parts: RunningParts): Effect.Effect<MachineService> =>
       getfd: (fdname, source, options) => withClient((c) => c.getfd(fdname, source, options)),
       addFd: (source, options) => withClient((c) => c.addFd(source, options)),
       events: Option.match(parts.qmp, { onNone: () => Stream.empty, onSome: (c) => c.events }),
+      eventsNamed: (...names) =>
+        Option.match(parts.qmp, { onNone: () => Stream.empty, onSome: (c) => c.eventsNamed(...names) }),
       eventWait: ((name: string, options?: QmpClient.EventWaitOptions) =>
         withClient((c) => c.eventWait(name, options))) as MachineService["eventWait"],
       eventsWait: (filters, options) => withClient((c) => c.eventsWait(filters, options)),

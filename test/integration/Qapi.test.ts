@@ -5,7 +5,7 @@
  * typed events on the live QEMU.
  */
 import { expect, it } from "@effect/vitest"
-import { Effect, Either, Schema } from "effect"
+import { Effect, Either, Fiber, Schema, Stream } from "effect"
 import * as Generated from "../../src/generated/qapi.js"
 import * as Machine from "../../src/Machine.js"
 import type { MachineConfig } from "../../src/MachineConfig.js"
@@ -88,6 +88,8 @@ describeQemu("generated QAPI Schemas against real QEMU", () => {
         })
         const report = yield* Qapi.checkDrift(yield* vm.qmp)
         expect(report).toMatchObject({ sameBuild: true, identical: true })
+        const named = yield* vm.eventsNamed("STOP", "RESUME").pipe(Stream.take(2), Stream.runCollect, Effect.fork)
+        yield* Effect.sleep("20 millis")
         yield* vm.execute("stop")
         const stop = yield* vm.eventWait("STOP", { timeout: "5 seconds" })
         expect(stop.event).toBe("STOP")
@@ -96,6 +98,7 @@ describeQemu("generated QAPI Schemas against real QEMU", () => {
         expect(status.running).toBe(false)
         yield* vm.execute("cont")
         expect((yield* vm.eventWait("RESUME", { timeout: "5 seconds" })).event).toBe("RESUME")
+        expect([...yield* Fiber.join(named)].map((e) => e.event)).toEqual(["STOP", "RESUME"])
         yield* vm.execute("system_reset")
         const reset = yield* vm.eventWait("RESET", { timeout: "5 seconds" })
         expect(reset.data.reason).toBe("host-qmp-system-reset")
