@@ -46,9 +46,6 @@ const loadNative = (): Either.Either<NativeHelper, string> => {
   return native
 }
 
-/** Whether the native helper is built and loads. */
-export const isAvailable = (): boolean => Either.isRight(loadNative())
-
 const errnoName = (errno: number): string =>
   Object.entries(NodeOs.constants.errno).find(([, value]) => value === errno)?.[0] ?? `errno ${errno}`
 
@@ -60,20 +57,19 @@ const unixSocketFd = (duplex: Duplex): number | undefined => {
 }
 
 /** Fails with `BadDescriptor` unless `fd` is open in this process. */
-export const checkOpen = (fd: number): Effect.Effect<number, FdPassingError> =>
-  Effect.try({
-    try: () => {
-      if (!Number.isInteger(fd) || fd < 0) throw new Error(`${fd} is not a descriptor number`)
-      NodeFs.fstatSync(fd)
-      return fd
-    },
-    catch: (error) =>
-      new FdPassingError({
-        reason: "BadDescriptor",
-        detail: `descriptor ${fd} is not open: ${error instanceof Error ? error.message : String(error)}`,
-        fd
-      })
-  })
+export const checkOpen = (fd: number): Effect.Effect<number, FdPassingError> => {
+  const bad = (why: string) =>
+    new FdPassingError({ reason: "BadDescriptor", detail: `descriptor ${fd} is not open: ${why}`, fd })
+  return !Number.isInteger(fd) || fd < 0
+    ? Effect.fail(bad("not a descriptor number"))
+    : Effect.try({
+      try: () => {
+        NodeFs.fstatSync(fd)
+        return fd
+      },
+      catch: (error) => bad(error instanceof Error ? error.message : String(error))
+    })
+}
 
 /**
  * The descriptor of a source, open for the scope: a number is checked and
@@ -104,6 +100,8 @@ const busy: Busy = { _tag: "Busy" }
 
 /** How long a send waits for Node's queue to empty, or for room in the socket buffer. */
 const SEND_WAIT = Duration.seconds(10)
+/** QEMU reads at most 16 descriptors per message (TCP_MAX_FDS); the helper takes no more. */
+const MAX_FDS = 16
 const POLL = Duration.millis(1)
 
 /**
@@ -123,6 +121,11 @@ export const send = (
           reason: "Unavailable",
           detail: `the SCM_RIGHTS helper is not built (npm run build:native): ${helper.left}`
         })
+      )
+    }
+    if (fds.length === 0 || fds.length > MAX_FDS) {
+      return Effect.fail(
+        new FdPassingError({ reason: "Send", detail: `one message carries 1 to ${MAX_FDS} descriptors, not ${fds.length}` })
       )
     }
     const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data

@@ -68,3 +68,11 @@ it.effect("a TCP socket is Unsupported, a destroyed one is closed", () =>
     tcp.destroy()
     expect(yield* Effect.flip(FdPassing.send(tcp, " ", [0]))).toMatchObject({ _tag: "TransportClosed" })
   }))
+
+it.scoped("more than 16 descriptors in one message is a typed error, not a crash", () =>
+  Effect.gen(function*() {
+    const { client } = yield* pausedPair
+    const error = yield* Effect.flip(FdPassing.send(client, " ", Array.from({ length: 17 }, () => 0)))
+    expect(error).toMatchObject({ _tag: "FdPassingError", reason: "Send" })
+    expect(error).toMatchObject({ detail: "one message carries 1 to 16 descriptors, not 17" })
+  }))
