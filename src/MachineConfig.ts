@@ -6,6 +6,7 @@
  * @module
  */
 import type * as Duration from "effect/Duration"
+import type { SchemaCheck } from "./Qapi.js"
 
 /** How QEMU's QMP monitor is reached. */
 export type MonitorTransport =
@@ -112,7 +113,7 @@ export interface MachineConfig {
    * `"log"` warns with the differences, `"fail"` fails the launch
    * (`VMLaunchFailure` with reason `SchemaDrift`). Default `"ignore"`.
    */
-  readonly schemaCheck?: "ignore" | "log" | "fail" | undefined
+  readonly schemaCheck?: SchemaCheck | undefined
   /** Called with every QMP message sent and received (a traffic log). Keep it cheap. */
   readonly onQmpTraffic?: ((direction: "send" | "receive", message: unknown) => void) | undefined
   /** Extra environment variables for QEMU. */

@@ -25,7 +25,7 @@ import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
-import { QMPCommandError, QMPDecodeError } from "./Errors.js"
+import { QMPDecodeError } from "./Errors.js"
 import * as Generated from "./generated/qapi.js"
 import * as Introspection from "./internal/qapiIntrospection.js"
 import type { CommandError, QmpClientService } from "./QmpClient.js"
@@ -233,14 +233,8 @@ export const driftReport = (liveSchema: unknown): Effect.Effect<DriftReport, QMP
 
 /** Runs `query-qmp-schema` on a session and compares it with the generated schema. */
 export const checkDrift = (client: QmpClientService): Effect.Effect<DriftReport, CommandError | QMPDecodeError> =>
-  // The raw reply: decoding it first would reorder its keys and change the raw hash.
-  Effect.flatMap(
-    client.executeRaw("query-qmp-schema"),
-    (reply): Effect.Effect<DriftReport, QMPCommandError | QMPDecodeError> =>
-      "error" in reply
-        ? Effect.fail(new QMPCommandError({ command: "query-qmp-schema", class: reply.error.class, desc: reply.error.desc }))
-        : driftReport(reply.return)
-  )
+  // Undecoded, whatever the client's `decode`: decoding would reorder the reply's keys and change the raw hash.
+  Effect.flatMap(client.execute("query-qmp-schema", undefined, { decode: false }), driftReport)
 
 /** One line: what was added, removed and changed. */
 export const formatDrift = (report: DriftReport): string => {

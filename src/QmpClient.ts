@@ -487,6 +487,12 @@ export const fromTransport = (
         return awaitReply(command, id, deferred, executeOptions?.timeout ?? commandTimeout)
       })
 
+    /** Bytes with descriptors attached; a closed socket is this session's disconnect. */
+    const sendWithFds = (data: string, fds: ReadonlyArray<number>) =>
+      FdPassing.send(transport.duplex, data, fds).pipe(
+        Effect.catchTag("TransportClosed", () => Effect.fail(notConnected()))
+      )
+
     const executeWithFds = (
       command: string,
       args: Arguments | undefined,
@@ -499,9 +505,8 @@ export const fromTransport = (
         if (ended !== undefined) return yield* ended
         const id = ++nextId
         pending.set(id, deferred)
-        yield* FdPassing.send(transport.duplex, commandLine(command, args, executeOptions?.oob, id), fds).pipe(
-          Effect.onError(() => Effect.sync(() => pending.delete(id))),
-          Effect.catchTag("TransportClosed", () => Effect.fail(notConnected()))
+        yield* sendWithFds(commandLine(command, args, executeOptions?.oob, id), fds).pipe(
+          Effect.onError(() => Effect.sync(() => pending.delete(id)))
         )
         const reply = yield* awaitReply(command, id, deferred, executeOptions?.timeout ?? commandTimeout)
         return yield* toResult(command)(reply)
@@ -511,9 +516,7 @@ export const fromTransport = (
       Effect.scoped(Effect.gen(function*() {
         const fd = yield* FdPassing.open(source)
         if (ended !== undefined) return yield* ended
-        yield* FdPassing.send(transport.duplex, " ", [fd]).pipe(
-          Effect.catchTag("TransportClosed", () => Effect.fail(notConnected()))
-        )
+        yield* sendWithFds(" ", [fd])
       }))
 
     const toResult = (command: string) => (reply: Reply): Effect.Effect<unknown, QMPCommandError> =>
