@@ -68,6 +68,10 @@ export type SchemaIndex = ReadonlyMap<string, SchemaInfo>
 
 export const index = (schema: QmpSchema): SchemaIndex => new Map(schema.map((info) => [info.name, info]))
 
+/** A comparator ordering by a string key (code-unit order, as `sort()` does: no locale). */
+export const byKey = <A>(key: (a: A) => string) => (a: A, b: A): number =>
+  key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0
+
 const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex")
 
 /**
@@ -119,7 +123,6 @@ const canonical = (byName: SchemaIndex, roots: ReadonlyArray<string>): string =>
         return info["meta-type"]
     }
   }
-  const byKey = <A>(key: (a: A) => string) => (a: A, b: A) => key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0
   const describe = (info: SchemaInfo): unknown => {
     switch (info["meta-type"]) {
       case "enum":
@@ -152,7 +155,7 @@ export const signatures = (schema: QmpSchema): Signatures => {
   const byName = index(schema)
   const commands: Record<string, string> = {}
   const events: Record<string, string> = {}
-  for (const info of [...schema].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) {
+  for (const info of [...schema].sort(byKey((i) => i.name))) {
     if (info["meta-type"] === "command") {
       commands[info.name] = sha256(canonical(byName, [info["arg-type"], info["ret-type"]])).slice(0, 16)
     } else if (info["meta-type"] === "event") {
