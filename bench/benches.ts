@@ -29,6 +29,40 @@ const noneConfig = { machineType: "none", args: ["-nodefaults"] } as const
 
 const report = (line: Record<string, unknown>) => Effect.sync(() => console.log(JSON.stringify(line)))
 
+/** Median and p99 of round trips, in µs. */
+const latency = (times: ReadonlyArray<number>) => ({
+  median_us: micros(median(times)),
+  p99_us: micros(percentile(times, 99))
+})
+
+/**
+ * Times `baseline` and `library` in alternating blocks (after `warmup` runs of
+ * each), so drift in the machine's load hits both alike.
+ */
+const alternating = (
+  baseline: Effect.Effect<unknown, unknown>,
+  library: Effect.Effect<unknown, unknown>,
+  options: { readonly n: number; readonly block: number; readonly warmup: number }
+) =>
+  Effect.gen(function*() {
+    const baselineTimes: Array<number> = []
+    const libraryTimes: Array<number> = []
+    for (let i = 0; i < options.warmup; i++) {
+      yield* baseline
+      yield* library
+    }
+    for (let done = 0; done < options.n; done += options.block) {
+      for (const [effect, times] of [[baseline, baselineTimes], [library, libraryTimes]] as const) {
+        for (let i = 0; i < options.block; i++) {
+          const t0 = performance.now()
+          yield* effect
+          times.push(performance.now() - t0)
+        }
+      }
+    }
+    return { baselineTimes, libraryTimes }
+  })
+
 /**
  * 5000 sequential query-status: median and p99 round trip. Both QEMUs run at
  * once and the two clients take turns in blocks of 250, so drift in the
@@ -42,26 +76,13 @@ export const qmpRtt = (options: BenchOptions) =>
     const bare = yield* Effect.acquireRelease(Effect.promise(() => launchBare()), (b) => Effect.promise(() => b.quit()))
     const vm = yield* Machine.launch(noneConfig)
     const qmp = yield* vm.qmp
-    const bareTimes: Array<number> = []
-    const libTimes: Array<number> = []
-    for (let i = 0; i < warmup; i++) {
-      yield* Effect.promise(() => bare.execute("query-status"))
-      yield* qmp.execute("query-status")
-    }
-    for (let done = 0; done < n; done += block) {
-      for (let i = 0; i < block; i++) {
-        const t0 = performance.now()
-        yield* Effect.promise(() => bare.execute("query-status"))
-        bareTimes.push(performance.now() - t0)
-      }
-      for (let i = 0; i < block; i++) {
-        const t0 = performance.now()
-        yield* qmp.execute("query-status")
-        libTimes.push(performance.now() - t0)
-      }
-    }
-    const lib = { median_us: micros(median(libTimes)), p99_us: micros(percentile(libTimes, 99)) }
-    const base = { median_us: micros(median(bareTimes)), p99_us: micros(percentile(bareTimes, 99)) }
+    const { baselineTimes, libraryTimes } = yield* alternating(
+      Effect.promise(() => bare.execute("query-status")),
+      qmp.execute("query-status"),
+      { n, block, warmup }
+    )
+    const lib = latency(libraryTimes)
+    const base = latency(baselineTimes)
     yield* report({
       bench: "qmp-rtt",
       commands: n,
@@ -176,8 +197,8 @@ export const events = (options: BenchOptions) =>
         }
       }
     }))
-    const lib = { median_us: micros(median(libTimes)), p99_us: micros(percentile(libTimes, 99)) }
-    const base = { median_us: micros(median(bareTimes)), p99_us: micros(percentile(bareTimes, 99)) }
+    const lib = latency(libTimes)
+    const base = latency(bareTimes)
     yield* report({
       bench: "events",
       cycles: n,
@@ -304,26 +325,13 @@ export const qmpDecode = (options: BenchOptions) =>
     const qmp = yield* vm.qmp
     const measure = (command: "query-status" | "query-qmp-schema", n: number, block: number) =>
       Effect.gen(function*() {
-        const plain: Array<number> = []
-        const checked: Array<number> = []
-        for (let i = 0; i < block; i++) {
-          yield* qmp.execute(command)
-          yield* qmp.execute(command, undefined, { decode: true })
-        }
-        for (let done = 0; done < n; done += block) {
-          for (let i = 0; i < block; i++) {
-            const t0 = performance.now()
-            yield* qmp.execute(command)
-            plain.push(performance.now() - t0)
-          }
-          for (let i = 0; i < block; i++) {
-            const t0 = performance.now()
-            yield* qmp.execute(command, undefined, { decode: true })
-            checked.push(performance.now() - t0)
-          }
-        }
-        const lib = micros(median(checked))
-        const base = micros(median(plain))
+        const { baselineTimes, libraryTimes } = yield* alternating(
+          qmp.execute(command),
+          qmp.execute(command, undefined, { decode: true }),
+          { n, block, warmup: block }
+        )
+        const lib = micros(median(libraryTimes))
+        const base = micros(median(baselineTimes))
         return { command, n, decoded_median_us: lib, unchecked_median_us: base, ratio: round(lib / base) }
       })
     const small = yield* measure("query-status", options.short ? 200 : 2000, 100)
