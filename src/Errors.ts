@@ -29,12 +29,31 @@ export class QMPProtocolError extends Schema.TaggedError<QMPProtocolError>()("QM
   detail: Schema.String,
   fatal: Schema.Boolean,
   /** A prefix of the offending bytes, for the log. */
-  excerpt: Schema.optional(Schema.String)
+  excerpt: Schema.optional(Schema.String),
+  /** How many occurrences this one error stands for (garbage lines of one chunk are reported together). */
+  count: Schema.optional(Schema.Number)
 }) {
   override get message(): string {
     return `QMP protocol error (${this.reason}${this.fatal ? ", fatal" : ""}): ${this.detail}${
-      this.excerpt !== undefined ? `: ${JSON.stringify(this.excerpt)}` : ""
-    }`
+      this.count !== undefined && this.count > 1 ? ` (${this.count} times)` : ""
+    }${this.excerpt !== undefined ? `: ${JSON.stringify(this.excerpt)}` : ""}`
+  }
+}
+
+/**
+ * A command could not be sent: its arguments cannot be serialised as JSON
+ * (`Unserializable`: BigInt, a cycle, a getter that throws), or QEMU's JSON
+ * parser would reject them with an error that has no id, which no reply could
+ * be matched to (`LoneSurrogate`, `TooDeep`: nesting past 1024, `TooLarge`:
+ * past 2M tokens or 64 MiB). Nothing was sent; the session goes on.
+ */
+export class QMPEncodeError extends Schema.TaggedError<QMPEncodeError>()("QMPEncodeError", {
+  command: Schema.String,
+  reason: Schema.Literal("Unserializable", "LoneSurrogate", "TooDeep", "TooLarge"),
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return `QMP command ${this.command} not sent: ${this.detail}`
   }
 }
 

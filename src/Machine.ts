@@ -101,7 +101,7 @@ export interface MachineService {
     command: string,
     args?: Arguments | undefined,
     options?: MachineExecuteOptions
-  ) => Effect.Effect<Reply, QMPTimeout | QMPDisconnected | MachineStateError>
+  ) => Effect.Effect<Reply, QmpClient.RawCommandError | MachineStateError>
   /** A human monitor command line through QMP. */
   readonly hmp: (commandLine: string, options?: QmpClient.ExecuteOptions) => Effect.Effect<string, MachineCommandError>
   /** Runs a command and waits for the event it causes; see `QmpClient.executeAndWait`. */

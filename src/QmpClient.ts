@@ -8,10 +8,12 @@
  *
  * @module
  */
+import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
@@ -27,6 +29,7 @@ import {
   QMPConnectError,
   type QMPDecodeError,
   QMPDisconnected,
+  QMPEncodeError,
   QMPGreetingError,
   QMPProtocolError,
   QMPSchemaDrift,
@@ -44,6 +47,7 @@ import {
   type EventFilter,
   FrameDecoder,
   type Greeting,
+  excerpt,
   isErrorReply,
   matchesAny,
   type Reply
@@ -86,7 +90,10 @@ export interface QmpClientOptions {
   readonly eventHistorySize?: number | undefined
   /** How many undelivered events one slow subscriber may lag behind (oldest dropped). Default 10,000. */
   readonly eventBufferSize?: number | undefined
-  /** Called with every line sent and every message received; for traffic logs. Keep it cheap. */
+  /**
+   * Called with every message sent and received, as its JSON value; for traffic logs. Keep it cheap.
+   * A hook that throws is logged (coalesced) and cannot break the session.
+   */
   readonly onTraffic?: ((direction: "send" | "receive", message: unknown) => void) | undefined
   /**
    * Decode every typed command's arguments and result, and every typed event
@@ -115,8 +122,11 @@ interface EventWaiter {
   readonly deferred: Deferred.Deferred<Event, QMPDisconnected>
 }
 
+/** Errors `executeRaw` can end in: an error reply is a value there, not a failure. */
+export type RawCommandError = QMPTimeout | QMPDisconnected | QMPEncodeError
+
 /** Errors a command can end in. */
-export type CommandError = QMPCommandError | QMPTimeout | QMPDisconnected
+export type CommandError = QMPCommandError | QMPTimeout | QMPDisconnected | QMPEncodeError
 
 /** Errors setting up a session: the greeting and negotiation, and the optional schema check. */
 export type SessionError = QMPGreetingError | QMPSchemaDrift
@@ -157,7 +167,7 @@ export interface QmpClientService {
     command: string,
     args?: Arguments | undefined,
     options?: ExecuteOptions
-  ) => Effect.Effect<Reply, QMPTimeout | QMPDisconnected>
+  ) => Effect.Effect<Reply, RawCommandError>
   /** Runs a human monitor (HMP) command line and returns its output. */
   readonly hmp: (commandLine: string, options?: ExecuteOptions) => Effect.Effect<string, CommandError>
   /**
@@ -241,7 +251,9 @@ export class QmpClient extends Context.Tag("qemu-machine/QmpClient")<QmpClient, 
 
 const DEFAULT_GREETING_TIMEOUT = Duration.seconds(30)
 const DEFAULT_EVENT_TIMEOUT = Duration.seconds(60)
-const ABANDONED_IDS_KEPT = 4096
+/** In-band commands remembered for id-less error replies; past this many unanswered, the oldest is forgotten. */
+const MAX_UNANSWERED = 65_536
+const WARNING_INTERVAL = Duration.seconds(1)
 
 /**
  * Runs a QMP session over an already transport. The scope ends the session
@@ -265,7 +277,9 @@ export const fromTransport = (
     const disconnected = yield* Deferred.make<QMPDisconnected>()
 
     const pending = new Map<number, Deferred.Deferred<Reply, QMPDisconnected>>()
-    const abandoned = new Set<unknown>()
+    // In-band commands not yet answered, in the order sent (abandoned ones included): QEMU answers
+    // in-band commands in order, so an error reply without an id answers the oldest of them.
+    const unanswered: Array<number> = []
     const history: Array<Event> = []
     // Event waits: completed synchronously by the reader, cheaper than a subscription per wait.
     const waiters = new Set<EventWaiter>()
@@ -288,12 +302,49 @@ export const fromTransport = (
       )
     }
 
+    // Warnings from plain callbacks go through a bounded queue to one logging fiber, which
+    // coalesces them: a flood costs a counter, not a log line per message.
+    const warnings = yield* Queue.dropping<string>(256)
+    let droppedWarnings = 0
+    const warn = (text: string) => {
+      if (!warnings.unsafeOffer(text)) droppedWarnings++
+    }
     const reportError = (error: QMPProtocolError) => {
       errorHub.unsafeOffer(error)
+      warn(`QMP ${transport.label}: ${error.message}`)
+    }
+
+    const traffic = (direction: "send" | "receive", message: unknown) => {
+      if (onTraffic === undefined) return
+      try {
+        onTraffic(direction, message)
+      } catch (error) {
+        warn(`QMP ${transport.label}: the traffic hook failed on ${direction}: ${
+          error instanceof Error ? error.message : String(error)
+        }`)
+      }
+    }
+
+    const forget = (id: number) => {
+      if (unanswered[0] === id) unanswered.shift()
+      else {
+        const index = unanswered.indexOf(id)
+        if (index >= 0) unanswered.splice(index, 1)
+      }
     }
 
     const onReply = (reply: Reply) => {
       const id = reply.id
+      if (id === undefined && isErrorReply(reply) && unanswered.length > 0) {
+        // QEMU could not parse a request (so it has no id to echo): the oldest in-band command.
+        const oldest = unanswered.shift()!
+        const deferred = pending.get(oldest)
+        if (deferred !== undefined) {
+          pending.delete(oldest)
+          Deferred.unsafeDone(deferred, Exit.succeed(reply))
+        }
+        return
+      }
       if (id === undefined) {
         reportError(
           new QMPProtocolError({
@@ -307,12 +358,13 @@ export const fromTransport = (
         )
         return
       }
+      if (typeof id === "number") forget(id)
       const deferred = typeof id === "number" ? pending.get(id) : undefined
       if (deferred !== undefined) {
         pending.delete(id as number)
         Deferred.unsafeDone(deferred, Exit.succeed(reply))
-      } else if (abandoned.delete(id)) {
-        // The late reply of a command that timed out or was interrupted.
+      } else if (typeof id === "number" && Number.isInteger(id) && id > 0 && id <= nextId) {
+        // The late reply of a command that timed out or was interrupted (ids only grow).
       } else {
         reportError(
           new QMPProtocolError({
@@ -343,7 +395,7 @@ export const fromTransport = (
 
     const sink = {
       onMessage: (json: unknown) => {
-        if (onTraffic !== undefined) onTraffic("receive", json)
+        traffic("receive", json)
         const classified = classifyServerMessage(json)
         if (classified._tag === "Left") {
           if (!greeted) {
@@ -358,6 +410,15 @@ export const fromTransport = (
           return
         }
         const message = classified.right
+        if (!greeted && message._tag !== "Greeting") {
+          Deferred.unsafeDone(
+            greetingDeferred,
+            Exit.fail(
+              new QMPGreetingError({ reason: "Malformed", detail: `expected a greeting, got ${excerpt(json)}` })
+            )
+          )
+          return
+        }
         switch (message._tag) {
           case "Reply":
             return onReply(message.message)
@@ -396,53 +457,63 @@ export const fromTransport = (
       }
     }
 
-    // Log non-fatal protocol errors; subscribe before the reader starts so none is missed.
-    const errorLog = yield* PubSub.subscribe(errorHub)
-    yield* Queue.take(errorLog).pipe(
-      Effect.flatMap((error) => Effect.logWarning(`QMP ${transport.label}: ${error.message}`)),
-      Effect.forever,
-      Effect.forkScoped
-    )
+    // The first warning at once, then at most one summary a second.
+    yield* Effect.gen(function*() {
+      yield* Effect.logWarning(yield* Queue.take(warnings))
+      yield* Effect.sleep(WARNING_INTERVAL)
+      const more = yield* Queue.takeAll(warnings)
+      const count = more.length + droppedWarnings
+      droppedWarnings = 0
+      if (count > 0) {
+        yield* Effect.logWarning(
+          `QMP ${transport.label}: ${count} more warnings in the last ${Duration.format(WARNING_INTERVAL)}; the last: ${
+            Chunk.unsafeLast(more)
+          }`
+        )
+      }
+    }).pipe(Effect.forever, Effect.forkScoped)
 
-    yield* transport.run(onChunk).pipe(
-      Effect.flatMap((end) =>
-        Effect.sync(() => {
-          if (fatal === undefined) decoder.end(sink)
-          endSession(
-            end._tag === "Eof"
-              ? new QMPDisconnected({ reason: "Eof", detail: `${transport.label}: connection closed by peer` })
-              : end._tag === "Closed"
-              ? new QMPDisconnected({ reason: "Closed", detail: `${transport.label}: closed by client` })
-              : new QMPDisconnected({
-                reason: "Error",
-                detail: `${transport.label}: ${end.error.message}`,
-                cause: end.error
-              })
-          )
-        })
-      ),
-      Effect.forkScoped
-    )
+    // The session ends in the transport's own callback, so no call can see a closed socket and a live session.
+    yield* transport.run(onChunk, (end) => {
+      if (fatal === undefined) decoder.end(sink)
+      endSession(
+        end._tag === "Eof"
+          ? new QMPDisconnected({ reason: "Eof", detail: `${transport.label}: connection closed by peer` })
+          : end._tag === "Closed"
+          ? new QMPDisconnected({ reason: "Closed", detail: `${transport.label}: closed by client` })
+          : new QMPDisconnected({
+            reason: "Error",
+            detail: `${transport.label}: ${end.error.message}`,
+            cause: end.error
+          })
+      )
+    }).pipe(Effect.forkScoped)
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => endSession(new QMPDisconnected({ reason: "Closed", detail: "QMP client scope closed" })))
     )
 
-    const commandLine = (command: string, args: Arguments | undefined, oob: boolean | undefined, id: number) => {
-      const line = encodeCommand(
-        oob === true
-          ? args === undefined ? { "exec-oob": command, id } : { "exec-oob": command, arguments: args, id }
-          : args === undefined
-          ? { execute: command, id }
-          : { execute: command, arguments: args, id }
-      )
-      if (onTraffic !== undefined) onTraffic("send", line)
-      return line
+    /** The command's JSON text, or why it cannot be sent (checked against what QEMU's parser accepts). */
+    const commandLine = (
+      command: string,
+      args: Arguments | undefined,
+      oob: boolean | undefined,
+      id: number
+    ): Either.Either<string, QMPEncodeError> => {
+      const message = oob === true
+        ? args === undefined ? { "exec-oob": command, id } : { "exec-oob": command, arguments: args, id }
+        : args === undefined
+        ? { execute: command, id }
+        : { execute: command, arguments: args, id }
+      const line = encodeCommand(message)
+      if (Either.isLeft(line)) return Either.left(new QMPEncodeError({ command, ...line.left }))
+      traffic("send", message)
+      return Either.right(line.right)
     }
-    const send = (command: string, args: Arguments | undefined, oob: boolean | undefined, id: number) =>
-      transport.unsafeWrite(commandLine(command, args, oob, id))
 
-    const notConnected = () =>
-      ended ?? new QMPDisconnected({ reason: "Closed", detail: `${transport.label}: not connected` })
+    /** The session's end reason: a write can find the socket closed a moment before the reader reports why. */
+    const endReason: Effect.Effect<QMPDisconnected> = Effect.suspend(() =>
+      ended !== undefined ? Effect.succeed(ended) : Deferred.await(disconnected)
+    )
 
     const awaitReply = (
       command: string,
@@ -460,29 +531,38 @@ export const fromTransport = (
               new QMPTimeout({ operation: `command ${command}`, timeoutMillis: Duration.toMillis(timeout) })
           })
         )
-      return Effect.onExit(wait, (exit) =>
-        Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => {
-          if (pending.delete(id)) {
-            abandoned.add(id)
-            if (abandoned.size > ABANDONED_IDS_KEPT) {
-              abandoned.delete(abandoned.values().next().value)
-            }
-          }
-        }))
+      // An abandoned command leaves the map; its late reply is told apart by its id (ids only grow).
+      return Effect.onExit(wait, (exit) => Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => pending.delete(id)))
+    }
+
+    /** Registers a command and its id; `unanswered` keeps in-band ones in order for id-less error replies. */
+    const register = (deferred: Deferred.Deferred<Reply, QMPDisconnected>, oob: boolean | undefined) => {
+      const id = ++nextId
+      pending.set(id, deferred)
+      if (oob !== true) {
+        unanswered.push(id)
+        if (unanswered.length > MAX_UNANSWERED) unanswered.shift()
+      }
+      return id
+    }
+    const unregister = (id: number) => {
+      pending.delete(id)
+      forget(id)
     }
 
     const executeRaw = (
       command: string,
       args?: Arguments | undefined,
       executeOptions?: ExecuteOptions
-    ): Effect.Effect<Reply, QMPTimeout | QMPDisconnected> =>
-      Effect.flatMap(Deferred.make<Reply, QMPDisconnected>(), (deferred) => {
+    ): Effect.Effect<Reply, RawCommandError> =>
+      Effect.flatMap(Deferred.make<Reply, QMPDisconnected>(), (deferred): Effect.Effect<Reply, RawCommandError> => {
         if (ended !== undefined) return Effect.fail(ended)
-        const id = ++nextId
-        pending.set(id, deferred)
-        if (!send(command, args, executeOptions?.oob, id)) {
-          pending.delete(id)
-          return Effect.fail(notConnected())
+        const line = commandLine(command, args, executeOptions?.oob, nextId + 1)
+        if (Either.isLeft(line)) return Effect.fail(line.left)
+        const id = register(deferred, executeOptions?.oob)
+        if (!transport.unsafeWrite(line.right)) {
+          unregister(id)
+          return Effect.flatMap(endReason, Effect.fail)
         }
         return awaitReply(command, id, deferred, executeOptions?.timeout ?? commandTimeout)
       })
@@ -490,7 +570,7 @@ export const fromTransport = (
     /** Bytes with descriptors attached; a closed socket is this session's disconnect. */
     const sendWithFds = (data: string, fds: ReadonlyArray<number>) =>
       FdPassing.send(transport.duplex, data, fds).pipe(
-        Effect.catchTag("TransportClosed", () => Effect.fail(notConnected()))
+        Effect.catchTag("TransportClosed", () => Effect.flatMap(endReason, Effect.fail))
       )
 
     const executeWithFds = (
@@ -503,11 +583,10 @@ export const fromTransport = (
         const fds = yield* Effect.forEach(sources, FdPassing.open)
         const deferred = yield* Deferred.make<Reply, QMPDisconnected>()
         if (ended !== undefined) return yield* ended
-        const id = ++nextId
-        pending.set(id, deferred)
-        yield* sendWithFds(commandLine(command, args, executeOptions?.oob, id), fds).pipe(
-          Effect.onError(() => Effect.sync(() => pending.delete(id)))
-        )
+        const line = commandLine(command, args, executeOptions?.oob, nextId + 1)
+        if (Either.isLeft(line)) return yield* line.left
+        const id = register(deferred, executeOptions?.oob)
+        yield* sendWithFds(line.right, fds).pipe(Effect.onError(() => Effect.sync(() => unregister(id))))
         const reply = yield* awaitReply(command, id, deferred, executeOptions?.timeout ?? commandTimeout)
         return yield* toResult(command)(reply)
       }))

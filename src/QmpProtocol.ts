@@ -147,6 +147,9 @@ export const decodeClientCommand = (json: unknown): Either.Either<Command, QMPPr
 const malformed = (detail: string, json: unknown) =>
   new QMPProtocolError({ reason: "Malformed", detail, fatal: false, excerpt: excerptOf(json) })
 
+/** A short rendering of a message for errors and logs (at most 200 characters). */
+export const excerpt = (json: unknown): string => excerptOf(json)
+
 const excerptOf = (json: unknown): string => {
   const text = typeof json === "string" ? json : safeStringify(json)
   return text.length > 200 ? `${text.slice(0, 200)}…` : text
@@ -160,13 +163,128 @@ const safeStringify = (json: unknown): string => {
   }
 }
 
+/** QEMU's JSON parser limits (`qobject/json-streamer.c`): past any of them it answers with errors that carry no id. */
+export const QEMU_JSON_LIMITS = {
+  /** Nesting of objects and arrays, the command object itself included. */
+  maxNesting: 1024,
+  /** Tokens in one message. */
+  maxTokens: 2 * 1024 * 1024,
+  /** Bytes of token text in one message. */
+  maxBytes: 64 * 1024 * 1024
+} as const
+
+/** Why a command could not be encoded for QEMU. */
+export interface EncodeFailure {
+  readonly reason: "Unserializable" | "LoneSurrogate" | "TooDeep" | "TooLarge"
+  readonly detail: string
+}
+
 /**
  * Encodes a command as JSON, with no trailing newline: QEMU frames input by
  * JSON nesting, and a newline it has not read when it exits after `quit`
  * makes the kernel reset the connection (over TCP that can drop the reply
  * to `quit` itself).
+ *
+ * Fails, rather than throws, for what `JSON.stringify` cannot encode (BigInt,
+ * cycles, throwing getters, nesting past the stack), and for what QEMU's
+ * parser would reject with an error that has no id, so no reply could be
+ * matched to the command: a lone UTF-16 surrogate, or a message past
+ * `QEMU_JSON_LIMITS`.
  */
-export const encodeCommand = (command: Command): string => JSON.stringify(command)
+export const encodeCommand = (command: Command): Either.Either<string, EncodeFailure> => {
+  let text: string
+  try {
+    text = JSON.stringify(command)
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error)
+    return Either.left({
+      reason: "Unserializable",
+      detail: error instanceof RangeError
+        ? `arguments nest too deeply to serialise (${message})`
+        : `arguments cannot be serialised as JSON: ${message.split("\n")[0]}`
+    })
+  }
+  const problem = checkForQemu(text)
+  return problem === undefined ? Either.right(text) : Either.left(problem)
+}
+
+const BACKSLASH_CODE = 0x5c
+const QUOTE_CODE = 0x22
+
+/**
+ * One pass over JSON text as `JSON.stringify` writes it (no whitespace; lone
+ * surrogates escaped as `\udXXX`, pairs left raw): nesting depth, token
+ * count and lone surrogates, as QEMU's streamer counts them.
+ */
+const checkForQemu = (text: string): EncodeFailure | undefined => {
+  if (text.length > QEMU_JSON_LIMITS.maxBytes / 3 && Buffer.byteLength(text, "utf8") > QEMU_JSON_LIMITS.maxBytes) {
+    return { reason: "TooLarge", detail: `the command is over QEMU's limit of ${QEMU_JSON_LIMITS.maxBytes} bytes` }
+  }
+  let depth = 0
+  let tokens = 0
+  let inString = false
+  let inScalar = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === BACKSLASH_CODE) {
+        // JSON.stringify writes \u escapes only for control characters and lone surrogates.
+        if (text.charCodeAt(i + 1) === 0x75 /* u */) {
+          const unit = parseInt(text.slice(i + 2, i + 6), 16)
+          if (unit >= 0xd800 && unit <= 0xdfff) {
+            return {
+              reason: "LoneSurrogate",
+              detail: `a string holds a lone UTF-16 surrogate (\\u${unit.toString(16)}), which QEMU's JSON parser rejects`
+            }
+          }
+          i += 5
+        } else {
+          i++
+        }
+      } else if (c === QUOTE_CODE) {
+        inString = false
+      }
+      continue
+    }
+    switch (c) {
+      case QUOTE_CODE:
+        inString = true
+        inScalar = false
+        tokens++
+        break
+      case OPEN_BRACE:
+      case OPEN_BRACKET:
+        if (++depth > QEMU_JSON_LIMITS.maxNesting) {
+          return {
+            reason: "TooDeep",
+            detail: `the command nests deeper than QEMU's limit of ${QEMU_JSON_LIMITS.maxNesting} (the command object included)`
+          }
+        }
+        inScalar = false
+        tokens++
+        break
+      case CLOSE_BRACE:
+      case CLOSE_BRACKET:
+        depth--
+        inScalar = false
+        tokens++
+        break
+      case 0x2c: // ,
+      case 0x3a: // :
+        inScalar = false
+        tokens++
+        break
+      default:
+        if (!inScalar) {
+          inScalar = true
+          tokens++
+        }
+    }
+  }
+  return tokens > QEMU_JSON_LIMITS.maxTokens
+    ? { reason: "TooLarge", detail: `the command has ${tokens} JSON tokens, over QEMU's limit of ${QEMU_JSON_LIMITS.maxTokens}` }
+    : undefined
+}
 
 const OPEN_BRACE = 0x7b
 const CLOSE_BRACE = 0x7d
@@ -202,6 +320,8 @@ export class FrameDecoder {
   private escaped = false
   private skipping = false
   private skipped: Array<number> = []
+  /** Garbage lines seen since the last report; a flood is reported once per chunk, not once per line. */
+  private garbageLines = 0
   private atLineStart = false
   private failed: QMPProtocolError | undefined
   private readonly text = new TextDecoder("utf-8", { fatal: false })
@@ -217,8 +337,8 @@ export class FrameDecoder {
       if (this.skipping) {
         if (byte === NEWLINE) {
           this.skipping = false
-          this.reportGarbage(sink)
-        } else if (this.skipped.length < 64) {
+          this.garbageLines++
+        } else if (this.garbageLines === 0 && this.skipped.length < 64) {
           this.skipped.push(byte)
         }
         continue
@@ -227,9 +347,10 @@ export class FrameDecoder {
         if (isWhitespace(byte)) continue
         if (byte !== OPEN_BRACE) {
           this.skipping = true
-          this.skipped = [byte]
+          if (this.garbageLines === 0) this.skipped = [byte]
           continue
         }
+        this.reportGarbage(sink)
         start = i
         this.depth = 1
         continue
@@ -269,6 +390,7 @@ export class FrameDecoder {
         }
       }
     }
+    this.reportGarbage(sink)
     if (this.depth > 0 && start >= 0) {
       const piece = chunk.subarray(start)
       if (this.length + piece.length > this.maxMessageBytes) return this.oversize()
@@ -284,8 +406,9 @@ export class FrameDecoder {
     if (this.failed !== undefined) return
     if (this.skipping) {
       this.skipping = false
-      this.reportGarbage(sink)
+      this.garbageLines++
     }
+    this.reportGarbage(sink)
     if (this.depth > 0) {
       const excerpt = this.text.decode(concat(this.parts, Math.min(this.length, 200)))
       sink.onError(
@@ -344,12 +467,16 @@ export class FrameDecoder {
   }
 
   private reportGarbage(sink: FrameSink) {
+    const count = this.garbageLines
+    if (count === 0) return
+    this.garbageLines = 0
     sink.onError(
       new QMPProtocolError({
         reason: "Garbage",
-        detail: "bytes outside a JSON object",
+        detail: count === 1 ? "bytes outside a JSON object" : `${count} lines of bytes outside a JSON object`,
         fatal: false,
-        excerpt: this.text.decode(Uint8Array.from(this.skipped))
+        excerpt: this.text.decode(Uint8Array.from(this.skipped)),
+        count
       })
     )
     this.skipped = []

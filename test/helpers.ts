@@ -57,6 +57,17 @@ export const isAlive = (pid: number): boolean => {
   }
 }
 
+/** A logger layer that appends what is logged at warning level and above to `lines`, fibers forked by layers included. */
+export const warningsInto = (lines: Array<string>) =>
+  Logger.replace(
+    Logger.defaultLogger,
+    Logger.make(({ logLevel, message }) => {
+      if (logLevel._tag === "Warning" || logLevel._tag === "Error" || logLevel._tag === "Fatal") {
+        lines.push((Array.isArray(message) ? message : [message]).map(String).join(" "))
+      }
+    })
+  )
+
 /** Runs an effect and collects what it logs at warning level and above. */
 export const captureWarnings = <A, E, R>(effect: Effect.Effect<A, E, R>) => {
   const lines: Array<string> = []

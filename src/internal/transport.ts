@@ -34,8 +34,15 @@ export class TransportClosed {
 /** A duplex byte stream, read by one callback and written by many fibers. */
 export interface ByteTransport {
   readonly label: string
-  /** Starts reading; completes (never fails) when the stream ends. Call once. */
-  readonly run: (onChunk: (chunk: Uint8Array) => void) => Effect.Effect<TransportEnd>
+  /**
+   * Starts reading; completes (never fails) when the stream ends. `onEnd`, if
+   * given, is called synchronously from the socket's own callback as it ends,
+   * before any other code can see the closed socket. Call once.
+   */
+  readonly run: (
+    onChunk: (chunk: Uint8Array) => void,
+    onEnd?: (end: TransportEnd) => void
+  ) => Effect.Effect<TransportEnd>
   /** Writes bytes; fails at once if the stream is already closed. */
   readonly write: (data: string | Uint8Array) => Effect.Effect<void, TransportClosed>
   /** Writes without waiting for the flush; returns false if the stream is closed. */
@@ -73,12 +80,13 @@ export const fromDuplex = (duplex: Duplex, label: string): Effect.Effect<ByteTra
         label,
         duplex,
         isClosed,
-        run: (onChunk) =>
+        run: (onChunk, onEnded) =>
           Effect.async<TransportEnd>((resume) => {
             let done = false
             const finish = (end: TransportEnd) => {
               if (done) return
               done = true
+              onEnded?.(end)
               resume(Effect.succeed(end))
             }
             const onData = (chunk: Uint8Array) => onChunk(chunk)

@@ -26,6 +26,25 @@ const freePort = Effect.async<number>((resume) => {
 })
 
 describeQemu("QmpClient against real QEMU", () => {
+  it.scopedLive("arguments QEMU's parser rejects fail at once as QMPEncodeError, and no later command is lost", () =>
+    Effect.gen(function*() {
+      const child = yield* spawnQemu(["-chardev", "socket,id=mon,fd=3", "-mon", "chardev=mon,mode=control"], ["pipe"])
+      const qmp = yield* QmpClient.make(child.stdio[3] as Duplex)
+      const nested = (depth: number): unknown => depth === 0 ? 0 : [nested(depth - 1)]
+      const promptly = Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "no answer within 5 s" })
+      // Untyped on purpose: the arguments are not qom-list's.
+      const qomList: string = "qom-list"
+      // QEMU would answer these with errors that carry no id (and, for the deep one, a thousand of them).
+      for (const args of [{ path: "/\ud800" }, { path: "/machine", x: nested(1023) }]) {
+        const error = yield* Effect.flip(promptly(qmp.execute(qomList, args)))
+        expect(error).toMatchObject({ _tag: "QMPEncodeError" })
+        expect(yield* promptly(qmp.execute("query-status"))).toMatchObject({ running: true })
+      }
+      // 1024 deep is within QEMU's limit: QEMU itself answers (the argument is unknown to qom-list).
+      const within = yield* Effect.flip(promptly(qmp.execute(qomList, { path: "/machine", x: nested(1022) })))
+      expect(within).toMatchObject({ _tag: "QMPCommandError", desc: "Parameter 'x' is unexpected" })
+    }))
+
   it.scopedLive("over the inherited socket pair: handshake, status, schema, stop/cont events, quit", () =>
     Effect.gen(function*() {
       const child = yield* spawnQemu(["-chardev", "socket,id=mon,fd=3", "-mon", "chardev=mon,mode=control"], ["pipe"])

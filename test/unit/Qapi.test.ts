@@ -260,7 +260,7 @@ describe("schema drift at launch", () => {
           wrapper: [process.execPath, fakeQemu],
           dieWithParent: false,
           onQmpTraffic: (direction, message) => {
-            if (direction === "send") traffic.push(String(message))
+            if (direction === "send") traffic.push(JSON.stringify(message))
           }
         })
         expect(yield* vm.isRunning).toBe(true)
