@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "qemu_machine_native",
-      "sources": ["native/scm_rights.c"],
+      "sources": ["native/unix_socket.c"],
       "cflags": ["-Wall", "-Wextra", "-O2"]
     }
   ]

@@ -11,6 +11,7 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -18,11 +19,12 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
-import * as Queue from "effect/Queue"
+import * as Mailbox from "effect/Mailbox"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Duplex } from "node:stream"
 import { ConsoleClosed, ConsoleTimeout, TempFilesError } from "./Errors.js"
+import * as Files from "./internal/files.js"
 import { TextBuffer } from "./internal/textBuffer.js"
 import * as Fanout from "./internal/fanout.js"
 import * as Transport from "./internal/transport.js"
@@ -31,8 +33,12 @@ import * as Transport from "./internal/transport.js"
 export interface ConsoleOptions {
   /** How many characters of unconsumed and recent output to keep. Default 1 MiB. */
   readonly bufferSize?: number | undefined
-  /** Append every byte received to this file (mode 0600). */
-  readonly logFile?: string | undefined
+  /**
+   * Write every byte received to this file: a path, created anew with mode
+   * 0600 (never through a link or into a FIFO; a stale regular file of ours is
+   * replaced), or a file already open for writing.
+   */
+  readonly logFile?: string | FileSystem.File | undefined
   /** Default timeout of `waitFor` and friends. Default 60 s. */
   readonly timeout?: Duration.DurationInput | undefined
   /** A name for logs and errors. */
@@ -118,7 +124,6 @@ export const fromTransport = (
   options: ConsoleOptions = {}
 ): Effect.Effect<ConsoleSocketService, TempFilesError, Scope.Scope | FileSystem.FileSystem> =>
   Effect.gen(function*() {
-    const fs = yield* FileSystem.FileSystem
     const bufferSize = options.bufferSize ?? DEFAULT_BUFFER
     const defaultTimeout = options.timeout ?? DEFAULT_TIMEOUT
     const label = options.label ?? transport.label
@@ -132,27 +137,9 @@ export const fromTransport = (
     let closed = false
     let changed = yield* Deferred.make<void>()
 
-    // `null` ends the log writer after everything before it is written.
-    const logQueue = yield* Queue.unbounded<Uint8Array | null>()
-    if (options.logFile !== undefined) {
-      const logFile = options.logFile
-      const file = yield* fs.open(logFile, { flag: "a", mode: 0o600 }).pipe(
-        Effect.mapError((cause) => new TempFilesError({ operation: "open console log", path: logFile, cause }))
-      )
-      const writeNext: Effect.Effect<void> = Effect.flatMap(Queue.take(logQueue), (chunk) =>
-        chunk === null ? Effect.void : Effect.zipRight(file.writeAll(chunk), writeNext)).pipe(
-          Effect.catchAll((cause) => Effect.logWarning(`console log ${logFile}: write failed: ${String(cause)}`))
-        )
-      const writer = yield* Effect.forkScoped(writeNext)
-      // Finalizers run in reverse, so this flushes before the file is closed.
-      yield* Effect.addFinalizer(() =>
-        Queue.offer(logQueue, null).pipe(
-          Effect.zipRight(Fiber.join(writer)),
-          Effect.timeout(Duration.seconds(10)),
-          Effect.ignore
-        )
-      )
-    }
+    const log = options.logFile === undefined
+      ? undefined
+      : yield* logWriter(options.logFile, label)
 
     // Only waits in progress need waking; most chunks of a flood have none.
     let waiting = 0
@@ -166,7 +153,7 @@ export const fromTransport = (
     const onChunk = (chunk: Uint8Array) => {
       bytes += chunk.length
       // Node hands each read its own buffer, so it can be shared without a copy.
-      if (options.logFile !== undefined) logQueue.unsafeOffer(chunk)
+      log?.write(chunk)
       hub.publish(chunk)
       const text = decoder.decode(chunk, { stream: true })
       recent.append(text)
@@ -265,6 +252,79 @@ export const fromTransport = (
       close: Effect.zipRight(transport.close, Effect.sync(markClosed))
     }
     return service
+  })
+
+/** At most this many bytes wait for the log file; past it (a slow or failed disk) output is not logged, and counted. */
+const LOG_BACKLOG_BYTES = 8 * 1024 * 1024
+
+/**
+ * Writes console output to a file from a fiber of its own, so a slow disk
+ * never holds up the reader. Memory stays bounded whatever the disk does: at
+ * most `LOG_BACKLOG_BYTES` wait, and after a write fails nothing more is kept.
+ * What could not be logged is reported once, with a count, when the console
+ * closes.
+ */
+const logWriter = (
+  target: string | FileSystem.File,
+  label: string
+): Effect.Effect<{ readonly write: (chunk: Uint8Array) => void }, TempFilesError, Scope.Scope | FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const name = typeof target === "string" ? target : "the console log"
+    const file = typeof target === "string"
+      ? yield* Files.createPrivate(target).pipe(
+        Effect.mapError((cause) => new TempFilesError({ operation: "create console log", path: target, cause }))
+      )
+      : target
+    const mailbox = yield* Mailbox.make<Uint8Array>()
+    let backlog = 0
+    let lost = 0
+    let failure: string | undefined
+    const writer = yield* Mailbox.toStream(mailbox).pipe(
+      Stream.runForEachChunk((chunks) => {
+        const bytes = Chunk.toReadonlyArray(chunks)
+        const size = bytes.reduce((sum, b) => sum + b.length, 0)
+        return file.writeAll(bytes.length === 1 ? bytes[0]! : Buffer.concat(bytes)).pipe(
+          Effect.ensuring(Effect.sync(() => {
+            backlog -= size
+          }))
+        )
+      }),
+      Effect.catchAll((error) =>
+        Effect.gen(function*() {
+          failure = String(error.message)
+          // Nothing more will be written: drop what waits, count it, keep no more.
+          const rest = yield* mailbox.clear
+          lost += Chunk.reduce(rest, 0, (sum, b) => sum + b.length)
+          backlog = 0
+        })
+      ),
+      Effect.forkScoped
+    )
+    // Finalizers run in reverse: this flushes before the file is closed.
+    yield* Effect.addFinalizer(() =>
+      mailbox.end.pipe(
+        Effect.zipRight(Fiber.join(writer)),
+        Effect.timeout(Duration.seconds(10)),
+        Effect.ignore,
+        Effect.zipRight(Effect.suspend(() =>
+          lost === 0 && failure === undefined ? Effect.void : Effect.logWarning(
+            `${label}: ${lost} bytes of console output not written to ${name}${
+              failure === undefined ? " (the disk could not keep up)" : ` (writing failed: ${failure})`
+            }`
+          )
+        ))
+      )
+    )
+    return {
+      write: (chunk) => {
+        if (failure !== undefined || backlog + chunk.length > LOG_BACKLOG_BYTES) {
+          lost += chunk.length
+          return
+        }
+        backlog += chunk.length
+        mailbox.unsafeOffer(chunk)
+      }
+    }
   })
 
 /** A console over a connected duplex (e.g. the socket pair end of `-chardev socket,fd=N`). */

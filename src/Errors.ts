@@ -7,6 +7,7 @@
  * @module
  */
 import * as Schema from "effect/Schema"
+import { redactArgv } from "./internal/redact.js"
 
 /** Why a QMP greeting could not be obtained. */
 export class QMPGreetingError extends Schema.TaggedError<QMPGreetingError>()("QMPGreetingError", {
@@ -102,27 +103,46 @@ export class QMPConnectError extends Schema.TaggedError<QMPConnectError>()("QMPC
 }
 
 /**
- * QEMU could not be launched: it could not be spawned, it exited during start
- * up, or its QMP greeting never came. Everything the launch created is
- * already cleaned up when this error arrives.
+ * QEMU could not be launched: the setup failed (a path, a file, a listener),
+ * it could not be spawned, it exited during start up, or its QMP greeting
+ * never came. Everything the launch created is already cleaned up when this
+ * error arrives.
+ *
+ * `command` is the command line with secrets redacted (see `redactArgv`), so
+ * the error can be logged and serialised as it is; `argv` has the exact one.
  */
 export class VMLaunchFailure extends Schema.TaggedError<VMLaunchFailure>()("VMLaunchFailure", {
   /** `SchemaDrift`: the QMP schema check was set to `"fail"` and the schema differs (the cause says how). */
   reason: Schema.Literal("Setup", "Spawn", "Exited", "Handshake", "Timeout", "SchemaDrift"),
-  /** The full argv, wrapper included. */
+  /** The argv, wrapper included, secrets redacted. */
   command: Schema.Array(Schema.String),
   exitCode: Schema.NullOr(Schema.Number),
   signal: Schema.NullOr(Schema.String),
-  /** QEMU's stdout and stderr up to the failure. */
+  /** QEMU's stdout and stderr up to the failure (the last 64 KiB at most). */
   output: Schema.String,
   cause: Schema.optional(Schema.Unknown)
 }) {
+  /** The exact argv, secrets included. Not enumerable: JSON and structured logs leave it out. */
+  declare readonly argv: ReadonlyArray<string>
+
+  /** Makes the error from the exact argv; `command` gets the redacted copy. */
+  static fromArgv(
+    props: Omit<ConstructorParameters<typeof VMLaunchFailure>[0], "command"> & { readonly argv: ReadonlyArray<string> }
+  ): VMLaunchFailure {
+    const { argv, ...rest } = props
+    const error = new VMLaunchFailure({ ...rest, command: redactArgv(argv) })
+    Object.defineProperty(error, "argv", { value: argv, enumerable: false })
+    return error
+  }
+
   override get message(): string {
     const status = this.exitCode !== null
       ? `exit code ${this.exitCode}`
       : this.signal !== null
       ? `signal ${this.signal}`
-      : "still running"
+      : this.reason === "Setup" || this.reason === "Spawn"
+      ? "not started"
+      : "killed by the launch"
     const output = this.output.trim()
     return `QEMU launch failed (${this.reason}, ${status}): ${this.command.join(" ")}${
       output.length > 0 ? `\n--- QEMU output ---\n${output}` : ""
@@ -139,7 +159,7 @@ export class AbnormalShutdown extends Schema.TaggedError<AbnormalShutdown>()("Ab
 }) {
   override get message(): string {
     return `Could not perform graceful shutdown: ${this.detail}${
-      this.cause !== undefined ? ` (${describeCause(this.cause)})` : ""
+      this.cause !== undefined ? `: ${describeCause(this.cause)}` : ""
     }`
   }
 }
@@ -207,7 +227,10 @@ const describeCause = (cause: unknown): string => {
   if (cause !== null && typeof cause === "object" && "message" in cause && typeof cause.message === "string") {
     return cause.message
   }
-  return String(cause)
+  if (cause !== null && typeof cause === "object" && "detail" in cause && typeof cause.detail === "string") {
+    return cause.detail
+  }
+  return typeof cause === "object" && cause !== null ? JSON.stringify(cause) ?? String(cause) : String(cause)
 }
 
 /**

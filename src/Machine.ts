@@ -18,21 +18,20 @@ import * as Path from "@effect/platform/Path"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as Context from "effect/Context"
+import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { Duplex } from "node:stream"
 import * as ConsoleSocket from "./ConsoleSocket.js"
 import {
   AbnormalShutdown,
-  ConsoleClosed,
   type FdPassingError,
   MachineStateError,
   type QMPDecodeError,
@@ -40,12 +39,13 @@ import {
   QMPSchemaDrift,
   type QMPTimeout,
   SocketPathTooLong,
-  type TempFilesError,
   VMLaunchFailure
 } from "./Errors.js"
 import * as FdPassing from "./internal/fdPassing.js"
-import * as Transport from "./internal/transport.js"
-import { buildCommand, FIRST_EXTRA_FD, type LaunchRuntime, type MachineConfig } from "./MachineConfig.js"
+import * as Channels from "./internal/channels.js"
+import * as Files from "./internal/files.js"
+import { formatCommand } from "./internal/redact.js"
+import { buildCommand, DEFAULT_BINARY, FIRST_EXTRA_FD, type MachineConfig } from "./MachineConfig.js"
 import * as QemuProcess from "./QemuProcess.js"
 import type * as Qapi from "./Qapi.js"
 import * as QmpClient from "./QmpClient.js"
@@ -159,7 +159,7 @@ export interface MachineService {
   readonly exitCode: Effect.Effect<Option.Option<number>>
   /** The exit status once it exited. */
   readonly exitStatus: Effect.Effect<Option.Option<QemuProcess.ExitStatus>>
-  /** QEMU's output: what the log holds so far, or all of it after shutdown (the seed's `get_log`). */
+  /** QEMU's output (the seed's `get_log`): what the log holds so far, or all of it after shutdown; the last 16 MiB of a longer one. */
   readonly log: Effect.Effect<string>
   /**
    * Shuts QEMU down and cleans up, as the seed: console closed first, `quit`
@@ -184,6 +184,12 @@ export class Machine extends Context.Tag("qemu-machine/Machine")<Machine, Machin
 const DEFAULT_LAUNCH_TIMEOUT = Duration.seconds(30)
 const DEFAULT_SHUTDOWN_TIMEOUT = Duration.seconds(30)
 const HARD_KILL_TIMEOUT = Duration.seconds(60)
+/** How long a QEMU that closed its monitor during the launch gets to report its exit status. */
+const EXIT_GRACE = Duration.seconds(2)
+/** How much of QEMU's output `vm.log` reads (the last part): a flooding QEMU's log can be any size. */
+const MAX_KEPT_LOG = 16 * 1024 * 1024
+/** How much of QEMU's output a launch failure carries. */
+const OUTPUT_TAIL_BYTES = 64 * 1024
 const SETPRIV = "/usr/bin/setpriv"
 
 let machineCounter = 0
@@ -191,33 +197,66 @@ let machineCounter = 0
 /** Errors `launch` can end in. */
 export type LaunchError = VMLaunchFailure | SocketPathTooLong
 
-type Monitor =
-  | { readonly _tag: "None" }
-  | { readonly _tag: "SocketPair"; readonly slot: number }
-  | { readonly _tag: "Listen"; readonly listener: Transport.Listener }
+/** What a launch got to before it failed: for the error it reports. */
+interface Attempt {
+  argv: ReadonlyArray<string>
+  logPath: string | undefined
+}
+
+/** QEMU exited before the launch completed. */
+class ExitedEarly extends Data.TaggedError("ExitedEarly")<{ readonly status: QemuProcess.ExitStatus }> {}
+
+/** The launch ran out of `launchTimeout`, at whatever step it was. */
+class LaunchTimedOut extends Data.TaggedError("LaunchTimedOut")<{ readonly timeout: Duration.Duration }> {}
 
 /**
  * Launches QEMU and negotiates QMP; the scope's end shuts it down (see
  * `MachineService.shutdown`) and removes every file it made but the kept
  * logs. On failure, everything is already cleaned up and the error carries
- * the command line, the exit status and QEMU's output.
+ * the command line, the exit status and QEMU's output. `launchTimeout`
+ * bounds the whole launch, every step included.
  */
 export const launch = (config: MachineConfig = {}): Effect.Effect<MachineService, LaunchError, Scope.Scope> =>
   Effect.gen(function*() {
     const outer = yield* Effect.scope
     // Everything the machine holds lives in `inner`; shutdown closes it early.
     const inner = yield* Scope.fork(outer, ExecutionStrategy.sequential)
-    return yield* launchIn(inner, outer, config).pipe(
-      Effect.onError(() => Scope.close(inner, Exit.void))
+    const attempt: Attempt = { argv: [config.binary ?? DEFAULT_BINARY], logPath: undefined }
+    const timeout = Duration.decode(config.launchTimeout ?? DEFAULT_LAUNCH_TIMEOUT)
+    return yield* launchIn(inner, outer, config, attempt).pipe(
+      Effect.timeoutFail({ duration: timeout, onTimeout: () => new LaunchTimedOut({ timeout }) }),
+      Effect.onError(() => Scope.close(inner, Exit.void)),
+      Effect.catchTag("LaunchTimedOut", (timedOut) =>
+        // `inner` is closed by now: QEMU was killed and waited for, so its log is complete.
+        Effect.flatMap(
+          attempt.logPath === undefined ? Effect.succeed("") : Files.readTail(attempt.logPath, OUTPUT_TAIL_BYTES),
+          (output) =>
+            Effect.fail(VMLaunchFailure.fromArgv({
+              reason: "Timeout",
+              argv: attempt.argv,
+              exitCode: null,
+              signal: null,
+              output,
+              cause: `the launch did not complete within ${Duration.format(timedOut.timeout)}`
+            }))
+        ))
     )
   }).pipe(Effect.provide(NodeServices))
 
 const NodeServices = Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, QemuProcess.layer)
 
+const describe = (cause: unknown): string =>
+  cause !== null && typeof cause === "object" && "message" in cause && typeof cause.message === "string"
+    ? cause.message
+    : cause !== null && typeof cause === "object" && "detail" in cause && typeof cause.detail === "string"
+    ? cause.detail
+    : String(cause)
+
 const launchIn = (
   inner: Scope.CloseableScope,
   outer: Scope.Scope,
-  config: MachineConfig
+  config: MachineConfig,
+  attempt: Attempt
 ): Effect.Effect<
   MachineService,
   LaunchError,
@@ -228,210 +267,179 @@ const launchIn = (
     const path = yield* Path.Path
     const spawner = yield* QemuProcess.QemuProcess
     const name = config.name ?? `qemu-${process.pid}-${++machineCounter}`
-    const launchTimeout = config.launchTimeout ?? DEFAULT_LAUNCH_TIMEOUT
-    let command: ReadonlyArray<string> = [config.binary ?? "qemu-system-x86_64"]
 
     const setupFailure = (detail: string) => (cause: unknown) =>
-      new VMLaunchFailure({
+      VMLaunchFailure.fromArgv({
         reason: "Setup",
-        command,
+        argv: attempt.argv,
         exitCode: null,
         signal: null,
         output: "",
-        cause: new Error(`${detail}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause })
+        cause: `${detail}: ${describe(cause)}`
       })
+    const inScope = <A, E, R>(effect: Effect.Effect<A, E, R>) => Scope.extend(effect, inner)
 
     const temp = yield* TempFiles.make({ baseDir: config.baseTempDir, keep: config.keepTempDir }).pipe(
-      Scope.extend(inner),
+      inScope,
       Effect.mapError(setupFailure("temp dir"))
     )
     const logDir = config.logDir ?? temp.directory
     const logPath = path.join(logDir, `${name}.log`)
-    const logFile = yield* fs.open(logPath, { flag: "w", mode: 0o600 }).pipe(
-      Scope.extend(inner),
-      Effect.mapError(setupFailure(`open ${logPath}`))
-    )
-    const readLog = fs.readFileString(logPath).pipe(Effect.orElseSucceed(() => ""))
+    const logFile = yield* Files.createPrivate(logPath).pipe(inScope, Effect.mapError(setupFailure("QEMU's log")))
+    attempt.logPath = logPath
+    const readLog = Files.readTail(logPath, MAX_KEPT_LOG).pipe(Effect.provideService(FileSystem.FileSystem, fs))
+    const consoleLogPath = config.console?.logFile === true
+      ? path.join(logDir, `${name}-console.log`)
+      : typeof config.console?.logFile === "string"
+      ? config.console.logFile
+      : undefined
+    // Opened before spawn, so a bad path is a setup failure, not a failed handshake.
+    const consoleLog = consoleLogPath === undefined
+      ? undefined
+      : yield* Files.createPrivate(consoleLogPath).pipe(inScope, Effect.mapError(setupFailure("the console log")))
 
     const extraFds: Array<QemuProcess.ExtraFd> = []
-    const slotFd = (slot: number) => FIRST_EXTRA_FD + slot
-    const removeAtEnd = (socketPath: string) =>
-      Scope.addFinalizer(inner, fs.remove(socketPath).pipe(Effect.ignore))
-
-    // QMP monitor.
-    const monitorConfig = config.monitor ?? { _tag: "SocketPair" }
-    let monitor: Monitor = { _tag: "None" }
-    let monitorRuntime: LaunchRuntime["monitor"] = undefined
-    if (config.qmp !== false) {
-      switch (monitorConfig._tag) {
-        case "SocketPair": {
-          monitor = { _tag: "SocketPair", slot: extraFds.push("socketpair") - 1 }
-          monitorRuntime = { _tag: "Fd", fd: slotFd(monitor.slot) }
-          break
-        }
-        case "UnixPath": {
-          const socketPath = yield* (monitorConfig.path !== undefined
-            ? TempFiles.checkSocketPath(monitorConfig.path)
-            : temp.socketPath(`${name}-monitor.sock`, config.sockDir))
-          yield* removeAtEnd(socketPath)
-          const listener = yield* Transport.listen({ path: socketPath }).pipe(
-            Scope.extend(inner),
-            Effect.mapError(setupFailure(`listen on ${socketPath}`))
-          )
-          monitor = { _tag: "Listen", listener }
-          monitorRuntime = { _tag: "UnixPath", path: socketPath }
-          break
-        }
-        case "Tcp": {
-          const host = monitorConfig.host ?? "127.0.0.1"
-          const listener = yield* Transport.listen({ host, port: monitorConfig.port ?? 0 }).pipe(
-            Scope.extend(inner),
-            Effect.mapError(setupFailure(`listen on ${host}:${monitorConfig.port ?? 0}`))
-          )
-          monitor = { _tag: "Listen", listener }
-          monitorRuntime = { _tag: "Tcp", host, port: listener.port! }
-          break
-        }
-      }
+    const context: Channels.ChannelContext = {
+      scope: inner,
+      temp,
+      name,
+      sockDir: config.sockDir,
+      addSocketPair: () => extraFds.push("socketpair") - 1
     }
-
-    // Serial console.
-    let consoleSlot: number | undefined
-    let consolePath: string | undefined
-    let consoleRuntime: LaunchRuntime["console"] = undefined
-    if (config.console !== undefined) {
-      if (config.console.transport === "UnixPath") {
-        consolePath = yield* temp.socketPath(`${name}-console.sock`, config.sockDir)
-        yield* removeAtEnd(consolePath)
-        consoleRuntime = { _tag: "UnixPath", path: consolePath }
-      } else {
-        consoleSlot = extraFds.push("socketpair") - 1
-        consoleRuntime = { _tag: "Fd", fd: slotFd(consoleSlot) }
-      }
-    }
+    const channelSetup = <A>(effect: Effect.Effect<A, Channels.ChannelSetupFailed | SocketPathTooLong, FileSystem.FileSystem>) =>
+      Effect.catchTag(effect, "ChannelSetupFailed", (e) => Effect.fail(setupFailure("channel")(e.detail)))
+    const monitor = config.qmp === false
+      ? undefined
+      : yield* channelSetup(Channels.monitor(context, config.monitor ?? { _tag: "SocketPair" }))
+    const console = config.console === undefined
+      ? undefined
+      : yield* channelSetup(Channels.console(context, config.console))
 
     // -add-fd descriptors, inherited at the next free numbers. Paths are opened here and closed with the machine.
     const addFdNumbers: Array<number> = []
     for (const [index, entry] of (config.addFds ?? []).entries()) {
       const fd = yield* FdPassing.open("path" in entry ? { path: entry.path, writable: entry.writable } : entry.fd).pipe(
-        Scope.extend(inner),
+        inScope,
         Effect.mapError((e) => setupFailure(`addFds[${index}]`)(e.detail))
       )
-      addFdNumbers.push(slotFd(extraFds.push(fd) - 1))
+      addFdNumbers.push(FIRST_EXTRA_FD + extraFds.push(fd) - 1)
     }
 
     const wrapper = [...(config.wrapper ?? [])]
     if (config.dieWithParent !== false && (yield* fs.exists(SETPRIV).pipe(Effect.orElseSucceed(() => false)))) {
       wrapper.unshift(SETPRIV, "--pdeathsig", "KILL", "--")
     }
-    command = buildCommand(config, { monitor: monitorRuntime, console: consoleRuntime, addFdNumbers }, wrapper)
-    yield* Effect.logDebug(`VM launch command: ${command.join(" ")}`)
+    const command = buildCommand(
+      config,
+      { monitor: monitor?.endpoint, console: console?.endpoint, addFdNumbers },
+      wrapper
+    )
+    attempt.argv = command
+    yield* Effect.logDebug(`VM launch command: ${formatCommand(command)}`)
 
     const child = yield* spawner.spawn({
       command,
       output: logFile.fd,
       extraFds,
-      env: config.env === undefined ? undefined : { ...process.env, ...config.env }
+      env: config.env === undefined ? undefined : { ...process.env, ...config.env },
+      forks: (config.wrapper ?? []).length > 0
     }).pipe(
-      Scope.extend(inner),
+      inScope,
       Effect.mapError((e) =>
-        new VMLaunchFailure({
+        VMLaunchFailure.fromArgv({
           reason: "Spawn",
-          command,
+          argv: command,
           exitCode: null,
           signal: null,
-          output: e.message,
-          cause: e.error
+          output: "",
+          cause: e.message
         })
       )
     )
 
-    /** Turns any failure after spawn into a `VMLaunchFailure` with QEMU's status and output. */
-    const launchFailure = (reason: "Handshake" | "Timeout" | "SchemaDrift", cause: unknown) =>
+    /** Turns a failure after spawn into a `VMLaunchFailure` with QEMU's status and output. */
+    const launchFailure = (reason: "Handshake" | "SchemaDrift", cause: unknown) =>
       Effect.gen(function*() {
-        // QEMU that closed its monitor is usually on its way out: give it a moment to report its status.
-        // One refused for its schema is healthy: no point waiting.
+        // QEMU that closed its monitor is usually on its way out: give it a moment to report its status
+        // (the launch timeout still bounds this). One refused for its schema is healthy: no point waiting.
         const status = reason === "SchemaDrift"
           ? Option.none()
-          : yield* child.wait(Duration.seconds(2)).pipe(Effect.option)
+          : yield* child.wait(EXIT_GRACE).pipe(Effect.option)
         if (Option.isNone(status)) {
           yield* child.kill("SIGKILL")
-          yield* child.wait(HARD_KILL_TIMEOUT).pipe(Effect.ignore)
+          yield* child.waitTree(HARD_KILL_TIMEOUT).pipe(Effect.ignore)
         }
-        return new VMLaunchFailure({
+        return VMLaunchFailure.fromArgv({
           reason: Option.isSome(status) ? "Exited" : reason,
-          command,
+          argv: command,
           exitCode: Option.isSome(status) ? status.value.exitCode : null,
           signal: Option.isSome(status) ? status.value.signal : null,
-          output: yield* readLog,
+          output: yield* Files.readTail(logPath, OUTPUT_TAIL_BYTES),
           cause
         })
       }).pipe(Effect.flatMap(Effect.fail))
+    const failAfterSpawn = (cause: unknown) =>
+      cause instanceof ExitedEarly
+        ? Effect.flatMap(Files.readTail(logPath, OUTPUT_TAIL_BYTES), (output) =>
+          Effect.fail(VMLaunchFailure.fromArgv({
+            reason: "Exited",
+            argv: command,
+            exitCode: cause.status.exitCode,
+            signal: cause.status.signal,
+            output,
+            cause: "QEMU exited during the launch"
+          })))
+        : launchFailure(cause instanceof QMPSchemaDrift ? "SchemaDrift" : "Handshake", cause)
+    /** Each step after spawn races QEMU's exit, which would otherwise leave it waiting for a peer that is gone. */
+    const orExit = <A, E>(step: Effect.Effect<A, E, Scope.Scope | FileSystem.FileSystem>) =>
+      Effect.raceFirst(
+        step.pipe(inScope),
+        Effect.flatMap(child.awaitExit, (status) => Effect.fail(new ExitedEarly({ status })))
+      ).pipe(Effect.catchAll(failAfterSpawn))
 
-    const qmpOptions: QmpClient.QmpClientOptions = {
-      greetingTimeout: launchTimeout,
-      commandTimeout: config.qmpTimeout,
-      onTraffic: config.onQmpTraffic,
-      decode: config.qmpDecode,
-      schemaCheck: config.schemaCheck
-    }
-    const connectQmp: Effect.Effect<Option.Option<QmpClient.QmpClientService>, unknown> = (() => {
-      switch (monitor._tag) {
-        case "None":
-          return Effect.succeedNone
-        case "SocketPair":
-          return QmpClient.make(child.streams[monitor.slot]!, { ...qmpOptions, label: `${name} QMP` }).pipe(
-            Scope.extend(inner),
-            Effect.asSome
-          )
-        case "Listen": {
-          const listener = monitor.listener
-          return listener.accept(launchTimeout).pipe(
-            Effect.flatMap((transport) => QmpClient.fromTransport(transport, qmpOptions)),
-            Scope.extend(inner),
-            Effect.asSome
-          )
-        }
-      }
-    })()
-    const exitedEarly = Effect.flatMap(child.awaitExit, (status) => Effect.fail({ _tag: "Exited" as const, status }))
-    const qmp = yield* Effect.raceFirst(connectQmp, exitedEarly).pipe(
-      Effect.mapError((cause) => ({
-        reason: cause instanceof QMPSchemaDrift ? "SchemaDrift" as const : "Handshake" as const,
-        cause
-      })),
-      Effect.timeoutFail({
-        duration: launchTimeout,
-        onTimeout: () => ({ reason: "Timeout" as const, cause: `no QMP within ${Duration.format(launchTimeout)}` })
-      }),
-      Effect.catchAll(({ cause, reason }) => launchFailure(reason, cause))
+    const launchTimeout = config.launchTimeout ?? DEFAULT_LAUNCH_TIMEOUT
+    const qmp = monitor === undefined ? Option.none<QmpClient.QmpClientService>() : yield* orExit(
+      monitor.open(child, launchTimeout).pipe(
+        Effect.flatMap((transport) =>
+          QmpClient.fromTransport(transport, {
+            greetingTimeout: launchTimeout,
+            commandTimeout: config.qmpTimeout,
+            onTraffic: config.onQmpTraffic,
+            decode: config.qmpDecode,
+            schemaCheck: config.schemaCheck
+          })
+        ),
+        Effect.asSome
+      )
     )
 
-    const consoleOptions = {
-      bufferSize: config.console?.bufferSize,
-      logFile: config.console?.logFile === true
-        ? path.join(logDir, `${name}-console.log`)
-        : typeof config.console?.logFile === "string"
-        ? config.console.logFile
-        : undefined,
-      label: `${name} console`
-    }
-    const console = yield* (
-      consoleSlot !== undefined
-        ? ConsoleSocket.make(child.streams[consoleSlot] as Duplex, consoleOptions).pipe(Effect.asSome)
-        : consolePath !== undefined
-        ? ConsoleSocket.connectUnix(consolePath, { ...consoleOptions, connectTimeout: launchTimeout }).pipe(
-          // QEMU creates the listening socket during start-up; without QMP we may be early.
-          Effect.retry({ schedule: Schedule.spaced("20 millis"), times: 100, while: (e) => e._tag === "ConsoleClosed" }),
-          Effect.asSome
-        )
-        : Effect.succeedNone
-    ).pipe(
-      Scope.extend(inner),
-      Effect.catchAll((cause: TempFilesError | ConsoleClosed) => launchFailure("Handshake", cause))
+    const consoleSocket = console === undefined ? Option.none<ConsoleSocket.ConsoleSocketService>() : yield* orExit(
+      console.open(child, launchTimeout).pipe(
+        Effect.flatMap((transport) =>
+          ConsoleSocket.fromTransport(transport, {
+            bufferSize: config.console?.bufferSize,
+            logFile: consoleLog,
+            label: `${name} console`
+          })
+        ),
+        Effect.asSome
+      )
     )
 
-    return yield* running({ name, command, child, qmp, console, temp, logDir, logPath, readLog, inner, outer, config })
+    return yield* running({
+      name,
+      command,
+      child,
+      qmp,
+      console: consoleSocket,
+      temp,
+      logDir,
+      logPath,
+      readLog,
+      inner,
+      outer,
+      config
+    })
   })
 
 interface RunningParts {
@@ -491,25 +499,37 @@ const running = (parts: RunningParts): Effect.Effect<MachineService> =>
     const hardShutdown = Effect.gen(function*() {
       yield* earlyCleanup
       yield* child.kill("SIGKILL")
-      yield* child.wait(HARD_KILL_TIMEOUT).pipe(
+      yield* child.waitTree(HARD_KILL_TIMEOUT).pipe(
         Effect.mapError((cause) =>
           new AbnormalShutdown({ detail: "QEMU did not exit after SIGKILL", exitCode: null, signal: null, cause })
         )
       )
     })
 
+    /**
+     * `quit`, then the exit. A monitor already gone (QEMU quit by itself, or was
+     * killed) still fails the soft path, as the seed's, but first QEMU gets the
+     * rest of the timeout to exit: a monitor closes a moment before the exit
+     * status arrives, and a SIGKILL in between would hide the real one.
+     */
     const softShutdown = (timeout: Duration.Duration) =>
       Effect.gen(function*() {
         yield* earlyCleanup
+        let quitFailed: QmpClient.RawCommandError | undefined
         if (Option.isSome(parts.qmp)) {
           const client = parts.qmp.value
           if (!quitIssued) {
-            yield* client.executeRaw("quit").pipe(Effect.ensuring(closeQmp))
+            const quit = yield* client.executeRaw("quit").pipe(Effect.ensuring(closeQmp), Effect.either)
+            if (Either.isLeft(quit)) {
+              if (quit.left._tag !== "QMPDisconnected") return yield* quit.left
+              quitFailed = quit.left
+            }
           } else {
             yield* closeQmp
           }
         }
         yield* child.awaitExit
+        if (quitFailed !== undefined) return yield* quitFailed
       }).pipe(
         // Shutdown runs uninterruptibly; the timeout must still be able to cut this short.
         Effect.interruptible,
@@ -527,7 +547,9 @@ const running = (parts: RunningParts): Effect.Effect<MachineService> =>
             Effect.flatMap(child.status, (status) =>
               Effect.fail(
                 new AbnormalShutdown({
-                  detail: `graceful shutdown failed: ${cause.message}`,
+                  detail: Option.isSome(status) && status.value.signal === "SIGKILL"
+                    ? "QEMU was killed"
+                    : "QEMU ended without a clean quit",
                   exitCode: Option.getOrNull(Option.flatMap(status, (s) => Option.fromNullable(s.exitCode))),
                   signal: Option.getOrNull(Option.flatMap(status, (s) => Option.fromNullable(s.signal))),
                   cause
@@ -546,7 +568,7 @@ const running = (parts: RunningParts): Effect.Effect<MachineService> =>
       if (Option.isSome(status)) {
         const signal = status.value.signal
         if (signal !== null && !(userKilled && signal === "SIGKILL")) {
-          yield* Effect.logWarning(`qemu received signal ${signal}; command: "${command.join(" ")}"`)
+          yield* Effect.logWarning(`qemu received signal ${signal}; command: "${formatCommand(command)}"`)
         }
       }
       quitIssued = false

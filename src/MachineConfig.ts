@@ -123,20 +123,37 @@ export interface MachineConfig {
 /** The first inherited descriptor number. */
 export const FIRST_EXTRA_FD = 3
 
+/** Where QEMU finds a chardev: an inherited descriptor, a unix path, or a TCP address. */
+export type ChardevEndpoint =
+  | { readonly _tag: "Fd"; readonly fd: number }
+  | { readonly _tag: "UnixPath"; readonly path: string }
+  | { readonly _tag: "Tcp"; readonly host: string; readonly port: number }
+
 /** Facts known only at launch: where the monitor and console are. */
 export interface LaunchRuntime {
-  readonly monitor?:
-    | { readonly _tag: "Fd"; readonly fd: number }
-    | { readonly _tag: "UnixPath"; readonly path: string }
-    | { readonly _tag: "Tcp"; readonly host: string; readonly port: number }
-    | undefined
-  readonly console?:
-    | { readonly _tag: "Fd"; readonly fd: number }
-    | { readonly _tag: "UnixPath"; readonly path: string }
-    | undefined
+  /** QEMU connects to a path or address (we listen). */
+  readonly monitor?: ChardevEndpoint | undefined
+  /** QEMU listens on a path or address (`server=on,wait=off`; we connect). */
+  readonly console?: ChardevEndpoint | undefined
   /** The descriptor number QEMU sees for each `addFds` entry, in order (a `path` entry needs one). */
   readonly addFdNumbers?: ReadonlyArray<number> | undefined
 }
+
+/** A `-chardev socket` value; `server` when QEMU is the one listening. */
+const chardevSocket = (id: string, endpoint: ChardevEndpoint, server: boolean): string => {
+  const where = endpoint._tag === "Fd"
+    ? `fd=${endpoint.fd}`
+    : endpoint._tag === "UnixPath"
+    ? `path=${escapeOptionValue(endpoint.path)}`
+    : `host=${escapeOptionValue(endpoint.host)},port=${endpoint.port}`
+  return `socket,id=${id},${where}${server && endpoint._tag !== "Fd" ? ",server=on,wait=off" : ""}`
+}
+
+/**
+ * A value for a QEMU `key=value,...` option: QEMU reads a single comma as the
+ * start of the next option and a doubled one as a literal comma.
+ */
+export const escapeOptionValue = (value: string): string => value.replace(/,/g, ",,")
 
 /** The base arguments every machine gets: no display, no VGA (as the seed). */
 export const BASE_ARGS: ReadonlyArray<string> = ["-display", "none", "-vga", "none"]
@@ -149,12 +166,7 @@ export const buildArgs = (config: MachineConfig, runtime: LaunchRuntime): Readon
   const args: Array<string> = [...BASE_ARGS]
   const monitor = runtime.monitor
   if (config.qmp !== false && monitor !== undefined) {
-    const chardev = monitor._tag === "Fd"
-      ? `socket,id=mon,fd=${monitor.fd}`
-      : monitor._tag === "UnixPath"
-      ? `socket,id=mon,path=${monitor.path}`
-      : `socket,id=mon,host=${monitor.host},port=${monitor.port}`
-    args.push("-chardev", chardev, "-mon", "chardev=mon,mode=control")
+    args.push("-chardev", chardevSocket("mon", monitor, false), "-mon", "chardev=mon,mode=control")
   }
   if (config.monitorNull === true) args.push("-monitor", "null")
   if (config.machineType !== undefined) args.push("-machine", config.machineType)
@@ -164,12 +176,7 @@ export const buildArgs = (config: MachineConfig, runtime: LaunchRuntime): Readon
     for (let i = 0; i < (console.index ?? 0); i++) args.push("-serial", "null")
     const where = runtime.console
     if (where !== undefined) {
-      args.push(
-        "-chardev",
-        where._tag === "Fd"
-          ? `socket,id=console,fd=${where.fd}`
-          : `socket,id=console,path=${where.path},server=on,wait=off`
-      )
+      args.push("-chardev", chardevSocket("console", where, true))
       if (console.deviceType === undefined) args.push("-serial", "chardev:console")
       else args.push("-device", `${console.deviceType},chardev=console`)
     }
@@ -179,7 +186,7 @@ export const buildArgs = (config: MachineConfig, runtime: LaunchRuntime): Readon
     // A path is opened only at launch, which supplies its number; without one it shows as `fd=?`.
     const fd = numbers[i] ?? ("fd" in entry ? entry.fd : "?")
     const options = [`fd=${fd}`, `set=${entry.fdset}`]
-    if (entry.opaque !== undefined) options.push(`opaque=${entry.opaque}`)
+    if (entry.opaque !== undefined) options.push(`opaque=${escapeOptionValue(entry.opaque)}`)
     if (entry.opts !== undefined && entry.opts !== "") options.push(entry.opts)
     args.push("-add-fd", options.join(","))
   })

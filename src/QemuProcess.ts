@@ -16,6 +16,7 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as ChildProcess from "node:child_process"
 import type { Duplex } from "node:stream"
+import * as Procfs from "./internal/procfs.js"
 
 /** How a process ended. Exactly one of the two is set. */
 export interface ExitStatus {
@@ -44,6 +45,13 @@ export interface SpawnOptions {
   readonly env?: Readonly<Record<string, string | undefined>> | undefined
   /** How long the scope's finalizer waits after SIGKILL. Default 60 s. */
   readonly killTimeout?: Duration.DurationInput | undefined
+  /**
+   * The command may fork (a wrapper such as `timeout` or `sh -c`): `kill`,
+   * `waitTree` and the finalizer then also find the tree's other processes
+   * in /proc (about a millisecond a look). Default false: signals go to the
+   * process group, which is enough for a command that execs.
+   */
+  readonly forks?: boolean | undefined
 }
 
 /** The program could not be started (not found, not executable, ...). */
@@ -76,8 +84,18 @@ export interface ChildHandle {
   readonly awaitExit: Effect.Effect<ExitStatus>
   /** Waits for the exit, at most `timeout`. */
   readonly wait: (timeout: Duration.DurationInput) => Effect.Effect<ExitStatus, WaitTimeout>
-  /** Sends a signal (no-op once exited). Default SIGKILL. */
+  /**
+   * Sends a signal to the whole process tree: the process, its process group
+   * and its descendants (a wrapper such as `timeout` or `sh -c` forks QEMU,
+   * which would outlive a signal sent to the wrapper alone). Members of the
+   * group still alive after the process exited get it too. Default SIGKILL.
+   */
   readonly kill: (signal?: NodeJS.Signals) => Effect.Effect<void>
+  /**
+   * Waits, at most `timeout`, until the process has exited and no other
+   * process of its tree (group members, descendants) is alive.
+   */
+  readonly waitTree: (timeout: Duration.DurationInput) => Effect.Effect<ExitStatus, WaitTimeout>
 }
 
 /** Spawns processes. */
@@ -89,6 +107,35 @@ export interface QemuProcessService {
 export class QemuProcess extends Context.Tag("qemu-machine/QemuProcess")<QemuProcess, QemuProcessService>() {}
 
 const DEFAULT_KILL_TIMEOUT = Duration.seconds(60)
+const TREE_POLL = Duration.millis(5)
+
+
+/**
+ * Signals a child's whole tree. While the child runs, its group is signalled
+ * at once (it leads its own group: spawned `detached`); with `forks`,
+ * descendants that left the group and members left after the child exited
+ * are signalled one by one. Once the
+ * child is reaped its pid could be reused, so the group is then addressed
+ * only through members found in /proc.
+ */
+const signalTree = (child: ChildProcess.ChildProcess, signal: NodeJS.Signals, forks: boolean) => {
+  const pid = child.pid!
+  const others = forks ? Procfs.treeOf(pid) : []
+  if (child.exitCode === null && child.signalCode === null) {
+    try {
+      process.kill(-pid, signal)
+    } catch {
+      child.kill(signal)
+    }
+  }
+  for (const other of others) {
+    try {
+      process.kill(other, signal)
+    } catch {
+      // already gone
+    }
+  }
+}
 
 /**
  * Spawns with Node's `child_process.spawn`: no shell, `detached` (its own
@@ -99,6 +146,7 @@ export const spawn = (options: SpawnOptions): Effect.Effect<ChildHandle, SpawnEr
   Effect.acquireRelease(
     Effect.gen(function*() {
       const exited = yield* Deferred.make<ExitStatus>()
+      const forks = options.forks === true
       const [program, ...args] = options.command
       if (program === undefined) {
         return yield* Effect.fail(new SpawnError(options.command, new Error("empty command")))
@@ -149,18 +197,30 @@ export const spawn = (options: SpawnOptions): Effect.Effect<ChildHandle, SpawnEr
               onTimeout: () => new WaitTimeout(child.pid!, Duration.toMillis(timeout))
             })
           ),
-        kill: (signal = "SIGKILL") =>
-          Effect.sync(() => {
-            if (child.exitCode === null && child.signalCode === null) child.kill(signal)
-          })
+        kill: (signal = "SIGKILL") => Effect.sync(() => signalTree(child, signal, forks)),
+        waitTree: (timeout) =>
+          Effect.interruptible(
+            forks
+              ? Effect.zipLeft(
+                Deferred.await(exited),
+                // Other members of the tree are not our children: no exit event comes for them, so poll.
+                Effect.sleep(TREE_POLL).pipe(Effect.repeat({ until: () => Procfs.treeOf(child.pid!).length === 0 }))
+              )
+              : Deferred.await(exited)
+          ).pipe(
+            Effect.timeoutFail({
+              duration: timeout,
+              onTimeout: () => new WaitTimeout(child.pid!, Duration.toMillis(timeout))
+            })
+          )
       }
       return handle
     }),
     (handle) =>
       Effect.gen(function*() {
-        if (Option.isNone(yield* handle.status)) {
+        if (Option.isNone(yield* handle.status) || (options.forks === true && Procfs.treeOf(handle.pid).length > 0)) {
           yield* handle.kill("SIGKILL")
-          yield* handle.wait(options.killTimeout ?? DEFAULT_KILL_TIMEOUT).pipe(
+          yield* handle.waitTree(options.killTimeout ?? DEFAULT_KILL_TIMEOUT).pipe(
             Effect.catchAll((e) => Effect.logError(`QEMU did not die after SIGKILL: ${e.message}`))
           )
         }

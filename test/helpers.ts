@@ -1,7 +1,7 @@
 /**
  * Shared test helpers: QEMU presence, the echo guest, leak checks, log capture.
  */
-import { describe } from "@effect/vitest"
+import { describe, onTestFinished } from "@effect/vitest"
 import { Effect, Logger } from "effect"
 import { execFileSync } from "node:child_process"
 import * as NodeFs from "node:fs"
@@ -24,28 +24,56 @@ if (qemuVersion === undefined && process.env.CI === "true") {
 /** `describe` for tests that need a real QEMU: skipped only outside CI when QEMU is missing. */
 export const describeQemu = describe.skipIf(qemuVersion === undefined)
 
-/** A fresh directory for one test's temp dirs, so leaks can be counted. */
-export const makeBaseDir = (label: string): string =>
-  NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), `qm-test-${label}-`))
+/**
+ * A fresh directory for one test's temp dirs, so leaks can be counted; removed
+ * when the test ends (call it inside a test).
+ */
+export const makeBaseDir = (label: string): string => {
+  const dir = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), `qm-test-${label}-`))
+  onTestFinished(() => NodeFs.rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
 
 /** What is left in a base dir. */
 export const leftovers = (dir: string): Array<string> => NodeFs.readdirSync(dir)
 
-/** Live (non-zombie) child processes of this process. */
-export const childPids = (): Array<number> => {
-  const pids: Array<number> = []
+/** Every live (non-zombie) process: pid, parent, and its command line. */
+const processTable = (): Array<{ pid: number; ppid: number; cmdline: string }> => {
+  const table: Array<{ pid: number; ppid: number; cmdline: string }> = []
   for (const entry of NodeFs.readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue
     try {
       const stat = NodeFs.readFileSync(`/proc/${entry}/stat`, "utf8")
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-      if (Number(fields[1]) === process.pid && fields[0] !== "Z") pids.push(Number(entry))
+      if (fields[0] === "Z") continue
+      const cmdline = NodeFs.readFileSync(`/proc/${entry}/cmdline`, "utf8").replace(/\0/g, " ")
+      table.push({ pid: Number(entry), ppid: Number(fields[1]), cmdline })
     } catch {
       // raced with the process exiting
     }
   }
-  return pids
+  return table
 }
+
+/**
+ * Live descendants of this process, the whole tree (a forking wrapper's QEMU
+ * is a grandchild), leaving out vitest's own workers.
+ */
+export const childPids = (): Array<number> => {
+  const table = processTable()
+  const found: Array<number> = []
+  let frontier = [process.pid]
+  while (frontier.length > 0) {
+    const next = table.filter((p) => frontier.includes(p.ppid)).map((p) => p.pid)
+    found.push(...next)
+    frontier = next
+  }
+  return found
+}
+
+/** Live processes whose command line contains `marker` (e.g. a unique `-name`), wherever they were reparented. */
+export const processesMarked = (marker: string): Array<number> =>
+  processTable().filter((p) => p.pid !== process.pid && p.cmdline.includes(marker)).map((p) => p.pid)
 
 /** Is a process alive (and not a zombie)? */
 export const isAlive = (pid: number): boolean => {

@@ -1,6 +1,6 @@
 /**
  * Passing file descriptors over a unix socket (SCM_RIGHTS), which Node
- * cannot do by itself: a ~100-line N-API helper (`native/scm_rights.c`, built
+ * cannot do by itself: a ~100-line N-API helper (`native/unix_socket.c`, built
  * by node-gyp at install) does the one `sendmsg` call.
  *
  * The helper writes straight to the socket's descriptor, beside libuv. That
@@ -17,44 +17,14 @@ import * as Either from "effect/Either"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as NodeFs from "node:fs"
-import { createRequire } from "node:module"
 import * as NodeOs from "node:os"
 import type { Duplex } from "node:stream"
 import { FdPassingError } from "../Errors.js"
+import * as Native from "./native.js"
 import { TransportClosed } from "./transport.js"
 
 /** A descriptor to pass: an open descriptor of this process, or a file to open (read-only unless `writable`). */
 export type FdSource = number | { readonly path: string; readonly writable?: boolean | undefined }
-
-interface NativeHelper {
-  readonly sendWithFds: (socketFd: number, data: Uint8Array, fds: ReadonlyArray<number>) => number
-}
-
-/** Where node-gyp puts the helper, relative to this module in `src/internal` or `dist/internal`. */
-const NATIVE_PATH = "../../build/Release/qemu_machine_native.node"
-
-let native: Either.Either<NativeHelper, string> | undefined
-
-const loadNative = (): Either.Either<NativeHelper, string> => {
-  if (native === undefined) {
-    try {
-      native = Either.right(createRequire(import.meta.url)(NATIVE_PATH) as NativeHelper)
-    } catch (error) {
-      native = Either.left(error instanceof Error ? error.message.split("\n")[0]! : String(error))
-    }
-  }
-  return native
-}
-
-const errnoName = (errno: number): string =>
-  Object.entries(NodeOs.constants.errno).find(([, value]) => value === errno)?.[0] ?? `errno ${errno}`
-
-/** The descriptor of a unix-socket duplex, if it is one. */
-const unixSocketFd = (duplex: Duplex): number | undefined => {
-  const handle = (duplex as { _handle?: { fd?: unknown; constructor?: { name?: string } } | null })._handle
-  if (handle == null || handle.constructor?.name !== "Pipe") return undefined
-  return typeof handle.fd === "number" && handle.fd >= 0 ? handle.fd : undefined
-}
 
 /** Fails with `BadDescriptor` unless `fd` is open in this process. */
 export const checkOpen = (fd: number): Effect.Effect<number, FdPassingError> => {
@@ -114,7 +84,7 @@ export const send = (
   fds: ReadonlyArray<number>
 ): Effect.Effect<void, FdPassingError | TransportClosed> =>
   Effect.suspend(() => {
-    const helper = loadNative()
+    const helper = Native.load()
     if (Either.isLeft(helper)) {
       return Effect.fail(
         new FdPassingError({
@@ -132,7 +102,7 @@ export const send = (
     /** One try, in one tick: `Busy` when it must wait for Node's queue or for room in the socket. */
     const attempt = Effect.suspend((): Effect.Effect<void, FdPassingError | TransportClosed | Busy> => {
       if (duplex.destroyed || !duplex.writable) return Effect.fail(new TransportClosed(undefined))
-      const socketFd = unixSocketFd(duplex)
+      const socketFd = Native.unixSocketFd(duplex)
       if (socketFd === undefined) {
         return Effect.fail(
           new FdPassingError({
@@ -146,14 +116,14 @@ export const send = (
       const sent = helper.right.sendWithFds(socketFd, bytes, fds)
       if (sent === -NodeOs.constants.errno.EAGAIN) return Effect.fail(busy)
       if (sent === -NodeOs.constants.errno.EPIPE || sent === -NodeOs.constants.errno.ECONNRESET) {
-        return Effect.fail(new TransportClosed(new Error(errnoName(-sent))))
+        return Effect.fail(new TransportClosed(new Error(Native.errnoName(-sent))))
       }
       if (sent < 0) {
         const fd = fds.length === 1 ? { fd: fds[0]! } : {}
         return Effect.fail(
           new FdPassingError({
             reason: sent === -NodeOs.constants.errno.EBADF ? "BadDescriptor" : "Send",
-            detail: `sendmsg failed: ${errnoName(-sent)}`,
+            detail: `sendmsg failed: ${Native.errnoName(-sent)}`,
             ...fd
           })
         )

@@ -11,10 +11,9 @@
  *
  * @internal
  */
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
+import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Net from "node:net"
 import type { Duplex } from "node:stream"
@@ -187,8 +186,20 @@ export interface Listener {
   readonly label: string
   /** The bound TCP port (useful when 0 was asked), or undefined for unix sockets. */
   readonly port: number | undefined
-  /** Waits for the next connection. */
-  readonly accept: (timeout: Duration.DurationInput) => Effect.Effect<ByteTransport, ConnectFailed, Scope.Scope>
+  /**
+   * Waits for the next connection that `accepts` (default: any). A refused one
+   * is destroyed before a byte is read or written, and the wait goes on.
+   */
+  readonly accept: (
+    timeout: Duration.DurationInput,
+    accepts?: (socket: Net.Socket) => boolean
+  ) => Effect.Effect<ByteTransport, ConnectFailed, Scope.Scope>
+}
+
+/** Options of `listen`. */
+export interface ListenOptions {
+  /** A unix socket only its owner can connect to (bound under umask 0177). Default false. */
+  readonly ownerOnly?: boolean | undefined
 }
 
 /** Where to listen. */
@@ -198,56 +209,69 @@ export type ListenAddress = { readonly path: string } | { readonly host: string;
  * Listens on a unix path or a TCP address (the seed's `server=True`). The
  * scope closes the server; a unix path is the caller's to remove.
  */
-export const listen = (address: ListenAddress): Effect.Effect<Listener, ConnectFailed, Scope.Scope> =>
+export const listen = (
+  address: ListenAddress,
+  options: ListenOptions = {}
+): Effect.Effect<Listener, ConnectFailed, Scope.Scope> =>
   Effect.gen(function*() {
-    const waiting: Array<Deferred.Deferred<Net.Socket>> = []
-    const backlog: Array<Net.Socket> = []
+    // Accepted connections wait here until taken; a take that is interrupted leaves its socket queued.
+    const accepted = yield* Queue.unbounded<Net.Socket>()
     const server = yield* Effect.acquireRelease(
       Effect.async<Net.Server, ConnectFailed>((resume) => {
         const server = Net.createServer({ pauseOnConnect: true }, (socket) => {
           socket.on("error", ignore)
-          const next = waiting.shift()
-          if (next !== undefined) Deferred.unsafeDone(next, Exit.succeed(socket))
-          else backlog.push(socket)
+          accepted.unsafeOffer(socket)
         })
         server.once("error", (error) => resume(Effect.fail(new ConnectFailed(error.message, error))))
-        if ("path" in address) server.listen(address.path, () => resume(Effect.succeed(server)))
-        else server.listen({ host: address.host, port: address.port, exclusive: true }, () => resume(Effect.succeed(server)))
+        if ("path" in address) {
+          // Node binds a unix socket synchronously inside listen(): the umask covers exactly that bind.
+          const restore = options.ownerOnly === true ? setUmask(0o177) : undefined
+          try {
+            server.listen(address.path, () => resume(Effect.succeed(server)))
+          } finally {
+            if (restore !== undefined) setUmask(restore)
+          }
+        } else {
+          server.listen({ host: address.host, port: address.port, exclusive: true }, () => resume(Effect.succeed(server)))
+        }
       }),
+      // Stop listening first, so nothing is queued after the queue is emptied.
       (server) =>
-        Effect.sync(() => {
-          for (const socket of backlog.splice(0)) socket.destroy()
-          server.close()
-        })
+        Effect.sync(() => server.close()).pipe(
+          Effect.zipRight(Queue.takeAll(accepted)),
+          Effect.flatMap((sockets) => Effect.sync(() => {
+            for (const socket of sockets) socket.destroy()
+          }))
+        )
     )
     server.on("error", ignore)
     const bound = server.address()
     const port = bound !== null && typeof bound === "object" ? bound.port : undefined
     const label = "path" in address ? `unix:${address.path}` : `tcp:${address.host}:${port}`
-    const accept = (timeout: Duration.DurationInput) =>
-      acquireInterruptibly(
-        Effect.suspend(() => {
-          const ready = backlog.shift()
-          if (ready !== undefined) return Effect.succeed(ready)
-          return Effect.flatMap(Deferred.make<Net.Socket>(), (deferred) => {
-            waiting.push(deferred)
-            return Deferred.await(deferred).pipe(
-              Effect.timeoutFail({
-                duration: timeout,
-                onTimeout: () => new ConnectFailed(`no connection on ${label} within ${Duration.format(timeout)}`)
-              }),
-              Effect.onExit(() =>
-                Effect.sync(() => {
-                  const index = waiting.indexOf(deferred)
-                  if (index >= 0) waiting.splice(index, 1)
-                })
-              )
-            )
+    const accept = (timeout: Duration.DurationInput, accepts: (socket: Net.Socket) => boolean = () => true) => {
+      const nextAccepted: Effect.Effect<Net.Socket> = Effect.flatMap(Queue.take(accepted), (socket) => {
+        if (accepts(socket)) return Effect.succeed(socket)
+        socket.destroy()
+        return nextAccepted
+      })
+      return acquireInterruptibly(
+        nextAccepted.pipe(
+          Effect.timeoutFail({
+            duration: timeout,
+            onTimeout: () => new ConnectFailed(`no connection on ${label} within ${Duration.format(timeout)}`)
           })
-        }),
+        ),
         (socket) => Effect.sync(() => socket.destroy())
-      ).pipe(
-        Effect.flatMap((socket) => fromDuplex(socket, label))
-      )
+      ).pipe(Effect.flatMap((socket) => fromDuplex(socket, label)))
+    }
     return { label, port, accept }
   })
+
+/** Sets the process umask, returning the previous one; undefined where it cannot be set (worker threads). */
+const setUmask = (mask: number): number | undefined => {
+  try {
+    return process.umask(mask)
+  } catch {
+    return undefined
+  }
+}

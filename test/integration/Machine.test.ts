@@ -238,7 +238,7 @@ describeQemu("Machine lifecycle (real QEMU)", () => {
         wrapper: ["sh", "-c", "sleep 30", "silent-qemu"]
       }))))
       yield* sleep(300)
-      expect(childPids().length).toBe(1)
+      expect(childPids().length).toBeGreaterThanOrEqual(1)
       expect(leftovers(base).length).toBe(1)
       yield* Fiber.interrupt(fiber)
       expectClean(base)

@@ -16,7 +16,9 @@ const listeners = (port: number) =>
 
 describeQemu("orphans", () => {
   it("QEMU dies when the Node process that launched it is SIGKILLed", async () => {
-    const child = spawn("node", ["--import", "tsx", NodePath.join(__dirname, "../fixtures/orphan-child.ts")], {
+    // Its temp dir stays behind (reaped by the next launch in that base dir); keep it in one the test removes.
+    const base = makeBaseDir("orphan")
+    const child = spawn("node", ["--import", "tsx", NodePath.join(__dirname, "../fixtures/orphan-child.ts"), base], {
       stdio: ["ignore", "pipe", "inherit"]
     })
     const pid = await new Promise<number>((resolve, reject) => {

@@ -1,8 +1,11 @@
 /*
- * qemu-machine native helper: send bytes with file descriptors attached
- * (SCM_RIGHTS) on a connected unix stream socket. Node has no API for this.
+ * qemu-machine native helper: what Node cannot do on a unix socket.
  *
- * One function, no state, no threads:
+ * Two functions, no state, no threads:
+ *   peerCredentials(socketFd: number) => [pid, uid, gid] | number
+ * the credentials of the process that connected (SO_PEERCRED), or -errno;
+ * used to check that a connection to a monitor's listener comes from QEMU.
+ *
  *   sendWithFds(socketFd: number, data: Uint8Array, fds: number[]) => number
  * returns the number of bytes sent (>= 1: the kernel delivers the fds with
  * the first byte), or -errno when sendmsg fails. It never throws for an OS
@@ -11,6 +14,7 @@
  * The socket is non-blocking (libuv owns it), so -EAGAIN is possible; the
  * caller retries. MSG_NOSIGNAL: a closed peer gives -EPIPE, not SIGPIPE.
  */
+#define _GNU_SOURCE /* struct ucred */
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <errno.h>
@@ -90,10 +94,39 @@ static napi_value send_with_fds(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value peer_credentials(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1)
+    return throw_type(env, "peerCredentials(socketFd)");
+  int32_t sock;
+  if (napi_get_value_int32(env, argv[0], &sock) != napi_ok)
+    return throw_type(env, "socketFd must be a number");
+
+  struct ucred cred;
+  socklen_t size = sizeof(cred);
+  napi_value result;
+  if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &size) != 0) {
+    napi_create_int64(env, -(int64_t)errno, &result);
+    return result;
+  }
+  napi_create_array_with_length(env, 3, &result);
+  napi_value value;
+  napi_create_int64(env, cred.pid, &value);
+  napi_set_element(env, result, 0, value);
+  napi_create_int64(env, cred.uid, &value);
+  napi_set_element(env, result, 1, value);
+  napi_create_int64(env, cred.gid, &value);
+  napi_set_element(env, result, 2, value);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "sendWithFds", NAPI_AUTO_LENGTH, send_with_fds, NULL, &fn);
   napi_set_named_property(env, exports, "sendWithFds", fn);
+  napi_create_function(env, "peerCredentials", NAPI_AUTO_LENGTH, peer_credentials, NULL, &fn);
+  napi_set_named_property(env, exports, "peerCredentials", fn);
   return exports;
 }
 

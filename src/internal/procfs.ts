@@ -1,0 +1,139 @@
+/**
+ * What Linux's `/proc` says about processes and sockets, read synchronously
+ * (each read is a few microseconds of procfs, never a disk): a process's
+ * descendants, the sockets it holds, and which socket is the other end of a
+ * TCP connection. Used to kill a whole QEMU process tree (a wrapper may fork)
+ * and to prove that a connection to a monitor's listener comes from the QEMU
+ * the launch started.
+ *
+ * @internal
+ */
+import * as NodeFs from "node:fs"
+
+const readOrUndefined = (path: string): string | undefined => {
+  try {
+    return NodeFs.readFileSync(path, "utf8")
+  } catch {
+    return undefined // the process or socket is gone: the normal race with /proc
+  }
+}
+
+/** Parent pid, process group and state letter of a process, or undefined once it is gone. */
+const statOf = (pid: number): { readonly ppid: number; readonly pgrp: number; readonly state: string } | undefined => {
+  const stat = readOrUndefined(`/proc/${pid}/stat`)
+  if (stat === undefined) return undefined
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  return { ppid: Number(fields[1]), pgrp: Number(fields[2]), state: fields[0] ?? "?" }
+}
+
+const livePids = (): Array<number> =>
+  NodeFs.readdirSync("/proc").map(Number).filter((pid) => Number.isInteger(pid))
+
+/** When a process started (clock ticks since boot): with its pid, an identity that survives pid reuse. */
+export const startTime = (pid: number): string | undefined => {
+  const stat = readOrUndefined(`/proc/${pid}/stat`)
+  return stat === undefined ? undefined : stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]
+}
+
+/** Is the process alive (present and not a zombie)? */
+export const isAlive = (pid: number): boolean => {
+  const stat = statOf(pid)
+  return stat !== undefined && stat.state !== "Z" && stat.state !== "X"
+}
+
+/** The other live processes of `pid`'s tree, found in one look at /proc: its group's members and its descendants. */
+export const treeOf = (pid: number): Array<number> => {
+  const children = new Map<number, Array<number>>()
+  const members: Array<number> = []
+  for (const other of livePids()) {
+    const stat = statOf(other)
+    if (stat === undefined || stat.state === "Z" || stat.state === "X") continue
+    if (stat.pgrp === pid && other !== pid) members.push(other)
+    const siblings = children.get(stat.ppid)
+    if (siblings === undefined) children.set(stat.ppid, [other])
+    else siblings.push(other)
+  }
+  const found = new Set(members)
+  const queue = [pid]
+  while (queue.length > 0) {
+    for (const child of children.get(queue.shift()!) ?? []) {
+      found.add(child)
+      queue.push(child)
+    }
+  }
+  return [...found]
+}
+
+/** The inodes of the sockets a process holds open (`socket:[N]` links in `/proc/PID/fd`). */
+export const socketInodes = (pid: number): Set<string> => {
+  const inodes = new Set<string>()
+  let fds: Array<string>
+  try {
+    fds = NodeFs.readdirSync(`/proc/${pid}/fd`)
+  } catch {
+    return inodes
+  }
+  for (const fd of fds) {
+    try {
+      const link = NodeFs.readlinkSync(`/proc/${pid}/fd/${fd}`)
+      if (link.startsWith("socket:[")) inodes.add(link.slice(8, -1))
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return inodes
+}
+
+/** An IPv4 or IPv6 address as `/proc/net/tcp{,6}` spells it: 32-bit words in host (little-endian) order. */
+const procAddress = (address: string, port: number): { readonly table: "tcp" | "tcp6"; readonly text: string } => {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, "0")
+  const word = (bytes: ReadonlyArray<number>) =>
+    bytes.slice().reverse().map((b) => b.toString(16).toUpperCase().padStart(2, "0")).join("")
+  const v4 = /^(?:::ffff:)?(\d+)\.(\d+)\.(\d+)\.(\d+)$/i.exec(address)
+  if (v4 !== null && !address.includes(":")) {
+    return { table: "tcp", text: `${word(v4.slice(1).map(Number))}:${hexPort}` }
+  }
+  const bytes = ipv6Bytes(address)
+  const words = [0, 4, 8, 12].map((i) => word(bytes.slice(i, i + 4))).join("")
+  return { table: "tcp6", text: `${words}:${hexPort}` }
+}
+
+const ipv6Bytes = (address: string): Array<number> => {
+  let text = address
+  const v4Tail = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text)
+  const tail: Array<number> = []
+  if (v4Tail !== null) {
+    tail.push(...v4Tail.slice(1).map(Number))
+    text = text.slice(0, v4Tail.index) + "0:0"
+  }
+  const [head = "", rest] = text.split("::")
+  const left = head === "" ? [] : head.split(":")
+  const right = rest === undefined || rest === "" ? [] : rest.split(":")
+  const groups = rest === undefined ? left : [...left, ...Array(8 - left.length - right.length).fill("0"), ...right]
+  const bytes = groups.flatMap((group) => {
+    const n = parseInt(group, 16)
+    return [n >> 8, n & 0xff]
+  })
+  if (tail.length === 4) bytes.splice(12, 4, ...tail)
+  return bytes
+}
+
+/**
+ * The inode of the socket at the other end of a TCP connection on this host:
+ * the entry of `/proc/net/tcp{,6}` whose local address is our remote one and
+ * whose remote address is our local one.
+ */
+export const tcpPeerInode = (
+  local: { readonly address: string; readonly port: number },
+  remote: { readonly address: string; readonly port: number }
+): string | undefined => {
+  const peerLocal = procAddress(remote.address, remote.port)
+  const peerRemote = procAddress(local.address, local.port)
+  const table = readOrUndefined(`/proc/net/${peerLocal.table}`)
+  if (table === undefined) return undefined
+  for (const line of table.split("\n").slice(1)) {
+    const fields = line.trim().split(/\s+/)
+    if (fields[1] === peerLocal.text && fields[2] === peerRemote.text) return fields[9]
+  }
+  return undefined
+}
