@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { redactArgv } from "../../src/internal/redact.js"
 import { buildArgs, buildCommand } from "../../src/MachineConfig.js"
 import { checkSocketPath, MAX_SOCKET_PATH_BYTES } from "../../src/TempFiles.js"
 
@@ -20,6 +21,20 @@ describe("buildArgs", () => {
     expect(buildArgs({}, { monitor: { _tag: "Tcp", host: "127.0.0.1", port: 4444 } })).toContain(
       "socket,id=mon,host=127.0.0.1,port=4444"
     )
+  })
+
+  it("doubles commas in paths and notes, as QEMU's option parser wants", () => {
+    const args = buildArgs(
+      { console: {}, addFds: [{ fd: 9, fdset: 2, opaque: "note,set=7" }] },
+      {
+        monitor: { _tag: "UnixPath", path: "/t,a/vm,1-monitor.sock" },
+        console: { _tag: "UnixPath", path: "/t,a/vm,1-console.sock" },
+        addFdNumbers: [5]
+      }
+    )
+    expect(args).toContain("socket,id=mon,path=/t,,a/vm,,1-monitor.sock")
+    expect(args).toContain("socket,id=console,path=/t,,a/vm,,1-console.sock,server=on,wait=off")
+    expect(args).toContain("fd=5,set=2,opaque=note,,set=7")
   })
 
   it("leaves the monitor out when QMP is off (set_qmp_monitor(False))", () => {
@@ -98,4 +113,26 @@ describe("checkSocketPath", () => {
       const error = yield* Effect.flip(checkSocketPath("/" + "é".repeat(60)))
       expect(error.length).toBe(121)
     }))
+})
+
+describe("redactArgv", () => {
+  it("hides a secret object's data, in option and JSON form, and password-like values", () => {
+    expect(redactArgv([
+      "qemu-system-x86_64",
+      "-object", "secret,id=s0,data=hunter2,format=raw",
+      "-object", "{\"qom-type\":\"secret\",\"id\":\"s1\",\"data\":\"hunter2\"}",
+      "-drive", "file=iscsi://h/t/0,file.password=hunter2,if=none",
+      "-spice", "port=5900,password=hunter2",
+      "-fw_cfg", "name=opt/x,string=data=not-a-secret",
+      "-object", "secret,id=s2,file=/run/key,,with,,commas"
+    ])).toEqual([
+      "qemu-system-x86_64",
+      "-object", "secret,id=s0,data=<redacted>,format=raw",
+      "-object", "{\"qom-type\":\"secret\",\"id\":\"s1\",\"data\":\"<redacted>\"}",
+      "-drive", "file=iscsi://h/t/0,file.password=<redacted>,if=none",
+      "-spice", "port=5900,password=<redacted>",
+      "-fw_cfg", "name=opt/x,string=data=not-a-secret",
+      "-object", "secret,id=s2,file=/run/key,,with,,commas"
+    ])
+  })
 })

@@ -1,0 +1,57 @@
+/**
+ * The console's log file when the disk fails (issue 14): memory stays flat
+ * and the loss is reported once, with a count.
+ */
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import { expect, it } from "@effect/vitest"
+import { Effect, Exit, Scope } from "effect"
+import { PassThrough } from "node:stream"
+import * as ConsoleSocket from "../../src/ConsoleSocket.js"
+import * as Transport from "../../src/internal/transport.js"
+import { warningsInto } from "../helpers.js"
+
+/** Buffer memory after a full collection (vitest runs the workers with --expose-gc). */
+const buffersAfterGc = () => {
+  const gc = (globalThis as { gc?: () => void }).gc
+  if (gc === undefined) throw new Error("run with node --expose-gc")
+  gc()
+  return process.memoryUsage().arrayBuffers
+}
+
+it.live("a log on a full disk (ENOSPC): memory stays flat, the loss is reported once with its count", () => {
+  const warnings: Array<string> = []
+  return Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const scope = yield* Scope.make()
+    // /dev/full fails every write with ENOSPC, as a full disk does.
+    const full = yield* fs.open("/dev/full", { flag: "w" }).pipe(Scope.extend(scope))
+    const guest = new PassThrough()
+    const transport = yield* Transport.fromDuplex(guest, "flooding guest").pipe(Scope.extend(scope))
+    const console = yield* ConsoleSocket.fromTransport(transport, { logFile: full, bufferSize: 64 * 1024 }).pipe(
+      Scope.extend(scope)
+    )
+    const before = buffersAfterGc()
+    const chunk = Buffer.alloc(1024 * 1024, 0x41)
+    const total = 96
+    for (let i = 0; i < total; i++) {
+      guest.write(Buffer.from(chunk))
+      // Let the console read each chunk as it comes, as a socket would deliver it.
+      yield* Effect.sleep("1 millis")
+    }
+    yield* console.bytesReceived.pipe(
+      Effect.zipLeft(Effect.sleep("1 millis")),
+      Effect.repeat({ until: (received) => received >= total * chunk.length })
+    )
+    const grown = buffersAfterGc() - before
+    // Without a bound the 96 MiB would wait for a log writer that can no longer write.
+    expect(grown).toBeLessThan(16 * 1024 * 1024)
+    yield* Scope.close(scope, Exit.void)
+    const reports = warnings.filter((w) => w.includes("not written to"))
+    expect(reports).toHaveLength(1)
+    expect(reports[0]).toMatch(/\d+ bytes of console output not written to the console log \(writing failed: .*ENOSPC|no space/i)
+    const lost = Number(/(\d+) bytes/.exec(reports[0]!)![1])
+    expect(lost).toBeGreaterThan(total * chunk.length - 16 * 1024 * 1024)
+    expect(lost).toBeLessThanOrEqual(total * chunk.length)
+  }).pipe(Effect.provide(NodeFileSystem.layer), Effect.provide(warningsInto(warnings)))
+})
