@@ -168,7 +168,10 @@ export interface MachineService {
    * the first.
    */
   readonly shutdown: (options?: ShutdownOptions) => Effect.Effect<void, AbnormalShutdown>
-  /** SIGKILL, wait, clean up (the seed's `kill`). */
+  /**
+   * SIGKILL, wait, clean up (the seed's `kill`). During a graceful shutdown
+   * it escalates that shutdown, and waits for it.
+   */
   readonly kill: Effect.Effect<void, AbnormalShutdown>
   /**
    * Waits for the guest to power off by itself, then cleans up (the seed's
@@ -640,7 +643,12 @@ const running = (parts: RunningParts): Effect.Effect<MachineService> =>
       exitStatus: child.status,
       log: Effect.suspend(() => finalLog !== undefined ? Effect.succeed(finalLog) : readLog),
       shutdown,
-      kill: shutdown({ hard: true }),
+      // During a graceful shutdown, kill escalates it: SIGKILL now, then the shutdown's own cleanup.
+      kill: Effect.uninterruptible(Effect.suspend(() => {
+        if (state !== "shutting-down") return shutdown({ hard: true })
+        userKilled = true
+        return Effect.zipRight(child.kill("SIGKILL"), Deferred.await(stopped))
+      })),
       wait: (timeout) =>
         Effect.suspend(() => {
           if (state !== "running") return Deferred.await(stopped)

@@ -7,10 +7,13 @@
 import * as Options from "@effect/cli/Options"
 import * as Command from "@effect/platform/Command"
 import * as FileSystem from "@effect/platform/FileSystem"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
+import type * as Machine from "../Machine.js"
 import { DEFAULT_BINARY } from "../MachineConfig.js"
 
 /** `--qemu BINARY`, shared by every subcommand. */
@@ -47,24 +50,54 @@ export const setExitCode = (code: number) => Effect.sync(() => {
 /** The code set by `setExitCode`. */
 export const getExitCode = () => exitCode
 
+/** A failure of the CLI itself (a file it cannot open, a bad address): one line on stderr, exit code 1. */
+export class CliError extends Data.TaggedError("CliError")<{ readonly message: string }> {}
+
 /**
  * A traffic logger for `onQmpTraffic`: appends JSON lines to a file. The
- * stream is flushed and closed with the scope.
+ * file is opened before anything starts (a path that cannot be opened is a
+ * `CliError`); a write that fails later is reported once on stderr and the
+ * log stops, the session goes on. Flushed and closed with the scope.
  */
 export const trafficLog = (path: Option.Option<string>) =>
   Option.match(path, {
     onNone: () => Effect.succeed(undefined),
     onSome: (file) =>
       Effect.acquireRelease(
-        Effect.sync(() => NodeFs.createWriteStream(file, { flags: "a", mode: 0o600 })),
-        (stream) => Effect.async<void>((resume) => void stream.end(() => resume(Effect.void)))
-      ).pipe(
-        Effect.map((stream) => (direction: "send" | "receive", message: unknown) => {
-          const body = typeof message === "string" ? JSON.parse(message) as unknown : message
-          stream.write(`${JSON.stringify({ time: new Date().toISOString(), direction, message: body })}\n`)
-        })
-      )
+        Effect.try({
+          try: () => NodeFs.openSync(file, "a", 0o600),
+          catch: (error) =>
+            new CliError({ message: `--qmp-log ${file}: ${error instanceof Error ? error.message : String(error)}` })
+        }).pipe(Effect.map((fd) => {
+          const stream = NodeFs.createWriteStream(file, { fd })
+          let failed = false
+          stream.on("error", (error) => {
+            if (failed) return
+            failed = true
+            process.stderr.write(`qemu-machine: --qmp-log ${file}: ${error.message}; the QMP log stops here\n`)
+          })
+          const write = (direction: "send" | "receive", message: unknown) => {
+            if (!failed) stream.write(`${JSON.stringify({ time: new Date().toISOString(), direction, message })}\n`)
+          }
+          return { stream, write }
+        })),
+        ({ stream }) => Effect.async<void>((resume) => void stream.end(() => resume(Effect.void)))
+      ).pipe(Effect.map(({ write }) => write))
   })
+
+// Machines stay here past their scope's other finalizers: a second signal must reach one that is shutting down.
+const machines = new Set<Machine.MachineService>()
+
+/** Registers a machine for `killAll` (a no-op for it once it has stopped). */
+export const track = (vm: Machine.MachineService) => Effect.sync(() => void machines.add(vm))
+
+/** SIGKILLs every tracked machine now, even one that is shutting down (a second Ctrl-C). */
+export const killAll = () => {
+  for (const vm of machines) Effect.runFork(vm.kill.pipe(Effect.ignore))
+}
+
+/** Log lines go to stderr, so stdout carries only what a command prints (the JSON protocol of `shell --json`). */
+export const stderrLogger = Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.stringLogger))
 
 /** Is `binary` runnable (an existing path, or found on PATH)? */
 export const findBinary = (binary: string): Effect.Effect<Option.Option<string>, never, FileSystem.FileSystem> =>

@@ -9,6 +9,7 @@ import * as Options from "@effect/cli/Options"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import { formatCommand } from "../internal/redact.js"
 import * as Machine from "../Machine.js"
 import { seabiosDemo } from "../MachineConfig.js"
 import {
@@ -20,6 +21,7 @@ import {
   qmpLogOption,
   setExitCode,
   stripAnsi,
+  track,
   trafficLog
 } from "./common.js"
 
@@ -51,10 +53,11 @@ export const demo = Command.make(
 
       yield* Console.log(`qemu-machine demo: SeaBIOS with no disk and no NIC, serial console on a socket pair`)
       const vm = yield* Machine.launch({ ...seabiosDemo, binary: qemu, onQmpTraffic })
+      yield* track(vm)
       const version = yield* vm.execute("query-version")
       const v = version.qemu
       yield* step(`launched pid ${vm.pid}; QMP ready (QEMU ${v.major}.${v.minor}.${v.micro}, ${version.package})`)
-      yield* step(`command: ${vm.command.join(" ")}`)
+      yield* step(`command: ${formatCommand(vm.command)}`)
 
       // Waits consume the console's output in order from launch on, so no line is missed.
       const console = yield* vm.console

@@ -12,8 +12,10 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import * as NodeOs from "node:os"
 import * as Machine from "../Machine.js"
-import { binaryOption, qmpLogOption, setExitCode, trafficLog } from "./common.js"
+import { formatCommand } from "../internal/redact.js"
+import { binaryOption, qmpLogOption, setExitCode, track, trafficLog } from "./common.js"
 
 const machineOption = Options.text("machine").pipe(
   Options.withDescription("the -machine value, e.g. pc,graphics=off or none"),
@@ -25,7 +27,6 @@ const consoleOption = Options.boolean("console").pipe(
 )
 const jsonOption = Options.boolean("json").pipe(Options.withDescription("print events as JSON lines"))
 
-const signalNumbers: Readonly<Record<string, number>> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 }
 
 /** The `run` subcommand; `qemuArgs` are the words after `--`. */
 export const run = (qemuArgs: ReadonlyArray<string>) =>
@@ -51,24 +52,11 @@ export const run = (qemuArgs: ReadonlyArray<string>) =>
           onQmpTraffic
         })
         const machine = vm
-        yield* Console.error(`qemu-machine: pid ${machine.pid}: ${machine.command.join(" ")}`)
+        yield* Console.error(`qemu-machine: pid ${machine.pid}: ${formatCommand(machine.command)}`)
         yield* Console.error(`qemu-machine: Ctrl-C shuts the machine down cleanly; a second Ctrl-C kills it`)
 
-        // A second Ctrl-C (the runtime handles the first by interrupting us) kills QEMU.
-        let interrupts = 0
-        const onSigint = () => {
-          if (++interrupts >= 2) {
-            try {
-              process.kill(machine.pid, "SIGKILL")
-            } catch {
-              // already gone
-            }
-          }
-        }
-        yield* Effect.acquireRelease(
-          Effect.sync(() => process.on("SIGINT", onSigint)),
-          () => Effect.sync(() => process.off("SIGINT", onSigint))
-        )
+        // A second Ctrl-C (main handles the first by interrupting us) kills it.
+        yield* track(machine)
 
         yield* machine.events.pipe(
           Stream.runForEach((event) =>
@@ -99,7 +87,7 @@ export const run = (qemuArgs: ReadonlyArray<string>) =>
             Option.match(status, {
               onNone: () => Effect.void,
               onSome: (s) =>
-                setExitCode(s.exitCode ?? 128 + (s.signal !== null ? signalNumbers[s.signal] ?? 0 : 0))
+                setExitCode(s.exitCode ?? 128 + (s.signal !== null ? NodeOs.constants.signals[s.signal] ?? 0 : 0))
             }))
         }))
       )

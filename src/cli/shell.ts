@@ -18,8 +18,8 @@ import * as Readline from "node:readline"
 import type { QMPConnectError } from "../Errors.js"
 import * as Machine from "../Machine.js"
 import * as QmpClient from "../QmpClient.js"
-import type { Arguments } from "../QmpProtocol.js"
-import { binaryOption, qmpLogOption, trafficLog } from "./common.js"
+import type { Arguments, Event, Greeting, Reply } from "../QmpProtocol.js"
+import { binaryOption, CliError, qmpLogOption, track, trafficLog } from "./common.js"
 
 const connectOption = Options.text("connect").pipe(
   Options.withDescription("connect to a running QEMU's QMP at unix:PATH or tcp:HOST:PORT instead of launching one"),
@@ -61,14 +61,21 @@ export const parseCommandLine = (line: string): { readonly command: string; read
   return { command, args }
 }
 
+/** What the shell talks to: a QMP session, through the machine when it launched one (so a user's `quit` counts). */
+interface ShellSession {
+  readonly greeting: Greeting
+  readonly executeRaw: (command: string, args?: Arguments) => Effect.Effect<Reply, { readonly _tag: string; readonly message: string }>
+  readonly events: Stream.Stream<Event>
+}
+
 const connectTo = (
   target: string,
   onTraffic: QmpClient.QmpClientOptions["onTraffic"]
-): Effect.Effect<QmpClient.QmpClientService, QmpClient.SessionError | QMPConnectError | string, Scope.Scope> => {
+): Effect.Effect<ShellSession, QmpClient.SessionError | QMPConnectError | CliError, Scope.Scope> => {
   if (target.startsWith("unix:")) return QmpClient.connectUnix(target.slice(5), { onTraffic })
   const tcp = /^tcp:(.+):(\d+)$/.exec(target)
   if (tcp !== null) return QmpClient.connectTcp(tcp[1]!, Number(tcp[2]), { onTraffic })
-  return Effect.fail(`--connect wants unix:PATH or tcp:HOST:PORT, got ${target}`)
+  return Effect.fail(new CliError({ message: `--connect wants unix:PATH or tcp:HOST:PORT, got ${target}` }))
 }
 
 const linesOf = (input: NodeJS.ReadableStream) =>
@@ -83,7 +90,7 @@ const linesOf = (input: NodeJS.ReadableStream) =>
     return Stream.fromQueue(queue).pipe(Stream.takeWhile((line): line is string => line !== null))
   })
 
-const jsonMode = (qmp: QmpClient.QmpClientService) =>
+const jsonMode = (qmp: ShellSession) =>
   Effect.gen(function*() {
     yield* qmp.events.pipe(Stream.runForEach((event) => Console.log(JSON.stringify(event))), Effect.forkScoped)
     yield* Console.log(JSON.stringify(qmp.greeting))
@@ -97,22 +104,31 @@ const jsonMode = (qmp: QmpClient.QmpClientService) =>
         } catch (e) {
           return Console.log(JSON.stringify({ error: { class: "ShellError", desc: (e as Error).message } }))
         }
-        const command = parsed as { execute?: unknown; arguments?: unknown }
+        const command = parsed as { execute?: unknown; arguments?: unknown; id?: unknown }
         if (typeof command.execute !== "string") {
           return Console.log(JSON.stringify({ error: { class: "ShellError", desc: "expected {\"execute\": ...}" } }))
         }
+        // The reply carries the caller's id (if any) in place of the session's own.
+        const withId = (reply: Reply) => {
+          const { id: _ours, ...rest } = reply
+          return command.id === undefined ? rest : { ...rest, id: command.id }
+        }
         return qmp.executeRaw(command.execute, command.arguments as Arguments | undefined).pipe(
-          Effect.flatMap((reply) => Console.log(JSON.stringify(reply))),
+          Effect.flatMap((reply) => Console.log(JSON.stringify(withId(reply)))),
           Effect.catchAll((e) => Console.log(JSON.stringify({ error: { class: e._tag, desc: e.message } })))
         )
       })
     )
   })
 
-const interactive = (qmp: QmpClient.QmpClientService) =>
+const interactive = (qmp: ShellSession) =>
   Effect.gen(function*() {
-    const names = yield* qmp.execute("query-commands").pipe(
-      Effect.map((list) => (list as ReadonlyArray<{ name: string }>).map((c) => c.name).sort()),
+    const names = yield* qmp.executeRaw("query-commands").pipe(
+      Effect.map((reply) =>
+        "return" in reply && Array.isArray(reply.return)
+          ? (reply.return as ReadonlyArray<{ name: string }>).map((c) => c.name).sort()
+          : []
+      ),
       Effect.orElseSucceed(() => [] as Array<string>)
     )
     const rl = yield* Effect.acquireRelease(
@@ -175,15 +191,17 @@ export const shell = (qemuArgs: ReadonlyArray<string>) =>
         const onTraffic = yield* trafficLog(options.qmpLog)
         const qmp = yield* Option.match(options.connect, {
           onNone: () =>
-            Effect.flatMap(
-              Machine.launch({
+            Effect.gen(function*() {
+              const vm = yield* Machine.launch({
                 binary: options.qemu,
                 machineType: qemuArgs.length === 0 ? "none" : undefined,
                 args: qemuArgs,
                 onQmpTraffic: onTraffic
-              }),
-              (vm) => vm.qmp
-            ),
+              })
+              yield* track(vm)
+              const client = yield* vm.qmp
+              return { greeting: client.greeting, executeRaw: vm.executeRaw, events: vm.events } satisfies ShellSession
+            }),
           onSome: (target) => connectTo(target, onTraffic)
         })
         yield* options.json ? jsonMode(qmp) : interactive(qmp)

@@ -1,8 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { spawn, spawnSync } from "node:child_process"
+import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 import { parseCommandLine } from "../../src/cli/shell.js"
-import { childPids, describeQemu, isAlive } from "../helpers.js"
+import { childPids, describeQemu, isAlive, leftovers, makeBaseDir, processesMarked } from "../helpers.js"
 
 const root = NodePath.resolve(__dirname, "../..")
 const cli = ["--import", "tsx", NodePath.join(root, "src/cli/main.ts")]
@@ -70,6 +71,101 @@ describeQemu("qemu-machine CLI", () => {
     expect(lines).toContainEqual({ error: expect.objectContaining({ class: "ShellError" }) })
     expect(lines).toContainEqual(expect.objectContaining({ error: expect.objectContaining({ class: "CommandNotFound" }) }))
     expect(childPids()).toEqual([])
+  }, 30_000)
+})
+
+/** What is left in a TMPDIR, but tsx's own compile cache. */
+const ours = (tmp: string) => leftovers(tmp).filter((entry) => !entry.startsWith("tsx-"))
+
+/** Starts `qemu-machine run` with a private TMPDIR; resolves once QEMU runs. */
+const startRun = async (marker: string, tmp: string) => {
+  const child = spawn("node", [...cli, "run", "--machine", "none", "--", "-nodefaults", "-name", marker], {
+    cwd: root,
+    env: { ...process.env, TMPDIR: tmp },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  let stderr = ""
+  child.stderr.on("data", (d) => (stderr += String(d)))
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on("exit", (code, signal) => resolve({ code, signal }))
+  )
+  const started = Date.now()
+  while (!stderr.includes("Ctrl-C shuts") && Date.now() - started < 30_000) await new Promise((r) => setTimeout(r, 20))
+  return { child, exited, stderr: () => stderr }
+}
+
+describeQemu("qemu-machine CLI under signals and bad files", () => {
+  it("run: SIGHUP shuts down cleanly, like SIGTERM: QEMU's exit code, nothing left", async () => {
+    for (const signal of ["SIGHUP", "SIGTERM"] as const) {
+      const tmp = makeBaseDir(`cli-${signal}`)
+      const marker = `qm-cli-${signal}-${process.pid}`
+      const run = await startRun(marker, tmp)
+      expect(processesMarked(`-name ${marker}`).length).toBeGreaterThan(0)
+      run.child.kill(signal)
+      expect(await run.exited).toEqual({ code: 0, signal: null })
+      expect(run.stderr()).toContain(`${signal}: shutting down cleanly`)
+      expect(processesMarked(`-name ${marker}`)).toEqual([])
+      expect(ours(tmp)).toEqual([])
+    }
+  }, 60_000)
+
+  it("run: a second Ctrl-C during a slow shutdown kills QEMU at once, still cleans up, exits 130", async () => {
+    const tmp = makeBaseDir("cli-double-int")
+    const marker = `qm-cli-double-${process.pid}`
+    const run = await startRun(marker, tmp)
+    // A stopped QEMU cannot answer quit: the clean shutdown would wait 30 s.
+    for (const pid of processesMarked(`-name ${marker}`)) if (pid !== run.child.pid) process.kill(pid, "SIGSTOP")
+    run.child.kill("SIGINT")
+    const started = Date.now()
+    while (!run.stderr().includes("shutting down cleanly") && Date.now() - started < 10_000) {
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    run.child.kill("SIGINT")
+    expect(await run.exited).toEqual({ code: 130, signal: null })
+    expect(Date.now() - started).toBeLessThan(10_000)
+    expect(processesMarked(`-name ${marker}`)).toEqual([])
+    expect(ours(tmp)).toEqual([])
+  }, 60_000)
+
+  it("--qmp-log that cannot be opened: one clear line, exit 1, nothing started or left", () => {
+    const tmp = makeBaseDir("cli-qmp-log")
+    for (const [command, log] of [["run", "/nonexistent/dir/qmp.log"], ["shell", tmp], ["demo", "/nonexistent/qmp.log"]]) {
+      const result = spawnSync("node", [...cli, command!, "--qmp-log", log!, "--", "-machine", "none"], {
+        cwd: root,
+        env: { ...process.env, TMPDIR: tmp },
+        encoding: "utf8",
+        input: "",
+        timeout: 30_000
+      })
+      expect(result.status).toBe(1)
+      expect(result.stderr).toContain(log)
+      expect(result.stderr.trim().split("\n")).toHaveLength(1)
+      expect(result.stderr).not.toMatch(/\n\s+at /)
+      expect(ours(tmp)).toEqual([])
+    }
+    expect(childPids()).toEqual([])
+  }, 60_000)
+
+  it("shell --json: a user's quit is the end (no second quit, no warning); stdout is only the protocol", () => {
+    const tmp = makeBaseDir("cli-shell-quit")
+    const log = NodePath.join(tmp, "qmp.log")
+    const input = [JSON.stringify({ execute: "query-status", id: "mine" }), JSON.stringify({ execute: "quit" })].join("\n") + "\n"
+    const result = spawnSync("node", [...cli, "shell", "--json", "--qmp-log", log], {
+      cwd: root,
+      env: { ...process.env, TMPDIR: tmp },
+      encoding: "utf8",
+      input,
+      timeout: 30_000
+    })
+    expect(result.status).toBe(0)
+    const lines = result.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>)
+    expect(lines[0]).toHaveProperty("QMP")
+    expect(lines).toContainEqual(expect.objectContaining({ return: expect.objectContaining({ status: "running" }), id: "mine" }))
+    expect(lines).toContainEqual(expect.objectContaining({ event: "SHUTDOWN" }))
+    expect(result.stderr).not.toMatch(/AbnormalShutdown|graceful/)
+    const quits = NodeFs.readFileSync(log, "utf8").split("\n").filter((l) => l.includes('"direction":"send"') && l.includes('"quit"'))
+    expect(quits).toHaveLength(1)
+    expect(ours(tmp)).toEqual(["qmp.log"])
   }, 30_000)
 })
 
