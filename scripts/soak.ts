@@ -11,13 +11,15 @@ import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import * as Machine from "../src/Machine.js"
-import { qemuChildren } from "./procfs.js"
+import { qemuChildren, qemuDescendants } from "./procfs.js"
 
 const arg = process.argv.indexOf("--cycles")
 const cycles = arg >= 0 ? Number(process.argv[arg + 1]) : 200
 const base = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "qm-soak-"))
 
 const openFds = () => NodeFs.readdirSync("/proc/self/fd").length
+// QEMU processes anywhere on the machine (a forking wrapper's QEMU is not our child): none may be left.
+const qemuProcesses = () => qemuDescendants(1).length
 const tempDirs = () => NodeFs.readdirSync(base).length
 
 const config: Machine.MachineConfig = {
@@ -27,12 +29,21 @@ const config: Machine.MachineConfig = {
   shutdownTimeout: "2 seconds"
 }
 
-const faults = ["none", "sigkill", "sigstop", "interrupt", "user-quit", "garbage-command"] as const
+const faults = [
+  "none",
+  "sigkill",
+  "sigstop",
+  "interrupt",
+  "user-quit",
+  "garbage-command",
+  "forking-wrapper-stopped"
+] as const
 type Fault = typeof faults[number]
 
 const cycle = (fault: Fault) =>
   Effect.scoped(Effect.gen(function*() {
-    const vm = yield* Machine.launch(config)
+    // A wrapper that forks: QEMU is a grandchild, which every shutdown path must still reach.
+    const vm = yield* Machine.launch(fault === "forking-wrapper-stopped" ? { ...config, wrapper: ["timeout", "600"] } : config)
     yield* vm.execute("query-status")
     switch (fault) {
       case "none":
@@ -52,6 +63,9 @@ const cycle = (fault: Fault) =>
       case "user-quit":
         yield* vm.execute("quit")
         return yield* vm.shutdown()
+      case "forking-wrapper-stopped":
+        for (const pid of qemuDescendants(vm.pid)) process.kill(pid, "SIGSTOP")
+        return yield* Effect.either(vm.shutdown({ timeout: "300 millis" }))
       case "garbage-command":
         yield* Effect.either(vm.execute("no-such-command", { x: "\u0000\"}{" }))
         return yield* vm.shutdown()
@@ -61,7 +75,7 @@ const cycle = (fault: Fault) =>
 const main = Effect.gen(function*() {
   // One cycle first, so lazily opened descriptors (libuv, the module loader) are counted in "before".
   yield* cycle("none")
-  const before = { fds: openFds(), children: qemuChildren(), tempDirs: tempDirs() }
+  const before = { fds: openFds(), children: qemuChildren(), qemu: qemuProcesses(), tempDirs: tempDirs() }
   const started = Date.now()
   const outcomes: Record<string, number> = {}
   for (let i = 0; i < cycles; i++) {
@@ -70,8 +84,9 @@ const main = Effect.gen(function*() {
     const key = `${fault}:${exit._tag}`
     outcomes[key] = (outcomes[key] ?? 0) + 1
   }
-  const after = { fds: openFds(), children: qemuChildren(), tempDirs: tempDirs() }
-  const leaked = after.fds !== before.fds || after.children !== before.children || after.tempDirs !== before.tempDirs
+  const after = { fds: openFds(), children: qemuChildren(), qemu: qemuProcesses(), tempDirs: tempDirs() }
+  const leaked = after.fds !== before.fds || after.children !== before.children || after.qemu !== before.qemu ||
+    after.tempDirs !== before.tempDirs
   console.log(JSON.stringify({ soak: cycles, seconds: Math.round((Date.now() - started) / 1000), before, after, outcomes, leaked }))
   NodeFs.rmSync(base, { recursive: true, force: true })
   if (leaked) process.exitCode = 1
