@@ -13,12 +13,9 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as FiberId from "effect/FiberId"
 import * as Mailbox from "effect/Mailbox"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -26,7 +23,7 @@ import type { Duplex } from "node:stream"
 import { ConsoleClosed, ConsoleTimeout, TempFilesError } from "./Errors.js"
 import * as Files from "./internal/files.js"
 import { TextBuffer } from "./internal/textBuffer.js"
-import * as Fanout from "./internal/fanout.js"
+import * as Broadcast from "./internal/broadcast.js"
 import * as Transport from "./internal/transport.js"
 
 /** Options of a console. */
@@ -84,9 +81,9 @@ export interface ConsoleSocketService {
     pattern: string | RegExp,
     options?: WaitOptions & { readonly interval?: Duration.DurationInput | undefined; readonly enter?: string | undefined }
   ) => Effect.Effect<ConsoleMatch, ConsoleTimeout | ConsoleClosed>
-  /** The most recent output (at most `bufferSize` characters), consumed or not. */
+  /** The most recent output, consumed or not: about `bufferSize` characters (at most 8 KiB more). */
   readonly recent: Effect.Effect<string>
-  /** Output not yet consumed by a wait. */
+  /** Output not yet consumed by a wait, bounded like `recent`. */
   readonly unconsumed: Effect.Effect<string>
   /** Bytes received so far. */
   readonly bytesReceived: Effect.Effect<number>
@@ -127,92 +124,75 @@ export const fromTransport = (
     const bufferSize = options.bufferSize ?? DEFAULT_BUFFER
     const defaultTimeout = options.timeout ?? DEFAULT_TIMEOUT
     const label = options.label ?? transport.label
-    const hub = yield* Fanout.make<Uint8Array>(4096)
+    const hub = yield* Broadcast.make<Uint8Array>(4096)
     const decoder = new TextDecoder("utf-8")
     const recent = new TextBuffer(bufferSize)
     const unconsumed = new TextBuffer(bufferSize)
-    // Where the next string search may start (earlier text was already searched for it).
-    let searchedUpTo = 0
     let bytes = 0
     let closed = false
-    let changed = yield* Deferred.make<void>()
 
     const log = options.logFile === undefined
       ? undefined
       : yield* logWriter(options.logFile, label)
 
-    // Only waits in progress need waking; most chunks of a flood have none.
-    let waiting = 0
-    const notify = () => {
-      if (waiting === 0 && !closed) return
-      const previous = changed
-      changed = Deferred.unsafeMake<void>(FiberId.none)
-      Deferred.unsafeDone(previous, Exit.void)
-    }
-
     const onChunk = (chunk: Uint8Array) => {
       bytes += chunk.length
       // Node hands each read its own buffer, so it can be shared without a copy.
       log?.write(chunk)
-      hub.publish(chunk)
       const text = decoder.decode(chunk, { stream: true })
       recent.append(text)
-      const before = unconsumed.length
       unconsumed.append(text)
-      searchedUpTo = Math.max(0, searchedUpTo - (before + text.length - unconsumed.length))
-      notify()
+      // After the text is in the buffers: a wait woken by this chunk finds it there.
+      hub.publish(chunk)
     }
-
     const markClosed = () => {
-      if (closed) return
       closed = true
       hub.end()
-      notify()
     }
 
-    yield* transport.run(onChunk).pipe(Effect.ensuring(Effect.sync(markClosed)), Effect.forkScoped)
+    yield* transport.run(onChunk, markClosed).pipe(Effect.forkScoped)
     yield* Effect.addFinalizer(() => Effect.sync(markClosed))
 
     const tail = () => recent.tail(512)
 
+    /**
+     * Searches the unconsumed text, and again after each chunk that arrives
+     * (a subscription to the output is the wake-up). A string is searched only
+     * past what earlier tries covered, less its length.
+     */
     const waitFor = (
       pattern: string | RegExp,
       waitOptions?: WaitOptions
     ): Effect.Effect<ConsoleMatch, ConsoleTimeout | ConsoleClosed> => {
       const timeout = Duration.decode(waitOptions?.timeout ?? defaultTimeout)
-      const patternLength = typeof pattern === "string" ? pattern.length : 0
-      const attempt: Effect.Effect<ConsoleMatch, ConsoleClosed> = Effect.suspend(() => {
-        const from = typeof pattern === "string" ? Math.max(0, searchedUpTo - patternLength + 1) : 0
-        const searched = unconsumed.toString()
-        const found = search(searched, pattern, from)
-        if (found !== undefined) {
-          const before = searched.slice(0, found.index)
-          unconsumed.dropFront(found.index + found.match.length)
-          searchedUpTo = 0
-          return Effect.succeed({ match: found.match, before, groups: found.groups })
+      const overlap = typeof pattern === "string" ? pattern.length - 1 : Infinity
+      return Effect.scoped(Effect.gen(function*() {
+        const chunks = yield* hub.subscribe
+        let searched = 0
+        let droppedBefore = unconsumed.dropped
+        for (;;) {
+          const text = unconsumed.toString()
+          const shift = unconsumed.dropped - droppedBefore
+          const found = search(text, pattern, Math.max(0, searched - shift - overlap))
+          if (found !== undefined) {
+            unconsumed.dropFront(found.index + found.match.length)
+            return { match: found.match, before: text.slice(0, found.index), groups: found.groups }
+          }
+          if (closed) {
+            return yield* new ConsoleClosed({ operation: `wait for ${describe(pattern)}`, detail: label, tail: tail() })
+          }
+          searched = text.length
+          droppedBefore = unconsumed.dropped
+          yield* chunks.take
         }
-        searchedUpTo = searched.length
-        if (closed) {
-          return Effect.fail(
-            new ConsoleClosed({ operation: `wait for ${describe(pattern)}`, detail: label, tail: tail() })
-          )
-        }
-        return Effect.zipRight(Deferred.await(changed), attempt)
-      })
-      return Effect.sync(() => {
-        waiting++
-      }).pipe(
-        Effect.zipRight(attempt),
+      })).pipe(
         Effect.interruptible,
-        Effect.ensuring(Effect.sync(() => {
-          waiting--
-          searchedUpTo = 0
-        })),
         Effect.timeoutFail({
           duration: timeout,
           onTimeout: () =>
             new ConsoleTimeout({ pattern: describe(pattern), timeoutMillis: Duration.toMillis(timeout), tail: tail() })
-        })
+        }),
+        Effect.withSpan("ConsoleSocket.waitFor", { attributes: { "console.pattern": describe(pattern), "console.label": label } })
       )
     }
 
@@ -245,8 +225,8 @@ export const fromTransport = (
         const poke = Effect.zipRight(Effect.ignore(write(enter)), Effect.sleep(interval)).pipe(Effect.forever)
         return Effect.raceFirst(waitFor(pattern, interruptOptions), poke)
       },
-      recent: Effect.sync(() => recent.tail(bufferSize)),
-      unconsumed: Effect.sync(() => unconsumed.tail(bufferSize)),
+      recent: Effect.sync(() => recent.toString()),
+      unconsumed: Effect.sync(() => unconsumed.toString()),
       bytesReceived: Effect.sync(() => bytes),
       isOpen: Effect.sync(() => !closed),
       close: Effect.zipRight(transport.close, Effect.sync(markClosed))

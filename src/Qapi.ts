@@ -25,11 +25,10 @@ import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
-import { QMPDecodeError } from "./Errors.js"
+import { QMPDecodeError, QMPSchemaDrift } from "./Errors.js"
 import * as Generated from "./generated/qapi.js"
 import * as Introspection from "./internal/qapiIntrospection.js"
-import type { CommandError, QmpClientService } from "./QmpClient.js"
-import type { Arguments, Event } from "./QmpProtocol.js"
+import { type Arguments, type Event, type Greeting, isErrorReply, type Reply } from "./QmpProtocol.js"
 
 /** The generated types and Schemas, e.g. `Qapi.Types.QueryStatusResult`. */
 export * as Types from "./generated/qapi.js"
@@ -231,10 +230,45 @@ export const driftReport = (liveSchema: unknown): Effect.Effect<DriftReport, QMP
     }
   })
 
+/** What the drift check needs of a QMP session (a `QmpClientService` has it). */
+export interface SchemaSource<E> {
+  readonly greeting: Greeting
+  readonly executeRaw: (command: "query-qmp-schema") => Effect.Effect<Reply, E>
+}
+
 /** Runs `query-qmp-schema` on a session and compares it with the generated schema. */
-export const checkDrift = (client: QmpClientService): Effect.Effect<DriftReport, CommandError | QMPDecodeError> =>
-  // Undecoded, whatever the client's `decode`: decoding would reorder the reply's keys and change the raw hash.
-  Effect.flatMap(client.execute("query-qmp-schema", undefined, { decode: false }), driftReport)
+export const checkDrift = <E>(client: SchemaSource<E>): Effect.Effect<DriftReport, E | QMPDecodeError> =>
+  // Raw, whatever the client's `decode`: decoding would reorder the reply's keys and change the raw hash.
+  Effect.flatMap(client.executeRaw("query-qmp-schema"), (reply) =>
+    isErrorReply(reply)
+      ? Effect.fail(
+        new QMPDecodeError({ subject: "result", name: "query-qmp-schema", path: "", detail: reply.error.desc })
+      )
+      : driftReport(reply.return))
+
+/**
+ * The drift check at connect: compares the server's schema with the
+ * generated one and logs a warning (`"log"`) or fails (`"fail"`) when they
+ * differ, or when the schema cannot be read.
+ */
+export const checkSchema = <E extends { readonly message: string }>(
+  client: SchemaSource<E>,
+  mode: "log" | "fail"
+): Effect.Effect<void, QMPSchemaDrift> =>
+  Effect.gen(function*() {
+    const version = client.greeting.QMP.version.qemu
+    const live = `${version.major}.${version.minor}.${version.micro}`
+    const report = yield* Effect.either(checkDrift(client))
+    const summary = report._tag === "Left"
+      ? `could not read the schema: ${report.left.message}`
+      : report.right.identical
+      ? undefined
+      : formatDrift(report.right)
+    if (summary === undefined) return yield* Effect.logDebug(`QAPI schema matches the generated one (QEMU ${live})`)
+    const drift = new QMPSchemaDrift({ generatedFrom: generatedFrom.version, live, summary })
+    if (mode === "fail") return yield* drift
+    yield* Effect.logWarning(drift.message)
+  }).pipe(Effect.withSpan("Qapi.checkSchema"))
 
 /** One line: what was added, removed and changed. */
 export const formatDrift = (report: DriftReport): string => {

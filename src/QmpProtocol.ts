@@ -88,8 +88,6 @@ export type ServerMessage = typeof ServerMessage.Type
 /** Is this reply an error reply? */
 export const isErrorReply = (reply: Reply): reply is ErrorReply => "error" in reply
 
-/** The default cap on one message: 10 MiB. */
-export const DEFAULT_MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 
 const decodeOptions = { onExcessProperty: "preserve", errors: "first" } as const
 const decodeGreeting = Schema.decodeUnknownEither(Greeting, decodeOptions)
@@ -210,6 +208,10 @@ export const encodeCommand = (command: Command): Either.Either<string, EncodeFai
 
 const BACKSLASH_CODE = 0x5c
 const QUOTE_CODE = 0x22
+const OPEN_BRACE = 0x7b
+const CLOSE_BRACE = 0x7d
+const OPEN_BRACKET = 0x5b
+const CLOSE_BRACKET = 0x5d
 
 /**
  * One pass over JSON text as `JSON.stringify` writes it (no whitespace; lone
@@ -284,225 +286,6 @@ const checkForQemu = (text: string): EncodeFailure | undefined => {
   return tokens > QEMU_JSON_LIMITS.maxTokens
     ? { reason: "TooLarge", detail: `the command has ${tokens} JSON tokens, over QEMU's limit of ${QEMU_JSON_LIMITS.maxTokens}` }
     : undefined
-}
-
-const OPEN_BRACE = 0x7b
-const CLOSE_BRACE = 0x7d
-const OPEN_BRACKET = 0x5b
-const CLOSE_BRACKET = 0x5d
-const QUOTE = 0x22
-const BACKSLASH = 0x5c
-const NEWLINE = 0x0a
-
-const isWhitespace = (byte: number) => byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09
-
-/** What the decoder hands on for each chunk: messages and non-fatal errors in order. */
-export interface FrameSink {
-  readonly onMessage: (json: unknown) => void
-  readonly onError: (error: QMPProtocolError) => void
-}
-
-/**
- * Incremental QMP framing decoder. Feed it chunks as they arrive; it calls
- * the sink for each complete JSON object. UTF-8 sequences split across
- * chunks are safe because boundaries are found on ASCII bytes only.
- *
- * Garbage between messages, and text that is not valid JSON, produce a
- * non-fatal `QMPProtocolError` and the decoder skips to the next line. A
- * message over `maxMessageBytes` is fatal: `push` returns the error and the
- * decoder accepts no more input.
- */
-export class FrameDecoder {
-  private readonly parts: Array<Uint8Array> = []
-  private length = 0
-  private depth = 0
-  private inString = false
-  private escaped = false
-  private skipping = false
-  private skipped: Array<number> = []
-  /** Garbage lines seen since the last report; a flood is reported once per chunk, not once per line. */
-  private garbageLines = 0
-  private atLineStart = false
-  private failed: QMPProtocolError | undefined
-  private readonly text = new TextDecoder("utf-8", { fatal: false })
-
-  constructor(readonly maxMessageBytes: number = DEFAULT_MAX_MESSAGE_BYTES) {}
-
-  /** Feeds one chunk. Returns a fatal error once the stream can no longer be framed. */
-  push(chunk: Uint8Array, sink: FrameSink): QMPProtocolError | undefined {
-    if (this.failed !== undefined) return this.failed
-    let start = this.depth > 0 ? 0 : -1
-    for (let i = 0; i < chunk.length; i++) {
-      const byte = chunk[i]!
-      if (this.skipping) {
-        if (byte === NEWLINE) {
-          this.skipping = false
-          this.garbageLines++
-        } else if (this.garbageLines === 0 && this.skipped.length < 64) {
-          this.skipped.push(byte)
-        }
-        continue
-      }
-      if (this.depth === 0) {
-        if (isWhitespace(byte)) continue
-        if (byte !== OPEN_BRACE) {
-          this.skipping = true
-          if (this.garbageLines === 0) this.skipped = [byte]
-          continue
-        }
-        this.reportGarbage(sink)
-        start = i
-        this.depth = 1
-        continue
-      }
-      if (this.inString) {
-        if (byte === NEWLINE) {
-          // JSON strings cannot hold a raw newline: the message was cut off. Drop it and start afresh.
-          this.reportTruncated(chunk.subarray(start, i), sink)
-          start = -1
-          continue
-        }
-        if (this.escaped) this.escaped = false
-        else if (byte === BACKSLASH) this.escaped = true
-        else if (byte === QUOTE) this.inString = false
-        continue
-      }
-      if (byte === OPEN_BRACE && this.atLineStart) {
-        // A '{' at the start of a line inside a message: QEMU (one message a line) and pretty-printers
-        // (nested values are indented) only put a top-level object there, so the previous message was
-        // cut off. Report it and start the new one here.
-        this.reportTruncated(chunk.subarray(start, i), sink)
-        start = i
-        this.depth = 1
-        this.atLineStart = false
-        continue
-      }
-      this.atLineStart = byte === NEWLINE
-      if (byte === QUOTE) this.inString = true
-      else if (byte === OPEN_BRACE || byte === OPEN_BRACKET) this.depth++
-      else if (byte === CLOSE_BRACE || byte === CLOSE_BRACKET) {
-        this.depth--
-        if (this.depth === 0) {
-          const piece = chunk.subarray(start, i + 1)
-          if (this.length + piece.length > this.maxMessageBytes) return this.oversize()
-          this.emit(piece, sink)
-          start = -1
-        }
-      }
-    }
-    this.reportGarbage(sink)
-    if (this.depth > 0 && start >= 0) {
-      const piece = chunk.subarray(start)
-      if (this.length + piece.length > this.maxMessageBytes) return this.oversize()
-      // Copy: the caller may reuse its buffer.
-      this.parts.push(piece.slice())
-      this.length += piece.length
-    }
-    return undefined
-  }
-
-  /** Reports what is left at end of stream: a truncated message or unterminated garbage. */
-  end(sink: FrameSink): void {
-    if (this.failed !== undefined) return
-    if (this.skipping) {
-      this.skipping = false
-      this.garbageLines++
-    }
-    this.reportGarbage(sink)
-    if (this.depth > 0) {
-      const excerpt = this.text.decode(concat(this.parts, Math.min(this.length, 200)))
-      sink.onError(
-        new QMPProtocolError({
-          reason: "Garbage",
-          detail: `stream ended inside a message after ${this.length} bytes`,
-          fatal: false,
-          excerpt
-        })
-      )
-      this.reset()
-    }
-  }
-
-  private emit(last: Uint8Array, sink: FrameSink) {
-    const bytes = this.parts.length === 0 ? last : concat([...this.parts, last], this.length + last.length)
-    const source = this.text.decode(bytes)
-    this.reset()
-    let json: unknown
-    try {
-      json = JSON.parse(source)
-    } catch (e) {
-      sink.onError(
-        new QMPProtocolError({
-          reason: "Garbage",
-          detail: `invalid JSON: ${e instanceof Error ? e.message : String(e)}`,
-          fatal: false,
-          excerpt: source.length > 200 ? `${source.slice(0, 200)}…` : source
-        })
-      )
-      return
-    }
-    sink.onMessage(json)
-  }
-
-  private reportTruncated(last: Uint8Array, sink: FrameSink) {
-    const bytes = concat([...this.parts, last], Math.min(this.length + last.length, 200))
-    sink.onError(
-      new QMPProtocolError({
-        reason: "Garbage",
-        detail: "a message was cut off (a raw newline in a string, or a new message at the start of a line)",
-        fatal: false,
-        excerpt: this.text.decode(bytes)
-      })
-    )
-    this.reset()
-  }
-
-  private reset() {
-    this.atLineStart = false
-    this.parts.length = 0
-    this.length = 0
-    this.depth = 0
-    this.inString = false
-    this.escaped = false
-  }
-
-  private reportGarbage(sink: FrameSink) {
-    const count = this.garbageLines
-    if (count === 0) return
-    this.garbageLines = 0
-    sink.onError(
-      new QMPProtocolError({
-        reason: "Garbage",
-        detail: count === 1 ? "bytes outside a JSON object" : `${count} lines of bytes outside a JSON object`,
-        fatal: false,
-        excerpt: this.text.decode(Uint8Array.from(this.skipped)),
-        count
-      })
-    )
-    this.skipped = []
-  }
-
-  private oversize(): QMPProtocolError {
-    this.reset()
-    this.failed = new QMPProtocolError({
-      reason: "Oversize",
-      detail: `a message exceeds the cap of ${this.maxMessageBytes} bytes`,
-      fatal: true
-    })
-    return this.failed
-  }
-}
-
-const concat = (parts: ReadonlyArray<Uint8Array>, length: number): Uint8Array => {
-  const out = new Uint8Array(length)
-  let offset = 0
-  for (const part of parts) {
-    if (offset >= length) break
-    const take = Math.min(part.length, length - offset)
-    out.set(take === part.length ? part : part.subarray(0, take), offset)
-    offset += take
-  }
-  return out
 }
 
 /**

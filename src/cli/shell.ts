@@ -72,9 +72,9 @@ const connectTo = (
   target: string,
   onTraffic: QmpClient.QmpClientOptions["onTraffic"]
 ): Effect.Effect<ShellSession, QmpClient.SessionError | QMPConnectError | CliError, Scope.Scope> => {
-  if (target.startsWith("unix:")) return QmpClient.connectUnix(target.slice(5), { onTraffic })
+  if (target.startsWith("unix:")) return QmpClient.connect({ path: target.slice(5) }, { onTraffic })
   const tcp = /^tcp:(.+):(\d+)$/.exec(target)
-  if (tcp !== null) return QmpClient.connectTcp(tcp[1]!, Number(tcp[2]), { onTraffic })
+  if (tcp !== null) return QmpClient.connect({ host: tcp[1]!, port: Number(tcp[2]) }, { onTraffic })
   return Effect.fail(new CliError({ message: `--connect wants unix:PATH or tcp:HOST:PORT, got ${target}` }))
 }
 

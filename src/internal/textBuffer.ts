@@ -18,6 +18,8 @@ export class TextBuffer {
   private pieces: Array<string> = []
   private piecesLength = 0
   private current = ""
+  /** Characters ever dropped from the front (past the limit, or consumed): positions shift by this much. */
+  dropped = 0
 
   constructor(readonly limit: number) {}
 
@@ -35,9 +37,10 @@ export class TextBuffer {
     this.current = ""
     let excess = this.length - this.limit
     while (excess > 0 && this.pieces.length > 0 && this.pieces[0]!.length <= excess) {
-      const dropped = this.pieces.shift()!
-      this.piecesLength -= dropped.length
-      excess -= dropped.length
+      const piece = this.pieces.shift()!
+      this.piecesLength -= piece.length
+      this.dropped += piece.length
+      excess -= piece.length
     }
   }
 
@@ -58,16 +61,9 @@ export class TextBuffer {
 
   /** Drops the first `count` characters. */
   dropFront(count: number): void {
+    this.dropped += count
     const text = this.toString().slice(count)
     this.pieces = text.length > 0 ? [text] : []
     this.piecesLength = text.length
-  }
-
-  /** Drops what exceeds `limit` from the front; returns how many characters were dropped. */
-  trim(): number {
-    const excess = this.length - this.limit
-    if (excess <= 0) return 0
-    this.dropFront(excess)
-    return excess
   }
 }

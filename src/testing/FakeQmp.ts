@@ -29,13 +29,13 @@ import * as Stream from "effect/Stream"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import type { QMPConnectError } from "../Errors.js"
+import { FrameDecoder } from "../internal/frameDecoder.js"
 import * as Transport from "../internal/transport.js"
 import * as QmpClient from "../QmpClient.js"
 import {
   type Arguments,
   type Command,
   decodeClientCommand,
-  FrameDecoder,
   type Greeting
 } from "../QmpProtocol.js"
 
@@ -285,6 +285,6 @@ export const layer = (
     (context) =>
       Layer.merge(
         Layer.succeedContext(context),
-        Layer.scoped(QmpClient.QmpClient, QmpClient.connectUnix(Context.get(context, FakeQmp).path, clientOptions))
+        Layer.scoped(QmpClient.QmpClient, QmpClient.connect({ path: Context.get(context, FakeQmp).path }, clientOptions))
       )
   )

@@ -94,7 +94,7 @@ describeQemu("Machine lifecycle (real QEMU)", () => {
       const { warnings } = yield* captureWarnings(Effect.scoped(Effect.gen(function*() {
         const vm = yield* Machine.launch(none(base, { args: ["-nodefaults", "-qmp", `unix:${second},server=on,wait=off`] }))
         yield* Effect.scoped(Effect.gen(function*() {
-          const other = yield* QmpClient.connectUnix(second)
+          const other = yield* QmpClient.connect({ path: second })
           yield* other.execute("quit")
         }))
         yield* vm.wait(Duration.seconds(10))
@@ -111,7 +111,7 @@ describeQemu("Machine lifecycle (real QEMU)", () => {
       const second = NodePath.join(base, "second.sock")
       yield* Effect.scoped(Effect.gen(function*() {
         const vm = yield* Machine.launch(none(base, { args: ["-nodefaults", "-qmp", `unix:${second},server=on,wait=off`] }))
-        yield* Effect.scoped(Effect.flatMap(QmpClient.connectUnix(second), (other) => other.execute("quit")))
+        yield* Effect.scoped(Effect.flatMap(QmpClient.connect({ path: second }), (other) => other.execute("quit")))
         const qmp = yield* vm.qmp
         yield* qmp.awaitDisconnect
         const error = yield* Effect.flip(vm.shutdown())

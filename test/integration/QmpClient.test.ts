@@ -68,7 +68,7 @@ describeQemu("QmpClient against real QEMU", () => {
     Effect.gen(function*() {
       const port = yield* freePort
       yield* spawnQemu(["-qmp", `tcp:127.0.0.1:${port},server=on,wait=off`])
-      const qmp = yield* QmpClient.connectTcp("127.0.0.1", port).pipe(
+      const qmp = yield* QmpClient.connect({ host: "127.0.0.1", port: port }).pipe(
         Effect.retry({ times: 100, while: (e) => e._tag === "QMPConnectError", schedule: Schedule.spaced("20 millis") })
       )
       expect(yield* qmp.execute("query-status")).toMatchObject({ running: true })
@@ -79,7 +79,7 @@ describeQemu("QmpClient against real QEMU", () => {
       const path = `/tmp/qm-qmp-${process.pid}-${Date.now()}.sock`
       yield* Effect.addFinalizer(() => Effect.sync(() => NodeFs.rmSync(path, { force: true })))
       yield* spawnQemu(["-qmp", `unix:${path},server=on,wait=off`])
-      const qmp = yield* QmpClient.connectUnix(path).pipe(
+      const qmp = yield* QmpClient.connect({ path: path }).pipe(
         Effect.retry({ times: 100, while: (e) => e._tag === "QMPConnectError", schedule: Schedule.spaced("20 millis") })
       )
       expect(yield* qmp.hmp("info status")).toContain("running")

@@ -51,7 +51,7 @@ describe("QmpClient handshake", () => {
   it.effect("fails with QMPGreetingError when no greeting comes in time", () =>
     Effect.gen(function*() {
       const fake = yield* FakeQmp.FakeQmp
-      const fiber = yield* QmpClient.connectUnix(fake.path, { greetingTimeout: "5 seconds" }).pipe(
+      const fiber = yield* QmpClient.connect({ path: fake.path }, { greetingTimeout: "5 seconds" }).pipe(
         Effect.scoped,
         Effect.fork
       )
@@ -65,7 +65,7 @@ describe("QmpClient handshake", () => {
   it.scoped("fails with QMPGreetingError on a malformed greeting", () =>
     Effect.gen(function*() {
       const fake = yield* FakeQmp.FakeQmp
-      const error = yield* QmpClient.connectUnix(fake.path).pipe(Effect.scoped, Effect.flip)
+      const error = yield* QmpClient.connect({ path: fake.path }).pipe(Effect.scoped, Effect.flip)
       expect(error._tag).toBe("QMPGreetingError")
       expect(error._tag === "QMPGreetingError" && error.reason).toBe("Malformed")
     }).pipe(Effect.provide(FakeQmp.layerServer({ greeting: "{\"QMP\": {\"version\": 7}}\n" }))))
@@ -73,7 +73,7 @@ describe("QmpClient handshake", () => {
   it.scoped("fails with QMPGreetingError when the server refuses negotiation", () =>
     Effect.gen(function*() {
       const fake = yield* FakeQmp.FakeQmp
-      const error = yield* QmpClient.connectUnix(fake.path).pipe(Effect.scoped, Effect.flip)
+      const error = yield* QmpClient.connect({ path: fake.path }).pipe(Effect.scoped, Effect.flip)
       expect(error).toMatchObject({ _tag: "QMPGreetingError", reason: "Negotiation" })
     }).pipe(
       Effect.provide(FakeQmp.layerServer({ commands: { qmp_capabilities: () => FakeQmp.error("GenericError", "no") } }))
@@ -81,7 +81,7 @@ describe("QmpClient handshake", () => {
 
   it.scoped("fails with QMPConnectError when nothing listens", () =>
     Effect.gen(function*() {
-      const error = yield* QmpClient.connectUnix("/nonexistent/qmp.sock").pipe(Effect.scoped, Effect.flip)
+      const error = yield* QmpClient.connect({ path: "/nonexistent/qmp.sock" }).pipe(Effect.scoped, Effect.flip)
       expect(error._tag).toBe("QMPConnectError")
       expect(error.message).toContain("/nonexistent/qmp.sock")
     }))

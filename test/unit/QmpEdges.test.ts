@@ -182,7 +182,7 @@ describe("QmpClient: handshake and disconnect detail", () => {
   it.scopedLive("a reply in place of the greeting fails the handshake at once as Malformed", () =>
     Effect.gen(function*() {
       const fake = yield* FakeQmp.FakeQmp
-      const error = yield* promptly(QmpClient.connectUnix(fake.path).pipe(Effect.scoped, Effect.flip))
+      const error = yield* promptly(QmpClient.connect({ path: fake.path }).pipe(Effect.scoped, Effect.flip))
       expect(error).toMatchObject({ _tag: "QMPGreetingError", reason: "Malformed" })
     }).pipe(Effect.provide(FakeQmp.layerServer({ greeting: `${JSON.stringify({ return: {} })}\n` }))))
 

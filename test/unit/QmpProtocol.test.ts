@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { QMPProtocolError } from "../../src/Errors.js"
-import { classifyServerMessage, convertKeys, eventMatch, FrameDecoder } from "../../src/QmpProtocol.js"
+import { FrameDecoder } from "../../src/internal/frameDecoder.js"
+import { classifyServerMessage, convertKeys, eventMatch } from "../../src/QmpProtocol.js"
 
 const encoder = new TextEncoder()
 

@@ -1,0 +1,72 @@
+/**
+ * A broadcast that ends, over a `PubSub<Take>`: values published from a
+ * plain callback reach every subscriber, and `end` ends each subscriber's
+ * stream after the values published before it. Used for QMP events and
+ * console output.
+ *
+ * @internal
+ */
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as Take from "effect/Take"
+
+/** One subscriber's view, from the moment it subscribed. */
+export interface Subscription<A> {
+  /** The next value, or `Option.none()` once the broadcast has ended and every earlier value was taken. */
+  readonly take: Effect.Effect<Option.Option<A>>
+  /** The remaining values as a stream that ends with the broadcast. */
+  readonly stream: Stream.Stream<A>
+}
+
+/** A broadcast to any number of subscribers. */
+export interface Broadcast<A> {
+  /** Publishes a value (from any callback). A subscriber lagging by `capacity` values loses the oldest. */
+  readonly publish: (value: A) => void
+  /** Ends every subscriber's stream after what was published before. Idempotent. */
+  readonly end: () => void
+  /** Subscribes now: nothing published after this is missed. */
+  readonly subscribe: Effect.Effect<Subscription<A>, never, Scope.Scope>
+  /** Values from the moment each run subscribes, ending with the broadcast. */
+  readonly stream: Stream.Stream<A>
+}
+
+/** Makes a broadcast; the scope shuts it down. */
+export const make = <A>(capacity: number): Effect.Effect<Broadcast<A>, never, Scope.Scope> =>
+  Effect.map(Effect.acquireRelease(PubSub.sliding<Take.Take<A>>(capacity), PubSub.shutdown), (hub) => {
+    let ended = false
+    // Checked after subscribing: a subscriber that came after the end has no end marker to wait for.
+    const subscribe = Effect.map(PubSub.subscribe(hub), (queue): Subscription<A> => {
+      if (ended) return { take: Effect.succeedNone, stream: Stream.empty }
+      let done = false
+      return {
+        take: Effect.suspend(() =>
+          done ? Effect.succeedNone : Effect.map(Queue.take(queue), (take) =>
+            Take.match(take, {
+              onEnd: () => {
+                done = true
+                return Option.none<A>()
+              },
+              // Nothing publishes failures.
+              onFailure: () => Option.none<A>(),
+              onSuccess: Chunk.head
+            }))
+        ),
+        stream: Stream.flattenTake(Stream.fromQueue(queue))
+      }
+    })
+    return {
+      publish: (value) => void hub.unsafeOffer(Take.of(value)),
+      end: () => {
+        if (ended) return
+        ended = true
+        hub.unsafeOffer(Take.end)
+      },
+      subscribe,
+      stream: Stream.unwrapScoped(Effect.map(subscribe, (s) => s.stream))
+    }
+  })

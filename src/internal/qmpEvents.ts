@@ -1,0 +1,124 @@
+/**
+ * A QMP session's events, apart from its commands (as `qemu.qmp` keeps
+ * `events.py` apart): the broadcast to streams and subscriptions, the seed's
+ * bounded cache behind `get_qmp_events`/`events_wait`, and waiters that the
+ * reader completes synchronously (cheaper than a subscription per wait, and
+ * registered the moment they are made, so nothing after that is missed).
+ *
+ * @internal
+ */
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+import { type QMPDisconnected, QMPTimeout } from "../Errors.js"
+import { type Event, type EventFilter, matchesAny } from "../QmpProtocol.js"
+import * as Broadcast from "./broadcast.js"
+
+const DEFAULT_EVENT_TIMEOUT = Duration.seconds(60)
+
+/** A wait registered now for an event that may come later. */
+export interface Waiter {
+  readonly filters: ReadonlyArray<EventFilter>
+  readonly deferred: Deferred.Deferred<Event, QMPDisconnected>
+}
+
+/** The event side of a session. */
+export interface EventHub {
+  /** From the reader: caches, broadcasts and completes the waits the event matches. */
+  readonly publish: (event: Event) => void
+  /** From the session's end: waits fail, streams end. */
+  readonly end: (error: QMPDisconnected) => void
+  readonly stream: Stream.Stream<Event>
+  readonly subscribe: Effect.Effect<Broadcast.Subscription<Event>, never, Scope.Scope>
+  /** Registers a waiter now (synchronously), so no event after this point is missed. */
+  readonly addWaiter: (filters: ReadonlyArray<EventFilter>) => Waiter
+  readonly removeWaiter: (waiter: Waiter) => void
+  /** Waits for a waiter's event; the timer starts only if it has not come yet. */
+  readonly awaitWaiter: (
+    waiter: Waiter,
+    timeout: Duration.DurationInput | undefined
+  ) => Effect.Effect<Event, QMPTimeout | QMPDisconnected>
+  /** The seed's `events_wait`: the oldest cached match, else the first new one; one timeout in all. */
+  readonly eventsWait: (
+    filters: ReadonlyArray<EventFilter>,
+    timeout: Duration.DurationInput | undefined
+  ) => Effect.Effect<Event, QMPTimeout | QMPDisconnected>
+  readonly getEvent: Effect.Effect<Option.Option<Event>>
+  readonly getEvents: Effect.Effect<ReadonlyArray<Event>>
+  readonly clearEvents: Effect.Effect<void>
+}
+
+/** Makes the event side; the scope ends its broadcast. */
+export const make = (options: {
+  readonly historySize: number
+  readonly bufferSize: number
+}): Effect.Effect<EventHub, never, Scope.Scope> =>
+  Effect.map(Broadcast.make<Event>(options.bufferSize), (broadcast) => {
+    const history: Array<Event> = []
+    const waiters = new Set<Waiter>()
+    let ended: QMPDisconnected | undefined
+
+    const addWaiter = (filters: ReadonlyArray<EventFilter>): Waiter => {
+      const waiter: Waiter = { filters, deferred: Deferred.unsafeMake(FiberId.none) }
+      if (ended !== undefined) Deferred.unsafeDone(waiter.deferred, Exit.fail(ended))
+      else waiters.add(waiter)
+      return waiter
+    }
+
+    const awaitWaiter = (waiter: Waiter, timeout: Duration.DurationInput | undefined) =>
+      Effect.flatMap(Deferred.poll(waiter.deferred), (done) => {
+        if (Option.isSome(done)) return done.value
+        const duration = Duration.decode(timeout ?? DEFAULT_EVENT_TIMEOUT)
+        return Effect.timeoutFail(Effect.interruptible(Deferred.await(waiter.deferred)), {
+          duration,
+          onTimeout: () =>
+            new QMPTimeout({
+              operation: `event wait for ${waiter.filters.map((f) => f.name).join(" | ")}`,
+              timeoutMillis: Duration.toMillis(duration)
+            })
+        })
+      }).pipe(Effect.ensuring(Effect.sync(() => waiters.delete(waiter))))
+
+    return {
+      publish: (event) => {
+        history.push(event)
+        if (history.length > options.historySize) history.shift()
+        broadcast.publish(event)
+        let consumed = false
+        for (const waiter of waiters) {
+          if (!matchesAny(event, waiter.filters)) continue
+          waiters.delete(waiter)
+          consumed = true
+          Deferred.unsafeDone(waiter.deferred, Exit.succeed(event))
+        }
+        // A wait takes its event out of the cache, as the seed's does.
+        if (consumed) history.splice(history.lastIndexOf(event), 1)
+      },
+      end: (error) => {
+        ended = error
+        for (const waiter of waiters) Deferred.unsafeDone(waiter.deferred, Exit.fail(error))
+        waiters.clear()
+        broadcast.end()
+      },
+      stream: broadcast.stream,
+      subscribe: broadcast.subscribe,
+      addWaiter,
+      removeWaiter: (waiter) => void waiters.delete(waiter),
+      awaitWaiter,
+      eventsWait: (filters, timeout) =>
+        Effect.suspend(() => {
+          const index = history.findIndex((event) => matchesAny(event, filters))
+          return index >= 0 ? Effect.succeed(history.splice(index, 1)[0]!) : awaitWaiter(addWaiter(filters), timeout)
+        }),
+      getEvent: Effect.sync(() => Option.fromNullable(history.shift())),
+      getEvents: Effect.sync(() => history.splice(0)),
+      clearEvents: Effect.sync(() => {
+        history.length = 0
+      })
+    }
+  })

@@ -1,0 +1,344 @@
+/**
+ * The QMP protocol engine under `QmpClient`: one session over a byte
+ * transport. The reader is a synchronous callback (no fiber per chunk):
+ * framing, one Schema per message, replies matched to `Deferred`s by id,
+ * events handed to the event hub. See `docs/qmp.md`.
+ *
+ * @internal
+ */
+import * as Chunk from "effect/Chunk"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import {
+  type FdPassingError,
+  QMPDisconnected,
+  QMPEncodeError,
+  QMPGreetingError,
+  QMPProtocolError,
+  QMPTimeout
+} from "../Errors.js"
+import {
+  type Arguments,
+  classifyServerMessage,
+  encodeCommand,
+  excerpt,
+  type Greeting,
+  isErrorReply,
+  type Reply
+} from "../QmpProtocol.js"
+import * as FdPassing from "./fdPassing.js"
+import { FrameDecoder } from "./frameDecoder.js"
+import * as QmpEvents from "./qmpEvents.js"
+import type * as Transport from "./transport.js"
+
+/** Errors a command can end in before its reply is read (an error reply is a value here). */
+export type SendError = QMPTimeout | QMPDisconnected | QMPEncodeError
+
+/** How to send one command. */
+export interface SendOptions {
+  readonly timeout?: Duration.DurationInput | undefined
+  readonly oob?: boolean | undefined
+}
+
+/** What the engine needs to know. */
+export interface SessionOptions {
+  readonly greetingTimeout: Duration.DurationInput
+  readonly commandTimeout: Duration.DurationInput | undefined
+  readonly oob: boolean
+  readonly maxMessageBytes: number | undefined
+  readonly historySize: number
+  readonly bufferSize: number
+  readonly onTraffic: ((direction: "send" | "receive", message: unknown) => void) | undefined
+  /** Added to every command's span (the machine's name and pid). */
+  readonly spanAttributes: Readonly<Record<string, unknown>>
+}
+
+/** A negotiated session. */
+export interface Session {
+  readonly greeting: Greeting
+  readonly capabilities: ReadonlyArray<string>
+  readonly send: (command: string, args: Arguments | undefined, options?: SendOptions) => Effect.Effect<Reply, SendError>
+  /** Sends with descriptors attached to the command's bytes (SCM_RIGHTS). */
+  readonly sendWithFds: (
+    command: string,
+    args: Arguments | undefined,
+    fds: ReadonlyArray<number>,
+    options?: SendOptions
+  ) => Effect.Effect<Reply, SendError | FdPassingError>
+  /** The seed's `send_fd_scm`: one space byte carrying a descriptor. */
+  readonly sendFd: (fd: number) => Effect.Effect<void, QMPDisconnected | FdPassingError>
+  readonly events: QmpEvents.EventHub
+  readonly protocolErrors: Stream.Stream<QMPProtocolError>
+  readonly isConnected: Effect.Effect<boolean>
+  readonly awaitDisconnect: Effect.Effect<QMPDisconnected>
+  readonly close: Effect.Effect<void>
+  /** True once QEMU accepted a `quit`: it is on its way out. */
+  readonly quitAccepted: () => boolean
+}
+
+/** In-band commands remembered for id-less error replies; past this many unanswered, the oldest is forgotten. */
+const MAX_UNANSWERED = 65_536
+const WARNING_INTERVAL = Duration.seconds(1)
+
+/** Runs a session over a transport: reader, handshake, then commands. The scope ends it. */
+export const make = (
+  transport: Transport.ByteTransport,
+  options: SessionOptions
+): Effect.Effect<Session, QMPGreetingError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const decoder = new FrameDecoder(options.maxMessageBytes)
+    const events = yield* QmpEvents.make({ historySize: options.historySize, bufferSize: options.bufferSize })
+    const errorHub = yield* Effect.acquireRelease(PubSub.sliding<QMPProtocolError>(1024), PubSub.shutdown)
+    const greetingReceived = yield* Deferred.make<Greeting, QMPGreetingError>()
+    const disconnected = yield* Deferred.make<QMPDisconnected>()
+    const pending = new Map<number, { readonly command: string; readonly deferred: Deferred.Deferred<Reply, QMPDisconnected> }>()
+    // In-band commands not yet answered, in the order sent (abandoned ones included): QEMU answers
+    // in-band commands in order, so an error reply without an id answers the oldest of them.
+    const unanswered: Array<number> = []
+    let nextId = 0
+    let greeted = false
+    let quitAccepted = false
+    let ended: QMPDisconnected | undefined
+
+    // Warnings from plain callbacks go through a bounded queue to one logging fiber, which
+    // coalesces them: a flood costs a counter, not a log line per message.
+    const warnings = yield* Queue.dropping<string>(256)
+    let droppedWarnings = 0
+    const warn = (text: string) => {
+      if (!warnings.unsafeOffer(text)) droppedWarnings++
+    }
+    const reportError = (error: QMPProtocolError) => {
+      errorHub.unsafeOffer(error)
+      warn(`QMP ${transport.label}: ${error.message}`)
+    }
+    const failGreeting = (reason: "Malformed" | "Closed", detail: string, cause?: unknown) =>
+      Deferred.unsafeDone(greetingReceived, Exit.fail(new QMPGreetingError({ reason, detail, cause })))
+
+    const traffic = (direction: "send" | "receive", message: unknown) => {
+      if (options.onTraffic === undefined) return
+      try {
+        options.onTraffic(direction, message)
+      } catch (error) {
+        warn(`QMP ${transport.label}: the traffic hook failed on ${direction}: ${
+          error instanceof Error ? error.message : String(error)
+        }`)
+      }
+    }
+
+    const endSession = (error: QMPDisconnected) => {
+      if (ended !== undefined) return
+      ended = error
+      for (const { deferred } of pending.values()) Deferred.unsafeDone(deferred, Exit.fail(error))
+      pending.clear()
+      unanswered.length = 0
+      events.end(error)
+      Deferred.unsafeDone(disconnected, Exit.succeed(error))
+      failGreeting("Closed", error.message, error)
+    }
+
+    const complete = (id: number, reply: Reply) => {
+      const waiting = pending.get(id)
+      if (waiting === undefined) return false
+      pending.delete(id)
+      if (waiting.command === "quit" && !isErrorReply(reply)) quitAccepted = true
+      Deferred.unsafeDone(waiting.deferred, Exit.succeed(reply))
+      return true
+    }
+
+    const onReply = (reply: Reply) => {
+      const id = reply.id
+      if (id === undefined && isErrorReply(reply) && unanswered.length > 0) {
+        // QEMU could not parse a request, so it has no id to echo: it answers the oldest in-band command.
+        complete(unanswered.shift()!, reply)
+        return
+      }
+      if (typeof id === "number") {
+        const index = unanswered.indexOf(id)
+        if (index >= 0) unanswered.splice(index, 1)
+        // A number up to the last id sent, with no one waiting: the late reply of an abandoned command.
+        if (complete(id, reply) || (Number.isInteger(id) && id > 0 && id <= nextId)) return
+      }
+      reportError(
+        new QMPProtocolError({
+          reason: id === undefined ? "MissingId" : "UnknownId",
+          detail: id === undefined
+            ? `reply without id${isErrorReply(reply) ? `: ${reply.error.class}: ${reply.error.desc}` : ""}`
+            : `reply for id ${JSON.stringify(id)}, which no command is waiting for`,
+          fatal: false,
+          excerpt: excerpt(reply)
+        })
+      )
+    }
+
+    const sink = {
+      onMessage: (json: unknown) => {
+        traffic("receive", json)
+        const classified = classifyServerMessage(json)
+        if (Either.isLeft(classified)) {
+          if (!greeted) failGreeting("Malformed", classified.left.detail, classified.left)
+          return reportError(classified.left)
+        }
+        const message = classified.right
+        if (message._tag === "Greeting") {
+          if (greeted) return reportError(new QMPProtocolError({ reason: "Malformed", detail: "a second greeting", fatal: false }))
+          greeted = true
+          return Deferred.unsafeDone(greetingReceived, Exit.succeed(message.message))
+        }
+        if (!greeted) return failGreeting("Malformed", `expected a greeting, got ${excerpt(json)}`)
+        return message._tag === "Reply" ? onReply(message.message) : events.publish(message.message)
+      },
+      onError: (error: QMPProtocolError) => {
+        if (!greeted) failGreeting("Malformed", error.message, error)
+        reportError(error)
+      }
+    }
+
+    let fatal: QMPProtocolError | undefined
+    const onChunk = (chunk: Uint8Array) => {
+      if (fatal !== undefined) return
+      fatal = decoder.push(chunk, sink)
+      if (fatal === undefined) return
+      reportError(fatal)
+      endSession(new QMPDisconnected({ reason: "Protocol", detail: fatal.message, cause: fatal }))
+      transport.unsafeClose()
+    }
+
+    // The first warning at once, then at most one summary a second.
+    yield* Effect.gen(function*() {
+      yield* Effect.logWarning(yield* Queue.take(warnings))
+      yield* Effect.sleep(WARNING_INTERVAL)
+      const more = yield* Queue.takeAll(warnings)
+      const count = more.length + droppedWarnings
+      droppedWarnings = 0
+      if (count === 0) return
+      yield* Effect.logWarning(
+        `QMP ${transport.label}: ${count} more warnings in the last ${Duration.format(WARNING_INTERVAL)}; the last: ${
+          Chunk.last(more).pipe((last) => last._tag === "Some" ? last.value : "(dropped)")
+        }`
+      )
+    }).pipe(Effect.forever, Effect.forkScoped)
+
+    // The session ends in the transport's own callback, so no call can see a closed socket and a live session.
+    yield* transport.run(onChunk, (end) => {
+      if (fatal === undefined) decoder.end(sink)
+      endSession(
+        end._tag === "Eof"
+          ? new QMPDisconnected({ reason: "Eof", detail: `${transport.label}: connection closed by peer` })
+          : end._tag === "Closed"
+          ? new QMPDisconnected({ reason: "Closed", detail: `${transport.label}: closed by client` })
+          : new QMPDisconnected({ reason: "Error", detail: `${transport.label}: ${end.error.message}`, cause: end.error })
+      )
+    }).pipe(Effect.forkScoped)
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => endSession(new QMPDisconnected({ reason: "Closed", detail: "QMP client scope closed" })))
+    )
+
+    /** The session's end reason: a write can find the socket closed a moment before the reader reports why. */
+    const endReason = Effect.suspend(() => ended !== undefined ? Effect.succeed(ended) : Deferred.await(disconnected))
+
+    /**
+     * Sends one command and waits for its reply. The command is encoded (and
+     * checked against what QEMU's parser accepts) before it gets an id; the
+     * wait is interruptible, so timeouts hold inside finalizers too, and an
+     * abandoned command leaves the map (its late reply is told apart by id).
+     */
+    const exchange = <E extends { readonly _tag: string }>(
+      command: string,
+      args: Arguments | undefined,
+      sendOptions: SendOptions | undefined,
+      write: (line: string) => Effect.Effect<void, QMPDisconnected | E>
+    ): Effect.Effect<Reply, SendError | E> =>
+      Effect.suspend((): Effect.Effect<Reply, SendError | E> => {
+        if (ended !== undefined) return Effect.fail(ended)
+        const id = nextId + 1
+        const message = sendOptions?.oob === true
+          ? { "exec-oob": command, ...(args === undefined ? {} : { arguments: args }), id }
+          : { execute: command, ...(args === undefined ? {} : { arguments: args }), id }
+        const line = encodeCommand(message)
+        if (Either.isLeft(line)) return Effect.fail(new QMPEncodeError({ command, ...line.left }))
+        nextId = id
+        const deferred = Deferred.unsafeMake<Reply, QMPDisconnected>(FiberId.none)
+        pending.set(id, { command, deferred })
+        if (sendOptions?.oob !== true) {
+          unanswered.push(id)
+          if (unanswered.length > MAX_UNANSWERED) unanswered.shift()
+        }
+        traffic("send", message)
+        const timeout = sendOptions?.timeout ?? options.commandTimeout
+        const wait = timeout === undefined ? Deferred.await(deferred) : Effect.interruptible(Deferred.await(deferred)).pipe(
+          Effect.timeoutFail({
+            duration: timeout,
+            onTimeout: () => new QMPTimeout({ operation: `command ${command}`, timeoutMillis: Duration.toMillis(timeout) })
+          })
+        )
+        return Effect.annotateCurrentSpan("qmp.id", id).pipe(
+          Effect.zipRight(write(line.right)),
+          Effect.zipRight(wait),
+          Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => pending.delete(id)))
+        )
+      }).pipe(
+        Effect.tapError((error) => Effect.annotateCurrentSpan("qmp.error", error._tag)),
+        Effect.withSpan(`QMP ${command}`, { kind: "client", attributes: { ...options.spanAttributes, "qmp.command": command } })
+      )
+    const writeLine = (line: string) =>
+      transport.unsafeWrite(line) ? Effect.void : Effect.flatMap(endReason, Effect.fail)
+    /** Bytes with descriptors attached; a closed socket is this session's disconnect. */
+    const writeWithFds = (fds: ReadonlyArray<number>) => (data: string) =>
+      FdPassing.send(transport.duplex, data, fds).pipe(
+        Effect.catchTag("TransportClosed", () => Effect.flatMap(endReason, Effect.fail))
+      )
+
+    const send = (command: string, args: Arguments | undefined, sendOptions?: SendOptions) =>
+      exchange<never>(command, args, sendOptions, writeLine)
+
+    // Handshake.
+    const greetingTimeout = options.greetingTimeout
+    const greeting = yield* Deferred.await(greetingReceived).pipe(
+      Effect.timeoutFail({
+        duration: greetingTimeout,
+        onTimeout: () =>
+          new QMPGreetingError({
+            reason: "Timeout",
+            detail: `no greeting on ${transport.label} within ${Duration.format(greetingTimeout)}`
+          })
+      })
+    )
+    const enable = options.oob && greeting.QMP.capabilities.includes("oob") ? ["oob"] : []
+    const negotiation = yield* send("qmp_capabilities", enable.length > 0 ? { enable } : undefined, {
+      timeout: greetingTimeout
+    }).pipe(
+      Effect.mapError((cause) =>
+        new QMPGreetingError({ reason: "Negotiation", detail: `qmp_capabilities: ${cause.message}`, cause })
+      )
+    )
+    if (isErrorReply(negotiation)) {
+      return yield* new QMPGreetingError({
+        reason: "Negotiation",
+        detail: `qmp_capabilities refused: ${negotiation.error.class}: ${negotiation.error.desc}`
+      })
+    }
+
+    return {
+      greeting,
+      capabilities: enable,
+      send,
+      sendWithFds: (command, args, fds, sendOptions) => exchange(command, args, sendOptions, writeWithFds(fds)),
+      sendFd: (fd) => Effect.suspend(() => ended !== undefined ? Effect.fail(ended) : writeWithFds([fd])(" ")),
+      events,
+      protocolErrors: Stream.fromPubSub(errorHub),
+      isConnected: Effect.sync(() => ended === undefined),
+      awaitDisconnect: Deferred.await(disconnected),
+      close: Effect.suspend(() =>
+        ended !== undefined ? Effect.void : Effect.zipRight(transport.close, Deferred.await(disconnected))
+      ).pipe(Effect.asVoid),
+      quitAccepted: () => quitAccepted
+    } satisfies Session
+  })
