@@ -6,7 +6,7 @@
  * @module
  */
 import type * as Duration from "effect/Duration"
-import type { SchemaCheck } from "./Qapi.js"
+import type { QmpClientOptions } from "./QmpClient.js"
 
 /** How QEMU's QMP monitor is reached. */
 export type MonitorTransport =
@@ -80,8 +80,13 @@ export interface MachineConfig {
   readonly machineType?: string | undefined
   /** `-accel` value, e.g. `tcg` or `kvm`. Default: QEMU's default (TCG here). */
   readonly accel?: string | undefined
-  /** Add a QMP monitor. Default true (the seed's `set_qmp_monitor`). */
-  readonly qmp?: boolean | undefined
+  /**
+   * The QMP session's options (timeouts, run-time decoding, the schema drift
+   * check, a traffic hook; see `QmpClient.QmpClientOptions`), or `false` for
+   * no QMP monitor (`set_qmp_monitor(False)` of the Python `QEMUMachine`).
+   * Default `{}`.
+   */
+  readonly qmp?: false | QmpClientOptions | undefined
   /** How QMP is reached. Default a socket pair. */
   readonly monitor?: MonitorTransport | undefined
   /** Add `-monitor null` (the seed's `add_monitor_null`). */
@@ -90,8 +95,6 @@ export interface MachineConfig {
   readonly console?: ConsoleConfig | undefined
   /** Descriptors passed with `-add-fd`. */
   readonly addFds?: ReadonlyArray<AddFd> | undefined
-  /** Default timeout of QMP commands. Default none. */
-  readonly qmpTimeout?: Duration.DurationInput | undefined
   /** Greeting plus negotiation must finish within this. Default 30 s. */
   readonly launchTimeout?: Duration.DurationInput | undefined
   /** Soft shutdown timeout when the scope closes. Default 30 s. */
@@ -103,19 +106,6 @@ export interface MachineConfig {
    * `setpriv --pdeathsig KILL` (when it is installed). Default true.
    */
   readonly dieWithParent?: boolean | undefined
-  /**
-   * Decode typed QMP traffic (arguments, results, events waited for) with the
-   * generated QAPI Schemas; see `Qapi`. Default false: typed, unchecked.
-   */
-  readonly qmpDecode?: boolean | undefined
-  /**
-   * Compare QEMU's QAPI schema with the generated one after the handshake:
-   * `"log"` warns with the differences, `"fail"` fails the launch
-   * (`VMLaunchFailure` with reason `SchemaDrift`). Default `"ignore"`.
-   */
-  readonly schemaCheck?: SchemaCheck | undefined
-  /** Called with every QMP message sent and received (a traffic log). Keep it cheap. */
-  readonly onQmpTraffic?: ((direction: "send" | "receive", message: unknown) => void) | undefined
   /** Extra environment variables for QEMU. */
   readonly env?: Readonly<Record<string, string>> | undefined
 }
@@ -203,10 +193,3 @@ export const buildCommand = (
 
 /** The default binary. */
 export const DEFAULT_BINARY = "qemu-system-x86_64"
-
-/** The guest the demo boots: SeaBIOS with no disk and no NIC prints its banner and "No bootable device". */
-export const seabiosDemo: MachineConfig = {
-  machineType: "pc,graphics=off",
-  args: ["-nic", "none", "-m", "64"],
-  console: {}
-}

@@ -24,14 +24,8 @@ export interface ExitStatus {
   readonly signal: NodeJS.Signals | null
 }
 
-/** What one inherited descriptor slot (fd 3 and up) holds. */
-export type ExtraFd =
-  /** A new socket pair; the parent's end is in `streams`. */
-  | "socketpair"
-  /** An open descriptor of this process, inherited as is. */
-  | number
-  /** Nothing (the slot stays closed). */
-  | "none"
+/** What one inherited descriptor slot (fd 3 and up) holds: a new socket pair (the parent's end is in `streams`), or an open descriptor of this process, inherited as is. */
+export type ExtraFd = "socketpair" | number
 
 /** What to spawn. */
 export interface SpawnOptions {
@@ -43,8 +37,6 @@ export interface SpawnOptions {
   readonly extraFds?: ReadonlyArray<ExtraFd> | undefined
   /** Environment; default the parent's. */
   readonly env?: Readonly<Record<string, string | undefined>> | undefined
-  /** How long the scope's finalizer waits after SIGKILL. Default 60 s. */
-  readonly killTimeout?: Duration.DurationInput | undefined
   /**
    * The command may fork (a wrapper such as `timeout` or `sh -c`): `kill`,
    * `waitTree` and the finalizer then also find the tree's other processes
@@ -100,13 +92,11 @@ export interface ChildHandle {
 
 /** Spawns processes. */
 export interface QemuProcessService {
+  /** Spawns `options.command`; the scope's end kills the process tree if it still runs, and waits for it. */
   readonly spawn: (options: SpawnOptions) => Effect.Effect<ChildHandle, SpawnError, Scope.Scope>
 }
 
-/** The process spawner service. */
-export class QemuProcess extends Context.Tag("qemu-machine/QemuProcess")<QemuProcess, QemuProcessService>() {}
-
-const DEFAULT_KILL_TIMEOUT = Duration.seconds(60)
+const KILL_TIMEOUT = Duration.seconds(60)
 const TREE_POLL = Duration.millis(5)
 
 
@@ -151,9 +141,7 @@ export const spawn = (options: SpawnOptions): Effect.Effect<ChildHandle, SpawnEr
       if (program === undefined) {
         return yield* Effect.fail(new SpawnError(options.command, new Error("empty command")))
       }
-      const extra = (options.extraFds ?? []).map((slot) =>
-        slot === "socketpair" ? "pipe" as const : slot === "none" ? "ignore" as const : slot
-      )
+      const extra = (options.extraFds ?? []).map((slot) => slot === "socketpair" ? "pipe" as const : slot)
       const child = yield* Effect.async<ChildProcess.ChildProcess, SpawnError>((resume) => {
         let child: ChildProcess.ChildProcess
         try {
@@ -220,7 +208,7 @@ export const spawn = (options: SpawnOptions): Effect.Effect<ChildHandle, SpawnEr
       Effect.gen(function*() {
         if (Option.isNone(yield* handle.status) || (options.forks === true && Procfs.treeOf(handle.pid).length > 0)) {
           yield* handle.kill("SIGKILL")
-          yield* handle.waitTree(options.killTimeout ?? DEFAULT_KILL_TIMEOUT).pipe(
+          yield* handle.waitTree(KILL_TIMEOUT).pipe(
             Effect.catchAll((e) => Effect.logError(`QEMU did not die after SIGKILL: ${e.message}`))
           )
         }
@@ -228,5 +216,14 @@ export const spawn = (options: SpawnOptions): Effect.Effect<ChildHandle, SpawnEr
       })
   )
 
-/** The Node implementation. */
+/**
+ * The process spawner. A reference with Node's spawner as its default: a
+ * launch uses the one provided (`Layer.succeed(QemuProcess, ...)`, e.g. a
+ * fake), else this.
+ */
+export class QemuProcess extends Context.Reference<QemuProcess>()("qemu-machine/QemuProcess", {
+  defaultValue: (): QemuProcessService => ({ spawn })
+}) {}
+
+/** The Node implementation, as a layer. */
 export const layer: Layer.Layer<QemuProcess> = Layer.succeed(QemuProcess, { spawn })

@@ -49,7 +49,7 @@ export const run = (qemuArgs: ReadonlyArray<string>) =>
           machineType: Option.getOrUndefined(options.machine),
           args: [...Option.match(options.memory, { onNone: () => [], onSome: (m) => ["-m", m] }), ...qemuArgs],
           console: options.console ? {} : undefined,
-          onQmpTraffic
+          qmp: { onTraffic: onQmpTraffic }
         })
         const machine = vm
         yield* Console.error(`qemu-machine: pid ${machine.pid}: ${formatCommand(machine.command)}`)
@@ -58,7 +58,7 @@ export const run = (qemuArgs: ReadonlyArray<string>) =>
         // A second Ctrl-C (main handles the first by interrupting us) kills it.
         yield* track(machine)
 
-        yield* machine.events.pipe(
+        yield* (yield* machine.qmp).events.pipe(
           Stream.runForEach((event) =>
             Console.error(
               options.json

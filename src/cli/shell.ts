@@ -196,11 +196,11 @@ export const shell = (qemuArgs: ReadonlyArray<string>) =>
                 binary: options.qemu,
                 machineType: qemuArgs.length === 0 ? "none" : undefined,
                 args: qemuArgs,
-                onQmpTraffic: onTraffic
+                qmp: { onTraffic }
               })
               yield* track(vm)
               const client = yield* vm.qmp
-              return { greeting: client.greeting, executeRaw: vm.executeRaw, events: vm.events } satisfies ShellSession
+              return { greeting: client.greeting, executeRaw: client.executeRaw, events: client.events } satisfies ShellSession
             }),
           onSome: (target) => connectTo(target, onTraffic)
         })

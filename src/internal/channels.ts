@@ -22,7 +22,7 @@ import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import type { Duplex } from "node:stream"
 import type { SocketPathTooLong } from "../Errors.js"
-import type { ChardevEndpoint, ConsoleConfig, MonitorTransport } from "../MachineConfig.js"
+import { type ChardevEndpoint, type ConsoleConfig, FIRST_EXTRA_FD, type MonitorTransport } from "../MachineConfig.js"
 import type * as QemuProcess from "../QemuProcess.js"
 import * as TempFiles from "../TempFiles.js"
 import * as Files from "./files.js"
@@ -62,7 +62,7 @@ export interface ChannelContext {
   readonly addSocketPair: () => number
 }
 
-const FIRST_EXTRA_FD = 3
+
 
 const socketPair = (context: ChannelContext, label: string): Channel => {
   const slot = context.addSocketPair()

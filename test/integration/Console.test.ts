@@ -3,7 +3,8 @@ import { Chunk, Duration, Effect, Fiber, Option, Stream } from "effect"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 import * as Machine from "../../src/Machine.js"
-import { type MachineConfig, seabiosDemo } from "../../src/MachineConfig.js"
+import { seabios } from "../../src/cli/demo.js"
+import type { MachineConfig } from "../../src/MachineConfig.js"
 import * as TempFiles from "../../src/TempFiles.js"
 import * as EchoGuest from "../../src/testing/EchoGuest.js"
 import { childPids, describeQemu, leftovers, makeBaseDir } from "../helpers.js"
@@ -29,7 +30,7 @@ describeQemu("ConsoleSocket with real guests", () => {
     Effect.gen(function*() {
       const base = makeBaseDir("seabios")
       yield* Effect.scoped(Effect.gen(function*() {
-        const vm = yield* Machine.launch({ ...seabiosDemo, baseTempDir: base })
+        const vm = yield* Machine.launch({ ...seabios, baseTempDir: base })
         const console = yield* vm.console
         const banner = yield* console.waitFor(/SeaBIOS \(version ([^)]+)\)/, { timeout: "20 seconds" })
         expect(banner.groups[0]).toMatch(/\d+\.\d+/)

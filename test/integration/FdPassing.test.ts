@@ -46,7 +46,7 @@ const readDriveFromFdset = (vm: Machine.MachineService, set: number, node: strin
       file: { driver: "file", filename: `/dev/fdset/${set}`, locking: "off" }
     })
     const before = (yield* vm.log).length
-    yield* vm.hmp(`qemu-io ${node} "read -v 0 16"`)
+    yield* (yield* vm.qmp).hmp(`qemu-io ${node} "read -v 0 16"`)
     // `00000000:  66 69 72 ...  first.file.bytes`: decode the hex bytes.
     const dump = /^00000000: ((?: [0-9a-f]{2}){16})/m.exec((yield* vm.log).slice(before))
     return dump === null ? "" : Buffer.from(dump[1]!.replaceAll(" ", ""), "hex").toString("latin1")
@@ -110,13 +110,13 @@ describeQemu("passing file descriptors (real QEMU)", () => {
           const before = NodeFs.readdirSync(`/proc/${vm.pid}/fd`).length
 
           // getfd: QEMU keeps the descriptor under the name until closefd.
-          yield* vm.getfd("by-name", { path: file })
+          yield* (yield* vm.qmp).getfd("by-name", { path: file })
           expect(NodeFs.readdirSync(`/proc/${vm.pid}/fd`).length).toBe(before + 1)
           yield* vm.execute("closefd", { fdname: "by-name" })
           expect(NodeFs.readdirSync(`/proc/${vm.pid}/fd`).length).toBe(before)
 
           // add-fd: into a chosen set, then a drive reads the file through it.
-          const info = yield* vm.addFd({ path: file }, { fdsetId: 7, opaque: "scm" })
+          const info = yield* (yield* vm.qmp).addFd({ path: file }, { fdsetId: 7, opaque: "scm" })
           expect(info["fdset-id"]).toBe(7)
           expect(qemuFdTarget(vm.pid, info.fd)).toBe(file)
           const sets = yield* vm.execute("query-fdsets")
@@ -125,7 +125,7 @@ describeQemu("passing file descriptors (real QEMU)", () => {
 
           // The seed's two steps: send_fd_scm, then getfd in a command of its own.
           const fd = NodeFs.openSync(file, "r")
-          yield* vm.sendFdScm(fd)
+          yield* (yield* vm.qmp).sendFdScm(fd)
           yield* vm.execute("getfd", { fdname: "seed-style" })
           expect(() => NodeFs.fstatSync(fd)).not.toThrow()
           NodeFs.closeSync(fd)
@@ -143,7 +143,7 @@ describeQemu("passing file descriptors (real QEMU)", () => {
       yield* Effect.scoped(Effect.gen(function*() {
         const vm = yield* Machine.launch(none(base))
         const [infos, statuses] = yield* Effect.all([
-          Effect.forEach(files, (file, i) => vm.addFd({ path: file }, { fdsetId: 100 + i }), {
+          Effect.forEach(files, (file, i) => Effect.flatMap(vm.qmp, (qmp) => qmp.addFd({ path: file }, { fdsetId: 100 + i })), {
             concurrency: "unbounded"
           }),
           Effect.forEach(files, () => vm.execute("query-status"), { concurrency: "unbounded" })
@@ -162,14 +162,14 @@ describeQemu("passing file descriptors (real QEMU)", () => {
       const base = makeBaseDir("scm-errors")
       yield* Effect.scoped(Effect.gen(function*() {
         const vm = yield* Machine.launch(none(base))
-        const missing = yield* Effect.flip(vm.getfd("x", { path: "/nonexistent/file" }))
+        const missing = yield* Effect.flip((yield* vm.qmp).getfd("x", { path: "/nonexistent/file" }))
         expect(missing).toMatchObject({ _tag: "FdPassingError", reason: "Open", path: "/nonexistent/file" })
 
         const fd = NodeFs.openSync(dataFile("scm-closed", "x"), "r")
         NodeFs.closeSync(fd)
-        expect(yield* Effect.flip(vm.sendFdScm(fd))).toMatchObject({ _tag: "FdPassingError", reason: "BadDescriptor" })
-        expect(yield* Effect.flip(vm.addFd(9999))).toMatchObject({ _tag: "FdPassingError", reason: "BadDescriptor" })
-        expect(yield* Effect.flip(vm.addFd(-1))).toMatchObject({ _tag: "FdPassingError", reason: "BadDescriptor" })
+        expect(yield* Effect.flip((yield* vm.qmp).sendFdScm(fd))).toMatchObject({ _tag: "FdPassingError", reason: "BadDescriptor" })
+        expect(yield* Effect.flip((yield* vm.qmp).addFd(9999))).toMatchObject({ _tag: "FdPassingError", reason: "BadDescriptor" })
+        expect(yield* Effect.flip((yield* vm.qmp).addFd(-1))).toMatchObject({ _tag: "FdPassingError", reason: "BadDescriptor" })
 
         // getfd with nothing passed: QEMU's own error, typed as a command error.
         expect(yield* Effect.flip(vm.execute("getfd", { fdname: "nothing" }))).toMatchObject({
@@ -180,7 +180,7 @@ describeQemu("passing file descriptors (real QEMU)", () => {
       }))
       yield* Effect.scoped(Effect.gen(function*() {
         const vm = yield* Machine.launch(none(base, { monitor: { _tag: "Tcp" } }))
-        const tcp = yield* Effect.flip(vm.addFd({ path: dataFile("scm-tcp", "x") }))
+        const tcp = yield* Effect.flip((yield* vm.qmp).addFd({ path: dataFile("scm-tcp", "x") }))
         expect(tcp).toMatchObject({ _tag: "FdPassingError", reason: "Unsupported" })
         expect(yield* vm.execute("query-status")).toMatchObject({ status: "running" })
       }))

@@ -315,7 +315,7 @@ describeQemu("Machine monitor transports (real QEMU)", () => {
       const logDir = makeBaseDir("logs")
       yield* Effect.scoped(Effect.gen(function*() {
         const vm = yield* Machine.launch(none(base, { logDir, name: "vm1" }))
-        yield* vm.hmp("info version")
+        yield* (yield* vm.qmp).hmp("info version")
         yield* vm.execute("human-monitor-command", { "command-line": "help nonexistent" }).pipe(Effect.ignore)
         yield* vm.shutdown()
         expect(yield* vm.log).toBe(NodeFs.readFileSync(NodePath.join(logDir, "vm1.log"), "utf8"))

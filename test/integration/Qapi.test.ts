@@ -83,24 +83,23 @@ describeQemu("generated QAPI Schemas against real QEMU", () => {
         const vm = yield* Machine.launch({
           args: ["-nic", "none"],
           baseTempDir: makeBaseDir("qapi-drift"),
-          schemaCheck: "fail",
-          qmpDecode: true
+          qmp: { schemaCheck: "fail", decode: true }
         })
         const report = yield* Qapi.checkDrift(yield* vm.qmp)
         expect(report).toMatchObject({ sameBuild: true, identical: true })
-        const named = yield* vm.eventsNamed("STOP", "RESUME").pipe(Stream.take(2), Stream.runCollect, Effect.fork)
+        const named = yield* (yield* vm.qmp).eventsNamed("STOP", "RESUME").pipe(Stream.take(2), Stream.runCollect, Effect.fork)
         yield* Effect.sleep("20 millis")
         yield* vm.execute("stop")
-        const stop = yield* vm.eventWait("STOP", { timeout: "5 seconds" })
+        const stop = yield* (yield* vm.qmp).eventWait("STOP", { timeout: "5 seconds" })
         expect(stop.event).toBe("STOP")
         const status = yield* vm.execute("query-status")
         expect(status.status).toBe("paused")
         expect(status.running).toBe(false)
         yield* vm.execute("cont")
-        expect((yield* vm.eventWait("RESUME", { timeout: "5 seconds" })).event).toBe("RESUME")
+        expect((yield* (yield* vm.qmp).eventWait("RESUME", { timeout: "5 seconds" })).event).toBe("RESUME")
         expect([...yield* Fiber.join(named)].map((e) => e.event)).toEqual(["STOP", "RESUME"])
         yield* vm.execute("system_reset")
-        const reset = yield* vm.eventWait("RESET", { timeout: "5 seconds" })
+        const reset = yield* (yield* vm.qmp).eventWait("RESET", { timeout: "5 seconds" })
         expect(reset.data.reason).toBe("host-qmp-system-reset")
       }))
       expect(childPids()).toEqual([])

@@ -241,7 +241,7 @@ describe("schema drift at launch", () => {
       const failure = yield* Effect.flip(Effect.scoped(Machine.launch({
         wrapper: [process.execPath, fakeQemu],
         dieWithParent: false,
-        schemaCheck: "fail",
+        qmp: { schemaCheck: "fail" },
         env: { FAKE_QEMU_SCHEMA_FILE: schemaFile }
       })))
       // exitCode and signal stay null: QEMU did not end by itself, the launch killed it.
@@ -259,8 +259,10 @@ describe("schema drift at launch", () => {
         const vm = yield* Machine.launch({
           wrapper: [process.execPath, fakeQemu],
           dieWithParent: false,
-          onQmpTraffic: (direction, message) => {
-            if (direction === "send") traffic.push(JSON.stringify(message))
+          qmp: {
+            onTraffic: (direction, message) => {
+              if (direction === "send") traffic.push(JSON.stringify(message))
+            }
           }
         })
         expect(yield* vm.isRunning).toBe(true)

@@ -1,0 +1,199 @@
+/**
+ * A running machine's end: `shutdown`, `kill` and `wait`, as QEMU's Python
+ * `QEMUMachine` means them (`_early_cleanup`, `_soft_shutdown`,
+ * `_hard_shutdown`, `_post_shutdown`), and the scope finalizer that runs the
+ * same path. See `docs/lifecycle.md`.
+ *
+ * @internal
+ */
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import { AbnormalShutdown } from "../Errors.js"
+import * as QemuProcess from "../QemuProcess.js"
+import type { Started } from "./launch.js"
+import { formatCommand } from "./redact.js"
+
+/** Where the machine is in its life. */
+export type State = "running" | "shutting-down" | "stopped"
+
+/** How to shut down. */
+export interface ShutdownOptions {
+  readonly hard?: boolean | undefined
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+/** The end of a running machine. */
+export interface Lifecycle {
+  readonly state: Effect.Effect<State>
+  readonly shutdown: (options?: ShutdownOptions) => Effect.Effect<void, AbnormalShutdown>
+  readonly kill: Effect.Effect<void, AbnormalShutdown>
+  readonly wait: (timeout?: Duration.DurationInput) => Effect.Effect<void, AbnormalShutdown>
+  readonly log: Effect.Effect<string>
+}
+
+const DEFAULT_SHUTDOWN_TIMEOUT = Duration.seconds(30)
+const HARD_KILL_TIMEOUT = Duration.seconds(60)
+
+/**
+ * The running machine's end. `machineScope` holds what it owns; closing it
+ * is the last step of every shutdown. Leaving `outer` shuts down like
+ * `shutdown({ timeout: shutdownTimeout })`; an abnormal end there is logged,
+ * not hidden.
+ */
+export const make = (
+  started: Started,
+  machineScope: Scope.CloseableScope,
+  outer: Scope.Scope,
+  shutdownTimeout: Duration.DurationInput | undefined
+): Effect.Effect<Lifecycle> =>
+  Effect.gen(function*() {
+    const { child, command } = started
+    let state: State = "running"
+    // `wait` counts QEMU's own exit as a quit, as the seed's `wait` does.
+    let exitedByItself = false
+    let userKilled = false
+    let finalLog: string | undefined
+    const stopped = yield* Deferred.make<void>()
+    const quitIssued = Effect.suspend(() =>
+      exitedByItself ? Effect.succeed(true) : Option.match(started.qmp, {
+        onNone: () => Effect.succeed(false),
+        onSome: (qmp) => qmp.quitAccepted
+      })
+    )
+
+    // _early_cleanup: close the console first, or QEMU may block writing to it while we wait.
+    const earlyCleanup = Option.match(started.console, { onNone: () => Effect.void, onSome: (c) => c.close })
+    const closeQmp = Option.match(started.qmp, { onNone: () => Effect.void, onSome: (c) => c.close })
+
+    const hardShutdown = Effect.gen(function*() {
+      yield* earlyCleanup
+      yield* child.kill("SIGKILL")
+      yield* child.waitTree(HARD_KILL_TIMEOUT).pipe(
+        Effect.mapError((cause) =>
+          new AbnormalShutdown({ detail: "QEMU did not exit after SIGKILL", exitCode: null, signal: null, cause })
+        )
+      )
+    })
+
+    /**
+     * `quit`, then the exit. A monitor already gone (QEMU quit by itself, or
+     * was killed) still fails the soft path, as the seed's, but first QEMU
+     * gets the rest of the timeout to exit: a monitor closes a moment before
+     * the exit status arrives, and a SIGKILL in between would hide the real one.
+     */
+    const softShutdown = (timeout: Duration.Duration) =>
+      Effect.gen(function*() {
+        yield* earlyCleanup
+        let quitFailed: { readonly _tag: string; readonly message: string } | undefined
+        if (Option.isSome(started.qmp)) {
+          if (!(yield* quitIssued)) {
+            const quit = yield* started.qmp.value.executeRaw("quit").pipe(Effect.ensuring(closeQmp), Effect.either)
+            if (Either.isLeft(quit)) {
+              if (quit.left._tag !== "QMPDisconnected") return yield* Effect.fail(quit.left)
+              quitFailed = quit.left
+            }
+          } else {
+            yield* closeQmp
+          }
+        }
+        yield* child.awaitExit
+        if (quitFailed !== undefined) return yield* Effect.fail(quitFailed)
+      }).pipe(
+        // Shutdown runs uninterruptibly; the timeout must still be able to cut this short.
+        Effect.interruptible,
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () => new QemuProcess.WaitTimeout(child.pid, Duration.toMillis(timeout))
+        })
+      )
+
+    const softThenHard = (timeout: Duration.Duration) =>
+      softShutdown(timeout).pipe(
+        Effect.catchAll((cause) =>
+          Effect.gen(function*() {
+            yield* Effect.annotateCurrentSpan("shutdown.path", "soft-failed-hard")
+            yield* hardShutdown
+            const status = yield* child.status
+            return yield* new AbnormalShutdown({
+              detail: Option.isSome(status) && status.value.signal === "SIGKILL"
+                ? "QEMU was killed"
+                : "QEMU ended without a clean quit",
+              exitCode: Option.getOrNull(Option.flatMap(status, (s) => Option.fromNullable(s.exitCode))),
+              signal: Option.getOrNull(Option.flatMap(status, (s) => Option.fromNullable(s.signal))),
+              cause
+            })
+          })
+        )
+      )
+
+    // _post_shutdown: close QMP, keep the log, release everything, report a signal nobody asked for.
+    const postShutdown = Effect.gen(function*() {
+      yield* earlyCleanup
+      yield* closeQmp
+      finalLog = yield* started.readLog
+      const status = yield* child.status
+      yield* Scope.close(machineScope, Exit.void)
+      const signal = Option.getOrNull(Option.map(status, (s) => s.signal))
+      if (signal !== null && !(userKilled && signal === "SIGKILL")) {
+        yield* Effect.logWarning(`qemu received signal ${signal}; command: "${formatCommand(command)}"`)
+      }
+      state = "stopped"
+      yield* Deferred.succeed(stopped, undefined)
+    })
+
+    const shutdown = (options?: ShutdownOptions): Effect.Effect<void, AbnormalShutdown> =>
+      Effect.uninterruptible(Effect.suspend(() => {
+        if (state !== "running") {
+          return Effect.zipRight(Effect.annotateCurrentSpan("shutdown.path", "already"), Deferred.await(stopped))
+        }
+        state = "shutting-down"
+        const work = options?.hard === true
+          ? Effect.sync(() => {
+            userKilled = true
+          }).pipe(Effect.zipRight(Effect.annotateCurrentSpan("shutdown.path", "hard")), Effect.zipRight(hardShutdown))
+          : Effect.zipRight(
+            Effect.annotateCurrentSpan("shutdown.path", "soft"),
+            softThenHard(Duration.decode(options?.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT))
+          )
+        return Effect.ensuring(work, postShutdown)
+      })).pipe(Effect.withSpan("Machine.shutdown", { attributes: { "qemu.machine": started.name, "qemu.pid": child.pid } }))
+
+    yield* Scope.addFinalizer(
+      outer,
+      shutdown({ timeout: shutdownTimeout ?? DEFAULT_SHUTDOWN_TIMEOUT }).pipe(
+        Effect.catchAll((e) => Effect.logWarning(e.message)),
+        Effect.annotateLogs({ machine: started.name, pid: child.pid })
+      )
+    )
+
+    return {
+      state: Effect.sync(() => state),
+      shutdown,
+      // During a graceful shutdown, kill escalates it: SIGKILL now, then the shutdown's own cleanup.
+      kill: Effect.uninterruptible(Effect.suspend(() => {
+        if (state !== "shutting-down") return shutdown({ hard: true })
+        userKilled = true
+        return Effect.zipRight(child.kill("SIGKILL"), Deferred.await(stopped))
+      })),
+      wait: (timeout) =>
+        Effect.suspend(() => {
+          if (state !== "running") return Deferred.await(stopped)
+          const duration = Duration.decode(timeout ?? DEFAULT_SHUTDOWN_TIMEOUT)
+          // Unlike the seed, the waiting itself can be interrupted (the scope's finalizer then shuts down).
+          return child.wait(duration).pipe(
+            Effect.either,
+            Effect.flatMap((waited) => {
+              exitedByItself = true
+              // Exited: a clean shutdown. Still running after the timeout: the soft path fails at once, as the seed's.
+              return shutdown({ timeout: Either.isRight(waited) ? duration : Duration.zero })
+            })
+          )
+        }).pipe(Effect.withSpan("Machine.wait", { attributes: { "qemu.machine": started.name, "qemu.pid": child.pid } })),
+      log: Effect.suspend(() => finalLog !== undefined ? Effect.succeed(finalLog) : started.readLog)
+    }
+  })

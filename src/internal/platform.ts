@@ -1,0 +1,34 @@
+/**
+ * Platform services with Node's as defaults: a user's `FileSystem` or `Path`
+ * layer wins; without one, Node's is used, so `Machine.launch` needs no
+ * layers at all.
+ *
+ * @internal
+ */
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+
+let node: Context.Context<FileSystem.FileSystem | Path.Path> | undefined
+
+/** Node's services, built once, on first use. */
+const nodeServices = () =>
+  node ??= Effect.runSync(Effect.scoped(Layer.build(Layer.merge(NodeFileSystem.layer, NodePath.layer))))
+
+/** Runs `effect` with the caller's `FileSystem` and `Path` if provided, else Node's. */
+export const withNodeDefaults = <A, E, R>(
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, Exclude<Exclude<R, FileSystem.FileSystem>, Path.Path>> =>
+  Effect.flatMap(
+    Effect.all([Effect.serviceOption(FileSystem.FileSystem), Effect.serviceOption(Path.Path)]),
+    ([fs, path]) =>
+      effect.pipe(
+        Effect.provideService(FileSystem.FileSystem, Option.getOrElse(fs, () => Context.get(nodeServices(), FileSystem.FileSystem))),
+        Effect.provideService(Path.Path, Option.getOrElse(path, () => Context.get(nodeServices(), Path.Path)))
+      )
+  )
