@@ -290,16 +290,20 @@ export const fromTransport = (
       executeRaw,
       hmp: (commandLine, hmpOptions) =>
         Effect.map(executeUnchecked("human-monitor-command", { "command-line": commandLine }, hmpOptions), String),
-      executeAndWait: (command, args, filters, executeOptions) =>
-        Effect.suspend(() => {
-          const waiter = events.addWaiter(typeof filters === "string" ? [{ name: filters }] : filters)
+      executeAndWait: (command, args, filters, executeOptions) => {
+        const wanted = typeof filters === "string" ? [{ name: filters }] : filters
+        return Effect.suspend(() => {
+          const waiter = events.addWaiter(wanted)
           return executeUnchecked(command, args, executeOptions).pipe(
             Effect.onError(() => Effect.sync(() => events.removeWaiter(waiter))),
             Effect.flatMap((result) =>
               Effect.map(events.awaitWaiter(waiter, executeOptions?.timeout), (event) => ({ result, event }))
             )
           )
-        }),
+        }).pipe(Effect.withSpan("QMP executeAndWait", {
+          attributes: { ...options.spanAttributes, "qmp.command": command, "qmp.event": wanted.map((f) => f.name).join(" | ") }
+        }))
+      },
       executeWithFds,
       sendFdScm: (source) => Effect.scoped(Effect.flatMap(FdPassing.open(source), session.sendFd)),
       getfd: (fdname, source, fdOptions) => Effect.asVoid(executeWithFds("getfd", { fdname }, [source], fdOptions)),

@@ -2,7 +2,7 @@
  * Shared test helpers: QEMU presence, the echo guest, leak checks, log capture.
  */
 import { describe, onTestFinished } from "@effect/vitest"
-import { Effect, Logger } from "effect"
+import { Effect, Logger, Tracer } from "effect"
 import { execFileSync } from "node:child_process"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
@@ -108,4 +108,25 @@ export const captureWarnings = <A, E, R>(effect: Effect.Effect<A, E, R>) => {
     Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
     Effect.map((value) => ({ value, warnings: lines }))
   )
+}
+
+/** A tracer that records every span it makes (over Effect's own), for asserting span trees. */
+export const recordingTracer = () => {
+  const spans: Array<Tracer.Span> = []
+  const inner = Effect.runSync(Effect.tracer)
+  const tracer = Tracer.make({
+    span: (...args) => {
+      const span = inner.span(...args)
+      spans.push(span)
+      return span
+    },
+    context: (f, fiber) => inner.context(f, fiber)
+  })
+  /** Each span as `parent > name`, in the order they started. */
+  const tree = () =>
+    spans.map((span) => {
+      const parent = span.parent._tag === "Some" && span.parent.value._tag === "Span" ? span.parent.value.name : "-"
+      return `${parent} > ${span.name}`
+    })
+  return { spans, tracer, tree }
 }
