@@ -1,12 +1,13 @@
 /**
  * Shared test helpers: QEMU presence, the echo guest, leak checks, log capture.
  */
-import { describe, onTestFinished } from "@effect/vitest"
-import { Effect, Logger, Tracer } from "effect"
+import { describe, expect, onTestFinished } from "@effect/vitest"
+import { Effect, Fiber, FiberStatus, Logger, Tracer } from "effect"
 import { execFileSync } from "node:child_process"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
+import type { MachineConfig } from "../src/MachineConfig.js"
 
 const qemuVersion = (() => {
   try {
@@ -129,4 +130,27 @@ export const recordingTracer = () => {
       return `${parent} > ${span.name}`
     })
   return { spans, tracer, tree }
+}
+
+/** Waits until a forked fiber is suspended (waiting on something): its first step has run. */
+export const awaitSuspended = <A, E>(fiber: Fiber.RuntimeFiber<A, E>) =>
+  Fiber.status(fiber).pipe(
+    Effect.zipLeft(Effect.yieldNow()),
+    Effect.repeat({ until: (status) => FiberStatus.isSuspended(status) || FiberStatus.isDone(status) }),
+    Effect.asVoid
+  )
+
+/** The cheapest real machine: `-machine none -nodefaults`, its temp dir in `baseTempDir`. */
+export const noneMachine = (baseTempDir: string, extra: MachineConfig = {}): MachineConfig => ({
+  machineType: "none",
+  args: ["-nodefaults"],
+  baseTempDir,
+  ...extra
+})
+
+/** After a scope closed: no process of ours left (the whole tree), nothing in `baseDir`, and `pid` dead. */
+export const expectClean = (baseDir: string, pid?: number) => {
+  if (pid !== undefined) expect(isAlive(pid)).toBe(false)
+  expect(childPids()).toEqual([])
+  expect(leftovers(baseDir)).toEqual([])
 }

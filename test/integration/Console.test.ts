@@ -7,7 +7,7 @@ import { seabios } from "../../src/cli/demo.js"
 import type { MachineConfig } from "../../src/MachineConfig.js"
 import * as TempFiles from "../../src/TempFiles.js"
 import * as EchoGuest from "../../src/testing/EchoGuest.js"
-import { childPids, describeQemu, leftovers, makeBaseDir } from "../helpers.js"
+import { awaitSuspended, childPids, describeQemu, leftovers, makeBaseDir } from "../helpers.js"
 
 /** Heap in use after a full collection (vitest runs the workers with --expose-gc). */
 const heapAfterGc = () => {
@@ -54,10 +54,13 @@ describeQemu("ConsoleSocket with real guests", () => {
         expect(echoed.match).toBe("hello\r\n")
         // A pattern that arrives in several chunks.
         // (The guest treats 'f' and 'q' as commands: keep them out of the text.)
+        // Each part is echoed before the next is sent, so the text arrives in several chunks.
+        const echoedText = (text: string) =>
+          console.recent.pipe(Effect.zipLeft(Effect.sleep("5 millis")), Effect.repeat({ until: (recent) => recent.endsWith(text) }))
         yield* console.write("123")
-        yield* Effect.sleep("100 millis")
+        yield* echoedText("123")
         yield* console.write("456")
-        yield* Effect.sleep("100 millis")
+        yield* echoedText("456")
         yield* console.write("789\r")
         const split = yield* console.waitFor(/123(456)789/, { timeout: "10 seconds" })
         expect(split.groups).toEqual(["456"])
@@ -135,8 +138,13 @@ describeQemu("ConsoleSocket with real guests", () => {
       yield* Effect.scoped(Effect.gen(function*() {
         const vm = yield* echoGuest(base)
         const console = yield* vm.console
+        // The guest is up (its banner is in), and a wait is waiting.
+        yield* console.recent.pipe(
+          Effect.zipLeft(Effect.sleep("5 millis")),
+          Effect.repeat({ until: (recent) => recent.includes("ECHO GUEST READY") })
+        )
         const waiting = yield* Effect.fork(console.waitFor("never printed", { timeout: "60 seconds" }))
-        yield* Effect.sleep("200 millis")
+        yield* awaitSuspended(waiting)
         const started = Date.now()
         yield* vm.shutdown()
         const error = yield* Fiber.join(waiting).pipe(Effect.flip)

@@ -9,15 +9,14 @@ import { Effect, Exit } from "effect"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 import * as Machine from "../../src/Machine.js"
-import type { MachineConfig } from "../../src/MachineConfig.js"
-import { childPids, describeQemu, leftovers, makeBaseDir } from "../helpers.js"
+import {
+  childPids,
+  describeQemu,
+  leftovers,
+  makeBaseDir,
+  noneMachine
+} from "../helpers.js"
 
-const none = (baseTempDir: string, extra: MachineConfig = {}): MachineConfig => ({
-  machineType: "none",
-  args: ["-nodefaults"],
-  baseTempDir,
-  ...extra
-})
 
 /** A 4 KiB file whose first bytes are `text`, in a directory of its own. */
 const dataFile = (label: string, text: string): string => {
@@ -60,7 +59,7 @@ describeQemu("passing file descriptors (real QEMU)", () => {
       const second = dataFile("second", "second-file-byte")
       const secondFd = NodeFs.openSync(second, "r")
       yield* Effect.scoped(Effect.gen(function*() {
-        const vm = yield* Machine.launch(none(base, {
+        const vm = yield* Machine.launch(noneMachine(base, {
           addFds: [
             { path: first, fdset: 1, opaque: "by-path" },
             { fd: secondFd, fdset: 2, opaque: "by-fd" }
@@ -88,13 +87,13 @@ describeQemu("passing file descriptors (real QEMU)", () => {
     Effect.gen(function*() {
       const base = makeBaseDir("addfd-bad")
       const missing = yield* Effect.exit(Effect.scoped(
-        Machine.launch(none(base, { addFds: [{ path: "/nonexistent/disk.img", fdset: 1 }] }))
+        Machine.launch(noneMachine(base, { addFds: [{ path: "/nonexistent/disk.img", fdset: 1 }] }))
       ))
       expect(missing).toMatchObject(Exit.fail({ _tag: "VMLaunchFailure", reason: "Setup" }))
       if (Exit.isFailure(missing)) expect(String(missing.cause)).toContain("/nonexistent/disk.img")
 
       // A number far above anything open (a just-closed one would be reused by the launch's own log file).
-      const closed = yield* Effect.exit(Effect.scoped(Machine.launch(none(base, { addFds: [{ fd: 9999, fdset: 1 }] }))))
+      const closed = yield* Effect.exit(Effect.scoped(Machine.launch(noneMachine(base, { addFds: [{ fd: 9999, fdset: 1 }] }))))
       expect(closed).toMatchObject(Exit.fail({ _tag: "VMLaunchFailure", reason: "Setup" }))
       expect(childPids()).toEqual([])
       expect(leftovers(base)).toEqual([])
@@ -106,7 +105,7 @@ describeQemu("passing file descriptors (real QEMU)", () => {
         const base = makeBaseDir(`scm-${monitor}`)
         const file = dataFile(`scm-${monitor}`, "passed-over-scm!")
         yield* Effect.scoped(Effect.gen(function*() {
-          const vm = yield* Machine.launch(none(base, { monitor: { _tag: monitor } }))
+          const vm = yield* Machine.launch(noneMachine(base, { monitor: { _tag: monitor } }))
           const before = NodeFs.readdirSync(`/proc/${vm.pid}/fd`).length
 
           // getfd: QEMU keeps the descriptor under the name until closefd.
@@ -141,7 +140,7 @@ describeQemu("passing file descriptors (real QEMU)", () => {
       const base = makeBaseDir("scm-many")
       const files = Array.from({ length: 12 }, (_, i) => dataFile(`many-${i}`, `file-${i}`))
       yield* Effect.scoped(Effect.gen(function*() {
-        const vm = yield* Machine.launch(none(base))
+        const vm = yield* Machine.launch(noneMachine(base))
         const [infos, statuses] = yield* Effect.all([
           Effect.forEach(files, (file, i) => Effect.flatMap(vm.qmp, (qmp) => qmp.addFd({ path: file }, { fdsetId: 100 + i })), {
             concurrency: "unbounded"
@@ -161,7 +160,7 @@ describeQemu("passing file descriptors (real QEMU)", () => {
     Effect.gen(function*() {
       const base = makeBaseDir("scm-errors")
       yield* Effect.scoped(Effect.gen(function*() {
-        const vm = yield* Machine.launch(none(base))
+        const vm = yield* Machine.launch(noneMachine(base))
         const missing = yield* Effect.flip((yield* vm.qmp).getfd("x", { path: "/nonexistent/file" }))
         expect(missing).toMatchObject({ _tag: "FdPassingError", reason: "Open", path: "/nonexistent/file" })
 
@@ -179,7 +178,7 @@ describeQemu("passing file descriptors (real QEMU)", () => {
         expect(yield* vm.execute("query-status")).toMatchObject({ status: "running" })
       }))
       yield* Effect.scoped(Effect.gen(function*() {
-        const vm = yield* Machine.launch(none(base, { monitor: { _tag: "Tcp" } }))
+        const vm = yield* Machine.launch(noneMachine(base, { monitor: { _tag: "Tcp" } }))
         const tcp = yield* Effect.flip((yield* vm.qmp).addFd({ path: dataFile("scm-tcp", "x") }))
         expect(tcp).toMatchObject({ _tag: "FdPassingError", reason: "Unsupported" })
         expect(yield* vm.execute("query-status")).toMatchObject({ status: "running" })

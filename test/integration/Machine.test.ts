@@ -1,25 +1,22 @@
 import { expect, it } from "@effect/vitest"
-import { Duration, Effect, Exit, Fiber, Option } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, Option } from "effect"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 import * as Machine from "../../src/Machine.js"
-import type { MachineConfig } from "../../src/MachineConfig.js"
 import * as QmpClient from "../../src/QmpClient.js"
-import { captureWarnings, childPids, describeQemu, isAlive, leftovers, makeBaseDir } from "../helpers.js"
+import {
+  awaitSuspended,
+  captureWarnings,
+  childPids,
+  describeQemu,
+  expectClean,
+  isAlive,
+  leftovers,
+  makeBaseDir,
+  noneMachine
+} from "../helpers.js"
 
-const none = (baseTempDir: string, extra: MachineConfig = {}): MachineConfig => ({
-  machineType: "none",
-  args: ["-nodefaults"],
-  baseTempDir,
-  ...extra
-})
 
-/** After a scope closed: no QEMU child and nothing in the base dir. */
-const expectClean = (baseDir: string, pid?: number) => {
-  if (pid !== undefined) expect(isAlive(pid)).toBe(false)
-  expect(childPids()).toEqual([])
-  expect(leftovers(baseDir)).toEqual([])
-}
 
 const sleep = (millis: number) => Effect.sleep(Duration.millis(millis))
 
@@ -28,7 +25,7 @@ describeQemu("Machine lifecycle (real QEMU)", () => {
     Effect.gen(function*() {
       const base = makeBaseDir("launch")
       const { value: info, warnings } = yield* captureWarnings(Effect.scoped(Effect.gen(function*() {
-        const vm = yield* Machine.launch(none(base))
+        const vm = yield* Machine.launch(noneMachine(base))
         expect(yield* vm.isRunning).toBe(true)
         expect(isAlive(vm.pid)).toBe(true)
         expect(NodeFs.statSync(vm.tempDir).mode & 0o777).toBe(0o700)
@@ -50,7 +47,7 @@ describeQemu("Machine lifecycle (real QEMU)", () => {
     Effect.gen(function*() {
       const base = makeBaseDir("scope")
       const { value: vm, warnings } = yield* captureWarnings(
-        Effect.scoped(Effect.map(Machine.launch(none(base)), (vm) => vm))
+        Effect.scoped(Effect.map(Machine.launch(noneMachine(base)), (vm) => vm))
       )
       expect(yield* vm.state).toBe("stopped")
       expect(yield* vm.exitStatus).toEqual(Option.some({ exitCode: 0, signal: null }))
@@ -62,7 +59,7 @@ describeQemu("Machine lifecycle (real QEMU)", () => {
     Effect.gen(function*() {
       const base = makeBaseDir("quit")
       const { warnings } = yield* captureWarnings(Effect.scoped(Effect.gen(function*() {
-        const vm = yield* Machine.launch(none(base))
+        const vm = yield* Machine.launch(noneMachine(base))
         const { event } = yield* vm.executeAndWait("quit", undefined, "SHUTDOWN")
         expect(event.data).toMatchObject({ guest: false, reason: "host-qmp-quit" })
         yield* vm.shutdown()
@@ -76,7 +73,7 @@ describeQemu("Machine lifecycle (real QEMU)", () => {
     Effect.gen(function*() {
       const base = makeBaseDir("kill")
       const { warnings } = yield* captureWarnings(Effect.scoped(Effect.gen(function*() {
-        const vm = yield* Machine.launch(none(base))
+        const vm = yield* Machine.launch(noneMachine(base))
         yield* vm.kill
         expect(yield* vm.exitStatus).toEqual(Option.some({ exitCode: null, signal: "SIGKILL" }))
         expect(yield* vm.isRunning).toBe(false)
@@ -92,7 +89,7 @@ describeQemu("Machine lifecycle (real QEMU)", () => {
       const base = makeBaseDir("wait")
       const second = NodePath.join(base, "second.sock")
       const { warnings } = yield* captureWarnings(Effect.scoped(Effect.gen(function*() {
-        const vm = yield* Machine.launch(none(base, { args: ["-nodefaults", "-qmp", `unix:${second},server=on,wait=off`] }))
+        const vm = yield* Machine.launch(noneMachine(base, { args: ["-nodefaults", "-qmp", `unix:${second},server=on,wait=off`] }))
         yield* Effect.scoped(Effect.gen(function*() {
           const other = yield* QmpClient.connect({ path: second })
           yield* other.execute("quit")
@@ -110,7 +107,7 @@ describeQemu("Machine lifecycle (real QEMU)", () => {
       const base = makeBaseDir("exited")
       const second = NodePath.join(base, "second.sock")
       yield* Effect.scoped(Effect.gen(function*() {
-        const vm = yield* Machine.launch(none(base, { args: ["-nodefaults", "-qmp", `unix:${second},server=on,wait=off`] }))
+        const vm = yield* Machine.launch(noneMachine(base, { args: ["-nodefaults", "-qmp", `unix:${second},server=on,wait=off`] }))
         yield* Effect.scoped(Effect.flatMap(QmpClient.connect({ path: second }), (other) => other.execute("quit")))
         const qmp = yield* vm.qmp
         yield* qmp.awaitDisconnect
@@ -124,7 +121,7 @@ describeQemu("Machine lifecycle (real QEMU)", () => {
   it.live("a binary that does not exist is a VMLaunchFailure with nothing left", () =>
     Effect.gen(function*() {
       const base = makeBaseDir("nobinary")
-      const error = yield* Effect.scoped(Machine.launch(none(base, { binary: "/nonexistent/qemu-system-x86_64" }))).pipe(
+      const error = yield* Effect.scoped(Machine.launch(noneMachine(base, { binary: "/nonexistent/qemu-system-x86_64" }))).pipe(
         Effect.flip
       )
       expect(error).toMatchObject({ _tag: "VMLaunchFailure" })
@@ -133,7 +130,7 @@ describeQemu("Machine lifecycle (real QEMU)", () => {
       expect(error.message).toContain("/nonexistent/qemu-system-x86_64")
       expectClean(base)
       const direct = yield* Effect.scoped(
-        Machine.launch(none(base, { binary: "/nonexistent/qemu-system-x86_64", dieWithParent: false }))
+        Machine.launch(noneMachine(base, { binary: "/nonexistent/qemu-system-x86_64", dieWithParent: false }))
       ).pipe(Effect.flip)
       expect(direct).toMatchObject({ _tag: "VMLaunchFailure", reason: "Spawn", exitCode: null })
       expect(direct.message).toContain("ENOENT")
@@ -143,7 +140,7 @@ describeQemu("Machine lifecycle (real QEMU)", () => {
   it.live("a bad argument is a VMLaunchFailure with the exit code, command and QEMU's output", () =>
     Effect.gen(function*() {
       const base = makeBaseDir("badarg")
-      const error = yield* Effect.scoped(Machine.launch(none(base, { args: ["-foo"] }))).pipe(Effect.flip)
+      const error = yield* Effect.scoped(Machine.launch(noneMachine(base, { args: ["-foo"] }))).pipe(Effect.flip)
       expect(error).toMatchObject({ _tag: "VMLaunchFailure", reason: "Exited", exitCode: 1, signal: null })
       if (error._tag !== "VMLaunchFailure") throw new Error("unreachable")
       expect(error.command).toContain("-foo")
@@ -157,7 +154,7 @@ describeQemu("Machine lifecycle (real QEMU)", () => {
       const base = makeBaseDir("handshake")
       // Stands in for a QEMU that greets and then dies before negotiation completes.
       const greeting = JSON.stringify({ QMP: { version: { qemu: { major: 7, minor: 2, micro: 0 }, package: "" }, capabilities: [] } })
-      const error = yield* Effect.scoped(Machine.launch(none(base, {
+      const error = yield* Effect.scoped(Machine.launch(noneMachine(base, {
         wrapper: ["sh", "-c", `printf '%s\\n' '${greeting}' >&3; echo dying >&2; exit 7`, "fake-qemu"]
       }))).pipe(Effect.flip)
       expect(error).toMatchObject({ _tag: "VMLaunchFailure", reason: "Exited", exitCode: 7 })
@@ -169,7 +166,7 @@ describeQemu("Machine lifecycle (real QEMU)", () => {
     Effect.gen(function*() {
       const base = makeBaseDir("nogreeting")
       const started = Date.now()
-      const error = yield* Effect.scoped(Machine.launch(none(base, {
+      const error = yield* Effect.scoped(Machine.launch(noneMachine(base, {
         wrapper: ["sh", "-c", "sleep 30", "silent-qemu"],
         launchTimeout: "1 second"
       }))).pipe(Effect.flip)
@@ -182,10 +179,11 @@ describeQemu("Machine lifecycle (real QEMU)", () => {
     Effect.gen(function*() {
       const base = makeBaseDir("sigkill")
       const { warnings } = yield* captureWarnings(Effect.scoped(Effect.gen(function*() {
-        const vm = yield* Machine.launch(none(base))
+        const vm = yield* Machine.launch(noneMachine(base))
         process.kill(vm.pid, "SIGSTOP")
         const pending = yield* Effect.fork(vm.execute("query-status"))
-        yield* sleep(100)
+        // The command is sent once the fiber waits for its reply.
+        yield* awaitSuspended(pending)
         process.kill(vm.pid, "SIGKILL")
         const error = yield* Fiber.join(pending).pipe(Effect.flip)
         expect(error._tag).toBe("QMPDisconnected")
@@ -205,7 +203,7 @@ describeQemu("Machine lifecycle (real QEMU)", () => {
     Effect.gen(function*() {
       const base = makeBaseDir("sigstop")
       yield* Effect.scoped(Effect.gen(function*() {
-        const vm = yield* Machine.launch(none(base))
+        const vm = yield* Machine.launch(noneMachine(base))
         process.kill(vm.pid, "SIGSTOP")
         const started = Date.now()
         const error = yield* Effect.flip(vm.shutdown({ timeout: "2 seconds" }))
@@ -223,7 +221,7 @@ describeQemu("Machine lifecycle (real QEMU)", () => {
     Effect.gen(function*() {
       const base = makeBaseDir("interrupt-launch")
       for (const delay of [0, 1, 3, 5, 10, 20, 40, 80]) {
-        const fiber = yield* Effect.fork(Effect.scoped(Effect.zipRight(Machine.launch(none(base)), Effect.never)))
+        const fiber = yield* Effect.fork(Effect.scoped(Effect.zipRight(Machine.launch(noneMachine(base)), Effect.never)))
         yield* sleep(delay)
         const exit = yield* Fiber.interrupt(fiber)
         expect(Exit.isInterrupted(exit)).toBe(true)
@@ -234,11 +232,11 @@ describeQemu("Machine lifecycle (real QEMU)", () => {
   it.live("interruption during the handshake kills QEMU and removes the temp dir", () =>
     Effect.gen(function*() {
       const base = makeBaseDir("interrupt-handshake")
-      const fiber = yield* Effect.fork(Effect.scoped(Machine.launch(none(base, {
+      const fiber = yield* Effect.fork(Effect.scoped(Machine.launch(noneMachine(base, {
         wrapper: ["sh", "-c", "sleep 30", "silent-qemu"]
       }))))
-      yield* sleep(300)
-      expect(childPids().length).toBeGreaterThanOrEqual(1)
+      // Spawned: the stand-in runs and the temp dir exists.
+      yield* Effect.sleep("5 millis").pipe(Effect.repeat({ until: () => childPids().length >= 1 }))
       expect(leftovers(base).length).toBe(1)
       yield* Fiber.interrupt(fiber)
       expectClean(base)
@@ -248,12 +246,16 @@ describeQemu("Machine lifecycle (real QEMU)", () => {
     Effect.gen(function*() {
       const base = makeBaseDir("interrupt-command")
       const { warnings } = yield* captureWarnings(Effect.gen(function*() {
+        const inFlight = yield* Deferred.make<void>()
         const fiber = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
-          const vm = yield* Machine.launch(none(base, { shutdownTimeout: "1 second", monitor: { _tag: "UnixPath" } }))
+          const vm = yield* Machine.launch(noneMachine(base, { shutdownTimeout: "1 second", monitor: { _tag: "UnixPath" } }))
           process.kill(vm.pid, "SIGSTOP")
-          return yield* vm.execute("query-status")
+          const pending = yield* Effect.fork(vm.execute("query-status"))
+          yield* awaitSuspended(pending)
+          yield* Deferred.succeed(inFlight, undefined)
+          return yield* Fiber.join(pending)
         })))
-        yield* sleep(500)
+        yield* Deferred.await(inFlight)
         yield* Fiber.interrupt(fiber)
       }))
       // The stopped QEMU could not quit: the finalizer had to kill it and says so.
@@ -267,7 +269,7 @@ describeQemu("Machine monitor transports (real QEMU)", () => {
     Effect.gen(function*() {
       const base = makeBaseDir("unixpath")
       yield* Effect.scoped(Effect.gen(function*() {
-        const vm = yield* Machine.launch(none(base, { monitor: { _tag: "UnixPath" } }))
+        const vm = yield* Machine.launch(noneMachine(base, { monitor: { _tag: "UnixPath" } }))
         expect(vm.command.join(" ")).toMatch(/-chardev socket,id=mon,path=\S+-monitor\.sock/)
         expect(yield* vm.execute("query-status")).toMatchObject({ running: true })
       }))
@@ -278,7 +280,7 @@ describeQemu("Machine monitor transports (real QEMU)", () => {
     Effect.gen(function*() {
       const base = makeBaseDir("tcp")
       yield* Effect.scoped(Effect.gen(function*() {
-        const vm = yield* Machine.launch(none(base, { monitor: { _tag: "Tcp" } }))
+        const vm = yield* Machine.launch(noneMachine(base, { monitor: { _tag: "Tcp" } }))
         expect(vm.command.join(" ")).toMatch(/-chardev socket,id=mon,host=127\.0\.0\.1,port=\d+/)
         expect(yield* vm.execute("query-status")).toMatchObject({ running: true })
       }))
@@ -289,7 +291,7 @@ describeQemu("Machine monitor transports (real QEMU)", () => {
     Effect.gen(function*() {
       const base = makeBaseDir("noqmp")
       yield* Effect.scoped(Effect.gen(function*() {
-        const vm = yield* Machine.launch(none(base, { qmp: false }))
+        const vm = yield* Machine.launch(noneMachine(base, { qmp: false }))
         expect(vm.command).not.toContain("-mon")
         expect((yield* Effect.flip(vm.execute("query-status")))._tag).toBe("MachineStateError")
         yield* vm.shutdown({ timeout: "1 second" }).pipe(Effect.ignore)
@@ -303,7 +305,7 @@ describeQemu("Machine monitor transports (real QEMU)", () => {
       const base = makeBaseDir("longpath")
       const deep = NodePath.join(base, "x".repeat(120))
       const error = yield* Effect.scoped(
-        Machine.launch(none(base, { monitor: { _tag: "UnixPath", path: NodePath.join(deep, "qmp.sock") } }))
+        Machine.launch(noneMachine(base, { monitor: { _tag: "UnixPath", path: NodePath.join(deep, "qmp.sock") } }))
       ).pipe(Effect.flip)
       expect(error._tag).toBe("SocketPathTooLong")
       expectClean(base)
@@ -314,11 +316,14 @@ describeQemu("Machine monitor transports (real QEMU)", () => {
       const base = makeBaseDir("logdir")
       const logDir = makeBaseDir("logs")
       yield* Effect.scoped(Effect.gen(function*() {
-        const vm = yield* Machine.launch(none(base, { logDir, name: "vm1" }))
-        yield* (yield* vm.qmp).hmp("info version")
-        yield* vm.execute("human-monitor-command", { "command-line": "help nonexistent" }).pipe(Effect.ignore)
+        // QEMU's "log" trace backend writes each QMP response to stderr: output the log must hold.
+        const vm = yield* Machine.launch(noneMachine(base, { logDir, name: "vm1", args: ["-nodefaults", "-trace", "monitor_qmp_respond"] }))
+        yield* vm.execute("query-name")
+        expect(yield* vm.log).toContain("monitor_qmp_respond")
         yield* vm.shutdown()
-        expect(yield* vm.log).toBe(NodeFs.readFileSync(NodePath.join(logDir, "vm1.log"), "utf8"))
+        const log = yield* vm.log
+        expect(log).toContain('resp: {"return": {}, "id": 2}')
+        expect(log).toBe(NodeFs.readFileSync(NodePath.join(logDir, "vm1.log"), "utf8"))
       }))
       expect(leftovers(logDir)).toEqual(["vm1.log"])
       expect(NodeFs.statSync(NodePath.join(logDir, "vm1.log")).mode & 0o777).toBe(0o600)

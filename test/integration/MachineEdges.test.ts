@@ -10,14 +10,14 @@ import * as NodeFs from "node:fs"
 import * as Net from "node:net"
 import * as NodePath from "node:path"
 import * as Machine from "../../src/Machine.js"
-import type { MachineConfig } from "../../src/MachineConfig.js"
 import {
   captureWarnings,
-  childPids,
   describeQemu,
+  expectClean,
   isAlive,
   leftovers,
   makeBaseDir,
+  noneMachine,
   processesMarked
 } from "../helpers.js"
 
@@ -25,18 +25,7 @@ const root = NodePath.join(__dirname, "../..")
 const fakeQemu = NodePath.join(root, "test/fixtures/fake-qemu.mjs")
 const hijacker = NodePath.join(root, "test/fixtures/qmp-hijacker.mjs")
 
-const none = (baseTempDir: string, extra: MachineConfig = {}): MachineConfig => ({
-  machineType: "none",
-  args: ["-nodefaults"],
-  baseTempDir,
-  ...extra
-})
 
-/** After a scope closed: no process of ours and nothing in the base dir. */
-const expectClean = (baseDir: string) => {
-  expect(childPids()).toEqual([])
-  expect(leftovers(baseDir)).toEqual([])
-}
 
 let markers = 0
 /** A `-name` no other process has, to find QEMU wherever it was reparented. */
@@ -74,7 +63,7 @@ describeQemu("launch never removes or writes through what it did not create", ()
       const shared = makeBaseDir("existing-path-shared")
       const path = NodePath.join(shared, "qmp.sock")
       NodeFs.writeFileSync(path, "precious")
-      const error = yield* Effect.scoped(Machine.launch(none(base, { monitor: { _tag: "UnixPath", path } }))).pipe(
+      const error = yield* Effect.scoped(Machine.launch(noneMachine(base, { monitor: { _tag: "UnixPath", path } }))).pipe(
         Effect.flip
       )
       expect(error).toMatchObject({ _tag: "VMLaunchFailure", reason: "Setup" })
@@ -88,7 +77,7 @@ describeQemu("launch never removes or writes through what it did not create", ()
     Effect.gen(function*() {
       const base = makeBaseDir("same-name")
       const sockDir = makeBaseDir("same-name-socks")
-      const config = none(base, { name: "twin", sockDir, monitor: { _tag: "UnixPath" }, console: { transport: "UnixPath" } })
+      const config = noneMachine(base, { name: "twin", sockDir, monitor: { _tag: "UnixPath" }, console: { transport: "UnixPath" } })
       yield* Effect.scoped(Effect.gen(function*() {
         const first = yield* Machine.launch(config)
         const before = NodeFs.readdirSync(sockDir).sort()
@@ -111,7 +100,7 @@ describeQemu("launch never removes or writes through what it did not create", ()
       for (const file of ["vm1.log", "vm1-console.log"]) {
         NodeFs.symlinkSync(target, NodePath.join(logDir, file))
         const error = yield* Effect.scoped(
-          Machine.launch(none(base, { logDir, name: "vm1", console: { logFile: true } }))
+          Machine.launch(noneMachine(base, { logDir, name: "vm1", console: { logFile: true } }))
         ).pipe(Effect.flip)
         expect(error).toMatchObject({ _tag: "VMLaunchFailure", reason: "Setup" })
         expect(error.message).toContain(NodePath.join(logDir, file))
@@ -128,7 +117,7 @@ describeQemu("launch never removes or writes through what it did not create", ()
       const log = NodePath.join(logDir, "vm1.log")
       NodeFs.writeFileSync(log, "old run\n", { mode: 0o666 })
       NodeFs.chmodSync(log, 0o666)
-      yield* Effect.scoped(Machine.launch(none(base, { logDir, name: "vm1" })))
+      yield* Effect.scoped(Machine.launch(noneMachine(base, { logDir, name: "vm1" })))
       expect(NodeFs.statSync(log).mode & 0o777).toBe(0o600)
       expect(NodeFs.readFileSync(log, "utf8")).not.toContain("old run")
       expectClean(base)
@@ -141,7 +130,7 @@ describeQemu("launch never removes or writes through what it did not create", ()
       ChildProcess.execFileSync("mkfifo", [fifo])
       const started = Date.now()
       const error = yield* Effect.scoped(
-        Machine.launch(none(base, { console: { logFile: fifo }, launchTimeout: "2 seconds" }))
+        Machine.launch(noneMachine(base, { console: { logFile: fifo }, launchTimeout: "2 seconds" }))
       ).pipe(Effect.flip)
       expect(error).toMatchObject({ _tag: "VMLaunchFailure", reason: "Setup" })
       expect(error.message).toContain(fifo)
@@ -154,7 +143,7 @@ describeQemu("launch never removes or writes through what it did not create", ()
       const base = makeBaseDir("log-missing-dir")
       const started = Date.now()
       const error = yield* Effect.scoped(
-        Machine.launch(none(base, { console: { logFile: NodePath.join(base, "missing", "console.log") } }))
+        Machine.launch(noneMachine(base, { console: { logFile: NodePath.join(base, "missing", "console.log") } }))
       ).pipe(Effect.flip)
       expect(error).toMatchObject({ _tag: "VMLaunchFailure", reason: "Setup" })
       expect(error.message).toContain("ENOENT")
@@ -174,7 +163,7 @@ describeQemu("only the QEMU we started gets the monitor", () => {
       const report = yield* Effect.scoped(Effect.gen(function*() {
         const hijack = yield* startHijacker(["tcp", "127.0.0.1", String(port), ready])
         yield* Effect.scoped(Effect.gen(function*() {
-          const vm = yield* Machine.launch(none(base, {
+          const vm = yield* Machine.launch(noneMachine(base, {
             monitor: { _tag: "Tcp", port },
             wrapper: waitFor(ready),
             args: ["-nodefaults", "-name", name]
@@ -199,7 +188,7 @@ describeQemu("only the QEMU we started gets the monitor", () => {
       const report = yield* Effect.scoped(Effect.gen(function*() {
         const hijack = yield* startHijacker(["unix", path, ready])
         yield* Effect.scoped(Effect.gen(function*() {
-          const vm = yield* Machine.launch(none(base, {
+          const vm = yield* Machine.launch(noneMachine(base, {
             monitor: { _tag: "UnixPath", path },
             wrapper: waitFor(ready),
             args: ["-nodefaults", "-name", name]
@@ -221,7 +210,7 @@ describeQemu("secrets in arguments stay out of messages and logs", () => {
   it.live("a launch failure's message, JSON and pretty cause are redacted; the exact argv is kept", () =>
     Effect.gen(function*() {
       const base = makeBaseDir("secret-fail")
-      const error = yield* Effect.scoped(Machine.launch(none(base, { args: [...args, "-foo"] }))).pipe(Effect.flip)
+      const error = yield* Effect.scoped(Machine.launch(noneMachine(base, { args: [...args, "-foo"] }))).pipe(Effect.flip)
       if (error._tag !== "VMLaunchFailure") throw new Error(`unexpected ${error._tag}`)
       expect(error.reason).toBe("Exited")
       expect(error.message).toContain("data=<redacted>")
@@ -236,7 +225,7 @@ describeQemu("secrets in arguments stay out of messages and logs", () => {
     Effect.gen(function*() {
       const base = makeBaseDir("secret-signal")
       const { warnings } = yield* captureWarnings(Effect.scoped(Effect.gen(function*() {
-        const vm = yield* Machine.launch(none(base, { args }))
+        const vm = yield* Machine.launch(noneMachine(base, { args }))
         process.kill(vm.pid, "SIGKILL")
         yield* vm.shutdown().pipe(Effect.ignore)
       })))
@@ -258,7 +247,7 @@ describeQemu("no QEMU outlives its scope, whatever the wrapper", () => {
         // kill
         const killed = uniqueName()
         yield* Effect.scoped(Effect.gen(function*() {
-          const vm = yield* Machine.launch(none(base, { wrapper, args: ["-nodefaults", "-name", killed] }))
+          const vm = yield* Machine.launch(noneMachine(base, { wrapper, args: ["-nodefaults", "-name", killed] }))
           expect(processesMarked(`-name ${killed}`).length).toBeGreaterThanOrEqual(1)
           yield* vm.kill
           expect(processesMarked(`-name ${killed}`)).toEqual([])
@@ -266,7 +255,7 @@ describeQemu("no QEMU outlives its scope, whatever the wrapper", () => {
         // a stopped QEMU: the soft path times out, the hard path must reach the grandchild
         const stopped = uniqueName()
         yield* Effect.scoped(Effect.gen(function*() {
-          const vm = yield* Machine.launch(none(base, { wrapper, args: ["-nodefaults", "-name", stopped] }))
+          const vm = yield* Machine.launch(noneMachine(base, { wrapper, args: ["-nodefaults", "-name", stopped] }))
           // The wrapper's command line names QEMU's arguments too: stop all but the wrapper itself.
           for (const pid of processesMarked(`-name ${stopped}`)) if (pid !== vm.pid) process.kill(pid, "SIGSTOP")
           const error = yield* Effect.flip(vm.shutdown({ timeout: "1 second" }))
@@ -276,7 +265,7 @@ describeQemu("no QEMU outlives its scope, whatever the wrapper", () => {
         // the scope's end after an interruption
         const interrupted = uniqueName()
         const fiber = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
-          yield* Machine.launch(none(base, { wrapper, args: ["-nodefaults", "-name", interrupted] }))
+          yield* Machine.launch(noneMachine(base, { wrapper, args: ["-nodefaults", "-name", interrupted] }))
           return yield* Effect.never
         })))
         yield* Effect.sleep("10 millis").pipe(Effect.repeat({ until: () => processesMarked(interrupted).length > 1 }))
@@ -297,7 +286,7 @@ describeQemu("commas in values built into QEMU options are escaped", () => {
       const file = NodePath.join(base, "..", "data,file")
       NodeFs.writeFileSync(file, "x")
       yield* Effect.scoped(Effect.gen(function*() {
-        const vm = yield* Machine.launch(none(base, {
+        const vm = yield* Machine.launch(noneMachine(base, {
           name: "vm,1",
           sockDir,
           monitor: { _tag: "UnixPath" },
@@ -334,7 +323,7 @@ describeQemu("timeouts and detail under faults", () => {
     Effect.gen(function*() {
       const base = makeBaseDir("flood")
       const started = Date.now()
-      const error = yield* Effect.scoped(Machine.launch(none(base, {
+      const error = yield* Effect.scoped(Machine.launch(noneMachine(base, {
         wrapper: [process.execPath, fakeQemu],
         dieWithParent: false,
         env: { FAKE_QEMU_MODE: "flood" },
@@ -349,7 +338,7 @@ describeQemu("timeouts and detail under faults", () => {
     Effect.gen(function*() {
       const base = makeBaseDir("listen-error")
       const path = NodePath.join(base, "missing-dir", "qmp.sock")
-      const error = yield* Effect.scoped(Machine.launch(none(base, { monitor: { _tag: "UnixPath", path } }))).pipe(
+      const error = yield* Effect.scoped(Machine.launch(noneMachine(base, { monitor: { _tag: "UnixPath", path } }))).pipe(
         Effect.flip
       )
       expect(error).toMatchObject({ _tag: "VMLaunchFailure", reason: "Setup" })
@@ -363,7 +352,7 @@ describeQemu("timeouts and detail under faults", () => {
     Effect.gen(function*() {
       const base = makeBaseDir("abnormal-message")
       yield* Effect.scoped(Effect.gen(function*() {
-        const vm = yield* Machine.launch(none(base))
+        const vm = yield* Machine.launch(noneMachine(base))
         process.kill(vm.pid, "SIGSTOP")
         const error = yield* Effect.flip(vm.shutdown({ timeout: "500 millis" }))
         expect(error.message.match(/still running after 500 ms/g)?.length).toBe(1)
@@ -375,7 +364,7 @@ describeQemu("timeouts and detail under faults", () => {
     Effect.gen(function*() {
       const base = makeBaseDir("close-then-exit")
       yield* Effect.scoped(Effect.gen(function*() {
-        const vm = yield* Machine.launch(none(base, {
+        const vm = yield* Machine.launch(noneMachine(base, {
           wrapper: [process.execPath, fakeQemu],
           dieWithParent: false,
           env: { FAKE_QEMU_MODE: "close-then-exit" }
@@ -418,7 +407,7 @@ describeQemu("temp dirs of a SIGKILLed process are reaped by the next launch", (
       const live = yield* startOrphan(base)
       const liveDirs = leftovers(base).filter((d) => !stale.includes(d))
       expect(liveDirs.length).toBe(1)
-      yield* Effect.scoped(Machine.launch(none(base)))
+      yield* Effect.scoped(Machine.launch(noneMachine(base)))
       // The launch reaps in the background: wait for it.
       yield* Effect.sleep("10 millis").pipe(Effect.repeat({ until: () => !leftovers(base).includes(stale[0]!) }))
       expect(leftovers(base)).toEqual(liveDirs)

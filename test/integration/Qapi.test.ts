@@ -10,7 +10,7 @@ import * as Generated from "../../src/generated/qapi.js"
 import * as Machine from "../../src/Machine.js"
 import type { MachineConfig } from "../../src/MachineConfig.js"
 import * as Qapi from "../../src/Qapi.js"
-import { childPids, describeQemu, makeBaseDir } from "../helpers.js"
+import { awaitSuspended, childPids, describeQemu, makeBaseDir } from "../helpers.js"
 
 /** The generated `query-*` commands whose arguments are all optional. */
 const argumentless = (Object.keys(Generated.commands) as Array<Qapi.CommandName>)
@@ -88,7 +88,7 @@ describeQemu("generated QAPI Schemas against real QEMU", () => {
         const report = yield* Qapi.checkDrift(yield* vm.qmp)
         expect(report).toMatchObject({ sameBuild: true, identical: true })
         const named = yield* (yield* vm.qmp).eventsNamed("STOP", "RESUME").pipe(Stream.take(2), Stream.runCollect, Effect.fork)
-        yield* Effect.sleep("20 millis")
+        yield* awaitSuspended(named)
         yield* vm.execute("stop")
         const stop = yield* (yield* vm.qmp).eventWait("STOP", { timeout: "5 seconds" })
         expect(stop.event).toBe("STOP")

@@ -4,7 +4,7 @@ import { spawn } from "node:child_process"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 import * as Machine from "../../src/Machine.js"
-import { childPids, describeQemu, isAlive, leftovers, makeBaseDir } from "../helpers.js"
+import { childPids, describeQemu, isAlive, leftovers, makeBaseDir, noneMachine } from "../helpers.js"
 
 const cmdline = (pid: number) => NodeFs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").slice(0, -1)
 
@@ -43,7 +43,7 @@ describeQemu("security", () => {
       const base = makeBaseDir("argv")
       const name = `a b; echo pwned > /tmp/pwned-${process.pid} 'q' "dq" $HOME \`id\``
       yield* Effect.scoped(Effect.gen(function*() {
-        const vm = yield* Machine.launch({ machineType: "none", args: ["-nodefaults", "-name", name], baseTempDir: base })
+        const vm = yield* Machine.launch(noneMachine(base, { args: ["-nodefaults", "-name", name] }))
         expect(cmdline(vm.pid).slice(-2)).toEqual(["-name", name])
         expect(yield* vm.execute("query-name")).toEqual({ name })
       }))
@@ -55,13 +55,10 @@ describeQemu("security", () => {
     Effect.gen(function*() {
       const base = makeBaseDir("modes")
       yield* Effect.scoped(Effect.gen(function*() {
-        const vm = yield* Machine.launch({
-          machineType: "none",
-          args: ["-nodefaults"],
-          baseTempDir: base,
+        const vm = yield* Machine.launch(noneMachine(base, {
           monitor: { _tag: "UnixPath" },
           console: { transport: "UnixPath" }
-        })
+        }))
         expect(NodeFs.statSync(vm.tempDir).mode & 0o777).toBe(0o700)
         expect(NodeFs.statSync(vm.logPath).mode & 0o777).toBe(0o600)
         const sockets = NodeFs.readdirSync(vm.tempDir).filter((f) => f.endsWith(".sock"))
@@ -75,7 +72,7 @@ describeQemu("security", () => {
     Effect.gen(function*() {
       const base = makeBaseDir("tcp-loopback")
       yield* Effect.scoped(Effect.gen(function*() {
-        const vm = yield* Machine.launch({ machineType: "none", args: ["-nodefaults"], baseTempDir: base, monitor: { _tag: "Tcp" } })
+        const vm = yield* Machine.launch(noneMachine(base, { monitor: { _tag: "Tcp" } }))
         const port = Number(/port=(\d+)/.exec(vm.command.join(" "))![1])
         expect(vm.command.join(" ")).toContain(`host=127.0.0.1,port=${port}`)
         expect(listeners(port)).toEqual(["0100007F"])

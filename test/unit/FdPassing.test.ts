@@ -38,7 +38,8 @@ it.live("waits for earlier writes and a full socket, then sends in order", () =>
     expect(client.writableLength).toBeGreaterThan(0)
     const fd = NodeFs.openSync("/etc/hostname", "r")
     const sending = yield* Effect.fork(FdPassing.send(client, "{\"execute\":\"getfd\"}", [fd]))
-    yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 50)))
+    // A negative check (nothing sent yet) has no condition to wait on: give the send 50 ms to go wrong.
+    yield* Effect.sleep("50 millis")
     // Still waiting: the peer has read nothing.
     expect(sending.unsafePoll()).toBeNull()
     const received: Array<Buffer> = []

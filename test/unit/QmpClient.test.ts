@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Deferred, Duration, Effect, Exit, Fiber, Option, Stream, TestClock, TestServices } from "effect"
 import * as QmpClient from "../../src/QmpClient.js"
 import * as FakeQmp from "../../src/testing/FakeQmp.js"
+import { awaitSuspended } from "../helpers.js"
 
 const services = Effect.all({ qmp: QmpClient.QmpClient, fake: FakeQmp.FakeQmp })
 
@@ -273,14 +274,11 @@ describe("QmpClient disconnects", () => {
   it.scoped("ends event streams when the session ends", () =>
     Effect.gen(function*() {
       const { fake, qmp } = yield* services
-      const collected = yield* Stream.runCollect(qmp.events).pipe(Effect.fork)
-      yield* Effect.yieldNow()
-      yield* realSleep(10)
+      const subscription = yield* qmp.subscribe
       yield* fake.emit("ONE")
       yield* fake.emit("TWO")
-      yield* realSleep(10)
       yield* fake.disconnect
-      const events = yield* Fiber.join(collected)
+      const events = yield* Stream.runCollect(subscription.stream)
       expect(Chunk.toArray(events).map((e) => e.event)).toEqual(["ONE", "TWO"])
       // A stream started after the end ends at once.
       expect(Chunk.size(yield* Stream.runCollect(qmp.events))).toBe(0)
@@ -290,7 +288,7 @@ describe("QmpClient disconnects", () => {
     Effect.gen(function*() {
       const { fake, qmp } = yield* services
       const waiting = yield* Effect.fork(qmp.eventWait("NEVER"))
-      yield* realSleep(10)
+      yield* awaitSuspended(waiting)
       yield* fake.disconnect
       const error = yield* Fiber.join(waiting).pipe(Effect.flip)
       expect(error._tag).toBe("QMPDisconnected")
@@ -326,7 +324,7 @@ describe("QmpClient events", () => {
       const cached = yield* qmp.eventWait("STOP")
       expect(cached.event).toBe("STOP")
       const waiting = yield* Effect.fork(qmp.eventWait("BLOCK_JOB_COMPLETED", { match: { data: { device: "d1" } } }))
-      yield* realSleep(10)
+      yield* awaitSuspended(waiting)
       yield* fake.emit("BLOCK_JOB_COMPLETED", { device: "d0" })
       yield* fake.emit("BLOCK_JOB_COMPLETED", { device: "d1" })
       const event = yield* Fiber.join(waiting)
@@ -340,11 +338,13 @@ describe("QmpClient events", () => {
   it.effect("eventsWait has one timeout for the whole wait", () =>
     Effect.gen(function*() {
       const { fake, qmp } = yield* services
+      const subscription = yield* qmp.subscribe
       const waiting = yield* Effect.fork(qmp.eventsWait([{ name: "A" }, { name: "B" }], { timeout: "10 seconds" }))
-      yield* realSleep(10)
+      yield* awaitSuspended(waiting)
       yield* TestClock.adjust(Duration.seconds(6))
       yield* fake.emit("OTHER")
-      yield* realSleep(10)
+      // The client has it: another event does not restart the wait's one timeout.
+      expect(Option.map(yield* subscription.take, (e) => e.event)).toEqual(Option.some("OTHER"))
       yield* TestClock.adjust(Duration.seconds(4))
       const error = yield* Fiber.join(waiting).pipe(Effect.flip)
       expect(error).toMatchObject({ _tag: "QMPTimeout", operation: "event wait for A | B", timeoutMillis: 10_000 })

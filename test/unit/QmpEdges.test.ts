@@ -113,7 +113,7 @@ describe("QmpClient: an error reply without an id", () => {
     Effect.gen(function*() {
       const { fake, qmp } = yield* services
       yield* fake.setHandler("bad", () => idLessError("JSON parse error"))
-      yield* fake.setHandler("slow", () => Effect.as(Effect.sleep("20 millis"), FakeQmp.reply("slow")))
+      yield* fake.setHandler("slow", () => FakeQmp.reply("slow"))
       const [bad, slow] = yield* promptly(
         Effect.all([Effect.flip(qmp.execute("bad")), qmp.execute("slow")], { concurrency: "unbounded" })
       )
