@@ -29,15 +29,25 @@ static napi_value throw_type(napi_env env, const char *message) {
   return NULL;
 }
 
-static napi_value send_with_fds(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 3)
-    return throw_type(env, "sendWithFds(socketFd, data, fds)");
+/* Reads exactly `count` arguments, the first a socket descriptor; false (with a TypeError thrown) otherwise. */
+static bool socket_args(napi_env env, napi_callback_info info, size_t count, napi_value *argv, int32_t *sock,
+                        const char *usage) {
+  size_t argc = count;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != count) {
+    throw_type(env, usage);
+    return false;
+  }
+  if (napi_get_value_int32(env, argv[0], sock) != napi_ok) {
+    throw_type(env, "socketFd must be a number");
+    return false;
+  }
+  return true;
+}
 
+static napi_value send_with_fds(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
   int32_t sock;
-  if (napi_get_value_int32(env, argv[0], &sock) != napi_ok)
-    return throw_type(env, "socketFd must be a number");
+  if (!socket_args(env, info, 3, argv, &sock, "sendWithFds(socketFd, data, fds)")) return NULL;
 
   bool is_typedarray = false;
   napi_is_typedarray(env, argv[1], &is_typedarray);
@@ -95,13 +105,9 @@ static napi_value send_with_fds(napi_env env, napi_callback_info info) {
 }
 
 static napi_value peer_credentials(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1)
-    return throw_type(env, "peerCredentials(socketFd)");
   int32_t sock;
-  if (napi_get_value_int32(env, argv[0], &sock) != napi_ok)
-    return throw_type(env, "socketFd must be a number");
+  if (!socket_args(env, info, 1, argv, &sock, "peerCredentials(socketFd)")) return NULL;
 
   struct ucred cred;
   socklen_t size = sizeof(cred);

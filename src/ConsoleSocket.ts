@@ -10,11 +10,11 @@
  * @module
  */
 import * as FileSystem from "@effect/platform/FileSystem"
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Fiber from "effect/Fiber"
 import * as Mailbox from "effect/Mailbox"
 import type * as Scope from "effect/Scope"
@@ -22,6 +22,7 @@ import * as Stream from "effect/Stream"
 import type { Duplex } from "node:stream"
 import { ConsoleClosed, ConsoleTimeout, TempFilesError } from "./Errors.js"
 import * as Files from "./internal/files.js"
+import { withNodeDefaults } from "./internal/platform.js"
 import { TextBuffer } from "./internal/textBuffer.js"
 import * as Broadcast from "./internal/broadcast.js"
 import * as Transport from "./internal/transport.js"
@@ -313,15 +314,27 @@ export const make = (
   options: ConsoleOptions = {}
 ): Effect.Effect<ConsoleSocketService, TempFilesError, Scope.Scope> =>
   Effect.flatMap(Transport.fromDuplex(duplex, options.label ?? "console"), (transport) =>
-    fromTransport(transport, options)).pipe(Effect.provide(NodeFileSystem.layer))
+    fromTransport(transport, options)).pipe(withNodeDefaults)
+
+/** Options of `connect`. */
+export interface ConnectOptions extends ConsoleOptions {
+  /** How long the connect may take. Default 10 s. */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+}
 
 /** A console connected to a unix socket path (QEMU's `-chardev socket,path=...,server=on,wait=off`). */
-export const connectUnix = (
+export const connect = (
   path: string,
-  options: ConsoleOptions & { readonly connectTimeout?: Duration.DurationInput | undefined } = {}
+  options: ConnectOptions = {}
 ): Effect.Effect<ConsoleSocketService, TempFilesError | ConsoleClosed, Scope.Scope> =>
   Transport.connect({ path }, `unix:${path}`, options.connectTimeout ?? Duration.seconds(10)).pipe(
     Effect.mapError((e) => new ConsoleClosed({ operation: "connect", detail: `${path}: ${e.detail}`, tail: "" })),
     Effect.flatMap((transport) => fromTransport(transport, { label: `console unix:${path}`, ...options })),
-    Effect.provide(NodeFileSystem.layer)
+    withNodeDefaults
   )
+
+/** A `ConsoleSocket` connected to `path` for the layer's lifetime. */
+export const layer = (
+  path: string,
+  options?: ConnectOptions
+): Layer.Layer<ConsoleSocket, TempFilesError | ConsoleClosed> => Layer.scoped(ConsoleSocket, connect(path, options))

@@ -272,7 +272,7 @@ export const fromTransport = (
     ) =>
       Effect.scoped(Effect.flatMap(
         Effect.forEach(sources, FdPassing.open),
-        (fds) => Effect.flatMap(session.sendWithFds(command, args, fds, executeOptions), toResult(command))
+        (fds) => Effect.flatMap(session.withFds(fds).send(command, args, executeOptions), toResult(command))
       ))
 
     const eventWait = (name: string, waitOptions?: EventWaitOptions) => {

@@ -6,8 +6,6 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import * as NodePath from "@effect/platform-node/NodePath"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -15,6 +13,7 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as NodeOs from "node:os"
 import { SocketPathTooLong, TempFilesError } from "./Errors.js"
+import { withNodeDefaults } from "./internal/platform.js"
 import * as Procfs from "./internal/procfs.js"
 
 /**
@@ -152,6 +151,6 @@ export const make = (
     } satisfies TempFilesService
   })
 
-/** A `TempFiles` directory that lives as long as the layer, on Node's file system. */
+/** A `TempFiles` directory that lives as long as the layer (on the `FileSystem` provided, Node's otherwise). */
 export const layer = (options?: TempFilesOptions): Layer.Layer<TempFiles, TempFilesError> =>
-  Layer.scoped(TempFiles, make(options)).pipe(Layer.provide([NodeFileSystem.layer, NodePath.layer]))
+  Layer.scoped(TempFiles, withNodeDefaults(make(options)))

@@ -1,8 +1,6 @@
 /**
  * Pieces the CLI's subcommands share: finding QEMU, the QMP traffic log,
  * the process exit code, and output helpers.
- *
- * @internal
  */
 import * as Options from "@effect/cli/Options"
 import * as Command from "@effect/platform/Command"

@@ -1,8 +1,6 @@
 /**
  * `qemu-machine demo`: boots the default SeaBIOS guest, shows its console
  * and QMP state, and shuts it down cleanly, with timings.
- *
- * @internal
  */
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"

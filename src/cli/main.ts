@@ -7,8 +7,6 @@
  * cleanup still runs) and the exit status is 128 + that signal's number.
  * Every listener stays until the process exits, so no signal ever meets
  * Node's default action.
- *
- * @internal
  */
 import * as Command from "@effect/cli/Command"
 import * as ValidationError from "@effect/cli/ValidationError"

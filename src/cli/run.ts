@@ -2,8 +2,6 @@
  * `qemu-machine run -- <qemu args>`: launch, stream the console to stdout,
  * print QMP events to stderr, Ctrl-C for a clean shutdown (a second Ctrl-C
  * kills), and exit with QEMU's exit code.
- *
- * @internal
  */
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"

@@ -3,8 +3,6 @@
  * `query-commands`, history, events as they arrive), or with `--json` a
  * line protocol for scripts: one command object per stdin line, one reply
  * or event object per stdout line.
- *
- * @internal
  */
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"

@@ -3,8 +3,6 @@
  * plain callback reach every subscriber, and `end` ends each subscriber's
  * stream after the values published before it. Used for QMP events and
  * console output.
- *
- * @internal
  */
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"

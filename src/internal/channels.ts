@@ -11,8 +11,6 @@
  *
  * Nothing is ever created over an existing path, and only paths the launch
  * created are removed at the end.
- *
- * @internal
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Data from "effect/Data"

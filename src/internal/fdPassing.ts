@@ -8,8 +8,6 @@
  * waits for Node's write queue to empty, then calls `sendmsg` in the same
  * tick (nothing else can queue in between), and hands any unsent remainder
  * back to Node's queue, behind which later writes line up in order.
- *
- * @internal
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"

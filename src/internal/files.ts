@@ -3,8 +3,6 @@
  * `logDir`, `sockDir`): created exclusively, so a link or a FIFO planted at
  * the name is never written through, opened, or removed; and read back in a
  * bounded way.
- *
- * @internal
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Data from "effect/Data"

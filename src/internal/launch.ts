@@ -4,8 +4,6 @@
  * spawn, QMP handshake, console. Everything is acquired into the machine's
  * scope; on any failure, interruption or `launchTimeout`, that scope is
  * closed and the error says how far the launch got. See `docs/lifecycle.md`.
- *
- * @internal
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"

@@ -3,8 +3,6 @@
  * `QEMUMachine` means them (`_early_cleanup`, `_soft_shutdown`,
  * `_hard_shutdown`, `_post_shutdown`), and the scope finalizer that runs the
  * same path. See `docs/lifecycle.md`.
- *
- * @internal
  */
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"

@@ -2,8 +2,6 @@
  * The native helper (`native/unix_socket.c`, built by node-gyp at install):
  * SCM_RIGHTS sends and SO_PEERCRED, which Node cannot do on a unix socket.
  * Loaded once, on first use; a missing build is a value, not a throw.
- *
- * @internal
  */
 import * as Either from "effect/Either"
 import { createRequire } from "node:module"

@@ -9,8 +9,6 @@
  * - unix: the connecting process (SO_PEERCRED, through the native helper)
  *   must be in that tree. Without the helper, the socket was bound owner-only
  *   (0600), so only this user's processes can connect at all.
- *
- * @internal
  */
 import type * as Net from "node:net"
 import * as Native from "./native.js"

@@ -2,8 +2,6 @@
  * Platform services with Node's as defaults: a user's `FileSystem` or `Path`
  * layer wins; without one, Node's is used, so `Machine.launch` needs no
  * layers at all.
- *
- * @internal
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"

@@ -5,8 +5,6 @@
  * TCP connection. Used to kill a whole QEMU process tree (a wrapper may fork)
  * and to prove that a connection to a monitor's listener comes from the QEMU
  * the launch started.
- *
- * @internal
  */
 import * as NodeFs from "node:fs"
 

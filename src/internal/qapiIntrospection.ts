@@ -3,8 +3,6 @@
  * signature per command and event that does not depend on QEMU's masked type
  * names (`"123"`), so two builds can be compared. Shared by the code
  * generator (`scripts/gen-qapi.ts`) and the drift check at connect.
- *
- * @internal
  */
 import * as Schema from "effect/Schema"
 import { createHash } from "node:crypto"

@@ -4,8 +4,6 @@
  * bounded cache behind `get_qmp_events`/`events_wait`, and waiters that the
  * reader completes synchronously (cheaper than a subscription per wait, and
  * registered the moment they are made, so nothing after that is missed).
- *
- * @internal
  */
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"

@@ -3,8 +3,6 @@
  * transport. The reader is a synchronous callback (no fiber per chunk):
  * framing, one Schema per message, replies matched to `Deferred`s by id,
  * events handed to the event hub. See `docs/qmp.md`.
- *
- * @internal
  */
 import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
@@ -28,14 +26,13 @@ import {
 import {
   type Arguments,
   classifyServerMessage,
-  encodeCommand,
   excerpt,
   type Greeting,
   isErrorReply,
   type Reply
 } from "../QmpProtocol.js"
 import * as FdPassing from "./fdPassing.js"
-import { FrameDecoder } from "./frameDecoder.js"
+import { encodeCommand, FrameDecoder } from "./framing.js"
 import * as QmpEvents from "./qmpEvents.js"
 import type * as Transport from "./transport.js"
 
@@ -66,13 +63,10 @@ export interface Session {
   readonly greeting: Greeting
   readonly capabilities: ReadonlyArray<string>
   readonly send: (command: string, args: Arguments | undefined, options?: SendOptions) => Effect.Effect<Reply, SendError>
-  /** Sends with descriptors attached to the command's bytes (SCM_RIGHTS). */
-  readonly sendWithFds: (
-    command: string,
-    args: Arguments | undefined,
-    fds: ReadonlyArray<number>,
-    options?: SendOptions
-  ) => Effect.Effect<Reply, SendError | FdPassingError>
+  /** `send`, with these descriptors attached to the command's bytes (SCM_RIGHTS). */
+  readonly withFds: (fds: ReadonlyArray<number>) => {
+    readonly send: (...args: Parameters<Session["send"]>) => Effect.Effect<Reply, SendError | FdPassingError>
+  }
   /** The seed's `send_fd_scm`: one space byte carrying a descriptor. */
   readonly sendFd: (fd: number) => Effect.Effect<void, QMPDisconnected | FdPassingError>
   readonly events: QmpEvents.EventHub
@@ -330,7 +324,7 @@ export const make = (
       greeting,
       capabilities: enable,
       send,
-      sendWithFds: (command, args, fds, sendOptions) => exchange(command, args, sendOptions, writeWithFds(fds)),
+      withFds: (fds) => ({ send: (command, args, sendOptions) => exchange(command, args, sendOptions, writeWithFds(fds)) }),
       sendFd: (fd) => Effect.suspend(() => ended !== undefined ? Effect.fail(ended) : writeWithFds([fd])(" ")),
       events,
       protocolErrors: Stream.fromPubSub(errorHub),

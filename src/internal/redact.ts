@@ -3,8 +3,6 @@
  * of a `secret` object (`-object secret,id=s0,data=...`, or its JSON form)
  * and values of password-like keys (`password=`, `passwd=`, `passphrase=`,
  * dotted or not), in `key=value` option lists and in JSON arguments.
- *
- * @internal
  */
 
 /** What a redacted value is shown as. */

@@ -9,8 +9,6 @@
  * one piece. Each character is copied a constant number of times, where a
  * single growing string would either build a tree of tiny pieces (memory)
  * or be re-copied on every trim (time).
- *
- * @internal
  */
 const PIECE = 4096
 

@@ -8,8 +8,6 @@
  * which a late ECONNRESET from QEMU crashes the process. Here the error
  * listener lives as long as the socket, writes fail fast once it is closed,
  * and the reader is a plain synchronous callback (no fiber per chunk).
- *
- * @internal
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"

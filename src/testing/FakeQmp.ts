@@ -16,7 +16,6 @@
  * @module
  */
 import * as FileSystem from "@effect/platform/FileSystem"
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -29,7 +28,8 @@ import * as Stream from "effect/Stream"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import type { QMPConnectError } from "../Errors.js"
-import { FrameDecoder } from "../internal/frameDecoder.js"
+import { FrameDecoder } from "../internal/framing.js"
+import { withNodeDefaults } from "../internal/platform.js"
 import * as Transport from "../internal/transport.js"
 import * as QmpClient from "../QmpClient.js"
 import {
@@ -267,7 +267,7 @@ export const make = (
       setHandler: (command, handler) => Effect.sync(() => void handlers.set(command, handler)),
       connections: Effect.sync(() => connections)
     } satisfies FakeQmpService
-  }).pipe(Effect.provide(NodeFileSystem.layer))
+  }).pipe(withNodeDefaults)
 
 /** The fake server alone, for tests that connect to it themselves. */
 export const layerServer = (script?: FakeQmpScript): Layer.Layer<FakeQmp> => Layer.scoped(FakeQmp, make(script))

@@ -3,7 +3,7 @@
  * every shutdown path, with no QEMU.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Option, Stream, TestClock, TestServices } from "effect"
+import { Duration, Effect, Fiber, Layer, Option, Stream, TestClock, TestServices } from "effect"
 import * as Machine from "../../src/Machine.js"
 import * as FakeMachine from "../../src/testing/FakeMachine.js"
 import { makeBaseDir, warningsInto } from "../helpers.js"
@@ -14,6 +14,10 @@ const realSleep = (millis: number) => TestServices.provideLive(Effect.sleep(Dura
 const services = Effect.all({ vm: Machine.Machine, fake: FakeMachine.FakeMachine })
 const sent = (fake: FakeMachine.FakeMachineService) =>
   Effect.map(fake.qmp.received, (commands) => commands.map((c) => "execute" in c ? c.execute : c["exec-oob"]))
+
+/** The fake machine's layer, with what the machine logs at warning level collected in `warnings`. */
+const fakeWithWarnings = (label: string, warnings: Array<string>, config: Machine.MachineConfig = {}) =>
+  Layer.merge(FakeMachine.layer({ baseTempDir: makeBaseDir(label), ...config }), warningsInto(warnings))
 
 describe("Machine against a fake QEMU", () => {
   it.scoped("commands, events and a clean shutdown: quit once, exit code 0, nothing logged", () => {
@@ -31,7 +35,7 @@ describe("Machine against a fake QEMU", () => {
       expect(yield* vm.exitStatus).toEqual(Option.some({ exitCode: 0, signal: null }))
       expect((yield* sent(fake)).filter((c) => c === "quit")).toHaveLength(1)
       expect(warnings).toEqual([])
-    }).pipe(Effect.provide(FakeMachine.layer({ baseTempDir: makeBaseDir("fake-clean") })), Effect.provide(warningsInto(warnings)))
+    }).pipe(Effect.provide(fakeWithWarnings("fake-clean", warnings)))
   })
 
   it.scoped("a user's quit, however it was sent, is not repeated by the shutdown", () =>
@@ -74,7 +78,7 @@ describe("Machine against a fake QEMU", () => {
       expect(yield* vm.exitStatus).toEqual(Option.some({ exitCode: null, signal: "SIGKILL" }))
       expect((yield* Effect.flip(vm.execute("query-status")))._tag).toBe("MachineStateError")
       expect(warnings).toEqual([])
-    }).pipe(Effect.provide(FakeMachine.layer({ baseTempDir: makeBaseDir("fake-kill") })), Effect.provide(warningsInto(warnings)))
+    }).pipe(Effect.provide(fakeWithWarnings("fake-kill", warnings)))
   })
 
   it.scoped("the console: guest output is waited for, input reaches the guest", () =>

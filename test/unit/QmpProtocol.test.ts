@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { QMPProtocolError } from "../../src/Errors.js"
-import { FrameDecoder } from "../../src/internal/frameDecoder.js"
+import { FrameDecoder } from "../../src/internal/framing.js"
 import { classifyServerMessage, convertKeys, eventMatch } from "../../src/QmpProtocol.js"
 
 const encoder = new TextEncoder()

@@ -1,12 +1,14 @@
 /**
- * Incremental QMP framing: finds message boundaries in a byte stream by
- * tracking JSON nesting (strings and escapes included), so newline-separated
- * and pretty-printed messages both work, and recovers from garbage and
- * cut-off messages. See `docs/qmp.md`.
- *
- * @internal
+ * QMP framing, both ways. In: an incremental decoder that finds message
+ * boundaries in a byte stream by tracking JSON nesting (strings and escapes
+ * included), so newline-separated and pretty-printed messages both work, and
+ * that recovers from garbage and cut-off messages. Out: the encoder, which
+ * refuses what QEMU's own parser would answer without an id. See
+ * `docs/qmp.md`.
  */
+import * as Either from "effect/Either"
 import { QMPProtocolError } from "../Errors.js"
+import type { Command } from "../QmpProtocol.js"
 
 /** The default cap on one message: 10 MiB. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 10 * 1024 * 1024
@@ -228,4 +230,125 @@ const concat = (parts: ReadonlyArray<Uint8Array>, length: number): Uint8Array =>
     offset += take
   }
   return out
+}
+
+/** QEMU's JSON parser limits (`qobject/json-streamer.c`): past any of them it answers with errors that carry no id. */
+export const QEMU_JSON_LIMITS = {
+  /** Nesting of objects and arrays, the command object itself included. */
+  maxNesting: 1024,
+  /** Tokens in one message. */
+  maxTokens: 2 * 1024 * 1024,
+  /** Bytes of token text in one message. */
+  maxBytes: 64 * 1024 * 1024
+} as const
+
+/** Why a command could not be encoded for QEMU. */
+export interface EncodeFailure {
+  readonly reason: "Unserializable" | "LoneSurrogate" | "TooDeep" | "TooLarge"
+  readonly detail: string
+}
+
+/**
+ * Encodes a command as JSON, with no trailing newline: QEMU frames input by
+ * JSON nesting, and a newline it has not read when it exits after `quit`
+ * makes the kernel reset the connection (over TCP that can drop the reply
+ * to `quit` itself).
+ *
+ * Fails, rather than throws, for what `JSON.stringify` cannot encode (BigInt,
+ * cycles, throwing getters, nesting past the stack), and for what QEMU's
+ * parser would reject with an error that has no id, so no reply could be
+ * matched to the command: a lone UTF-16 surrogate, or a message past
+ * `QEMU_JSON_LIMITS`.
+ */
+export const encodeCommand = (command: Command): Either.Either<string, EncodeFailure> => {
+  let text: string
+  try {
+    text = JSON.stringify(command)
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error)
+    return Either.left({
+      reason: "Unserializable",
+      detail: error instanceof RangeError
+        ? `arguments nest too deeply to serialise (${message})`
+        : `arguments cannot be serialised as JSON: ${message.split("\n")[0]}`
+    })
+  }
+  const problem = checkForQemu(text)
+  return problem === undefined ? Either.right(text) : Either.left(problem)
+}
+
+
+/**
+ * One pass over JSON text as `JSON.stringify` writes it (no whitespace; lone
+ * surrogates escaped as `\udXXX`, pairs left raw): nesting depth, token
+ * count and lone surrogates, as QEMU's streamer counts them.
+ */
+const checkForQemu = (text: string): EncodeFailure | undefined => {
+  if (text.length > QEMU_JSON_LIMITS.maxBytes / 3 && Buffer.byteLength(text, "utf8") > QEMU_JSON_LIMITS.maxBytes) {
+    return { reason: "TooLarge", detail: `the command is over QEMU's limit of ${QEMU_JSON_LIMITS.maxBytes} bytes` }
+  }
+  let depth = 0
+  let tokens = 0
+  let inString = false
+  let inScalar = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === BACKSLASH) {
+        // JSON.stringify writes \u escapes only for control characters and lone surrogates.
+        if (text.charCodeAt(i + 1) === 0x75 /* u */) {
+          const unit = parseInt(text.slice(i + 2, i + 6), 16)
+          if (unit >= 0xd800 && unit <= 0xdfff) {
+            return {
+              reason: "LoneSurrogate",
+              detail: `a string holds a lone UTF-16 surrogate (\\u${unit.toString(16)}), which QEMU's JSON parser rejects`
+            }
+          }
+          i += 5
+        } else {
+          i++
+        }
+      } else if (c === QUOTE) {
+        inString = false
+      }
+      continue
+    }
+    switch (c) {
+      case QUOTE:
+        inString = true
+        inScalar = false
+        tokens++
+        break
+      case OPEN_BRACE:
+      case OPEN_BRACKET:
+        if (++depth > QEMU_JSON_LIMITS.maxNesting) {
+          return {
+            reason: "TooDeep",
+            detail: `the command nests deeper than QEMU's limit of ${QEMU_JSON_LIMITS.maxNesting} (the command object included)`
+          }
+        }
+        inScalar = false
+        tokens++
+        break
+      case CLOSE_BRACE:
+      case CLOSE_BRACKET:
+        depth--
+        inScalar = false
+        tokens++
+        break
+      case 0x2c: // ,
+      case 0x3a: // :
+        inScalar = false
+        tokens++
+        break
+      default:
+        if (!inScalar) {
+          inScalar = true
+          tokens++
+        }
+    }
+  }
+  return tokens > QEMU_JSON_LIMITS.maxTokens
+    ? { reason: "TooLarge", detail: `the command has ${tokens} JSON tokens, over QEMU's limit of ${QEMU_JSON_LIMITS.maxTokens}` }
+    : undefined
 }
