@@ -307,26 +307,18 @@ export const fromTransport = (
       executeWithFds,
       sendFdScm: (source) => Effect.scoped(Effect.flatMap(FdPassing.open(source), session.sendFd)),
       getfd: (fdname, source, fdOptions) => Effect.asVoid(executeWithFds("getfd", { fdname }, [source], fdOptions)),
-      addFd: (source, fdOptions) =>
-        Effect.map(
-          executeWithFds(
-            "add-fd",
-            {
-              ...(fdOptions?.fdsetId === undefined ? {} : { "fdset-id": fdOptions.fdsetId }),
-              ...(fdOptions?.opaque === undefined ? {} : { opaque: fdOptions.opaque })
-            },
-            [source],
-            fdOptions
-          ),
+      addFd: (source, fdOptions) => {
+        const args = { "fdset-id": fdOptions?.fdsetId, opaque: fdOptions?.opaque }
+        return Effect.map(
+          executeWithFds("add-fd", Object.fromEntries(Object.entries(args).filter(([, v]) => v !== undefined)), [source], fdOptions),
           (result) => result as AddFdInfo
-        ),
+        )
+      },
       events: events.stream,
       eventsNamed: <K extends Qapi.EventName>(...names: ReadonlyArray<K>) => {
         const typed = events.stream.pipe(Stream.filter((event) => names.includes(event.event as K)))
-        return (decodeByDefault ? Stream.mapEffect(typed, Qapi.decodeEvent) : typed) as unknown as Stream.Stream<
-          Qapi.TypedEvent<K>,
-          QMPDecodeError
-        >
+        const decoded = decodeByDefault ? Stream.mapEffect(typed, Qapi.decodeEvent) : typed
+        return decoded as unknown as Stream.Stream<Qapi.TypedEvent<K>, QMPDecodeError>
       },
       subscribe: events.subscribe,
       eventWait: eventWait as QmpClientService["eventWait"],
@@ -351,10 +343,7 @@ export const fromTransport = (
     return service
   }).pipe(Effect.withSpan("QmpClient.connect", { attributes: { ...options.spanAttributes, "qmp.transport": transport.label } }))
 
-/**
- * A QMP session over a connected duplex, e.g. the socket pair end Node gives
- * for an extra `'pipe'` stdio slot of a spawned QEMU. The scope's end closes it.
- */
+/** A QMP session over a connected duplex (e.g. the parent's end of a socket pair QEMU inherited). The scope closes it. */
 export const make = (
   duplex: Duplex,
   options: QmpClientOptions & { readonly label?: string | undefined } = {}
@@ -364,11 +353,8 @@ export const make = (
 /** Where a QMP server listens: a unix socket path, or a TCP address. */
 export type Address = { readonly path: string } | { readonly host: string; readonly port: number }
 
-/** Options for sessions that connect or accept. */
-export interface ConnectOptions extends QmpClientOptions {
-  /** How long a connect or an accept may take. Default 30 s. */
-  readonly connectTimeout?: Duration.DurationInput | undefined
-}
+/** Options for sessions that connect or accept; `connectTimeout` (default 30 s) bounds the connect or accept. */
+export type ConnectOptions = QmpClientOptions & { readonly connectTimeout?: Duration.DurationInput | undefined }
 
 const label = (address: Address) => "path" in address ? `unix:${address.path}` : `tcp:${address.host}:${address.port}`
 
