@@ -2,7 +2,6 @@
  * Pieces the CLI's subcommands share: finding QEMU, the QMP traffic log,
  * the process exit code, and output helpers.
  */
-import * as Options from "@effect/cli/Options"
 import * as Command from "@effect/platform/Command"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Data from "effect/Data"
@@ -13,31 +12,23 @@ import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 import type * as Machine from "../Machine.js"
 import { DEFAULT_BINARY } from "../MachineConfig.js"
+import type { OptionSpec } from "./args.js"
 
 /** `--qemu BINARY`, shared by every subcommand. */
-export const binaryOption = Options.text("qemu").pipe(
-  Options.withDescription("the QEMU binary"),
-  Options.withDefault(DEFAULT_BINARY)
-)
-
-/** `--qmp-log FILE`, shared by every subcommand. */
-export const qmpLogOption = Options.file("qmp-log").pipe(
-  Options.withDescription("append every QMP message sent and received to FILE, one JSON line each"),
-  Options.optional
-)
-
-/** Arguments after `--`, taken off argv before @effect/cli parses the rest. */
-export interface Passthrough {
-  readonly cliArgs: ReadonlyArray<string>
-  readonly qemuArgs: ReadonlyArray<string>
+export const qemuOption: OptionSpec = {
+  name: "qemu",
+  kind: "value",
+  value: "BINARY",
+  description: "the QEMU binary",
+  default: DEFAULT_BINARY
 }
 
-/** Splits `argv` at the first `--`. */
-export const splitPassthrough = (argv: ReadonlyArray<string>): Passthrough => {
-  const index = argv.indexOf("--")
-  return index < 0
-    ? { cliArgs: argv, qemuArgs: [] }
-    : { cliArgs: argv.slice(0, index), qemuArgs: argv.slice(index + 1) }
+/** `--qmp-log FILE`, shared by every subcommand. */
+export const qmpLogOption: OptionSpec = {
+  name: "qmp-log",
+  kind: "value",
+  value: "FILE",
+  description: "append every QMP message sent and received to FILE, one JSON line each"
 }
 
 let exitCode = 0
@@ -57,8 +48,8 @@ export class CliError extends Data.TaggedError("CliError")<{ readonly message: s
  * `CliError`); a write that fails later is reported once on stderr and the
  * log stops, the session goes on. Flushed and closed with the scope.
  */
-export const trafficLog = (path: Option.Option<string>) =>
-  Option.match(path, {
+export const trafficLog = (path: string | undefined) =>
+  Option.match(Option.fromNullable(path), {
     onNone: () => Effect.succeed(undefined),
     onSome: (file) =>
       Effect.acquireRelease(
@@ -116,13 +107,13 @@ export const findBinary = (binary: string): Effect.Effect<Option.Option<string>,
     return Option.none()
   })
 
-/** How to get QEMU on this machine, in words. */
+/** How to get QEMU on this machine, in words (for an installed package: no repository scripts). */
 export const installHint = (binary: string) =>
   [
     `${binary} was not found.`,
     "On Debian or Ubuntu, install it with:",
     "  sudo apt-get install -y --no-install-recommends qemu-system-x86",
-    "or run `npm start -- --install-qemu` as root to have the demo do it (apt-get, no shell)."
+    "or, as root, `qemu-machine demo --install-qemu` does that for you. `qemu-machine doctor` checks the rest."
   ].join("\n")
 
 /** Installs qemu-system-x86 with apt-get when we are root on a Debian-like system. */

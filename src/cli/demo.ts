@@ -2,20 +2,19 @@
  * `qemu-machine demo`: boots the default SeaBIOS guest, shows its console
  * and QMP state, and shuts it down cleanly, with timings.
  */
-import * as Command from "@effect/cli/Command"
-import * as Options from "@effect/cli/Options"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { formatCommand } from "../internal/redact.js"
 import * as Machine from "../Machine.js"
 import type { MachineConfig } from "../MachineConfig.js"
+import type { CommandSpec, Parsed } from "./args.js"
 import {
-  binaryOption,
   elapsed,
   findBinary,
   installHint,
   installQemu,
+  qemuOption,
   qmpLogOption,
   setExitCode,
   stripAnsi,
@@ -30,56 +29,59 @@ export const seabios: MachineConfig = {
   console: {}
 }
 
-const installOption = Options.boolean("install-qemu").pipe(
-  Options.withDescription("if QEMU is missing, install it with apt-get (needs root)")
-)
+export const spec: CommandSpec = {
+  name: "demo",
+  summary: "boot the default guest, show its console and QMP state, shut it down cleanly",
+  options: [
+    qemuOption,
+    qmpLogOption,
+    { name: "install-qemu", kind: "flag", description: "if QEMU is missing, install it with apt-get (needs root)" }
+  ]
+}
 
 /** The demo itself. */
-export const demo = Command.make(
-  "demo",
-  { qemu: binaryOption, qmpLog: qmpLogOption, install: installOption },
-  ({ install, qemu, qmpLog }) =>
-    Effect.gen(function*() {
-      if (Option.isNone(yield* findBinary(qemu))) {
-        if (!install) {
-          yield* Console.error(installHint(qemu))
-          return yield* setExitCode(2)
-        }
-        yield* Console.log(`${qemu} is missing: installing qemu-system-x86 with apt-get`)
-        const installed = yield* Effect.either(installQemu)
-        if (installed._tag === "Left") {
-          yield* Console.error(`${installed.left}\n\n${installHint(qemu)}`)
-          return yield* setExitCode(2)
-        }
+export const run = (parsed: Parsed) =>
+  Effect.gen(function*() {
+    const qemu = parsed.values.get("qemu")!
+    if (Option.isNone(yield* findBinary(qemu))) {
+      if (!parsed.flags.has("install-qemu")) {
+        yield* Console.error(installHint(qemu))
+        return yield* setExitCode(2)
       }
-      const start = performance.now()
-      const step = (text: string) => Console.log(`[${elapsed(start)}] ${text}`)
-      const onQmpTraffic = yield* trafficLog(qmpLog)
-
-      yield* Console.log(`qemu-machine demo: SeaBIOS with no disk and no NIC, serial console on a socket pair`)
-      const vm = yield* Machine.launch({ ...seabios, binary: qemu, qmp: { onTraffic: onQmpTraffic } })
-      yield* track(vm)
-      const version = yield* vm.execute("query-version")
-      const v = version.qemu
-      yield* step(`launched pid ${vm.pid}; QMP ready (QEMU ${v.major}.${v.minor}.${v.micro}, ${version.package})`)
-      yield* step(`command: ${formatCommand(vm.command)}`)
-
-      // Waits consume the console's output in order from launch on, so no line is missed.
-      const console = yield* vm.console
-      let done = false
-      while (!done) {
-        const line = stripAnsi((yield* console.waitFor("\n", { timeout: "30 seconds" })).before)
-        if (line.trim() !== "") yield* step(`console | ${line}`)
-        done = line.includes("No bootable device")
+      yield* Console.log(`${qemu} is missing: installing qemu-system-x86 with apt-get`)
+      const installed = yield* Effect.either(installQemu)
+      if (installed._tag === "Left") {
+        yield* Console.error(`${installed.left}\n\n${installHint(qemu)}`)
+        return yield* setExitCode(2)
       }
-      yield* step(`the guest ran SeaBIOS to its end`)
+    }
+    const start = performance.now()
+    const step = (text: string) => Console.log(`[${elapsed(start)}] ${text}`)
+    const onTraffic = yield* trafficLog(parsed.values.get("qmp-log"))
 
-      const status = yield* vm.execute("query-status")
-      yield* step(`query-status: ${status.status} (running: ${status.running})`)
-      yield* step(`query-version: ${v.major}.${v.minor}.${v.micro} ${version.package}`)
+    yield* Console.log(`qemu-machine demo: SeaBIOS with no disk and no NIC, serial console on a socket pair`)
+    const vm = yield* Machine.launch({ ...seabios, binary: qemu, qmp: { onTraffic } })
+    yield* track(vm)
+    const version = yield* vm.execute("query-version")
+    const v = version.qemu
+    yield* step(`launched pid ${vm.pid}; QMP ready (QEMU ${v.major}.${v.minor}.${v.micro}, ${version.package})`)
+    yield* step(`command: ${formatCommand(vm.command)}`)
 
-      yield* vm.shutdown()
-      const exit = yield* vm.exitCode
-      yield* step(`shutdown: clean, QEMU exited with code ${Option.getOrElse(exit, () => -1)}; temp dir removed`)
-    }).pipe(Effect.scoped)
-).pipe(Command.withDescription("boot the default guest, show its console and QMP state, shut it down cleanly"))
+    // Waits consume the console's output in order from launch on, so no line is missed.
+    const console = yield* vm.console
+    let done = false
+    while (!done) {
+      const line = stripAnsi((yield* console.waitFor("\n", { timeout: "30 seconds" })).before)
+      if (line.trim() !== "") yield* step(`console | ${line}`)
+      done = line.includes("No bootable device")
+    }
+    yield* step(`the guest ran SeaBIOS to its end`)
+
+    const status = yield* vm.execute("query-status")
+    yield* step(`query-status: ${status.status} (running: ${status.running})`)
+    yield* step(`query-version: ${v.major}.${v.minor}.${v.micro} ${version.package}`)
+
+    yield* vm.shutdown()
+    const exit = yield* vm.exitCode
+    yield* step(`shutdown: clean, QEMU exited with code ${Option.getOrElse(exit, () => -1)}; temp dir removed`)
+  }).pipe(Effect.scoped)

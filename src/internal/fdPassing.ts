@@ -87,7 +87,7 @@ export const send = (
       return Effect.fail(
         new FdPassingError({
           reason: "Unavailable",
-          detail: `the SCM_RIGHTS helper is not built (npm run build:native): ${helper.left}`
+          detail: `the native helper is not available (see \`npx qemu-machine doctor\`; \`npm rebuild qemu-machine\` builds it): ${helper.left}`
         })
       )
     }

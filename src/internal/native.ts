@@ -14,21 +14,31 @@ export interface NativeHelper {
   readonly peerCredentials: (socketFd: number) => readonly [pid: number, uid: number, gid: number] | number
 }
 
-/** Where node-gyp puts the helper, relative to this module in `src/internal` or `dist/internal`. */
-const NATIVE_PATH = "../../build/Release/qemu_machine_native.node"
+/**
+ * Where the helper may be, relative to this module in `src/internal` or
+ * `dist/internal`: a local node-gyp build first, then the prebuilt binary the
+ * package ships for this platform.
+ */
+const NATIVE_PATHS = [
+  "../../build/Release/qemu_machine_native.node",
+  `../../prebuilds/${process.platform}-${process.arch}/qemu_machine_native.node`
+]
 
 let native: Either.Either<NativeHelper, string> | undefined
 
 /** The helper, or why it could not be loaded. */
 export const load = (): Either.Either<NativeHelper, string> => {
-  if (native === undefined) {
+  if (native !== undefined) return native
+  const require = createRequire(import.meta.url)
+  const failures: Array<string> = []
+  for (const path of NATIVE_PATHS) {
     try {
-      native = Either.right(createRequire(import.meta.url)(NATIVE_PATH) as NativeHelper)
+      return native = Either.right(require(path) as NativeHelper)
     } catch (error) {
-      native = Either.left(error instanceof Error ? error.message.split("\n")[0]! : String(error))
+      failures.push(error instanceof Error ? error.message.split("\n")[0]! : String(error))
     }
   }
-  return native
+  return native = Either.left(failures.join("; "))
 }
 
 /** An errno number's name, e.g. `EPIPE`. */

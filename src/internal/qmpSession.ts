@@ -280,7 +280,12 @@ export const make = (
         )
       }).pipe(
         Effect.tapError((error) => Effect.annotateCurrentSpan("qmp.error", error._tag)),
-        Effect.withSpan(`QMP ${command}`, { kind: "client", attributes: { ...options.spanAttributes, "qmp.command": command } })
+        Effect.withSpan(`QMP ${command}`, {
+          kind: "client",
+          attributes: { ...options.spanAttributes, "qmp.command": command },
+          // A stack trace per command is the costliest part of a span; the command names the call well enough.
+          captureStackTrace: false
+        })
       )
     const writeLine = (line: string) =>
       transport.unsafeWrite(line) ? Effect.void : Effect.flatMap(endReason, Effect.fail)

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { MachineConfig } from "../MachineConfig.js"
+import { escapeOptionValue, type MachineConfig } from "../MachineConfig.js"
 
 /** nasm's output for `echo-guest.asm`, without the zero padding and the boot signature. */
 const CODE =
@@ -32,7 +32,7 @@ export const machineConfig = (imagePath: string, extra: MachineConfig = {}): Mac
   machineType: "pc,graphics=off",
   args: [
     "-nic", "none", "-m", "16",
-    "-drive", `file=${imagePath},format=raw,if=ide`,
+    "-drive", `file=${escapeOptionValue(imagePath)},format=raw,if=ide`,
     "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"
   ],
   console: {},

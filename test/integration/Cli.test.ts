@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { spawn, spawnSync } from "node:child_process"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
-import { parseCommandLine } from "../../src/cli/shell.js"
+import { describeCommands, parseCommandLine } from "../../src/cli/shell.js"
 import { childPids, describeQemu, isAlive, leftovers, makeBaseDir, processesMarked } from "../helpers.js"
 
 const root = NodePath.resolve(__dirname, "../..")
@@ -169,7 +169,114 @@ describeQemu("qemu-machine CLI under signals and bad files", () => {
   }, 30_000)
 })
 
+describeQemu("qemu-machine CLI as a user meets it", () => {
+  const cliRun = (args: ReadonlyArray<string>, input = "") =>
+    spawnSync("node", [...cli, ...args], { cwd: root, encoding: "utf8", input, timeout: 60_000 })
+
+  it("a bad flag is one line on stderr with where to look, exit 2; help is plain text with the usage line", () => {
+    const bad = cliRun(["run", "--bogus"])
+    expect(bad.status).toBe(2)
+    expect(bad.stderr.trim().split("\n")).toEqual(["qemu-machine: run: unknown option --bogus; see `qemu-machine run --help`"])
+    const help = cliRun(["run", "--help"])
+    expect(help.status).toBe(0)
+    expect(help.stdout).toContain("Usage: qemu-machine run [options] -- <qemu args>")
+    expect(help.stdout).not.toContain("\x1b")
+    const top = cliRun(["--help"])
+    expect(top.stdout).toMatch(/doctor +check QEMU/)
+  }, 30_000)
+
+  it("errors are one line, without stack traces: a missing QEMU, a refused connection", () => {
+    const missing = cliRun(["shell", "--qemu", "/nonexistent/qemu"])
+    expect(missing.status).toBe(1)
+    expect(missing.stderr).toContain("/nonexistent/qemu")
+    expect(missing.stderr).not.toMatch(/\n\s+at /)
+    const refused = cliRun(["shell", "--connect", `unix:${NodePath.join(makeBaseDir("cli-refused"), "none.sock")}`])
+    expect(refused.status).toBe(1)
+    expect(refused.stderr.trim().split("\n")).toHaveLength(1)
+    expect(refused.stderr).toContain("cannot open QMP transport")
+  }, 30_000)
+
+  it("shell reads a pipe like qmp-shell: key=value with dotted keys and typed values, help, quit ends it", () => {
+    const tmp = makeBaseDir("cli-shell-pipe")
+    const log = NodePath.join(tmp, "qmp.log")
+    const input = [
+      "blockdev-add driver=null-co node-name=n0 read-only=true size=1048576",
+      "help blockdev-add",
+      "query-named-block-nodes flat=true",
+      "blockdev-add driver=raw node-name=r0 file.driver=null-co file.size=4096",
+      "quit",
+      "query-status"
+    ].join("\n") + "\n"
+    const result = spawnSync("node", [...cli, "shell", "--qmp-log", log], { cwd: root, encoding: "utf8", input, timeout: 30_000 })
+    expect(result.status).toBe(0)
+    expect(result.stdout).toContain("cache.direct (optional): boolean")
+    expect(result.stdout).toContain('"node-name": "n0"')
+    expect(result.stdout).toContain("<- SHUTDOWN")
+    const sent = NodeFs.readFileSync(log, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { direction: string; message: { execute?: string; arguments?: unknown } })
+      .filter((l) => l.direction === "send").map((l) => l.message)
+    expect(sent).toContainEqual(expect.objectContaining({
+      execute: "blockdev-add",
+      arguments: { driver: "null-co", "node-name": "n0", "read-only": true, size: 1048576 }
+    }))
+    expect(sent).toContainEqual(expect.objectContaining({
+      execute: "blockdev-add",
+      arguments: { driver: "raw", "node-name": "r0", file: { driver: "null-co", size: 4096 } }
+    }))
+    // The user's quit ended the session: no second quit, and the line after it was not sent.
+    expect(sent.filter((m) => m.execute === "quit")).toHaveLength(1)
+    expect(sent.map((m) => m.execute)).not.toContain("query-status")
+    expect(childPids()).toEqual([])
+  }, 30_000)
+
+  it("doctor: every check passes here (exit 0), a missing QEMU fails it (exit 1)", () => {
+    const ok = cliRun(["doctor", "--json"])
+    expect(ok.status).toBe(0)
+    const checks = (JSON.parse(ok.stdout) as { checks: Array<{ name: string; status: string }> }).checks
+    expect(checks.map((c) => c.name)).toEqual(["qemu", "setpriv", "native helper", "temp dir", "kvm"])
+    expect(checks.filter((c) => c.name !== "kvm").every((c) => c.status === "ok")).toBe(true)
+    const missing = cliRun(["doctor", "--qemu", "/nonexistent/qemu"])
+    expect(missing.status).toBe(1)
+    expect(missing.stdout).toMatch(/^fail {2}qemu: /m)
+  }, 60_000)
+
+  it("doctor decides KVM from a guest that runs: an accelerator that starts but runs nothing is a warning", () => {
+    // A stand-in that starts QEMU frozen (-S) whenever KVM is asked for: /dev/kvm opens, no guest code runs.
+    const dir = makeBaseDir("cli-frozen-kvm")
+    const frozen = NodePath.join(dir, "qemu-frozen-under-kvm")
+    NodeFs.writeFileSync(frozen, '#!/bin/sh\ncase " $* " in *" -accel kvm "*) exec qemu-system-x86_64 "$@" -S;; esac\nexec qemu-system-x86_64 "$@"\n', { mode: 0o755 })
+    const result = cliRun(["doctor", "--json", "--qemu", frozen])
+    const kvm = (JSON.parse(result.stdout) as { checks: Array<{ name: string; status: string; detail: string }> }).checks
+      .find((c) => c.name === "kvm")!
+    expect(kvm.status).toBe("warn")
+    expect(kvm.detail).toMatch(/did not run|not usable/)
+    expect(result.status).toBe(0)
+    expect(cliRun(["doctor", "--strict", "--qemu", frozen]).status).toBe(1)
+  }, 60_000)
+})
+
 describe("shell command lines", () => {
+  it("parses as qmp-shell: dotted keys nest, integers and true/false are typed, quotes group, JSON values", () => {
+    expect(parseCommandLine(`blockdev-add driver=raw file.driver=file file.filename="/tmp/a b" read-only=TRUE x=[1,2]`)).toEqual({
+      command: "blockdev-add",
+      args: { driver: "raw", file: { driver: "file", filename: "/tmp/a b" }, "read-only": true, x: [1, 2] }
+    })
+    expect(parseCommandLine('{"execute": "query-status", "arguments": {}}')).toEqual({ command: "query-status", args: {} })
+    expect(parseCommandLine("cmd a=1 a.b=2")).toBe('cannot use "a" as both leaf and non-leaf key')
+    expect(parseCommandLine("cmd a=1 a=2")).toBe('cannot set "a" twice')
+    expect(parseCommandLine("cmd a='x")).toBe("unterminated ' quote")
+  })
+
+  it("reads commands and argument names (nested ones dotted) from the QAPI schema, for help and completion", () => {
+    const schema = NodeFs.readFileSync(NodePath.join(root, "qapi/qmp-schema.json"), "utf8")
+    const commands = describeCommands((JSON.parse(schema) as { schema: unknown }).schema)
+    expect(commands.get("query-status")).toEqual([])
+    const blockdevAdd = commands.get("blockdev-add")!.map((a) => a.name)
+    expect(blockdevAdd).toEqual(expect.arrayContaining(["driver", "node-name", "cache.direct", "read-only"]))
+    expect(commands.get("human-monitor-command")).toEqual(expect.arrayContaining([
+      { name: "command-line", type: "string", optional: false }
+    ]))
+  })
+
   it("parses a bare command, JSON arguments and key=value pairs", () => {
     expect(parseCommandLine("query-status")).toEqual({ command: "query-status" })
     expect(parseCommandLine('blockdev-add {"driver": "null-co", "node-name": "n0"}')).toEqual({
