@@ -33,7 +33,7 @@ import type { MachineConfig } from "./MachineConfig.js"
 import type * as QemuProcess from "./QemuProcess.js"
 import type * as Qapi from "./Qapi.js"
 import type * as QmpClient from "./QmpClient.js"
-import { type Arguments, convertKeys, type EventFilter, type Reply } from "./QmpProtocol.js"
+import { type Arguments, convertKeys, type Reply } from "./QmpProtocol.js"
 
 /** Options of `shutdown`. */
 export interface ShutdownOptions extends Lifecycle.ShutdownOptions {
@@ -85,13 +85,8 @@ export interface MachineService {
     args?: Arguments | undefined,
     options?: MachineExecuteOptions
   ) => Effect.Effect<Reply, QmpClient.RawCommandError | MachineStateError>
-  /** Runs a command and waits for the event it causes, subscribed first; see `QmpClient.executeAndWait`. */
-  readonly executeAndWait: (
-    command: string,
-    args: Arguments | undefined,
-    filters: string | ReadonlyArray<EventFilter>,
-    options?: QmpClient.ExecuteOptions
-  ) => Effect.Effect<QmpClient.ExecuteAndWaitResult, MachineCommandError>
+  /** Runs a command and waits for the event it causes, subscribed first; typed; see `QmpClient.executeAndWait`. */
+  readonly executeAndWait: Qapi.TypedExecuteAndWait<QmpClient.ExecuteOptions, MachineCommandError>
   /** The current state. */
   readonly state: Effect.Effect<MachineState>
   /** True while the QEMU process runs. */
@@ -173,8 +168,10 @@ const running = (started: Launch.Started, lifecycle: Lifecycle.Lifecycle): Machi
       ],
     executeRaw: (command, args, options) =>
       Effect.flatMap(qmp, (client) => client.executeRaw(command, prepare(args, options), options)),
-    executeAndWait: (command, args, filters, options) =>
-      Effect.flatMap(qmp, (client) => client.executeAndWait(command, args, filters, options)),
+    executeAndWait: ((command: string, args: Arguments | undefined, filters: string, options?: QmpClient.ExecuteOptions) =>
+      Effect.flatMap(qmp, (client) => client.executeAndWait(command, args, filters, options))) as MachineService[
+        "executeAndWait"
+      ],
     state: lifecycle.state,
     isRunning: Effect.map(child.status, Option.isNone),
     exitCode: Effect.map(child.status, Option.flatMap((s) => Option.fromNullable(s.exitCode))),

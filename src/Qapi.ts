@@ -47,11 +47,29 @@ export type EventName = keyof Generated.Events
 /** Its `data`. */
 export type EventData<K extends EventName> = Generated.Events[K]
 
-/** An event whose `data` has its generated type (absent for events that carry none). */
-export type TypedEvent<K extends EventName> =
-  & Omit<Event, "event" | "data">
-  & { readonly event: K }
-  & ({} extends EventData<K> ? { readonly data?: EventData<K> } : { readonly data: EventData<K> })
+/**
+ * An event whose `data` has its generated type (absent for events that carry
+ * none). Distributive: `TypedEvent<"STOP" | "RESET">` is a union that
+ * narrows `data` by `event`.
+ */
+export type TypedEvent<K extends EventName> = K extends EventName ?
+    & Omit<Event, "event" | "data">
+    & { readonly event: K }
+    & ({} extends EventData<K> ? { readonly data?: EventData<K> } : { readonly data: EventData<K> })
+  : never
+
+/**
+ * A pattern for `event_match` (of the Python `QEMUMachine`) over a value of
+ * type `T`: any part of it, `null` (or absent) meaning "anything".
+ */
+export type Match<T> = T extends ReadonlyArray<infer U> ? ReadonlyArray<Match<U>> | null
+  : T extends object ? { readonly [P in keyof T]?: Match<T[P]> } | null
+  : T | null
+
+/** Any part of a command's result, for fakes that answer only what a test needs. */
+export type DeepPartial<T> = T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
+  : T extends object ? { readonly [P in keyof T]?: DeepPartial<T[P]> }
+  : T
 
 /** What a command's arguments may be: its type, or no keys at all when it takes none. */
 export type ExecuteArgs<K extends CommandName> = [keyof CommandArgs<K>] extends [never]
@@ -85,10 +103,43 @@ export interface TypedExecute<Options, E> {
   ): Effect.Effect<unknown, E | QMPDecodeError>
 }
 
-/** `eventWait`, typed: an event of the generated schema comes with typed data; any other name is untyped. */
-export interface TypedEventWait<Options, E> {
-  <K extends EventName>(name: K, options?: Options): Effect.Effect<TypedEvent<K>, E | QMPDecodeError>
+/**
+ * `eventWait`, typed: an event of the generated schema comes with typed data,
+ * and `match` is checked against it; any other name is untyped.
+ */
+export interface TypedEventWait<Options extends { readonly match?: unknown }, E> {
+  <K extends EventName>(
+    name: K,
+    options?: Omit<Options, "match"> & { readonly match?: Match<TypedEvent<K>> }
+  ): Effect.Effect<TypedEvent<K>, E | QMPDecodeError>
   <S extends string>(name: S & NotAnEvent<S>, options?: Options): Effect.Effect<Event, E | QMPDecodeError>
+}
+
+/** The arguments of `executeAndWait`'s command: optional exactly when the command has no required ones. */
+export type WaitArgs<K extends CommandName> = {} extends CommandArgs<K> ? ExecuteArgs<K> | undefined : ExecuteArgs<K>
+
+/** The events `executeAndWait` waits for: a name, or filters with typed patterns. */
+export type EventFilters<K extends EventName> =
+  | K
+  | ReadonlyArray<{ readonly name: K; readonly match?: Match<TypedEvent<K>> | undefined }>
+
+/**
+ * `executeAndWait`, typed like `execute` and `eventWait` together: a command
+ * and events of the generated schema give a typed result and a typed event.
+ */
+export interface TypedExecuteAndWait<Options, E> {
+  <K extends CommandName, V extends EventName>(
+    command: K,
+    args: WaitArgs<K>,
+    events: EventFilters<V>,
+    options?: Options
+  ): Effect.Effect<{ readonly result: CommandResult<K>; readonly event: TypedEvent<V> }, E>
+  <S extends string>(
+    command: S & NotACommand<S>,
+    args: Arguments | undefined,
+    events: string | ReadonlyArray<{ readonly name: string; readonly match?: unknown }>,
+    options?: Options
+  ): Effect.Effect<{ readonly result: unknown; readonly event: Event }, E>
 }
 
 /** Is this a command of the generated schema? */

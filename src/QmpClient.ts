@@ -13,7 +13,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type * as Option from "effect/Option"
+import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Duplex } from "node:stream"
@@ -29,7 +29,6 @@ import {
   type QMPSchemaDrift,
   type QMPTimeout
 } from "./Errors.js"
-import type * as Broadcast from "./internal/broadcast.js"
 import * as FdPassing from "./internal/fdPassing.js"
 import * as QmpSession from "./internal/qmpSession.js"
 import * as Transport from "./internal/transport.js"
@@ -95,7 +94,20 @@ export interface ExecuteAndWaitResult {
 }
 
 /** Events taken from a subscription, in order; `take` gives `Option.none()` once the session has ended. */
-export type EventSubscription = Broadcast.Subscription<Event>
+export interface EventSubscription {
+  /** The next event, or `Option.none()` once the session has ended and every earlier event was taken. */
+  readonly take: Effect.Effect<Option.Option<Event>>
+  /** The remaining events as a stream that ends with the session. */
+  readonly stream: Stream.Stream<Event>
+}
+
+/** A subscription to some events, typed; see `subscribeNamed`. */
+export interface TypedSubscription<K extends Qapi.EventName> {
+  /** The next of these events, or `Option.none()` once the session has ended. */
+  readonly take: Effect.Effect<Option.Option<Qapi.TypedEvent<K>>>
+  /** The remaining ones as a stream that ends with the session. */
+  readonly stream: Stream.Stream<Qapi.TypedEvent<K>>
+}
 
 /** Errors `executeRaw` can end in: an error reply is a value there, not a failure. */
 export type RawCommandError = QMPTimeout | QMPDisconnected | QMPEncodeError
@@ -146,15 +158,11 @@ export interface QmpClientService {
   readonly hmp: (commandLine: string, options?: ExecuteOptions) => Effect.Effect<string, CommandError>
   /**
    * Subscribes to events now and runs the command, then waits for the first
-   * event matching `filters` that arrived after the subscription, so an
-   * event QEMU sends before the command's reply cannot be missed.
+   * event matching `events` that arrived after the subscription, so an event
+   * QEMU sends before the command's reply cannot be missed. Typed like
+   * `execute` and `eventWait`.
    */
-  readonly executeAndWait: (
-    command: string,
-    args: Arguments | undefined,
-    filters: string | ReadonlyArray<EventFilter>,
-    options?: ExecuteOptions
-  ) => Effect.Effect<ExecuteAndWaitResult, CommandError>
+  readonly executeAndWait: Qapi.TypedExecuteAndWait<ExecuteOptions, CommandError>
   /**
    * Runs a command with file descriptors attached to its bytes (SCM_RIGHTS),
    * for commands that take one from the monitor (`getfd`, `add-fd`), so
@@ -189,6 +197,14 @@ export interface QmpClientService {
   ) => Stream.Stream<Qapi.TypedEvent<K>, QMPDecodeError>
   /** Subscribes now, to take events later: nothing that arrives after this is missed. */
   readonly subscribe: Effect.Effect<EventSubscription, never, Scope.Scope>
+  /**
+   * Subscribes now to the events with these names, typed (`data` narrowed by
+   * `event`): a subscription made before a command cannot miss the events it
+   * causes, whenever its stream is run.
+   */
+  readonly subscribeNamed: <K extends Qapi.EventName>(
+    ...names: ReadonlyArray<K>
+  ) => Effect.Effect<TypedSubscription<K>, never, Scope.Scope>
   /**
    * `event_wait` of the Python `QEMUMachine`: the first cached event named
    * `name` that matches, else the first new one. Default timeout 60 s. Events
@@ -290,7 +306,12 @@ export const fromTransport = (
       executeRaw,
       hmp: (commandLine, hmpOptions) =>
         Effect.map(executeUnchecked("human-monitor-command", { "command-line": commandLine }, hmpOptions), String),
-      executeAndWait: (command, args, filters, executeOptions) => {
+      executeAndWait: ((
+        command: string,
+        args: Arguments | undefined,
+        filters: string | ReadonlyArray<EventFilter>,
+        executeOptions?: ExecuteOptions
+      ) => {
         const wanted = typeof filters === "string" ? [{ name: filters }] : filters
         return Effect.suspend(() => {
           const waiter = events.addWaiter(wanted)
@@ -303,7 +324,7 @@ export const fromTransport = (
         }).pipe(Effect.withSpan("QMP executeAndWait", {
           attributes: { ...options.spanAttributes, "qmp.command": command, "qmp.event": wanted.map((f) => f.name).join(" | ") }
         }))
-      },
+      }) as QmpClientService["executeAndWait"],
       executeWithFds,
       sendFdScm: (source) => Effect.scoped(Effect.flatMap(FdPassing.open(source), session.sendFd)),
       getfd: (fdname, source, fdOptions) => Effect.asVoid(executeWithFds("getfd", { fdname }, [source], fdOptions)),
@@ -321,6 +342,15 @@ export const fromTransport = (
         return decoded as unknown as Stream.Stream<Qapi.TypedEvent<K>, QMPDecodeError>
       },
       subscribe: events.subscribe,
+      subscribeNamed: (...names) =>
+        Effect.map(events.subscribe, (subscription) => {
+          const wanted = (event: Event) => names.includes(event.event as (typeof names)[number])
+          return {
+            // Skips the other events; none at the end.
+            take: subscription.take.pipe(Effect.repeat({ until: (event) => Option.isNone(event) || wanted(event.value) })),
+            stream: Stream.filter(subscription.stream, wanted)
+          } as unknown as TypedSubscription<(typeof names)[number]>
+        }),
       eventWait: eventWait as QmpClientService["eventWait"],
       eventsWait: (filters, waitOptions) =>
         events.eventsWait(filters, waitOptions?.timeout).pipe(

@@ -71,17 +71,22 @@ export const Reply = Schema.Union(SuccessReply, ErrorReply)
 /** @see Reply */
 export type Reply = typeof Reply.Type
 
-/** An asynchronous event. */
-export const Event = Schema.Struct({
+/** An asynchronous event, as QEMU sends it (`timestamp` is QEMU's clock). */
+export const EventMessage = Schema.Struct({
   event: Schema.String,
   data: Schema.optional(Arguments),
   timestamp: Schema.Struct({ seconds: Schema.Number, microseconds: Schema.Number })
 })
-/** @see Event */
-export type Event = typeof Event.Type
+/** @see EventMessage */
+export type EventMessage = typeof EventMessage.Type
+
+/** An event as a session hands it out: the message, and when it arrived (`Date.now()` in this process). */
+export interface Event extends EventMessage {
+  readonly receivedAt: number
+}
 
 /** Anything a QMP server sends. */
-export const ServerMessage = Schema.Union(Greeting, SuccessReply, ErrorReply, Event)
+export const ServerMessage = Schema.Union(Greeting, SuccessReply, ErrorReply, EventMessage)
 /** @see ServerMessage */
 export type ServerMessage = typeof ServerMessage.Type
 
@@ -93,14 +98,14 @@ const decodeOptions = { onExcessProperty: "preserve", errors: "first" } as const
 const decodeGreeting = Schema.decodeUnknownEither(Greeting, decodeOptions)
 const decodeSuccess = Schema.decodeUnknownEither(SuccessReply, decodeOptions)
 const decodeError = Schema.decodeUnknownEither(ErrorReply, decodeOptions)
-const decodeEvent = Schema.decodeUnknownEither(Event, decodeOptions)
+const decodeEvent = Schema.decodeUnknownEither(EventMessage, decodeOptions)
 const decodeCommand = Schema.decodeUnknownEither(Command, decodeOptions)
 
 /** A server message, classified. Unknown fields are kept on `message`. */
 export type Classified =
   | { readonly _tag: "Greeting"; readonly message: Greeting }
   | { readonly _tag: "Reply"; readonly message: Reply }
-  | { readonly _tag: "Event"; readonly message: Event }
+  | { readonly _tag: "Event"; readonly message: EventMessage }
 
 /**
  * Decodes one parsed JSON value from a server with the matching `Schema`.
@@ -191,7 +196,7 @@ export interface EventFilter {
 }
 
 /** Does `event` pass any of `filters`? */
-export const matchesAny = (event: Event, filters: ReadonlyArray<EventFilter>): boolean => {
+export const matchesAny = (event: EventMessage, filters: ReadonlyArray<EventFilter>): boolean => {
   for (const filter of filters) {
     if (event.event === filter.name && eventMatch(event, filter.match)) return true
   }

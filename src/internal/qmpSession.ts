@@ -187,7 +187,9 @@ export const make = (
           return Deferred.unsafeDone(greetingReceived, Exit.succeed(message.message))
         }
         if (!greeted) return failGreeting("Malformed", `expected a greeting, got ${excerpt(json)}`)
-        return message._tag === "Reply" ? onReply(message.message) : events.publish(message.message)
+        return message._tag === "Reply"
+          ? onReply(message.message)
+          : events.publish({ ...message.message, receivedAt: Date.now() })
       },
       onError: (error: QMPProtocolError) => {
         if (!greeted) failGreeting("Malformed", error.message, error)

@@ -34,7 +34,7 @@ import * as QemuProcess from "../QemuProcess.js"
 import * as FakeQmp from "./FakeQmp.js"
 
 /** How the fake QEMU behaves besides its monitor. */
-export interface FakeMachineScript extends FakeQmp.FakeQmpScript {
+export interface FakeMachineScript<C = {}> extends FakeQmp.FakeQmpScript<C> {
   /** What a `quit` does: exit with this code once replied (default 0), or `"ignore"` (reply, keep running). */
   readonly onQuit?: { readonly exitCode: number } | "ignore" | undefined
 }
@@ -65,21 +65,24 @@ const slotOf = (command: ReadonlyArray<string>, id: string): number | undefined 
 }
 
 /** A fake `QemuProcess` whose one process is the fake QEMU, and its control. */
-const makeFake = (script: FakeMachineScript) =>
+const makeFake = <C>(script: FakeMachineScript<C>) =>
   Effect.gen(function*() {
     const exited = yield* Deferred.make<QemuProcess.ExitStatus>()
     const exit = (status: QemuProcess.ExitStatus) => Deferred.succeed(exited, status).pipe(Effect.asVoid)
     // `quit` as QEMU does it (SHUTDOWN, the reply, the monitor closed), then the exit; or ignored.
     const onQuit = script.onQuit ?? { exitCode: 0 }
-    const quit: FakeQmp.CommandHandler = (args, context) => {
-      if (onQuit === "ignore") return Effect.as(context.emit("SHUTDOWN", { guest: false, reason: "host-qmp-quit" }), FakeQmp.reply())
-      const response = FakeQmp.builtinHandlers.quit!(args, context)
-      return Effect.tap(
-        Effect.isEffect(response) ? response : Effect.succeed(response),
-        () => exit({ exitCode: onQuit.exitCode, signal: null })
-      )
-    }
-    const qmp = yield* FakeQmp.make({ ...script, commands: { quit, ...script.commands } })
+    const shutdownEvent = { guest: false, reason: "host-qmp-quit" }
+    const quit: FakeQmp.CommandHandler = (_args, context) =>
+      onQuit === "ignore"
+        ? Effect.as(context.emit("SHUTDOWN", shutdownEvent), FakeQmp.reply())
+        : context.emit("SHUTDOWN", shutdownEvent).pipe(
+          Effect.zipRight(context.send(`${JSON.stringify({ return: {}, id: context.command.id })}\n`)),
+          Effect.zipRight(exit({ exitCode: onQuit.exitCode, signal: null })),
+          Effect.as(FakeQmp.disconnect)
+        )
+    // The script's own handlers win, quit included.
+    const commands: Readonly<Record<string, FakeQmp.CommandHandler>> = { quit, ...script.commands }
+    const qmp = yield* FakeQmp.make({ ...script, commands })
     const guestOut = new PassThrough()
     const guestIn = new PassThrough()
     const signals: Array<NodeJS.Signals> = []
@@ -140,9 +143,9 @@ const makeFake = (script: FakeMachineScript) =>
  * A `Machine` launched from `config` against a fake QEMU, and the
  * `FakeMachine` that drives it. The machine's scope is the layer's.
  */
-export const layer = (
+export const layer = <C = {}>(
   config: MachineConfig = {},
-  script: FakeMachineScript = {}
+  script: FakeMachineScript<C> = {}
 ): Layer.Layer<Machine.Machine | FakeMachine, Machine.LaunchError> =>
   Layer.scopedContext(
     Effect.gen(function*() {

@@ -31,6 +31,7 @@ import type { QMPConnectError } from "../Errors.js"
 import { FrameDecoder } from "../internal/framing.js"
 import { withNodeDefaults } from "../internal/platform.js"
 import * as Transport from "../internal/transport.js"
+import type * as Qapi from "../Qapi.js"
 import * as QmpClient from "../QmpClient.js"
 import {
   type Arguments,
@@ -39,27 +40,37 @@ import {
   type Greeting
 } from "../QmpProtocol.js"
 
-/** What the fake does in answer to a command. */
-export type FakeResponse =
-  | { readonly _tag: "Return"; readonly value: unknown }
+/** What the fake does in answer to a command; `A` is the type of a `return` value. */
+export type FakeResponse<A = unknown> =
+  | { readonly _tag: "Return"; readonly value: A }
   | { readonly _tag: "Error"; readonly class: string; readonly desc: string }
   | { readonly _tag: "ReplyWithId"; readonly id: unknown; readonly value: unknown }
   | { readonly _tag: "Raw"; readonly data: string | Uint8Array }
   | { readonly _tag: "NoReply" }
   | { readonly _tag: "Disconnect" }
 
-/** Reply `{"return": value}`. */
-export const reply = (value: unknown = {}): FakeResponse => ({ _tag: "Return", value })
+/**
+ * Reply `{"return": value}`. Returned from the handler of a command of the
+ * generated schema, `value` is checked against (any part of) that command's
+ * result: `reply({ runing: false })` for `query-status` does not compile.
+ */
+export const reply = <A = unknown>(value?: NoInfer<A>): FakeResponse<A> =>
+  ({ _tag: "Return", value: (value ?? {}) as A })
+/**
+ * Reply `{"return": value}` with a value of any shape, also one that breaks
+ * the command's schema: for tests of what a client does with a wrong reply.
+ */
+export const replyUnchecked = (value: unknown): FakeResponse<never> => ({ _tag: "Return", value: value as never })
 /** Reply `{"error": {"class": ..., "desc": ...}}`. */
-export const error = (errorClass: string, desc: string): FakeResponse => ({ _tag: "Error", class: errorClass, desc })
+export const error = (errorClass: string, desc: string): FakeResponse<never> => ({ _tag: "Error", class: errorClass, desc })
 /** Reply with another id than the command's (or none, with `undefined`). */
-export const replyWithId = (id: unknown, value: unknown = {}): FakeResponse => ({ _tag: "ReplyWithId", id, value })
+export const replyWithId = (id: unknown, value: unknown = {}): FakeResponse<never> => ({ _tag: "ReplyWithId", id, value })
 /** Send these bytes instead of a reply (garbage, truncated JSON, a huge message...). */
-export const raw = (data: string | Uint8Array): FakeResponse => ({ _tag: "Raw", data })
+export const raw = (data: string | Uint8Array): FakeResponse<never> => ({ _tag: "Raw", data })
 /** Never answer. */
-export const noReply: FakeResponse = { _tag: "NoReply" }
+export const noReply: FakeResponse<never> = { _tag: "NoReply" }
 /** Close the connection instead of answering. */
-export const disconnect: FakeResponse = { _tag: "Disconnect" }
+export const disconnect: FakeResponse<never> = { _tag: "Disconnect" }
 
 /** What a handler can do besides answering. */
 export interface FakeCommandContext {
@@ -71,20 +82,35 @@ export interface FakeCommandContext {
   readonly send: (data: string | Uint8Array) => Effect.Effect<void>
 }
 
-/** Answers one command. */
-export type CommandHandler = (
-  args: Arguments | undefined,
-  context: FakeCommandContext
-) => FakeResponse | Effect.Effect<FakeResponse>
+/** A handler's arguments: typed for a command of the generated schema. */
+export type HandlerArgs<K extends string> = K extends Qapi.CommandName ? Qapi.CommandArgs<K> | undefined
+  : Arguments | undefined
+/** What a handler may return: any part of the command's result for a command of the generated schema. */
+export type HandlerReply<K extends string> = K extends Qapi.CommandName ? Qapi.DeepPartial<Qapi.CommandResult<K>> : unknown
+
+/** Answers one command, typed by its name (a method type, so typed handlers also fit where any name goes). */
+export type CommandHandler<K extends string = string> = {
+  handle(
+    args: HandlerArgs<K>,
+    context: FakeCommandContext
+  ): FakeResponse<HandlerReply<K>> | Effect.Effect<FakeResponse<HandlerReply<K>>>
+}["handle"]
+
+/**
+ * Handlers by command name, each typed by its own name: a command of the
+ * generated schema gets typed arguments and a checked reply, any other name
+ * is untyped. (`C` is inferred from the object's keys.)
+ */
+export type CommandHandlers<C> = { readonly [K in keyof C]: CommandHandler<K & string> }
 
 /** How the fake behaves. */
-export interface FakeQmpScript {
+export interface FakeQmpScript<C = {}> {
   /** The greeting to send; `"none"` sends nothing; a string is sent raw. Default: a QEMU 7.2 greeting. */
   readonly greeting?: Greeting | "none" | string | undefined
   /** Wait this long before the greeting. */
   readonly greetingDelay?: Duration.DurationInput | undefined
   /** Handlers by command name; they override the built-in ones. */
-  readonly commands?: Readonly<Record<string, CommandHandler>> | undefined
+  readonly commands?: CommandHandlers<C> | undefined
   /** Enforce capabilities negotiation like QEMU does. Default true. */
   readonly requireNegotiation?: boolean | undefined
 }
@@ -149,15 +175,18 @@ export const builtinHandlers: Readonly<Record<string, CommandHandler>> = {
  * Starts a fake QMP server on a unix socket in a private temporary directory.
  * It accepts any number of connections, one after the other.
  */
-export const make = (
-  script: FakeQmpScript = {}
+export const make = <C = {}>(
+  script: FakeQmpScript<C> = {}
 ): Effect.Effect<FakeQmpService, never, Scope.Scope> =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const dir = yield* fs.makeTempDirectoryScoped({ directory: NodeOs.tmpdir(), prefix: "fake-qmp-" }).pipe(Effect.orDie)
     const path = NodePath.join(dir, "qmp.sock")
     const listener = yield* Transport.listen({ path }).pipe(Effect.orDie)
-    const handlers = new Map<string, CommandHandler>(Object.entries({ ...builtinHandlers, ...script.commands }))
+    const handlers = new Map<string, CommandHandler>()
+    for (const [name, handler] of Object.entries({ ...builtinHandlers, ...script.commands })) {
+      handlers.set(name, handler as CommandHandler)
+    }
     const received: Array<Command> = []
     const commandHub = yield* Effect.acquireRelease(PubSub.unbounded<Command>(), PubSub.shutdown)
     let current: Transport.ByteTransport | undefined
@@ -270,14 +299,14 @@ export const make = (
   }).pipe(withNodeDefaults)
 
 /** The fake server alone, for tests that connect to it themselves. */
-export const layerServer = (script?: FakeQmpScript): Layer.Layer<FakeQmp> => Layer.scoped(FakeQmp, make(script))
+export const layerServer = <C = {}>(script?: FakeQmpScript<C>): Layer.Layer<FakeQmp> => Layer.scoped(FakeQmp, make(script))
 
 /**
  * A fake server and a `QmpClient` connected to it: inject this where the code
  * under test needs a `QmpClient`, and drive the server through `FakeQmp`.
  */
-export const layer = (
-  script?: FakeQmpScript,
+export const layer = <C = {}>(
+  script?: FakeQmpScript<C>,
   clientOptions?: QmpClient.ConnectOptions
 ): Layer.Layer<FakeQmp | QmpClient.QmpClient, QmpClient.SessionError | QMPConnectError> =>
   Layer.flatMap(

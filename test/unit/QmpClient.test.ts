@@ -397,7 +397,7 @@ describe("QmpClient descriptor passing (fake server: the bytes arrive, the descr
         { execute: "query-status" }
       ])
     }).pipe(Effect.provide(FakeQmp.layer({
-      commands: { "add-fd": (args) => FakeQmp.reply({ "fdset-id": args?.["fdset-id"], fd: 42 }) }
+      commands: { "add-fd": (args) => FakeQmp.reply({ "fdset-id": args?.["fdset-id"] ?? 0, fd: 42 }) }
     }))))
 
   it.scoped("a command error after the descriptor went is the command's error", () =>
