@@ -12,12 +12,12 @@ import type { QmpClientOptions } from "./QmpClient.js"
 export type MonitorTransport =
   /** A socket pair inherited by QEMU as a descriptor (`-chardev socket,id=mon,fd=N`). The default. */
   | { readonly _tag: "SocketPair" }
-  /** We listen on a unix path and QEMU connects (the seed's default). `path` defaults into the temp dir. */
+  /** We listen on a unix path and QEMU connects (the default of QEMU's Python `QEMUMachine`). `path` defaults into the temp dir. */
   | { readonly _tag: "UnixPath"; readonly path?: string | undefined }
   /** We listen on TCP and QEMU connects. `host` defaults to 127.0.0.1; port 0 picks a free one. */
   | { readonly _tag: "Tcp"; readonly host?: string | undefined; readonly port?: number | undefined }
 
-/** The guest serial console, as the seed's `set_console`. */
+/** The guest serial console, as `set_console` of QEMU's Python `QEMUMachine`. */
 export interface ConsoleConfig {
   /** A device type such as `isa-serial`; default `-serial chardev:console` (the machine's default device). */
   readonly deviceType?: string | undefined
@@ -32,7 +32,7 @@ export interface ConsoleConfig {
 }
 
 /**
- * A descriptor handed to QEMU with `-add-fd` (the seed's `add_fd`): either an
+ * A descriptor handed to QEMU with `-add-fd` (`add_fd` of QEMU's Python `QEMUMachine`): either an
  * open descriptor of this process, or a path the launch opens (read-only
  * unless `writable`) and closes when the machine ends. QEMU inherits it at a
  * number the launch chooses and names in `-add-fd fd=N`.
@@ -64,7 +64,7 @@ export interface AddFdOptions {
 export interface MachineConfig {
   /** The QEMU binary. Default `qemu-system-x86_64`. */
   readonly binary?: string | undefined
-  /** Extra arguments after the base ones (the seed's `args`/`add_args`). */
+  /** Extra arguments after the base ones (`args` of QEMU's Python `QEMUMachine`/`add_args`). */
   readonly args?: ReadonlyArray<string> | undefined
   /** Prefix before the binary, e.g. `["taskset", "-c", "1"]`. */
   readonly wrapper?: ReadonlyArray<string> | undefined
@@ -76,7 +76,7 @@ export interface MachineConfig {
   readonly sockDir?: string | undefined
   /** Where `<name>.log` goes and stays. Default the temp dir (removed with it). */
   readonly logDir?: string | undefined
-  /** `-machine` value (the seed's `set_machine`). */
+  /** `-machine` value (`set_machine` of QEMU's Python `QEMUMachine`). */
   readonly machineType?: string | undefined
   /** `-accel` value, e.g. `tcg` or `kvm`. Default: QEMU's default (TCG here). */
   readonly accel?: string | undefined
@@ -89,7 +89,7 @@ export interface MachineConfig {
   readonly qmp?: false | QmpClientOptions | undefined
   /** How QMP is reached. Default a socket pair. */
   readonly monitor?: MonitorTransport | undefined
-  /** Add `-monitor null` (the seed's `add_monitor_null`). */
+  /** Add `-monitor null` (`add_monitor_null` of QEMU's Python `QEMUMachine`). */
   readonly monitorNull?: boolean | undefined
   /** A serial console. Default none. */
   readonly console?: ConsoleConfig | undefined
@@ -145,11 +145,11 @@ const chardevSocket = (id: string, endpoint: ChardevEndpoint, server: boolean): 
  */
 export const escapeOptionValue = (value: string): string => value.replace(/,/g, ",,")
 
-/** The base arguments every machine gets: no display, no VGA (as the seed). */
+/** The base arguments every machine gets: no display, no VGA (as QEMU's Python `QEMUMachine`). */
 export const BASE_ARGS: ReadonlyArray<string> = ["-display", "none", "-vga", "none"]
 
 /**
- * QEMU's arguments (without wrapper and binary), pure: the seed's
+ * QEMU's arguments (without wrapper and binary), pure: the Python original's
  * `_base_args` followed by the user's arguments.
  */
 export const buildArgs = (config: MachineConfig, runtime: LaunchRuntime): ReadonlyArray<string> => {

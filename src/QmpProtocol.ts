@@ -1,6 +1,6 @@
 /**
  * The QMP wire format: `Schema`s for every message, the framing decoder, and
- * the seed's small helpers (`event_match`, `conv_keys`).
+ * small helpers of QEMU's Python `QEMUMachine` (`event_match`, `conv_keys`).
  *
  * QMP is a stream of JSON objects. QEMU ends each with a newline, but peers
  * may pretty-print them over many lines, so the decoder finds message
@@ -66,7 +66,7 @@ export const ErrorReply = Schema.Struct({
 /** @see ErrorReply */
 export type ErrorReply = typeof ErrorReply.Type
 
-/** Either reply; what `executeRaw` returns (the seed's `qmp()`). */
+/** Either reply; what `executeRaw` returns (`qmp()` of QEMU's Python `QEMUMachine`). */
 export const Reply = Schema.Union(SuccessReply, ErrorReply)
 /** @see Reply */
 export type Reply = typeof Reply.Type
@@ -167,7 +167,7 @@ const safeStringify = (json: unknown): string => {
 }
 
 /**
- * The seed's `event_match`: does `event` contain `match`, recursively?
+ * `event_match` of QEMU's Python `QEMUMachine`: does `event` contain `match`, recursively?
  * `null` or `undefined` in `match` is a wildcard; non-objects compare with
  * `===` (arrays element-wise as objects keyed by index, like Python's `in`).
  */
@@ -182,7 +182,7 @@ export const eventMatch = (event: unknown, match: unknown): boolean => {
   return true
 }
 
-/** The seed's `conv_keys`: `snake_case` argument names become QMP's `kebab-case`. Top level only, as in the seed. */
+/** `conv_keys` of QEMU's Python `QEMUMachine`: `snake_case` argument names become QMP's `kebab-case`. Top level only, as in QEMU's Python `QEMUMachine`. */
 export const convertKeys = (args: Arguments): Arguments => {
   const out: Record<string, unknown> = {}
   for (const key of Object.keys(args)) out[key.replace(/_/g, "-")] = args[key]

@@ -52,7 +52,7 @@ export const make = (
   Effect.gen(function*() {
     const { child, command } = started
     let state: State = "running"
-    // `wait` counts QEMU's own exit as a quit, as the seed's `wait` does.
+    // `wait` counts QEMU's own exit as a quit, as `wait` of QEMU's Python `QEMUMachine` does.
     let exitedByItself = false
     let userKilled = false
     let finalLog: string | undefined
@@ -80,7 +80,7 @@ export const make = (
 
     /**
      * `quit`, then the exit. A monitor already gone (QEMU quit by itself, or
-     * was killed) still fails the soft path, as the seed's, but first QEMU
+     * was killed) still fails the soft path, as the Python original's, but first QEMU
      * gets the rest of the timeout to exit: a monitor closes a moment before
      * the exit status arrives, and a SIGKILL in between would hide the real one.
      */
@@ -182,12 +182,12 @@ export const make = (
         Effect.suspend(() => {
           if (state !== "running") return Deferred.await(stopped)
           const duration = Duration.decode(timeout ?? DEFAULT_SHUTDOWN_TIMEOUT)
-          // Unlike the seed, the waiting itself can be interrupted (the scope's finalizer then shuts down).
+          // Unlike the Python original, the waiting itself can be interrupted (the scope's finalizer then shuts down).
           return child.wait(duration).pipe(
             Effect.either,
             Effect.flatMap((waited) => {
               exitedByItself = true
-              // Exited: a clean shutdown. Still running after the timeout: the soft path fails at once, as the seed's.
+              // Exited: a clean shutdown. Still running after the timeout: the soft path fails at once, as the Python original's.
               return shutdown({ timeout: Either.isRight(waited) ? duration : Duration.zero })
             })
           )

@@ -1,6 +1,6 @@
 /**
  * A QMP session's events, apart from its commands (as `qemu.qmp` keeps
- * `events.py` apart): the broadcast to streams and subscriptions, the seed's
+ * `events.py` apart): the broadcast to streams and subscriptions, the Python original's
  * bounded cache behind `get_qmp_events`/`events_wait`, and waiters that the
  * reader completes synchronously (cheaper than a subscription per wait, and
  * registered the moment they are made, so nothing after that is missed).
@@ -41,7 +41,7 @@ export interface EventHub {
     waiter: Waiter,
     timeout: Duration.DurationInput | undefined
   ) => Effect.Effect<Event, QMPTimeout | QMPDisconnected>
-  /** The seed's `events_wait`: the oldest cached match, else the first new one; one timeout in all. */
+  /** `events_wait` of QEMU's Python `QEMUMachine`: the oldest cached match, else the first new one; one timeout in all. */
   readonly eventsWait: (
     filters: ReadonlyArray<EventFilter>,
     timeout: Duration.DurationInput | undefined
@@ -94,7 +94,7 @@ export const make = (options: {
           consumed = true
           Deferred.unsafeDone(waiter.deferred, Exit.succeed(event))
         }
-        // A wait takes its event out of the cache, as the seed's does.
+        // A wait takes its event out of the cache, as the Python original's does.
         if (consumed) history.splice(history.lastIndexOf(event), 1)
       },
       end: (error) => {

@@ -67,7 +67,7 @@ export interface Session {
   readonly withFds: (fds: ReadonlyArray<number>) => {
     readonly send: (...args: Parameters<Session["send"]>) => Effect.Effect<Reply, SendError | FdPassingError>
   }
-  /** The seed's `send_fd_scm`: one space byte carrying a descriptor. */
+  /** `send_fd_scm` of QEMU's Python `QEMUMachine`: one space byte carrying a descriptor. */
   readonly sendFd: (fd: number) => Effect.Effect<void, QMPDisconnected | FdPassingError>
   readonly events: QmpEvents.EventHub
   readonly protocolErrors: Stream.Stream<QMPProtocolError>

@@ -204,7 +204,7 @@ export interface ListenOptions {
 export type ListenAddress = { readonly path: string } | { readonly host: string; readonly port: number }
 
 /**
- * Listens on a unix path or a TCP address (the seed's `server=True`). The
+ * Listens on a unix path or a TCP address (`server=True` of QEMU's Python `QEMUMachine`). The
  * scope closes the server; a unix path is the caller's to remove.
  */
 export const listen = (
