@@ -25,7 +25,12 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import type * as ConsoleSocket from "./ConsoleSocket.js"
-import { type AbnormalShutdown, MachineStateError } from "./Errors.js"
+import {
+  type AbnormalShutdown,
+  MachineStateError,
+  type SocketPathTooLong,
+  type VMLaunchFailure
+} from "./Errors.js"
 import * as Launch from "./internal/launch.js"
 import * as Lifecycle from "./internal/lifecycle.js"
 import { withNodeDefaults } from "./internal/platform.js"
@@ -36,7 +41,7 @@ import type * as QmpClient from "./QmpClient.js"
 import { type Arguments, convertKeys, type Reply } from "./QmpProtocol.js"
 
 /** Options of `shutdown`. */
-export interface ShutdownOptions extends Lifecycle.ShutdownOptions {
+export interface ShutdownOptions {
   /** Skip the graceful `quit`: SIGKILL at once, without the warning. Default false. */
   readonly hard?: boolean | undefined
   /** How long the graceful path may take before SIGKILL. Default 30 s. */
@@ -53,7 +58,7 @@ export interface MachineExecuteOptions extends QmpClient.ExecuteOptions {
 export type MachineCommandError = QmpClient.CommandError | MachineStateError
 
 /** Where the machine is in its life. */
-export type MachineState = Lifecycle.State
+export type MachineState = "running" | "shutting-down" | "stopped"
 
 /** A launched machine. Everything QMP offers beyond commands (events, waits, fd passing, HMP) is on `qmp`. */
 export interface MachineService {
@@ -118,7 +123,7 @@ export interface MachineService {
 export class Machine extends Context.Tag("qemu-machine/Machine")<Machine, MachineService>() {}
 
 /** Errors `launch` can end in. */
-export type LaunchError = Launch.LaunchError
+export type LaunchError = VMLaunchFailure | SocketPathTooLong
 
 /**
  * Launches QEMU and negotiates QMP; the scope's end shuts it down (see

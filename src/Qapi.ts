@@ -223,6 +223,13 @@ export const decodeEvent = (event: Event): Effect.Effect<Event, QMPDecodeError> 
     )
     : Effect.succeed(event)
 
+/** What changed between two schemas, by command or event name. */
+export interface SignatureDiff {
+  readonly added: ReadonlyArray<string>
+  readonly removed: ReadonlyArray<string>
+  readonly changed: ReadonlyArray<string>
+}
+
 /** How to react when the live QEMU's schema differs from the generated one. */
 export type SchemaCheck = "ignore" | "log" | "fail"
 
@@ -234,11 +241,11 @@ export interface DriftReport {
   readonly identical: boolean
   readonly generated: { readonly version: string; readonly rawHash: string; readonly structuralHash: string }
   readonly live: { readonly rawHash: string; readonly structuralHash: string }
-  readonly commands: Introspection.SignatureDiff
-  readonly events: Introspection.SignatureDiff
+  readonly commands: SignatureDiff
+  readonly events: SignatureDiff
 }
 
-const noChange: Introspection.SignatureDiff = { added: [], removed: [], changed: [] }
+const noChange: SignatureDiff = { added: [], removed: [], changed: [] }
 
 /**
  * Compares a `query-qmp-schema` reply with the generated schema: the raw hash
@@ -324,7 +331,7 @@ export const checkSchema = <E extends { readonly message: string }>(
 /** One line: what was added, removed and changed. */
 export const formatDrift = (report: DriftReport): string => {
   if (report.identical) return report.sameBuild ? "same schema" : "same shapes (another build)"
-  const part = (label: string, diff: Introspection.SignatureDiff) =>
+  const part = (label: string, diff: SignatureDiff) =>
     (["added", "removed", "changed"] as const)
       .filter((kind) => diff[kind].length > 0)
       .map((kind) => `${label} ${kind}: ${diff[kind].join(", ")}`)

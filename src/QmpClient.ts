@@ -123,7 +123,7 @@ export type SessionError = QMPGreetingError | QMPSchemaDrift
  * stays open and yours; QEMU gets a copy), or a file the library opens for the
  * send and closes after (read-only unless `writable`).
  */
-export type FdSource = FdPassing.FdSource
+export type FdSource = number | { readonly path: string; readonly writable?: boolean | undefined }
 
 /** What `add-fd` returns: the set the descriptor went into and its number inside QEMU. */
 export type AddFdInfo = Qapi.CommandResult<"add-fd">

@@ -167,17 +167,11 @@ export const signatures = (schema: QmpSchema): Signatures => {
 export const structuralHash = (sigs: Signatures): string =>
   sha256(JSON.stringify([Object.entries(sigs.commands).sort(), Object.entries(sigs.events).sort()]))
 
-/** Names added, removed and changed, one list per kind. */
-export interface SignatureDiff {
-  readonly added: ReadonlyArray<string>
-  readonly removed: ReadonlyArray<string>
-  readonly changed: ReadonlyArray<string>
-}
-
+/** Names added, removed and changed (`Qapi.SignatureDiff`). */
 export const diff = (
   expected: Readonly<Record<string, string>>,
   actual: Readonly<Record<string, string>>
-): SignatureDiff => ({
+) => ({
   added: Object.keys(actual).filter((name) => !(name in expected)).sort(),
   removed: Object.keys(expected).filter((name) => !(name in actual)).sort(),
   changed: Object.keys(actual).filter((name) => name in expected && expected[name] !== actual[name]).sort()
