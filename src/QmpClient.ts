@@ -69,11 +69,7 @@ export interface QmpClientOptions {
   readonly eventHistorySize?: number | undefined
   /** How many undelivered events one slow subscriber may lag behind (oldest dropped). Default 10,000. */
   readonly eventBufferSize?: number | undefined
-  /**
-   * Called with every message sent and received, as its JSON value; for
-   * traffic logs. Keep it cheap. A hook that throws is logged (coalesced) and
-   * cannot break the session.
-   */
+  /** Called with every message sent and received, as its JSON value (a traffic log); a throw is logged, not fatal. */
   readonly onTraffic?: ((direction: "send" | "receive", message: unknown) => void) | undefined
   /** Decode typed commands and events waited for with the generated QAPI Schemas. Default false: typed, unchecked. */
   readonly decode?: boolean | undefined
@@ -87,27 +83,20 @@ export interface QmpClientOptions {
   readonly spanAttributes?: Readonly<Record<string, unknown>> | undefined
 }
 
-/** The result of `executeAndWait`: the command's return value and the event it caused. */
-export interface ExecuteAndWaitResult {
-  readonly result: unknown
-  readonly event: Event
+/**
+ * Events from the moment of subscribing, in order: `take` the next one
+ * (`Option.none()` once the session has ended and all were taken), or the
+ * rest as a `stream` that ends with the session.
+ */
+export interface Subscription<A> {
+  readonly take: Effect.Effect<Option.Option<A>>
+  readonly stream: Stream.Stream<A>
 }
 
-/** Events taken from a subscription, in order; `take` gives `Option.none()` once the session has ended. */
-export interface EventSubscription {
-  /** The next event, or `Option.none()` once the session has ended and every earlier event was taken. */
-  readonly take: Effect.Effect<Option.Option<Event>>
-  /** The remaining events as a stream that ends with the session. */
-  readonly stream: Stream.Stream<Event>
-}
-
+/** A subscription to every event. */
+export type EventSubscription = Subscription<Event>
 /** A subscription to some events, typed; see `subscribeNamed`. */
-export interface TypedSubscription<K extends Qapi.EventName> {
-  /** The next of these events, or `Option.none()` once the session has ended. */
-  readonly take: Effect.Effect<Option.Option<Qapi.TypedEvent<K>>>
-  /** The remaining ones as a stream that ends with the session. */
-  readonly stream: Stream.Stream<Qapi.TypedEvent<K>>
-}
+export type TypedSubscription<K extends Qapi.EventName> = Subscription<Qapi.TypedEvent<K>>
 
 /** Errors `executeRaw` can end in: an error reply is a value there, not a failure. */
 export type RawCommandError = QMPTimeout | QMPDisconnected | QMPEncodeError
@@ -142,11 +131,7 @@ export interface QmpClientService {
   readonly greeting: Greeting
   /** The capabilities enabled by negotiation. */
   readonly capabilities: ReadonlyArray<string>
-  /**
-   * Runs a command; succeeds with its `return` value, fails with
-   * `QMPCommandError` on an error reply. Commands of the generated QAPI schema
-   * are typed (arguments and result; see `Qapi`); other names are untyped.
-   */
+  /** Runs a command: its `return` value, or `QMPCommandError`; typed for the generated QAPI schema (see `Qapi`). */
   readonly execute: Qapi.TypedExecute<ExecuteOptions, CommandError>
   /** Runs a command and returns the whole reply, error replies included (`qmp()` of the Python `QEMUMachine`). */
   readonly executeRaw: (
@@ -175,11 +160,7 @@ export interface QmpClientService {
     fds: ReadonlyArray<FdSource>,
     options?: ExecuteOptions
   ) => Effect.Effect<unknown, CommandError | FdPassingError>
-  /**
-   * `send_fd_scm` of the Python `QEMUMachine`: sends one descriptor with a
-   * single space byte; QEMU holds it for the next `getfd`/`add-fd`. Prefer
-   * `getfd`/`addFd`, which pair the descriptor with its command.
-   */
+  /** `send_fd_scm` of the Python `QEMUMachine`: one descriptor with a space byte, for the next `getfd`/`add-fd` (prefer those). */
   readonly sendFdScm: (source: FdSource) => Effect.Effect<void, FdPassingError | QMPDisconnected>
   /** Passes a descriptor and names it with `getfd`, for commands that take an fd name. */
   readonly getfd: (
@@ -205,11 +186,7 @@ export interface QmpClientService {
   readonly subscribeNamed: <K extends Qapi.EventName>(
     ...names: ReadonlyArray<K>
   ) => Effect.Effect<TypedSubscription<K>, never, Scope.Scope>
-  /**
-   * `event_wait` of the Python `QEMUMachine`: the first cached event named
-   * `name` that matches, else the first new one. Default timeout 60 s. Events
-   * of the generated QAPI schema come typed.
-   */
+  /** `event_wait` of the Python `QEMUMachine`: the first cached match, else the first new one (60 s); typed. */
   readonly eventWait: Qapi.TypedEventWait<EventWaitOptions, QMPTimeout | QMPDisconnected>
   /** `events_wait` of the Python `QEMUMachine`: like `eventWait` for any of several filters; one timeout in all. */
   readonly eventsWait: (
@@ -337,20 +314,16 @@ export const fromTransport = (
       },
       events: events.stream,
       eventsNamed: <K extends Qapi.EventName>(...names: ReadonlyArray<K>) => {
-        const typed = events.stream.pipe(Stream.filter((event) => names.includes(event.event as K)))
-        const decoded = decodeByDefault ? Stream.mapEffect(typed, Qapi.decodeEvent) : typed
-        return decoded as unknown as Stream.Stream<Qapi.TypedEvent<K>, QMPDecodeError>
+        const named = events.named(names)
+        // Typed by name: the names were asked for; decoded (checked) when `decode` is on.
+        return (decodeByDefault ? Stream.mapEffect(named, Qapi.decodeEvent) : named) as unknown as Stream.Stream<
+          Qapi.TypedEvent<K>,
+          QMPDecodeError
+        >
       },
       subscribe: events.subscribe,
       subscribeNamed: (...names) =>
-        Effect.map(events.subscribe, (subscription) => {
-          const wanted = (event: Event) => names.includes(event.event as (typeof names)[number])
-          return {
-            // Skips the other events; none at the end.
-            take: subscription.take.pipe(Effect.repeat({ until: (event) => Option.isNone(event) || wanted(event.value) })),
-            stream: Stream.filter(subscription.stream, wanted)
-          } as unknown as TypedSubscription<(typeof names)[number]>
-        }),
+        Effect.map(events.subscribeNamed(names), (s) => s as unknown as TypedSubscription<(typeof names)[number]>),
       eventWait: eventWait as QmpClientService["eventWait"],
       eventsWait: (filters, waitOptions) =>
         events.eventsWait(filters, waitOptions?.timeout).pipe(

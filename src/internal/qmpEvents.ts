@@ -12,7 +12,7 @@ import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import type * as Stream from "effect/Stream"
+import * as Stream from "effect/Stream"
 import { type QMPDisconnected, QMPTimeout } from "../Errors.js"
 import { type Event, type EventFilter, matchesAny } from "../QmpProtocol.js"
 import * as Broadcast from "./broadcast.js"
@@ -33,6 +33,10 @@ export interface EventHub {
   readonly end: (error: QMPDisconnected) => void
   readonly stream: Stream.Stream<Event>
   readonly subscribe: Effect.Effect<Broadcast.Subscription<Event>, never, Scope.Scope>
+  /** The events with these names, from each run on. */
+  readonly named: (names: ReadonlyArray<string>) => Stream.Stream<Event>
+  /** A subscription, made now, to the events with these names. */
+  readonly subscribeNamed: (names: ReadonlyArray<string>) => Effect.Effect<Broadcast.Subscription<Event>, never, Scope.Scope>
   /** Registers a waiter now (synchronously), so no event after this point is missed. */
   readonly addWaiter: (filters: ReadonlyArray<EventFilter>) => Waiter
   readonly removeWaiter: (waiter: Waiter) => void
@@ -105,6 +109,15 @@ export const make = (options: {
       },
       stream: broadcast.stream,
       subscribe: broadcast.subscribe,
+      named: (names) => Stream.filter(broadcast.stream, (event) => names.includes(event.event)),
+      subscribeNamed: (names) =>
+        Effect.map(broadcast.subscribe, (subscription) => ({
+          // Skips the other events; none at the end.
+          take: subscription.take.pipe(
+            Effect.repeat({ until: (event) => Option.isNone(event) || names.includes(event.value.event) })
+          ),
+          stream: Stream.filter(subscription.stream, (event) => names.includes(event.event))
+        })),
       addWaiter,
       removeWaiter: (waiter) => void waiters.delete(waiter),
       awaitWaiter,
