@@ -60,12 +60,6 @@ export const open = (source: FdSource): Effect.Effect<number, FdPassingError, Sc
       (fd) => Effect.sync(() => NodeFs.closeSync(fd))
     )
 
-/** Marks a try that must wait; never leaves `send`. */
-interface Busy {
-  readonly _tag: "Busy"
-}
-const busy: Busy = { _tag: "Busy" }
-
 /** How long a send waits for Node's queue to empty, or for room in the socket buffer. */
 const SEND_WAIT = Duration.seconds(10)
 /** QEMU reads at most 16 descriptors per message (TCP_MAX_FDS); the helper takes no more. */
@@ -97,8 +91,8 @@ export const send = (
       )
     }
     const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data
-    /** One try, in one tick: `Busy` when it must wait for Node's queue or for room in the socket. */
-    const attempt = Effect.suspend((): Effect.Effect<void, FdPassingError | TransportClosed | Busy> => {
+    /** One try, in one tick: `false` when it must wait for Node's queue or for room in the socket. */
+    const attempt = Effect.suspend((): Effect.Effect<boolean, FdPassingError | TransportClosed> => {
       if (duplex.destroyed || !duplex.writable) return Effect.fail(new TransportClosed(undefined))
       const socketFd = Native.unixSocketFd(duplex)
       if (socketFd === undefined) {
@@ -110,9 +104,9 @@ export const send = (
         )
       }
       // Wait until libuv has nothing queued: our bytes must not overtake earlier writes.
-      if (duplex.writableLength > 0) return Effect.fail(busy)
+      if (duplex.writableLength > 0) return Effect.succeed(false)
       const sent = helper.right.sendWithFds(socketFd, bytes, fds)
-      if (sent === -NodeOs.constants.errno.EAGAIN) return Effect.fail(busy)
+      if (sent === -NodeOs.constants.errno.EAGAIN) return Effect.succeed(false)
       if (sent === -NodeOs.constants.errno.EPIPE || sent === -NodeOs.constants.errno.ECONNRESET) {
         return Effect.fail(new TransportClosed(new Error(Native.errnoName(-sent))))
       }
@@ -127,16 +121,15 @@ export const send = (
         )
       }
       if (sent < bytes.length) duplex.write(bytes.subarray(sent))
-      return Effect.void
+      return Effect.succeed(true)
     })
     return attempt.pipe(
-      Effect.retry({ schedule: Schedule.spaced(POLL), while: (error) => error === busy }),
+      Effect.repeat({ schedule: Schedule.spaced(POLL), until: (sent) => sent }),
       Effect.timeoutFail({
         duration: SEND_WAIT,
         onTimeout: () =>
           new FdPassingError({ reason: "Send", detail: `the socket stayed busy for ${Duration.format(SEND_WAIT)}` })
       }),
-      // `busy` never escapes the retry: it only ends by success, another error, or the timeout.
-      Effect.catchIf((error): error is Busy => error === busy, () => Effect.die("unreachable: busy after retry"))
+      Effect.asVoid
     )
   })
