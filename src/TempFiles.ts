@@ -9,7 +9,6 @@ import * as Path from "@effect/platform/Path"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as NodeOs from "node:os"
 import { SocketPathTooLong, TempFilesError } from "./Errors.js"
@@ -55,11 +54,13 @@ export const checkSocketPath = (path: string): Effect.Effect<string, SocketPathT
     : Effect.succeed(path)
 }
 
-/** The file in each directory that names the process owning it (pid and start time). */
-const OWNER_FILE = ".owner"
-
-/** This process's identity for `OWNER_FILE`: pid reuse cannot fake the start time. */
-const ownerRecord = `${process.pid} ${Procfs.startTime(process.pid) ?? "?"}\n`
+/**
+ * This process's identity, written into its directories' names: pid and
+ * start time (clock ticks since boot), which pid reuse cannot fake. In the
+ * name, it costs no extra write, and reaping is one directory listing.
+ */
+const owner = `${process.pid}.${Procfs.startTime(process.pid) ?? "0"}-`
+const OWNED = /^(\d+)\.(\d+)-/
 
 const REAP_INTERVAL_MS = 60_000
 const lastReap = new Map<string, number>()
@@ -67,8 +68,8 @@ const lastReap = new Map<string, number>()
 /**
  * Removes directories with this prefix in `baseDir` whose owner process is
  * gone: what a SIGKILLed process could not clean up (its QEMU died with it,
- * through pdeathsig). A directory with no owner record (another tool's, or
- * one being created this instant) or a live owner is never touched. Runs at
+ * through pdeathsig). A directory with no owner in its name (another tool's,
+ * or one kept on purpose) or with a live owner is never touched. Runs at
  * most once a minute per base dir and process.
  */
 export const reapStale = (
@@ -84,15 +85,12 @@ export const reapStale = (
     const entries = yield* fs.readDirectory(baseDir).pipe(Effect.orElseSucceed(() => []))
     const reaped: Array<string> = []
     for (const entry of entries) {
-      if (!entry.startsWith(prefix)) continue
-      const directory = path.join(baseDir, entry)
-      const record = yield* fs.readFileString(path.join(directory, OWNER_FILE)).pipe(Effect.option)
-      if (Option.isNone(record)) continue
-      const [pid, started] = record.value.trim().split(" ")
-      if (pid === undefined || !/^\d+$/.test(pid)) continue
+      const owned = entry.startsWith(prefix) ? OWNED.exec(entry.slice(prefix.length)) : null
+      if (owned === null) continue
+      const [, pid, started] = owned
       if (Procfs.isAlive(Number(pid)) && Procfs.startTime(Number(pid)) === started) continue
-      const removed = yield* fs.remove(directory, { recursive: true }).pipe(Effect.isSuccess)
-      if (removed) reaped.push(directory)
+      const directory = path.join(baseDir, entry)
+      if (yield* fs.remove(directory, { recursive: true }).pipe(Effect.isSuccess)) reaped.push(directory)
     }
     if (reaped.length > 0) yield* Effect.logDebug(`removed temp dirs of processes that are gone: ${reaped.join(", ")}`)
     return reaped
@@ -101,11 +99,12 @@ export const reapStale = (
 const DEFAULT_PREFIX = "qemu-machine-"
 
 /**
- * Creates the directory (mode 0700). Its removal is registered on the scope
- * before anything is put in it, so nothing is left behind whatever happens.
- * It records its owner (this process), so that if this process is killed
- * before it can remove it, a later `make` in the same base dir does
- * (`reapStale`, in the background).
+ * Creates the directory (mode 0700: `mkdtemp`'s, which a umask can only
+ * narrow). Its removal is registered on the scope before anything is put in
+ * it, so nothing is left behind whatever happens. Its name carries its owner
+ * (this process), so that if this process is killed before it can remove it,
+ * a later `make` in the same base dir does (`reapStale`, in the background).
+ * A directory to keep (`keep`) has no owner in its name: nobody reaps it.
  */
 export const make = (
   options: TempFilesOptions = {}
@@ -116,25 +115,15 @@ export const make = (
     const baseDir = options.baseDir ?? NodeOs.tmpdir()
     const prefix = options.prefix ?? DEFAULT_PREFIX
     const directory = yield* Effect.acquireRelease(
-      fs.makeTempDirectory({ directory: baseDir, prefix }).pipe(
+      fs.makeTempDirectory({ directory: baseDir, prefix: options.keep === true ? prefix : `${prefix}${owner}` }).pipe(
         Effect.mapError((cause) => new TempFilesError({ operation: "create directory in", path: baseDir, cause }))
       ),
       (directory) =>
-        options.keep === true
-          // Kept on purpose: no longer anyone's to reap.
-          ? fs.remove(path.join(directory, OWNER_FILE)).pipe(Effect.ignore)
-          : fs.remove(directory, { recursive: true }).pipe(
-            Effect.catchAll((cause) =>
-              Effect.logWarning(new TempFilesError({ operation: "remove", path: directory, cause }).message)
-            )
+        options.keep === true ? Effect.void : fs.remove(directory, { recursive: true }).pipe(
+          Effect.catchAll((cause) =>
+            Effect.logWarning(new TempFilesError({ operation: "remove", path: directory, cause }).message)
           )
-    )
-    // mkdtemp already uses 0700; say so explicitly rather than trust the umask.
-    yield* fs.chmod(directory, 0o700).pipe(
-      Effect.mapError((cause) => new TempFilesError({ operation: "chmod", path: directory, cause }))
-    )
-    yield* fs.writeFileString(path.join(directory, OWNER_FILE), ownerRecord, { mode: 0o600 }).pipe(
-      Effect.mapError((cause) => new TempFilesError({ operation: "write", path: path.join(directory, OWNER_FILE), cause }))
+        )
     )
     // In the background, and not tied to this directory's scope: a short-lived machine must not cut it short.
     yield* Effect.forkDaemon(reapStale(baseDir, prefix))

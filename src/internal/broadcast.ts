@@ -33,36 +33,45 @@ export interface Broadcast<A> {
   readonly stream: Stream.Stream<A>
 }
 
-/** Makes a broadcast; the scope shuts it down. */
+/**
+ * Makes a broadcast; the scope shuts it down. The `PubSub` is made on the
+ * first subscription: a bounded one allocates its whole capacity, and most
+ * sessions have no subscriber for most of their broadcasts (publishing with
+ * none drops the value either way).
+ */
 export const make = <A>(capacity: number): Effect.Effect<Broadcast<A>, never, Scope.Scope> =>
-  Effect.map(Effect.acquireRelease(PubSub.sliding<Take.Take<A>>(capacity), PubSub.shutdown), (hub) => {
+  Effect.gen(function*() {
+    let hub: PubSub.PubSub<Take.Take<A>> | undefined
     let ended = false
+    yield* Effect.addFinalizer(() => hub === undefined ? Effect.void : PubSub.shutdown(hub))
     // Checked after subscribing: a subscriber that came after the end has no end marker to wait for.
-    const subscribe = Effect.map(PubSub.subscribe(hub), (queue): Subscription<A> => {
-      if (ended) return { take: Effect.succeedNone, stream: Stream.empty }
-      let done = false
-      return {
-        take: Effect.suspend(() =>
-          done ? Effect.succeedNone : Effect.map(Queue.take(queue), (take) =>
-            Take.match(take, {
-              onEnd: () => {
-                done = true
-                return Option.none<A>()
-              },
-              // Nothing publishes failures.
-              onFailure: () => Option.none<A>(),
-              onSuccess: Chunk.head
-            }))
-        ),
-        stream: Stream.flattenTake(Stream.fromQueue(queue))
-      }
-    })
+    const subscribe = Effect.suspend(() => PubSub.subscribe(hub ??= Effect.runSync(PubSub.sliding<Take.Take<A>>(capacity)))).pipe(
+      Effect.map((queue): Subscription<A> => {
+        if (ended) return { take: Effect.succeedNone, stream: Stream.empty }
+        let done = false
+        return {
+          take: Effect.suspend(() =>
+            done ? Effect.succeedNone : Effect.map(Queue.take(queue), (take) =>
+              Take.match(take, {
+                onEnd: () => {
+                  done = true
+                  return Option.none<A>()
+                },
+                // Nothing publishes failures.
+                onFailure: () => Option.none<A>(),
+                onSuccess: Chunk.head
+              }))
+          ),
+          stream: Stream.flattenTake(Stream.fromQueue(queue))
+        }
+      })
+    )
     return {
-      publish: (value) => void hub.unsafeOffer(Take.of(value)),
+      publish: (value) => void hub?.unsafeOffer(Take.of(value)),
       end: () => {
         if (ended) return
         ended = true
-        hub.unsafeOffer(Take.end)
+        hub?.unsafeOffer(Take.end)
       },
       subscribe,
       stream: Stream.unwrapScoped(Effect.map(subscribe, (s) => s.stream))

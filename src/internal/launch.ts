@@ -49,6 +49,7 @@ const MAX_LOG = 16 * 1024 * 1024
 const SETPRIV = "/usr/bin/setpriv"
 
 let machineCounter = 0
+let setprivPresent: boolean | undefined
 
 /** Errors a launch can end in. */
 export type LaunchError = VMLaunchFailure | SocketPathTooLong
@@ -177,8 +178,10 @@ const steps = (
     const { addFdNumbers, console, consoleLog, extraFds, logDir, logFile, logPath, monitor, temp } = yield* setup
 
     const wrapper = [...(config.wrapper ?? [])]
-    if (config.dieWithParent !== false && (yield* fs.exists(SETPRIV).pipe(Effect.orElseSucceed(() => false)))) {
-      wrapper.unshift(SETPRIV, "--pdeathsig", "KILL", "--")
+    if (config.dieWithParent !== false) {
+      // Looked up once per process: it does not come and go.
+      setprivPresent ??= yield* fs.exists(SETPRIV).pipe(Effect.orElseSucceed(() => false))
+      if (setprivPresent) wrapper.unshift(SETPRIV, "--pdeathsig", "KILL", "--")
     }
     const command = buildCommand(config, { monitor: monitor?.endpoint, console: console?.endpoint, addFdNumbers }, wrapper)
     attempt.argv = command
@@ -198,7 +201,7 @@ const steps = (
       Effect.withSpan("launch.spawn")
     )
     yield* Effect.annotateCurrentSpan("qemu.pid", child.pid)
-    return yield* connect(config, name, child, { command, logDir, logPath, monitor, console, consoleLog, temp }, inScope, fs).pipe(
+    return yield* connect(config, name, child, { command, logDir, logPath, logFile, monitor, console, consoleLog, temp }, inScope, fs).pipe(
       // The session's and the console's own fibers inherit these.
       Effect.annotateLogs({ pid: child.pid })
     )
@@ -213,6 +216,7 @@ const connect = (
     readonly command: ReadonlyArray<string>
     readonly logDir: string
     readonly logPath: string
+    readonly logFile: FileSystem.File
     readonly monitor: Channels.Channel | undefined
     readonly console: Channels.Channel | undefined
     readonly consoleLog: FileSystem.File | undefined
@@ -222,7 +226,7 @@ const connect = (
   fs: FileSystem.FileSystem
 ): Effect.Effect<Started, VMLaunchFailure, FileSystem.FileSystem> =>
   Effect.gen(function*() {
-    const { command, console, consoleLog, logDir, logPath, monitor, temp } = prepared
+    const { command, console, consoleLog, logDir, logFile, logPath, monitor, temp } = prepared
 
     /** Turns a failure after spawn into a `VMLaunchFailure` with QEMU's status and output. */
     const afterSpawn = (cause: unknown) =>
@@ -291,6 +295,11 @@ const connect = (
       tempDir: temp.directory,
       logDir,
       logPath,
-      readLog: Files.readTail(logPath, MAX_LOG).pipe(Effect.provideService(FileSystem.FileSystem, fs))
+      // Most machines write nothing to it: a stat of the open file spares opening and reading it.
+      readLog: Effect.flatMap(logFile.stat, (info) =>
+        info.size === FileSystem.Size(0) ? Effect.succeed("") : Files.readTail(logPath, MAX_LOG)).pipe(
+          Effect.orElseSucceed(() => ""),
+          Effect.provideService(FileSystem.FileSystem, fs)
+        )
     }
   })

@@ -11,7 +11,6 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
-import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -31,6 +30,7 @@ import {
   isErrorReply,
   type Reply
 } from "../QmpProtocol.js"
+import * as Broadcast from "./broadcast.js"
 import * as FdPassing from "./fdPassing.js"
 import { encodeCommand, FrameDecoder } from "./framing.js"
 import * as QmpEvents from "./qmpEvents.js"
@@ -90,7 +90,7 @@ export const make = (
   Effect.gen(function*() {
     const decoder = new FrameDecoder(options.maxMessageBytes)
     const events = yield* QmpEvents.make({ historySize: options.historySize, bufferSize: options.bufferSize })
-    const errorHub = yield* Effect.acquireRelease(PubSub.sliding<QMPProtocolError>(1024), PubSub.shutdown)
+    const errors = yield* Broadcast.make<QMPProtocolError>(1024)
     const greetingReceived = yield* Deferred.make<Greeting, QMPGreetingError>()
     const disconnected = yield* Deferred.make<QMPDisconnected>()
     const pending = new Map<number, { readonly command: string; readonly deferred: Deferred.Deferred<Reply, QMPDisconnected> }>()
@@ -110,7 +110,7 @@ export const make = (
       if (!warnings.unsafeOffer(text)) droppedWarnings++
     }
     const reportError = (error: QMPProtocolError) => {
-      errorHub.unsafeOffer(error)
+      errors.publish(error)
       warn(`QMP ${transport.label}: ${error.message}`)
     }
     const failGreeting = (reason: "Malformed" | "Closed", detail: string, cause?: unknown) =>
@@ -134,6 +134,7 @@ export const make = (
       pending.clear()
       unanswered.length = 0
       events.end(error)
+      errors.end()
       Deferred.unsafeDone(disconnected, Exit.succeed(error))
       failGreeting("Closed", error.message, error)
     }
@@ -334,7 +335,7 @@ export const make = (
       withFds: (fds) => ({ send: (command, args, sendOptions) => exchange(command, args, sendOptions, writeWithFds(fds)) }),
       sendFd: (fd) => Effect.suspend(() => ended !== undefined ? Effect.fail(ended) : writeWithFds([fd])(" ")),
       events,
-      protocolErrors: Stream.fromPubSub(errorHub),
+      protocolErrors: errors.stream,
       isConnected: Effect.sync(() => ended === undefined),
       awaitDisconnect: Deferred.await(disconnected),
       close: Effect.suspend(() =>
