@@ -20,7 +20,7 @@ import * as Mailbox from "effect/Mailbox"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Duplex } from "node:stream"
-import { ConsoleClosed, ConsoleTimeout, TempFilesError } from "./Errors.js"
+import { ConsoleClosed, ConsoleFailure, ConsoleTimeout, TempFilesError } from "./Errors.js"
 import * as Files from "./internal/files.js"
 import { withNodeDefaults } from "./internal/platform.js"
 import { TextBuffer } from "./internal/textBuffer.js"
@@ -56,7 +56,15 @@ export interface ConsoleMatch {
 /** Options of a wait. */
 export interface WaitOptions {
   readonly timeout?: Duration.DurationInput | undefined
+  /**
+   * Patterns that end the wait at once with `ConsoleFailure` when they show
+   * before the pattern waited for (`Kernel panic`, `Login incorrect`).
+   */
+  readonly failOn?: ReadonlyArray<string | RegExp> | undefined
 }
+
+/** Errors a console wait can end in. */
+export type WaitError = ConsoleTimeout | ConsoleClosed | ConsoleFailure
 
 /** A guest serial console. */
 export interface ConsoleSocketService {
@@ -70,22 +78,24 @@ export interface ConsoleSocketService {
   readonly waitFor: (
     pattern: string | RegExp,
     options?: WaitOptions
-  ) => Effect.Effect<ConsoleMatch, ConsoleTimeout | ConsoleClosed>
+  ) => Effect.Effect<ConsoleMatch, WaitError>
   /** Sends `input` followed by `enter` (default `"\r"`), then waits for `pattern`. */
   readonly execAndWait: (
     input: string,
     pattern: string | RegExp,
     options?: WaitOptions & { readonly enter?: string | undefined }
-  ) => Effect.Effect<ConsoleMatch, ConsoleTimeout | ConsoleClosed>
+  ) => Effect.Effect<ConsoleMatch, WaitError>
   /** Sends Enter every `interval` (default 1 s) until `pattern` shows. */
   readonly interruptUntil: (
     pattern: string | RegExp,
     options?: WaitOptions & { readonly interval?: Duration.DurationInput | undefined; readonly enter?: string | undefined }
-  ) => Effect.Effect<ConsoleMatch, ConsoleTimeout | ConsoleClosed>
+  ) => Effect.Effect<ConsoleMatch, WaitError>
   /** The most recent output, consumed or not: about `bufferSize` characters (at most 8 KiB more). */
   readonly recent: Effect.Effect<string>
   /** Output not yet consumed by a wait, bounded like `recent`. */
   readonly unconsumed: Effect.Effect<string>
+  /** Consumes (and returns) all output not yet consumed: what came before is stale for the next wait. */
+  readonly drain: Effect.Effect<string>
   /** Bytes received so far. */
   readonly bytesReceived: Effect.Effect<number>
   /** True until closed. */
@@ -164,9 +174,10 @@ export const fromTransport = (
     const waitFor = (
       pattern: string | RegExp,
       waitOptions?: WaitOptions
-    ): Effect.Effect<ConsoleMatch, ConsoleTimeout | ConsoleClosed> => {
+    ): Effect.Effect<ConsoleMatch, WaitError> => {
       const timeout = Duration.decode(waitOptions?.timeout ?? defaultTimeout)
       const overlap = typeof pattern === "string" ? pattern.length - 1 : Infinity
+      const failOn = waitOptions?.failOn ?? []
       return Effect.scoped(Effect.gen(function*() {
         const chunks = yield* hub.subscribe
         let searched = 0
@@ -175,6 +186,20 @@ export const fromTransport = (
           const text = unconsumed.toString()
           const shift = unconsumed.dropped - droppedBefore
           const found = search(text, pattern, Math.max(0, searched - shift - overlap))
+          // A fail-fast pattern counts only before what was waited for.
+          const failed = failOn
+            .map((bad) => ({ bad, hit: search(text, bad, 0) }))
+            .find(({ hit }) => hit !== undefined && (found === undefined || hit.index < found.index))
+          if (failed !== undefined) {
+            const end = failed.hit!.index + failed.hit!.match.length
+            unconsumed.dropFront(end)
+            return yield* new ConsoleFailure({
+              pattern: describe(pattern),
+              failedOn: describe(failed.bad),
+              match: failed.hit!.match,
+              tail: text.slice(Math.max(0, end - 512), end)
+            })
+          }
           if (found !== undefined) {
             unconsumed.dropFront(found.index + found.match.length)
             return { match: found.match, before: text.slice(0, found.index), groups: found.groups }
@@ -228,6 +253,11 @@ export const fromTransport = (
       },
       recent: Effect.sync(() => recent.toString()),
       unconsumed: Effect.sync(() => unconsumed.toString()),
+      drain: Effect.sync(() => {
+        const text = unconsumed.toString()
+        unconsumed.dropFront(text.length)
+        return text
+      }),
       bytesReceived: Effect.sync(() => bytes),
       isOpen: Effect.sync(() => !closed),
       close: Effect.zipRight(transport.close, Effect.sync(markClosed))

@@ -212,6 +212,26 @@ export class ConsoleTimeout extends Schema.TaggedError<ConsoleTimeout>()("Consol
   }
 }
 
+/**
+ * A console wait met one of its fail-fast patterns (`failOn`: a kernel
+ * panic, "Login incorrect") before what it waited for. `tail` is the end of
+ * the output, the match included.
+ */
+export class ConsoleFailure extends Schema.TaggedError<ConsoleFailure>()("ConsoleFailure", {
+  /** The pattern waited for. */
+  pattern: Schema.String,
+  /** The fail-fast pattern that matched, and the text it matched. */
+  failedOn: Schema.String,
+  match: Schema.String,
+  tail: Schema.String
+}) {
+  override get message(): string {
+    return `console showed ${JSON.stringify(this.match)} (${this.failedOn}) while waiting for ${this.pattern}; last output: ${
+      JSON.stringify(this.tail)
+    }`
+  }
+}
+
 /** The console is closed (shut down, or the guest's socket went away). */
 export class ConsoleClosed extends Schema.TaggedError<ConsoleClosed>()("ConsoleClosed", {
   operation: Schema.String,
@@ -220,6 +240,48 @@ export class ConsoleClosed extends Schema.TaggedError<ConsoleClosed>()("ConsoleC
 }) {
   override get message(): string {
     return `console closed during ${this.operation}: ${this.detail}`
+  }
+}
+
+/** A shell command (`ShellSession.succeed`) exited non-zero. */
+export class ShellCommandFailed extends Schema.TaggedError<ShellCommandFailed>()("ShellCommandFailed", {
+  command: Schema.String,
+  exitCode: Schema.Number,
+  /** What it wrote (stdout and stderr together). */
+  output: Schema.String
+}) {
+  override get message(): string {
+    return `${JSON.stringify(this.command)} exited with ${this.exitCode}: ${JSON.stringify(this.output.slice(-512))}`
+  }
+}
+
+/** A shell command was interrupted (Ctrl-C, `ShellSession.interrupt`) before it finished. */
+export class ShellInterrupted extends Schema.TaggedError<ShellInterrupted>()("ShellInterrupted", {
+  command: Schema.String
+}) {
+  override get message(): string {
+    return `${JSON.stringify(this.command)} was interrupted`
+  }
+}
+
+/**
+ * A guest agent (qemu-ga) request failed.
+ *
+ * - `Timeout`: no answer in time (the next request re-synchronises first).
+ * - `Command`: the agent answered with an error (`errorClass`, `detail`).
+ * - `Disconnected`: the channel closed (QEMU exited, or the agent was never wired).
+ * - `Protocol`: the agent sent what is not its protocol.
+ * - `Encode`: the arguments cannot be sent (see `QMPEncodeError`).
+ * - `Exec`: a process started with `exec` could not be followed to its end.
+ */
+export class GuestAgentError extends Schema.TaggedError<GuestAgentError>()("GuestAgentError", {
+  reason: Schema.Literal("Timeout", "Command", "Disconnected", "Protocol", "Encode", "Exec"),
+  command: Schema.String,
+  detail: Schema.String,
+  errorClass: Schema.optional(Schema.String)
+}) {
+  override get message(): string {
+    return `guest agent ${this.command}: ${this.errorClass !== undefined ? `${this.errorClass}: ` : ""}${this.detail}`
   }
 }
 

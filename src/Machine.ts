@@ -25,6 +25,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import type * as ConsoleSocket from "./ConsoleSocket.js"
+import type * as GuestAgent from "./GuestAgent.js"
 import {
   type AbnormalShutdown,
   MachineStateError,
@@ -78,6 +79,8 @@ export interface MachineService {
   readonly qmp: Effect.Effect<QmpClient.QmpClientService, MachineStateError>
   /** The serial console (fails if no console was configured). */
   readonly console: Effect.Effect<ConsoleSocket.ConsoleSocketService, MachineStateError>
+  /** The guest agent (fails unless `guestAgent` was configured). */
+  readonly guestAgent: Effect.Effect<GuestAgent.GuestAgentService, MachineStateError>
   /**
    * `command()` of the Python `QEMUMachine`: the `return` value or
    * `QMPCommandError`. Commands of the generated QAPI schema are typed (see
@@ -164,6 +167,10 @@ const running = (started: Launch.Started, lifecycle: Lifecycle.Lifecycle): Machi
     qmp,
     console: Option.match(started.console, {
       onNone: () => stateError("console", "the machine was launched without a console"),
+      onSome: Effect.succeed
+    }),
+    guestAgent: Option.match(started.guestAgent, {
+      onNone: () => stateError("guestAgent", "the machine was launched without a guest agent channel"),
       onSome: Effect.succeed
     }),
     // One implementation behind both overloads: typed names differ only in their static types.

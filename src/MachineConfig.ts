@@ -32,6 +32,24 @@ export interface ConsoleConfig {
 }
 
 /**
+ * A channel to the QEMU guest agent (qemu-ga) in the guest, always a socket
+ * pair. The guest must run the agent on the matching device.
+ */
+export interface GuestAgentConfig {
+  /**
+   * `"virtio-serial"` (default): a virtio serial port named
+   * `org.qemu.guest_agent.0`, where distribution packages of qemu-ga look.
+   * `"isa-serial"`: an ISA serial port, `/dev/ttyS<index>` in the guest (no
+   * virtio driver needed; run `qemu-ga -p /dev/ttyS1 -m isa-serial`).
+   */
+  readonly device?: "virtio-serial" | "isa-serial" | undefined
+  /** The ISA serial port's index (`ttyS<index>`). Default 1. */
+  readonly index?: number | undefined
+  /** Default timeout of each request, a first sync included. Default 60 s. */
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+/**
  * A descriptor handed to QEMU with `-add-fd` (`add_fd` of QEMU's Python `QEMUMachine`): either an
  * open descriptor of this process, or a path the launch opens (read-only
  * unless `writable`) and closes when the machine ends. QEMU inherits it at a
@@ -93,6 +111,8 @@ export interface MachineConfig {
   readonly monitorNull?: boolean | undefined
   /** A serial console. Default none. */
   readonly console?: ConsoleConfig | undefined
+  /** A guest agent channel (`vm.guestAgent`). Default none. */
+  readonly guestAgent?: GuestAgentConfig | undefined
   /** Descriptors passed with `-add-fd`. */
   readonly addFds?: ReadonlyArray<AddFd> | undefined
   /** Greeting plus negotiation must finish within this. Default 30 s. */
@@ -125,6 +145,8 @@ export interface LaunchRuntime {
   readonly monitor?: ChardevEndpoint | undefined
   /** QEMU listens on a path or address (`server=on,wait=off`; we connect). */
   readonly console?: ChardevEndpoint | undefined
+  /** The guest agent's channel. */
+  readonly guestAgent?: ChardevEndpoint | undefined
   /** The descriptor number QEMU sees for each `addFds` entry, in order (a `path` entry needs one). */
   readonly addFdNumbers?: ReadonlyArray<number> | undefined
 }
@@ -169,6 +191,17 @@ export const buildArgs = (config: MachineConfig, runtime: LaunchRuntime): Readon
       args.push("-chardev", chardevSocket("console", where, true))
       if (console.deviceType === undefined) args.push("-serial", "chardev:console")
       else args.push("-device", `${console.deviceType},chardev=console`)
+    }
+  }
+  const agent = config.guestAgent
+  if (agent !== undefined && runtime.guestAgent !== undefined) {
+    args.push("-chardev", chardevSocket("qga0", runtime.guestAgent, false))
+    if (agent.device === "isa-serial") args.push("-device", `isa-serial,chardev=qga0,index=${agent.index ?? 1}`)
+    else {
+      args.push(
+        "-device", "virtio-serial-pci,id=qga-serial",
+        "-device", "virtserialport,bus=qga-serial.0,chardev=qga0,name=org.qemu.guest_agent.0"
+      )
     }
   }
   const numbers = runtime.addFdNumbers ?? []

@@ -13,6 +13,8 @@
 export * as ConsoleSocket from "./ConsoleSocket.js"
 /** Every error the library reports. */
 export * as Errors from "./Errors.js"
+/** The QEMU guest agent (qemu-ga), typed from its schema. */
+export * as GuestAgent from "./GuestAgent.js"
 /** A launched QEMU, as a scoped resource. */
 export * as Machine from "./Machine.js"
 /** Machine configuration and the pure argv builder. */
@@ -25,5 +27,7 @@ export * as QemuProcess from "./QemuProcess.js"
 export * as QmpClient from "./QmpClient.js"
 /** QMP wire schemas, framing and event matching. */
 export * as QmpProtocol from "./QmpProtocol.js"
+/** A shell on a serial console: commands with exit codes and output, login, interrupt. */
+export * as ShellSession from "./ShellSession.js"
 /** Private temporary directories. */
 export * as TempFiles from "./TempFiles.js"

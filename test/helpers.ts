@@ -7,6 +7,7 @@ import { execFileSync } from "node:child_process"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
+import * as LinuxGuest from "../scripts/linux-guest.js"
 import type { MachineConfig } from "../src/MachineConfig.js"
 
 const qemuVersion = (() => {
@@ -24,6 +25,16 @@ if (qemuVersion === undefined && process.env.CI === "true") {
 
 /** `describe` for tests that need a real QEMU: skipped only outside CI when QEMU is missing. */
 export const describeQemu = describe.skipIf(qemuVersion === undefined)
+
+/** The Linux test guest (`npm run guest:linux` builds it), if built. */
+export const linuxGuest = LinuxGuest.cached()
+
+if (linuxGuest === undefined && process.env.CI === "true") {
+  throw new Error("the Linux test guest is not built, and CI=true: run npm run guest:linux")
+}
+
+/** `describe` for tests that boot the Linux guest: skipped only outside CI when it is not built. */
+export const describeLinux = describe.skipIf(qemuVersion === undefined || linuxGuest === undefined)
 
 /**
  * A fresh directory for one test's temp dirs, so leaks can be counted; removed

@@ -139,6 +139,9 @@ export const monitor = (
     }
   })
 
+/** The guest agent's channel: a socket pair. */
+export const guestAgent = (context: ChannelContext): Channel => socketPair(context, `${context.name} guest agent`)
+
 /** The serial console's channel. */
 export const console = (
   context: ChannelContext,

@@ -14,6 +14,7 @@ import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as ConsoleSocket from "../ConsoleSocket.js"
+import * as GuestAgent from "../GuestAgent.js"
 import { QMPSchemaDrift, type SocketPathTooLong, VMLaunchFailure } from "../Errors.js"
 import { buildCommand, DEFAULT_BINARY, FIRST_EXTRA_FD, type MachineConfig } from "../MachineConfig.js"
 import * as QemuProcess from "../QemuProcess.js"
@@ -31,6 +32,7 @@ export interface Started {
   readonly child: QemuProcess.ChildHandle
   readonly qmp: Option.Option<QmpClient.QmpClientService>
   readonly console: Option.Option<ConsoleSocket.ConsoleSocketService>
+  readonly guestAgent: Option.Option<GuestAgent.GuestAgentService>
   readonly tempDir: string
   readonly logDir: string
   readonly logPath: string
@@ -163,6 +165,7 @@ const steps = (
         ? undefined
         : yield* channel(Channels.monitor(context, config.monitor ?? { _tag: "SocketPair" }))
       const console = config.console === undefined ? undefined : yield* channel(Channels.console(context, config.console))
+      const guestAgent = config.guestAgent === undefined ? undefined : Channels.guestAgent(context)
 
       // -add-fd descriptors, inherited at the next free numbers. Paths are opened here and closed with the machine.
       const addFdNumbers: Array<number> = []
@@ -173,9 +176,9 @@ const steps = (
         )
         addFdNumbers.push(FIRST_EXTRA_FD + extraFds.push(fd) - 1)
       }
-      return { temp, logDir, logPath, logFile, consoleLog, extraFds, monitor, console, addFdNumbers }
+      return { temp, logDir, logPath, logFile, consoleLog, extraFds, monitor, console, guestAgent, addFdNumbers }
     }).pipe(Effect.withSpan("launch.setup"))
-    const { addFdNumbers, console, consoleLog, extraFds, logDir, logFile, logPath, monitor, temp } = yield* setup
+    const { addFdNumbers, console, consoleLog, extraFds, guestAgent, logDir, logFile, logPath, monitor, temp } = yield* setup
 
     const wrapper = [...(config.wrapper ?? [])]
     if (config.dieWithParent !== false) {
@@ -183,7 +186,11 @@ const steps = (
       setprivPresent ??= yield* fs.exists(SETPRIV).pipe(Effect.orElseSucceed(() => false))
       if (setprivPresent) wrapper.unshift(SETPRIV, "--pdeathsig", "KILL", "--")
     }
-    const command = buildCommand(config, { monitor: monitor?.endpoint, console: console?.endpoint, addFdNumbers }, wrapper)
+    const command = buildCommand(
+      config,
+      { monitor: monitor?.endpoint, console: console?.endpoint, guestAgent: guestAgent?.endpoint, addFdNumbers },
+      wrapper
+    )
     attempt.argv = command
     yield* Effect.logDebug(`launch command: ${formatCommand(command)}`)
 
@@ -201,7 +208,17 @@ const steps = (
       Effect.withSpan("launch.spawn")
     )
     yield* Effect.annotateCurrentSpan("qemu.pid", child.pid)
-    return yield* connect(config, name, child, { command, logDir, logPath, logFile, monitor, console, consoleLog, temp }, inScope, fs).pipe(
+    return yield* connect(config, name, child, {
+      command,
+      logDir,
+      logPath,
+      logFile,
+      monitor,
+      console,
+      consoleLog,
+      guestAgent,
+      temp
+    }, inScope, fs).pipe(
       // The session's and the console's own fibers inherit these.
       Effect.annotateLogs({ pid: child.pid })
     )
@@ -220,13 +237,14 @@ const connect = (
     readonly monitor: Channels.Channel | undefined
     readonly console: Channels.Channel | undefined
     readonly consoleLog: FileSystem.File | undefined
+    readonly guestAgent: Channels.Channel | undefined
     readonly temp: TempFiles.TempFilesService
   },
   inScope: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, Exclude<R, Scope.Scope>>,
   fs: FileSystem.FileSystem
 ): Effect.Effect<Started, VMLaunchFailure, FileSystem.FileSystem> =>
   Effect.gen(function*() {
-    const { command, console, consoleLog, logDir, logFile, logPath, monitor, temp } = prepared
+    const { command, console, consoleLog, guestAgent, logDir, logFile, logPath, monitor, temp } = prepared
 
     /** Turns a failure after spawn into a `VMLaunchFailure` with QEMU's status and output. */
     const afterSpawn = (cause: unknown) =>
@@ -286,12 +304,21 @@ const connect = (
       ),
       "launch.console"
     )
+    // The agent needs no handshake here: it may start long after the launch, and its first request syncs.
+    const agent = guestAgent === undefined ? Option.none<GuestAgent.GuestAgentService>() : yield* orExit(
+      guestAgent.open(child, launchTimeout).pipe(
+        Effect.flatMap((transport) => GuestAgent.fromTransport(transport, { timeout: config.guestAgent?.timeout })),
+        Effect.asSome
+      ),
+      "launch.guestAgent"
+    )
     return {
       name,
       command,
       child,
       qmp,
       console: consoleSocket,
+      guestAgent: agent,
       tempDir: temp.directory,
       logDir,
       logPath,

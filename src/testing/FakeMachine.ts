@@ -31,12 +31,15 @@ import { Duplex, PassThrough } from "node:stream"
 import * as Machine from "../Machine.js"
 import type { MachineConfig } from "../MachineConfig.js"
 import * as QemuProcess from "../QemuProcess.js"
+import * as FakeGuestAgent from "./FakeGuestAgent.js"
 import * as FakeQmp from "./FakeQmp.js"
 
 /** How the fake QEMU behaves besides its monitor. */
 export interface FakeMachineScript<C = {}> extends FakeQmp.FakeQmpScript<C> {
   /** What a `quit` does: exit with this code once replied (default 0), or `"ignore"` (reply, keep running). */
   readonly onQuit?: { readonly exitCode: number } | "ignore" | undefined
+  /** The guest agent behind a `guestAgent` channel; without it the channel is silent (no agent running). */
+  readonly guestAgent?: FakeGuestAgent.FakeGuestAgentScript | undefined
 }
 
 /** Control over the fake QEMU behind a `FakeMachine.layer`. */
@@ -51,6 +54,8 @@ export interface FakeMachineService {
   readonly exit: (status: QemuProcess.ExitStatus) => Effect.Effect<void>
   /** Signals the fake QEMU received, in order. */
   readonly signals: Effect.Effect<ReadonlyArray<NodeJS.Signals>>
+  /** The fake guest agent, when the script has one. */
+  readonly guestAgent: Option.Option<FakeGuestAgent.FakeGuestAgentService>
 }
 
 /** The fake QEMU's control service. */
@@ -83,6 +88,7 @@ const makeFake = <C>(script: FakeMachineScript<C>) =>
     // The script's own handlers win, quit included.
     const commands: Readonly<Record<string, FakeQmp.CommandHandler>> = { quit, ...script.commands }
     const qmp = yield* FakeQmp.make({ ...script, commands })
+    const agent = script.guestAgent === undefined ? undefined : yield* FakeGuestAgent.make(script.guestAgent)
     const guestOut = new PassThrough()
     const guestIn = new PassThrough()
     const signals: Array<NodeJS.Signals> = []
@@ -91,12 +97,26 @@ const makeFake = <C>(script: FakeMachineScript<C>) =>
       Effect.gen(function*() {
         const monitorSlot = slotOf(options.command, "mon")
         const consoleSlot = slotOf(options.command, "console")
-        const monitor = monitorSlot === undefined ? undefined : yield* Effect.async<Net.Socket>((resume) => {
-          const socket = Net.createConnection({ path: qmp.path }, () => resume(Effect.succeed(socket)))
-          socket.on("error", () => {})
-        })
+        const agentSlot = slotOf(options.command, "qga0")
+        const connectTo = (path: string) =>
+          Effect.async<Net.Socket>((resume) => {
+            const socket = Net.createConnection({ path }, () => resume(Effect.succeed(socket)))
+            socket.on("error", () => {})
+          })
+        const monitor = monitorSlot === undefined ? undefined : yield* connectTo(qmp.path)
+        const agentStream = agentSlot === undefined
+          ? undefined
+          : agent === undefined
+          ? new Duplex({ read: () => {}, write: (_chunk, _encoding, done) => done() })
+          : yield* connectTo(agent.path)
         const streams = (options.extraFds ?? []).map((_, slot) =>
-          slot === monitorSlot ? monitor : slot === consoleSlot ? Duplex.from({ readable: guestOut, writable: guestIn }) : undefined
+          slot === monitorSlot
+            ? monitor
+            : slot === consoleSlot
+            ? Duplex.from({ readable: guestOut, writable: guestIn })
+            : slot === agentSlot
+            ? agentStream
+            : undefined
         )
         // A process that ends closes its end of the monitor (after what it wrote), and of the console.
         yield* Effect.forkDaemon(Effect.zipRight(Deferred.await(exited), Effect.zipRight(qmp.disconnect, Effect.sync(() => guestOut.end()))))
@@ -134,7 +154,8 @@ const makeFake = <C>(script: FakeMachineScript<C>) =>
       guestWrite: (data) => Effect.sync(() => void guestOut.write(data)),
       guestInput: Stream.fromAsyncIterable(guestIn, () => undefined as never),
       exit,
-      signals: Effect.sync(() => signals.slice())
+      signals: Effect.sync(() => signals.slice()),
+      guestAgent: Option.fromNullable(agent)
     }
     return { spawner: { spawn } satisfies QemuProcess.QemuProcessService, control }
   })
