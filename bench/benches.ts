@@ -4,6 +4,7 @@
  * Nothing here asserts a time; the targets are printed for the reader.
  */
 import { Duration, Effect } from "effect"
+import { guest } from "./guest.js"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
@@ -373,5 +374,6 @@ export const all: Record<string, (options: BenchOptions) => Effect.Effect<void, 
   "launch": launch,
   "events": events,
   "console": consoleFlood,
-  "fleet": fleet
+  "fleet": fleet,
+  "guest": guest
 }

@@ -51,6 +51,8 @@ const INIT = `#!/bin/busybox sh
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+# With no serial console the kernel starts init with fds 0-2 closed: the agent's port would become fd 0.
+[ -e /proc/self/fd/0 ] || exec </dev/null >/dev/null 2>&1
 mkdir -p /dev/pts /tmp /var/run /root && mount -t devpts devpts /dev/pts
 hostname guest
 for word in $(cat /proc/cmdline); do
@@ -77,6 +79,8 @@ if [ "$SHELL_MODE" = login ]; then
 fi
 export HOME=/root PS1='# '
 cd /root
+# init must not exit: with no console there is no shell to run, only the agent.
+[ -t 0 ] || while :; do sleep 3600; done
 exec setsid cttyhack sh
 `
 

@@ -272,10 +272,9 @@ export class ShellInterrupted extends Schema.TaggedError<ShellInterrupted>()("Sh
  * - `Disconnected`: the channel closed (QEMU exited, or the agent was never wired).
  * - `Protocol`: the agent sent what is not its protocol.
  * - `Encode`: the arguments cannot be sent (see `QMPEncodeError`).
- * - `Exec`: a process started with `exec` could not be followed to its end.
  */
 export class GuestAgentError extends Schema.TaggedError<GuestAgentError>()("GuestAgentError", {
-  reason: Schema.Literal("Timeout", "Command", "Disconnected", "Protocol", "Encode", "Exec"),
+  reason: Schema.Literal("Timeout", "Command", "Disconnected", "Protocol", "Encode"),
   command: Schema.String,
   detail: Schema.String,
   errorClass: Schema.optional(Schema.String)
