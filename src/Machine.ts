@@ -40,6 +40,7 @@ import type * as QemuProcess from "./QemuProcess.js"
 import type * as Qapi from "./Qapi.js"
 import type * as QmpClient from "./QmpClient.js"
 import { type Arguments, convertKeys, type Reply } from "./QmpProtocol.js"
+import * as UserNetwork from "./UserNetwork.js"
 
 /** Options of `shutdown`. */
 export interface ShutdownOptions {
@@ -120,6 +121,14 @@ export interface MachineService {
    * interrupted, leaving the machine running.
    */
   readonly wait: (timeout?: Duration.DurationInput) => Effect.Effect<void, AbnormalShutdown>
+  /**
+   * The host port forwarded to `guestPort` (see `MachineConfig.userNetwork`),
+   * read from HMP `info usernet`: QEMU listens there, whatever the guest does.
+   */
+  readonly forwardedPort: (
+    guestPort: number,
+    options?: { readonly protocol?: "tcp" | "udp" | undefined }
+  ) => Effect.Effect<number, MachineCommandError | UserNetwork.PortForwardNotFound>
 }
 
 /** A launched machine, as a service (see `layer`). */
@@ -191,7 +200,8 @@ const running = (started: Launch.Started, lifecycle: Lifecycle.Lifecycle): Machi
     log: lifecycle.log,
     shutdown: lifecycle.shutdown,
     kill: lifecycle.kill,
-    wait: lifecycle.wait
+    wait: lifecycle.wait,
+    forwardedPort: (guestPort, options) => Effect.flatMap(qmp, (client) => UserNetwork.forwardedPort(client, guestPort, options))
   }
 }
 

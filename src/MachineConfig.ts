@@ -7,6 +7,7 @@
  */
 import type * as Duration from "effect/Duration"
 import type { QmpClientOptions } from "./QmpClient.js"
+import { nicOption, type UserNetworkConfig } from "./UserNetwork.js"
 
 /** How QEMU's QMP monitor is reached. */
 export type MonitorTransport =
@@ -115,6 +116,13 @@ export interface MachineConfig {
   readonly guestAgent?: GuestAgentConfig | undefined
   /** Descriptors passed with `-add-fd`. */
   readonly addFds?: ReadonlyArray<AddFd> | undefined
+  /**
+   * A user-mode network card with host port forwards (`-nic user,hostfwd=...`,
+   * loopback only unless a forward says otherwise); `vm.forwardedPort` reads
+   * the host port a forward got. Default none (add `-nic none` to `args` for
+   * no network at all).
+   */
+  readonly userNetwork?: UserNetworkConfig | undefined
   /** Greeting plus negotiation must finish within this. Default 30 s. */
   readonly launchTimeout?: Duration.DurationInput | undefined
   /** Soft shutdown timeout when the scope closes. Default 30 s. */
@@ -204,6 +212,7 @@ export const buildArgs = (config: MachineConfig, runtime: LaunchRuntime): Readon
       )
     }
   }
+  if (config.userNetwork !== undefined) args.push("-nic", nicOption(config.userNetwork))
   const numbers = runtime.addFdNumbers ?? []
   ;(config.addFds ?? []).forEach((entry, i) => {
     // A path is opened only at launch, which supplies its number; without one it shows as `fd=?`.

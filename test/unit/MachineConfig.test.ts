@@ -3,6 +3,7 @@ import { Effect } from "effect"
 import { redactArgv } from "../../src/internal/redact.js"
 import { buildArgs, buildCommand } from "../../src/MachineConfig.js"
 import { checkSocketPath, MAX_SOCKET_PATH_BYTES } from "../../src/TempFiles.js"
+import * as UserNetwork from "../../src/UserNetwork.js"
 
 const fdMonitor = { monitor: { _tag: "Fd", fd: 3 } } as const
 
@@ -133,6 +134,41 @@ describe("redactArgv", () => {
       "-spice", "port=5900,password=<redacted>",
       "-fw_cfg", "name=opt/x,string=data=not-a-secret",
       "-object", "secret,id=s2,file=/run/key,,with,,commas"
+    ])
+  })
+})
+
+describe("userNetwork", () => {
+  it("builds one -nic user with the forwards, loopback unless asked", () => {
+    const args = buildArgs({
+      userNetwork: {
+        forwards: [
+          { guestPort: 22 },
+          { guestPort: 8080, hostPort: 18080, hostAddress: "0.0.0.0", guestAddress: "10.0.2.20" },
+          { guestPort: 53, protocol: "udp" }
+        ],
+        opts: "restrict=on"
+      }
+    }, {})
+    const nic = args.indexOf("-nic")
+    expect(args[nic + 1]).toBe(
+      "user,hostfwd=tcp:127.0.0.1:0-:22,hostfwd=tcp:0.0.0.0:18080-10.0.2.20:8080,hostfwd=udp:127.0.0.1:0-:53,restrict=on"
+    )
+    expect(args.filter((a) => a === "-nic")).toHaveLength(1)
+  })
+
+  it("parses the host forwards out of info usernet", () => {
+    const text = [
+      "Hub -1 (#net000):",
+      "  Protocol[State]    FD  Source Address  Port   Dest. Address  Port RecvQ SendQ",
+      "  TCP[HOST_FORWARD]  13       127.0.0.1 37311       10.0.2.15    22     0     0",
+      "  UDP[HOST_FORWARD]  14         0.0.0.0 41000       10.0.2.15    53     0     0",
+      "  TCP[ESTABLISHED]   15       10.0.2.15 51234   93.184.216.34    80     0     0",
+      ""
+    ].join("\r\n")
+    expect(UserNetwork.parseUsernet(text)).toEqual([
+      { protocol: "tcp", hostAddress: "127.0.0.1", hostPort: 37311, guestAddress: "10.0.2.15", guestPort: 22 },
+      { protocol: "udp", hostAddress: "0.0.0.0", hostPort: 41000, guestAddress: "10.0.2.15", guestPort: 53 }
     ])
   })
 })
