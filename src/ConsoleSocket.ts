@@ -26,6 +26,7 @@ import { withNodeDefaults } from "./internal/platform.js"
 import { TextBuffer } from "./internal/textBuffer.js"
 import * as Broadcast from "./internal/broadcast.js"
 import * as Transport from "./internal/transport.js"
+import * as Tracing from "./internal/tracing.js"
 
 /** Options of a console. */
 export interface ConsoleOptions {
@@ -218,7 +219,7 @@ export const fromTransport = (
           onTimeout: () =>
             new ConsoleTimeout({ pattern: describe(pattern), timeoutMillis: Duration.toMillis(timeout), tail: tail() })
         }),
-        Effect.withSpan("ConsoleSocket.waitFor", { attributes: { "console.pattern": describe(pattern), "console.label": label } })
+        Tracing.withSpan("ConsoleSocket.waitFor", { attributes: { "console.pattern": describe(pattern), "console.label": label } })
       )
     }
 

@@ -28,6 +28,7 @@ import { GuestAgentError } from "./Errors.js"
 import { commands as schemaCommands, type GuestAgentInfo, type GuestOSInfo, type QgaCommands } from "./generated/qga.js"
 import * as QgaSession from "./internal/qgaSession.js"
 import * as Transport from "./internal/transport.js"
+import * as Tracing from "./internal/tracing.js"
 
 export type { GuestAgentInfo, GuestOSInfo, QgaCommands } from "./generated/qga.js"
 
@@ -194,7 +195,7 @@ export const fromTransport = (
               detail: `${path} did not end within ${Duration.format(timeoutOf(execOptions))} (it may still run)`
             })
         }),
-        Effect.withSpan("GuestAgent.exec", { attributes: { "qga.path": path } })
+        Tracing.withSpan("GuestAgent.exec", { attributes: { "qga.path": path } })
       )
 
     /** Opens a guest file, and closes it whatever happens to `use`. */
@@ -215,7 +216,7 @@ export const fromTransport = (
             if (chunk.eof || chunk.count === 0) break
           }
           return new Uint8Array(Buffer.concat(chunks))
-        })).pipe(Effect.withSpan("GuestAgent.readFile", { attributes: { "qga.path": path } }))
+        })).pipe(Tracing.withSpan("GuestAgent.readFile", { attributes: { "qga.path": path } }))
 
     const writeFile: GuestAgentService["writeFile"] = (path, data, requestOptions) =>
       withFile(path, "w", (handle) =>
@@ -233,7 +234,7 @@ export const fromTransport = (
             }
           }
           yield* execute("guest-file-flush", { handle }, requestOptions)
-        })).pipe(Effect.withSpan("GuestAgent.writeFile", { attributes: { "qga.path": path } }))
+        })).pipe(Tracing.withSpan("GuestAgent.writeFile", { attributes: { "qga.path": path } }))
 
     const service: GuestAgentService = {
       execute,

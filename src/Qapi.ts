@@ -29,6 +29,7 @@ import { QMPDecodeError, QMPSchemaDrift } from "./Errors.js"
 import * as Generated from "./generated/qapi.js"
 import * as Introspection from "./internal/qapiIntrospection.js"
 import { type Arguments, type Event, type Greeting, isErrorReply, type Reply } from "./QmpProtocol.js"
+import * as Tracing from "./internal/tracing.js"
 
 /** The generated types and Schemas, e.g. `Qapi.Types.QueryStatusResult`. */
 export * as Types from "./generated/qapi.js"
@@ -326,7 +327,7 @@ export const checkSchema = <E extends { readonly message: string }>(
     const drift = new QMPSchemaDrift({ generatedFrom: generatedFrom.version, live, summary })
     if (mode === "fail") return yield* drift
     yield* Effect.logWarning(drift.message)
-  }).pipe(Effect.withSpan("Qapi.checkSchema"))
+  }).pipe(Tracing.withSpan("Qapi.checkSchema"))
 
 /** One line: what was added, removed and changed. */
 export const formatDrift = (report: DriftReport): string => {

@@ -34,6 +34,7 @@ import * as QmpSession from "./internal/qmpSession.js"
 import * as Transport from "./internal/transport.js"
 import * as Qapi from "./Qapi.js"
 import { type Arguments, type Event, type EventFilter, type Greeting, isErrorReply, type Reply } from "./QmpProtocol.js"
+import * as Tracing from "./internal/tracing.js"
 
 /** Options of one command. */
 export interface ExecuteOptions {
@@ -271,7 +272,7 @@ export const fromTransport = (
     const eventWait = (name: string, waitOptions?: EventWaitOptions) => {
       const wait = events.eventsWait([{ name, match: waitOptions?.match }], waitOptions?.timeout)
       return ((waitOptions?.decode ?? decodeByDefault) ? Effect.flatMap(wait, Qapi.decodeEvent) : wait).pipe(
-        Effect.withSpan("QMP eventWait", { attributes: { ...options.spanAttributes, "qmp.event": name } })
+        Tracing.withSpan("QMP eventWait", { attributes: { ...options.spanAttributes, "qmp.event": name } })
       )
     }
 
@@ -298,7 +299,7 @@ export const fromTransport = (
               Effect.map(events.awaitWaiter(waiter, executeOptions?.timeout), (event) => ({ result, event }))
             )
           )
-        }).pipe(Effect.withSpan("QMP executeAndWait", {
+        }).pipe(Tracing.withSpan("QMP executeAndWait", {
           attributes: { ...options.spanAttributes, "qmp.command": command, "qmp.event": wanted.map((f) => f.name).join(" | ") }
         }))
       }) as QmpClientService["executeAndWait"],
@@ -327,7 +328,7 @@ export const fromTransport = (
       eventWait: eventWait as QmpClientService["eventWait"],
       eventsWait: (filters, waitOptions) =>
         events.eventsWait(filters, waitOptions?.timeout).pipe(
-          Effect.withSpan("QMP eventsWait", {
+          Tracing.withSpan("QMP eventsWait", {
             attributes: { ...options.spanAttributes, "qmp.event": filters.map((f) => f.name).join(" | ") }
           })
         ),
@@ -344,7 +345,7 @@ export const fromTransport = (
       yield* Qapi.checkSchema(service, options.schemaCheck)
     }
     return service
-  }).pipe(Effect.withSpan("QmpClient.connect", { attributes: { ...options.spanAttributes, "qmp.transport": transport.label } }))
+  }).pipe(Tracing.withSpan("QmpClient.connect", { attributes: { ...options.spanAttributes, "qmp.transport": transport.label } }))
 
 /** A QMP session over a connected duplex (e.g. the parent's end of a socket pair QEMU inherited). The scope closes it. */
 export const make = (

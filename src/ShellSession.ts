@@ -23,6 +23,7 @@ import * as Stream from "effect/Stream"
 import * as NodeCrypto from "node:crypto"
 import type * as ConsoleSocket from "./ConsoleSocket.js"
 import { ConsoleClosed, ShellCommandFailed, ShellInterrupted } from "./Errors.js"
+import * as Tracing from "./internal/tracing.js"
 
 /** Options of a shell session. */
 export interface ShellOptions {
@@ -111,7 +112,7 @@ export const make = (
         const to = text.search(end)
         const output = from < 0 || to < 0 ? "" : text.slice(text.indexOf("\n", from) + 1, to).replace(/\n$/, "")
         return { exitCode: Number(done.groups[0]), output }
-      }))).pipe(Effect.withSpan("ShellSession.run", { attributes: { "shell.command": command } }))
+      }))).pipe(Tracing.withSpan("ShellSession.run", { attributes: { "shell.command": command } }))
 
     const service: ShellSessionService = {
       run,
@@ -129,7 +130,7 @@ export const make = (
     }
     yield* waitForPrompt
     return service
-  }).pipe(Effect.withSpan("ShellSession.make"))
+  }).pipe(Tracing.withSpan("ShellSession.make"))
 
 /**
  * Logs in at a getty-style prompt (`login:`, then `Password:`), then is a
@@ -152,7 +153,7 @@ export const login = (
     yield* console.write(`${credentials.password}\r`)
     yield* console.waitFor(options.prompt ?? DEFAULT_PROMPT, { timeout, failOn })
     return yield* make(console, options)
-  }).pipe(Effect.withSpan("ShellSession.login", { attributes: { "shell.user": credentials.user } }))
+  }).pipe(Tracing.withSpan("ShellSession.login", { attributes: { "shell.user": credentials.user } }))
 
 /**
  * Collects the console's output from now on (decoded), up to `max`

@@ -20,6 +20,7 @@
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import type * as QmpClient from "./QmpClient.js"
+import * as Tracing from "./internal/tracing.js"
 
 /** One `hostfwd`: connections to the host port reach the guest port. */
 export interface PortForward {
@@ -106,4 +107,4 @@ export const forwardedPort = (
     const found = parseUsernet(usernet).find((f) => f.guestPort === guestPort && f.protocol === protocol)
     if (found === undefined) return yield* new PortForwardNotFound({ guestPort, protocol, usernet })
     return found.hostPort
-  }).pipe(Effect.withSpan("UserNetwork.forwardedPort", { attributes: { "net.guest_port": guestPort } }))
+  }).pipe(Tracing.withSpan("UserNetwork.forwardedPort", { attributes: { "net.guest_port": guestPort } }))

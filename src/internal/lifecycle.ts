@@ -15,6 +15,7 @@ import { AbnormalShutdown } from "../Errors.js"
 import * as QemuProcess from "../QemuProcess.js"
 import type { Started } from "./launch.js"
 import { formatCommand } from "./redact.js"
+import * as Tracing from "./tracing.js"
 
 /** Where the machine is in its life. */
 export type State = "running" | "shutting-down" | "stopped"
@@ -159,7 +160,7 @@ export const make = (
             softThenHard(Duration.decode(options?.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT))
           )
         return Effect.ensuring(work, postShutdown)
-      })).pipe(Effect.withSpan("Machine.shutdown", { attributes: { "qemu.machine": started.name, "qemu.pid": child.pid } }))
+      })).pipe(Tracing.withSpan("Machine.shutdown", { attributes: { "qemu.machine": started.name, "qemu.pid": child.pid } }))
 
     yield* Scope.addFinalizer(
       outer,
@@ -191,7 +192,7 @@ export const make = (
               return shutdown({ timeout: Either.isRight(waited) ? duration : Duration.zero })
             })
           )
-        }).pipe(Effect.withSpan("Machine.wait", { attributes: { "qemu.machine": started.name, "qemu.pid": child.pid } })),
+        }).pipe(Tracing.withSpan("Machine.wait", { attributes: { "qemu.machine": started.name, "qemu.pid": child.pid } })),
       log: Effect.suspend(() => finalLog !== undefined ? Effect.succeed(finalLog) : started.readLog)
     }
   })

@@ -23,6 +23,7 @@ import * as Schema from "effect/Schema"
 import { GuestAgentError } from "../Errors.js"
 import { encodeCommand } from "./framing.js"
 import type * as Transport from "./transport.js"
+import * as Tracing from "./tracing.js"
 
 /** An answer: a result or an error, with the request's id. */
 const Answer = Schema.parseJson(Schema.Union(
@@ -217,7 +218,7 @@ export const make = (transport: Transport.ByteTransport, options: QgaSessionOpti
             })
           }
         }
-      }).pipe(Effect.withSpan("GuestAgent.sync"))
+      }).pipe(Tracing.withSpan("GuestAgent.sync"))
 
     const request = (command: string, args: Record<string, unknown> | undefined, requestOptions: RequestOptions) =>
       oneAtATime.withPermits(1)(Effect.gen(function*() {
@@ -251,7 +252,7 @@ export const make = (transport: Transport.ByteTransport, options: QgaSessionOpti
           })
         }
         return result.value
-      })).pipe(Effect.withSpan("GuestAgent.request", { attributes: { "qga.command": command } }))
+      })).pipe(Tracing.withSpan("GuestAgent.request", { attributes: { "qga.command": command } }))
 
     const session: QgaSession = {
       request,

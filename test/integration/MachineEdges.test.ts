@@ -4,7 +4,7 @@
  * forking wrappers, commas in option values, floods, FIFOs, error detail.
  */
 import { expect, it } from "@effect/vitest"
-import { Cause, Effect, Fiber, Option } from "effect"
+import { Cause, Effect, Fiber, Logger, LogLevel, Option } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as NodeFs from "node:fs"
 import * as Net from "node:net"
@@ -222,6 +222,28 @@ describeQemu("secrets in arguments stay out of messages and logs", () => {
       })))
       expect(warnings.some((w) => w.includes("signal SIGKILL"))).toBe(true)
       expect(warnings.join("\n")).not.toContain(secret)
+      expectClean(base)
+    }))
+})
+
+describeQemu("the launch's debug log", () => {
+  it.live("names the command redacted, and only when debug logs are on", () =>
+    Effect.gen(function*() {
+      const secret = "TOPSECRET-0815"
+      const args = ["-nodefaults", "-object", `secret,id=s0,data=${secret}`]
+      const base = makeBaseDir("debug-log")
+      const lines: Array<string> = []
+      const logger = Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => {
+        lines.push((Array.isArray(message) ? message : [message]).map(String).join(" "))
+      }))
+      const launchOnce = Effect.scoped(Effect.asVoid(Machine.launch(noneMachine(base, { args })))).pipe(Effect.provide(logger))
+      yield* launchOnce
+      expect(lines.filter((l) => l.startsWith("launch command:"))).toEqual([])
+      yield* launchOnce.pipe(Logger.withMinimumLogLevel(LogLevel.Debug))
+      const logged = lines.filter((l) => l.startsWith("launch command:"))
+      expect(logged).toHaveLength(1)
+      expect(logged[0]).toContain("secret,id=s0,data=<redacted>")
+      expect(logged[0]).not.toContain(secret)
       expectClean(base)
     }))
 })
