@@ -4,6 +4,7 @@
  * Nothing here asserts a time; the targets are printed for the reader.
  */
 import { Duration, Effect } from "effect"
+import { attach } from "./devices.js"
 import { guest } from "./guest.js"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
@@ -13,56 +14,14 @@ import * as Qapi from "../src/Qapi.js"
 import * as EchoGuest from "../src/testing/EchoGuest.js"
 import { qemuChildren } from "../scripts/procfs.js"
 import { launchBare } from "./bare.js"
+import { alternating, latency, median, micros, report, round } from "./stats.js"
 
 export interface BenchOptions {
   readonly short: boolean
 }
 
-const median = (xs: ReadonlyArray<number>) => percentile(xs, 50)
-const percentile = (xs: ReadonlyArray<number>, p: number) => {
-  const sorted = [...xs].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
-}
-const round = (x: number, digits = 2) => Number(x.toFixed(digits))
-const micros = (ms: number) => round(ms * 1000, 1)
-
 const noneConfig = { machineType: "none", args: ["-nodefaults"] } as const
 
-const report = (line: Record<string, unknown>) => Effect.sync(() => console.log(JSON.stringify(line)))
-
-/** Median and p99 of round trips, in µs. */
-const latency = (times: ReadonlyArray<number>) => ({
-  median_us: micros(median(times)),
-  p99_us: micros(percentile(times, 99))
-})
-
-/**
- * Times `baseline` and `library` in alternating blocks (after `warmup` runs of
- * each), so drift in the machine's load hits both alike.
- */
-const alternating = (
-  baseline: Effect.Effect<unknown, unknown>,
-  library: Effect.Effect<unknown, unknown>,
-  options: { readonly n: number; readonly block: number; readonly warmup: number }
-) =>
-  Effect.gen(function*() {
-    const baselineTimes: Array<number> = []
-    const libraryTimes: Array<number> = []
-    for (let i = 0; i < options.warmup; i++) {
-      yield* baseline
-      yield* library
-    }
-    for (let done = 0; done < options.n; done += options.block) {
-      for (const [effect, times] of [[baseline, baselineTimes], [library, libraryTimes]] as const) {
-        for (let i = 0; i < options.block; i++) {
-          const t0 = performance.now()
-          yield* effect
-          times.push(performance.now() - t0)
-        }
-      }
-    }
-    return { baselineTimes, libraryTimes }
-  })
 
 /**
  * 5000 sequential query-status: median and p99 round trip. Both QEMUs run at
@@ -378,5 +337,6 @@ export const all: Record<string, (options: BenchOptions) => Effect.Effect<void, 
   "events": events,
   "console": consoleFlood,
   "fleet": fleet,
-  "guest": guest
+  "guest": guest,
+  "attach": attach
 }

@@ -12,12 +12,8 @@ import * as Machine from "../src/Machine.js"
 import { buildArgs } from "../src/MachineConfig.js"
 import * as ShellSession from "../src/ShellSession.js"
 import type { BenchOptions } from "./benches.js"
+import { median, round } from "./stats.js"
 
-const round = (x: number, digits = 2) => Number(x.toFixed(digits))
-const median = (xs: ReadonlyArray<number>) => {
-  const sorted = [...xs].sort((a, b) => a - b)
-  return sorted[Math.floor((sorted.length - 1) / 2)] ?? NaN
-}
 const PROMPT = /(?:^|\n)[^\n]*[#$] (?:\x1b\[6n)?/
 
 interface Bare {

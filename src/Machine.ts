@@ -32,10 +32,11 @@ import {
   type SocketPathTooLong,
   type VMLaunchFailure
 } from "./Errors.js"
+import * as Attach from "./internal/attach.js"
 import * as Launch from "./internal/launch.js"
 import * as Lifecycle from "./internal/lifecycle.js"
 import { withNodeDefaults } from "./internal/platform.js"
-import type { MachineConfig } from "./MachineConfig.js"
+import type { AttachConfig, MachineConfig } from "./MachineConfig.js"
 import type * as QemuProcess from "./QemuProcess.js"
 import type * as Qapi from "./Qapi.js"
 import type * as QmpClient from "./QmpClient.js"
@@ -164,8 +165,6 @@ const running = (started: Launch.Started, lifecycle: Lifecycle.Lifecycle): Machi
       Effect.flatMap(lifecycle.state, (state) =>
         state === "running" ? Effect.succeed(client) : stateError("qmp", "QMP is closed"))
   })
-  const prepare = (args: Arguments | undefined, options: MachineExecuteOptions | undefined) =>
-    args !== undefined && options?.convertKeys === true ? convertKeys(args) : args
   return {
     name: started.name,
     command: started.command,
@@ -182,6 +181,25 @@ const running = (started: Launch.Started, lifecycle: Lifecycle.Lifecycle): Machi
       onNone: () => stateError("guestAgent", "the machine was launched without a guest agent channel"),
       onSome: Effect.succeed
     }),
+    ...qmpCalls(qmp),
+    state: lifecycle.state,
+    isRunning: Effect.map(child.status, Option.isNone),
+    exitCode: Effect.map(child.status, Option.flatMap((s) => Option.fromNullable(s.exitCode))),
+    exitStatus: child.status,
+    log: lifecycle.log,
+    shutdown: lifecycle.shutdown,
+    kill: lifecycle.kill,
+    wait: lifecycle.wait
+  }
+}
+
+/** What a machine offers through its QMP session, launched or attached. */
+type QmpCalls = Pick<MachineService, "execute" | "executeRaw" | "executeAndWait" | "forwardedPort">
+
+const qmpCalls = (qmp: Effect.Effect<QmpClient.QmpClientService, MachineStateError>): QmpCalls => {
+  const prepare = (args: Arguments | undefined, options: MachineExecuteOptions | undefined) =>
+    args !== undefined && options?.convertKeys === true ? convertKeys(args) : args
+  return {
     // One implementation behind both overloads: typed names differ only in their static types.
     execute: ((command: string, args?: Arguments, options?: MachineExecuteOptions) =>
       Effect.flatMap(qmp, (client) => client.execute(command, prepare(args, options), options))) as MachineService[
@@ -193,21 +211,57 @@ const running = (started: Launch.Started, lifecycle: Lifecycle.Lifecycle): Machi
       Effect.flatMap(qmp, (client) => client.executeAndWait(command, args, filters, options))) as MachineService[
         "executeAndWait"
       ],
-    state: lifecycle.state,
-    isRunning: Effect.map(child.status, Option.isNone),
-    exitCode: Effect.map(child.status, Option.flatMap((s) => Option.fromNullable(s.exitCode))),
-    exitStatus: child.status,
-    log: lifecycle.log,
-    shutdown: lifecycle.shutdown,
-    kill: lifecycle.kill,
-    wait: lifecycle.wait,
     forwardedPort: (guestPort, options) => Effect.flatMap(qmp, (client) => UserNetwork.forwardedPort(client, guestPort, options))
   }
 }
+
+/**
+ * A QEMU this process did not start, reached through its QMP socket: the
+ * same calls as a launched machine, minus what needs the process as a child
+ * (exit status, log). See `Machine.attach`.
+ */
+export interface AttachedMachineService extends QmpCalls {
+  readonly name: string
+  /** The monitor's address, `unix:PATH` or `tcp:HOST:PORT`. */
+  readonly address: string
+  /** QEMU's pid, when this host can tell who holds the other end of the monitor socket. */
+  readonly pid: Option.Option<number>
+  /** Its command line from /proc (empty without a pid). */
+  readonly command: ReadonlyArray<string>
+  readonly qmp: Effect.Effect<QmpClient.QmpClientService, MachineStateError>
+  readonly console: Effect.Effect<ConsoleSocket.ConsoleSocketService, MachineStateError>
+  readonly guestAgent: Effect.Effect<GuestAgent.GuestAgentService, MachineStateError>
+  readonly state: Effect.Effect<MachineState>
+  /** The monitor is connected (and, with a pid, the process alive). */
+  readonly isRunning: Effect.Effect<boolean>
+  /**
+   * `quit`, then waits for the monitor to close and (with a pid) the process
+   * to go; past the timeout, SIGKILL if the pid is known, and
+   * `AbnormalShutdown`. `hard` needs the pid.
+   */
+  readonly shutdown: (options?: ShutdownOptions) => Effect.Effect<void, AbnormalShutdown | MachineStateError>
+  /** SIGKILL (needs the pid: `MachineStateError` otherwise). */
+  readonly kill: Effect.Effect<void, AbnormalShutdown | MachineStateError>
+  /** Waits for QEMU to exit by itself (the monitor's end, then the pid's). */
+  readonly wait: (timeout?: Duration.DurationInput) => Effect.Effect<void, AbnormalShutdown>
+  /** Closes this process's connections and leaves QEMU running (what the scope's end does by default). */
+  readonly detach: Effect.Effect<void>
+}
+
+/**
+ * Attaches to a running QEMU through its QMP monitor socket (and, if given,
+ * its console and guest agent sockets). QEMU sends each new client a fresh
+ * greeting and serves one client at a time (while another is attached, this
+ * times out waiting for the greeting); events from before are not replayed.
+ * The scope's end detaches, or shuts QEMU down with `onClose: "shutdown"`.
+ */
+export const attach = (config: AttachConfig): Effect.Effect<AttachedMachineService, Attach.AttachError, Scope.Scope> =>
+  Effect.map(Attach.attach(config), (attached) => ({ ...attached, ...qmpCalls(attached.qmp) })).pipe(withNodeDefaults)
 
 /** A machine that lives as long as the layer: for a test suite that shares one VM. */
 export const layer = (config: MachineConfig = {}): Layer.Layer<Machine, LaunchError> =>
   Layer.scoped(Machine, launch(config))
 
 /** Re-exported for convenience. */
-export type { MachineConfig } from "./MachineConfig.js"
+export type { AttachConfig, MachineConfig } from "./MachineConfig.js"
+export type { AttachError } from "./internal/attach.js"

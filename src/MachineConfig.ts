@@ -235,3 +235,27 @@ export const buildCommand = (
 
 /** The default binary. */
 export const DEFAULT_BINARY = "qemu-system-x86_64"
+
+/** How `Machine.attach` reaches a QEMU this process did not start. */
+export interface AttachConfig {
+  /** Its QMP monitor: `-qmp unix:PATH,server=on,wait=off` or `-qmp tcp:HOST:PORT,server=on,wait=off`. */
+  readonly monitor: { readonly path: string } | { readonly host: string; readonly port: number }
+  /** A name for logs and spans. Default the monitor's address. */
+  readonly name?: string | undefined
+  /** The QMP session's options (timeouts, decoding, schema check, traffic hook). */
+  readonly qmp?: QmpClientOptions | undefined
+  /** A serial console QEMU listens on (`-chardev socket,path=PATH,server=on,wait=off`). */
+  readonly console?: { readonly path: string } | undefined
+  /** A guest agent socket QEMU listens on (`-chardev socket,path=PATH,server=on,wait=off,id=qga0` + its port). */
+  readonly guestAgent?: { readonly path: string } | undefined
+  /**
+   * What the scope's end does: `detach` (default) closes this process's
+   * connections and leaves QEMU running; `shutdown` shuts it down like a
+   * launched machine's scope does.
+   */
+  readonly onClose?: "detach" | "shutdown" | undefined
+  /** Connecting and the greeting must finish within this. Default 30 s. */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /** Soft shutdown timeout (the scope's end with `onClose: "shutdown"`). Default 30 s. */
+  readonly shutdownTimeout?: Duration.DurationInput | undefined
+}

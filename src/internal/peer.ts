@@ -48,3 +48,23 @@ export const fromProcessTree = (socket: Net.Socket, pid: number): PeerCheck => {
     ? { accepted: true, detail: `the peer is pid ${peer}` }
     : { accepted: false, detail: `the peer is pid ${peer}, not a process of QEMU's tree` }
 }
+
+/**
+ * The pid of the process at the other end of a connection we made, when this
+ * host can tell: SO_PEERCRED for a unix socket (native helper), the owner of
+ * the peer socket's inode for TCP. Undefined for a peer on another host.
+ */
+export const peerPid = (socket: Net.Socket): number | undefined => {
+  if (socket.remoteAddress !== undefined && socket.remotePort !== undefined) {
+    const inode = Procfs.tcpPeerInode(
+      { address: socket.localAddress ?? "", port: socket.localPort ?? 0 },
+      { address: socket.remoteAddress, port: socket.remotePort }
+    )
+    return inode === undefined ? undefined : Procfs.socketOwner(inode)
+  }
+  const fd = Native.unixSocketFd(socket)
+  const helper = Native.load()
+  if (fd === undefined || helper._tag === "Left") return undefined
+  const credentials = helper.right.peerCredentials(fd)
+  return typeof credentials === "number" ? undefined : credentials[0]
+}

@@ -62,6 +62,16 @@ export const treeOf = (pid: number): Array<number> => {
   return [...found]
 }
 
+/** The process holding the socket with this inode (a look at every process's descriptors we may read). */
+export const socketOwner = (inode: string): number | undefined =>
+  livePids().find((pid) => pid !== process.pid && socketInodes(pid).has(inode))
+
+/** A process's command line, or undefined once it is gone (or not ours to read). */
+export const commandLine = (pid: number): Array<string> | undefined => {
+  const text = readOrUndefined(`/proc/${pid}/cmdline`)
+  return text === undefined || text === "" ? undefined : text.replace(/\0$/, "").split("\0")
+}
+
 /** The inodes of the sockets a process holds open (`socket:[N]` links in `/proc/PID/fd`). */
 export const socketInodes = (pid: number): Set<string> => {
   const inodes = new Set<string>()

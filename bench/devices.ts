@@ -1,0 +1,67 @@
+/**
+ * Benchmarks of the features beyond the peers (issue 19), each against a
+ * hand-written baseline in the same run: attaching to a running QEMU.
+ */
+import { Effect } from "effect"
+import * as ChildProcess from "node:child_process"
+import * as Net from "node:net"
+import * as NodeFs from "node:fs"
+import * as NodeOs from "node:os"
+import * as NodePath from "node:path"
+import * as Machine from "../src/Machine.js"
+import type { BenchOptions } from "./benches.js"
+import { alternating, latency, report, round } from "./stats.js"
+
+/** Connect, greeting, qmp_capabilities, close: what attaching costs a bare client. */
+const bareAttach = (path: string) =>
+  new Promise<void>((resolve, reject) => {
+    const socket = Net.connect({ path })
+    let buffer = ""
+    socket.on("error", reject)
+    socket.on("data", (chunk) => {
+      buffer += chunk.toString("utf8")
+      if (buffer.includes('"QMP"') && !buffer.includes("qmp_capabilities_sent")) {
+        buffer = "qmp_capabilities_sent"
+        socket.write('{"execute":"qmp_capabilities"}')
+      } else if (buffer.includes('"return"')) {
+        socket.end()
+        socket.once("close", () => resolve())
+      }
+    })
+  })
+
+/** Attach → detach to a QEMU started elsewhere (`-qmp unix:...`), against the bare client's connect → negotiate → close. */
+export const attach = (options: BenchOptions) =>
+  Effect.scoped(Effect.gen(function*() {
+    const dir = yield* Effect.acquireRelease(
+      Effect.sync(() => NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "qm-bench-attach-"))),
+      (d) => Effect.sync(() => NodeFs.rmSync(d, { recursive: true, force: true }))
+    )
+    const path = NodePath.join(dir, "qmp.sock")
+    const child = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        ChildProcess.spawn("qemu-system-x86_64", ["-machine", "none", "-nodefaults", "-display", "none", "-qmp", `unix:${path},server=on,wait=off`], {
+          stdio: "ignore"
+        })
+      ),
+      (c) => Effect.sync(() => c.kill("SIGKILL"))
+    )
+    while (!NodeFs.existsSync(path)) yield* Effect.sleep("5 millis")
+    const n = options.short ? 40 : 400
+    const { baselineTimes, libraryTimes } = yield* alternating(
+      Effect.promise(() => bareAttach(path)),
+      Effect.scoped(Machine.attach({ monitor: { path } })),
+      { n, block: 20, warmup: options.short ? 5 : 20 }
+    )
+    const lib = latency(libraryTimes)
+    const base = latency(baselineTimes)
+    yield* report({
+      bench: "attach",
+      attaches: n,
+      qemu_pid: child.pid,
+      library: lib,
+      baseline: base,
+      ratio: { median: round(lib.median_us / base.median_us), p99: round(lib.p99_us / base.p99_us) },
+      note: "attach includes finding QEMU's pid (SO_PEERCRED) and its command line; the scope's end detaches"
+    })
+  }))

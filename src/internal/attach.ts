@@ -1,0 +1,212 @@
+/**
+ * `Machine.attach`: a QEMU this process did not start, reached through its
+ * QMP socket (a supervisor re-adopting its VMs after a crash, a script
+ * inspecting a running VM). QEMU greets each new client afresh and serves one
+ * at a time; events from before the attach are not replayed.
+ *
+ * What needs the process is limited: its pid is known only when the host can
+ * tell who is at the other end of the monitor socket (SO_PEERCRED for unix,
+ * the owner of the peer socket for TCP), its exit status never (it is not our
+ * child). So shutdown is `quit`, then the monitor's end (QEMU closes it as it
+ * exits), then, with a pid, the process's disappearance from /proc.
+ */
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
+import type { Socket } from "node:net"
+import * as ConsoleSocket from "../ConsoleSocket.js"
+import {
+  AbnormalShutdown,
+  type ConsoleClosed,
+  type GuestAgentError,
+  MachineStateError,
+  QMPConnectError,
+  type TempFilesError
+} from "../Errors.js"
+import * as GuestAgent from "../GuestAgent.js"
+import type { AttachConfig } from "../MachineConfig.js"
+import * as QmpClient from "../QmpClient.js"
+import { peerPid } from "./peer.js"
+import * as Procfs from "./procfs.js"
+import * as Tracing from "./tracing.js"
+import * as Transport from "./transport.js"
+
+/** Where an attached machine is in its life (as a launched one's). */
+export type State = "running" | "shutting-down" | "stopped"
+
+/** Errors `attach` can end in. */
+export type AttachError = QMPConnectError | QmpClient.SessionError | ConsoleClosed | TempFilesError | GuestAgentError
+
+/** An attached machine, before the QMP conveniences shared with launched machines are added. */
+export interface Attached {
+  readonly name: string
+  readonly address: string
+  readonly pid: Option.Option<number>
+  readonly command: ReadonlyArray<string>
+  readonly qmp: Effect.Effect<QmpClient.QmpClientService, MachineStateError>
+  readonly console: Effect.Effect<ConsoleSocket.ConsoleSocketService, MachineStateError>
+  readonly guestAgent: Effect.Effect<GuestAgent.GuestAgentService, MachineStateError>
+  readonly state: Effect.Effect<State>
+  readonly isRunning: Effect.Effect<boolean>
+  readonly shutdown: (options?: {
+    readonly hard?: boolean | undefined
+    readonly timeout?: Duration.DurationInput | undefined
+  }) => Effect.Effect<void, AbnormalShutdown | MachineStateError>
+  readonly kill: Effect.Effect<void, AbnormalShutdown | MachineStateError>
+  readonly wait: (timeout?: Duration.DurationInput) => Effect.Effect<void, AbnormalShutdown>
+  readonly detach: Effect.Effect<void>
+}
+
+const DEFAULT_TIMEOUT = Duration.seconds(30)
+
+const labelOf = (monitor: AttachConfig["monitor"]) =>
+  "path" in monitor ? `unix:${monitor.path}` : `tcp:${monitor.host}:${monitor.port}`
+
+/** Polls /proc until `pid` is gone (it is not our child: no exit event reaches us). */
+const processGone = (pid: number) =>
+  Effect.suspend(() => Effect.succeed(!Procfs.isAlive(pid))).pipe(
+    Effect.repeat({ until: (gone) => gone, schedule: Schedule.exponential("1 millis", 2).pipe(Schedule.upTo("50 millis")) }),
+    Effect.asVoid
+  )
+
+/** Connects to the monitor (and console, agent); the scope's end detaches or shuts down, as `onClose` says. */
+export const attach = (config: AttachConfig): Effect.Effect<Attached, AttachError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const outer = yield* Effect.scope
+    const scope = yield* Scope.fork(outer, ExecutionStrategy.sequential)
+    const address = labelOf(config.monitor)
+    const name = config.name ?? address
+    const connectTimeout = config.connectTimeout ?? DEFAULT_TIMEOUT
+    const transport = yield* Transport.connect(config.monitor, address, connectTimeout).pipe(
+      Effect.mapError((e) => new QMPConnectError({ address, detail: e.detail, cause: e.error })),
+      Scope.extend(scope)
+    )
+    const client = yield* QmpClient.fromTransport(transport, {
+      ...config.qmp,
+      // One client at a time: while another holds the monitor, no greeting comes.
+      greetingTimeout: config.qmp?.greetingTimeout ?? connectTimeout,
+      spanAttributes: { ...config.qmp?.spanAttributes, "qemu.machine": name }
+    }).pipe(Scope.extend(scope))
+    // After the greeting: until QEMU accepts, the peer socket is in no process's descriptor table.
+    const pid = Option.fromNullable(peerPid(transport.duplex as Socket))
+    const console = config.console === undefined
+      ? Option.none()
+      : Option.some(yield* ConsoleSocket.connect(config.console.path).pipe(Scope.extend(scope)))
+    const guestAgent = config.guestAgent === undefined
+      ? Option.none()
+      : Option.some(yield* GuestAgent.connect(config.guestAgent.path).pipe(Scope.extend(scope)))
+
+    let state: State = "running"
+    const stopped = yield* Deferred.make<void>()
+    const stateError = (operation: string, detail: string): Effect.Effect<never, MachineStateError> =>
+      Effect.suspend(() => Effect.fail(new MachineStateError({ operation, state, detail })))
+    const closeAll = Effect.suspend(() => {
+      state = "stopped"
+      return Effect.zipRight(Scope.close(scope, Exit.void), Deferred.succeed(stopped, undefined))
+    })
+
+    /** `first` (e.g. a quit), the monitor's end, then (with a pid) the process's; AbnormalShutdown after `timeout`. */
+    const awaitExit = (timeout: Duration.Duration, first: Effect.Effect<void> = Effect.void) =>
+      first.pipe(
+        Effect.zipRight(client.awaitDisconnect),
+        Effect.zipRight(Option.match(pid, { onNone: () => Effect.void, onSome: processGone })),
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () =>
+            new AbnormalShutdown({
+              detail: `${name} did not exit within ${Duration.format(timeout)}`,
+              exitCode: null,
+              signal: null
+            })
+        })
+      )
+
+    const hardKill = (detail: string): Effect.Effect<void, AbnormalShutdown | MachineStateError> =>
+      Option.match(pid, {
+        onNone: () => stateError("kill", `${detail}, and the pid of ${name} is unknown (a monitor on another host?)`),
+        onSome: (p) =>
+          Effect.zipRight(
+            Effect.sync(() => {
+              try {
+                process.kill(p, "SIGKILL")
+              } catch {
+                // Already gone, or not ours to signal: the wait below tells which.
+              }
+            }),
+            Effect.timeoutFail(processGone(p), {
+              duration: Duration.seconds(10),
+              onTimeout: () => new AbnormalShutdown({ detail: `pid ${p} did not exit after SIGKILL`, exitCode: null, signal: "SIGKILL" })
+            })
+          )
+      })
+
+    const shutdown: Attached["shutdown"] = (options) =>
+      Effect.suspend(() => {
+        if (state !== "running") return state === "stopped" ? Effect.void : Effect.asVoid(Deferred.await(stopped))
+        state = "shutting-down"
+        const timeout = Duration.decode(options?.timeout ?? config.shutdownTimeout ?? DEFAULT_TIMEOUT)
+        // The quit's reply counts against the timeout too: a stopped QEMU never sends it.
+        const soft = awaitExit(timeout, Effect.asVoid(Effect.ignore(client.executeRaw("quit"))))
+        const hard = Effect.zipRight(hardKill("a hard shutdown was asked for"), Effect.ignore(awaitExit(timeout)))
+        return (options?.hard === true ? hard : soft.pipe(
+          Effect.catchTag("AbnormalShutdown", (error) =>
+            Effect.zipRight(
+              Effect.ignore(hardKill("QEMU ignored quit")),
+              Effect.fail(error)
+            ))
+        )).pipe(Effect.ensuring(closeAll))
+      }).pipe(Tracing.withSpan("Machine.shutdown", { attributes: { "qemu.machine": name } }))
+
+    const kill: Attached["kill"] = Effect.suspend(() =>
+      state === "stopped"
+        ? Effect.void
+        : Effect.zipRight(
+          hardKill("kill was asked for"),
+          Effect.ignore(awaitExit(Duration.seconds(10)))
+        ).pipe(Effect.zipRight(closeAll))
+    )
+
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() =>
+        state === "stopped"
+          ? Effect.void
+          : config.onClose === "shutdown"
+          ? shutdown().pipe(Effect.catchAll((error) => Effect.logWarning(`${name}: ${error.message}`)))
+          : closeAll
+      )
+    )
+
+    return {
+      name,
+      address,
+      pid,
+      command: Option.match(pid, { onNone: () => [], onSome: (p) => Procfs.commandLine(p) ?? [] }),
+      qmp: Effect.suspend(() => state === "running" ? Effect.succeed(client) : stateError("qmp", "QMP is closed")),
+      console: Option.match(console, {
+        onNone: () => stateError("console", "attached without a console"),
+        onSome: Effect.succeed
+      }),
+      guestAgent: Option.match(guestAgent, {
+        onNone: () => stateError("guestAgent", "attached without a guest agent socket"),
+        onSome: Effect.succeed
+      }),
+      state: Effect.sync(() => state),
+      isRunning: Effect.map(client.isConnected, (connected) =>
+        connected && Option.match(pid, { onNone: () => true, onSome: Procfs.isAlive })),
+      shutdown,
+      kill,
+      wait: (timeout) =>
+        Effect.zipRight(
+          timeout === undefined
+            ? Effect.zipRight(client.awaitDisconnect, Option.match(pid, { onNone: () => Effect.void, onSome: processGone }))
+            : awaitExit(Duration.decode(timeout)),
+          closeAll
+        ),
+      detach: closeAll
+    } satisfies Attached
+  }).pipe(Tracing.withSpan("Machine.attach", { attributes: { "qemu.monitor": labelOf(config.monitor) } }))
