@@ -10,7 +10,7 @@ import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 
 const root = NodePath.resolve(import.meta.dirname, "..")
-const BLOCK = /<!-- example: (\S+) -->\n\n```ts\n[\s\S]*?\n```/g
+const BLOCK = /<!-- example: (\S+) -->(?:\n\n```ts\n[\s\S]*?\n```)?/g
 
 /** A doc's text with every example block made its file's content. */
 export const synced = (text: string): string =>

@@ -17,6 +17,7 @@
  *
  * @module
  */
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -25,10 +26,12 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import type * as ConsoleSocket from "./ConsoleSocket.js"
+import * as Display from "./Display.js"
 import type * as GuestAgent from "./GuestAgent.js"
 import {
   type AbnormalShutdown,
   MachineStateError,
+  type QMPDecodeError,
   type SocketPathTooLong,
   type VMLaunchFailure
 } from "./Errors.js"
@@ -130,6 +133,14 @@ export interface MachineService {
     guestPort: number,
     options?: { readonly protocol?: "tcp" | "udp" | undefined }
   ) => Effect.Effect<number, MachineCommandError | UserNetwork.PortForwardNotFound>
+  /** A PNG of the display; needs a display device (`vga: "std"`), `ScreenshotUnavailable` otherwise. */
+  readonly screenshot: (
+    options?: { readonly device?: string | undefined; readonly head?: number | undefined }
+  ) => Effect.Effect<Uint8Array, MachineCommandError | QMPDecodeError | Display.ScreenshotUnavailable>
+  /** Types text on the guest's keyboard (US layout), in order. See `Display.sendKeys`. */
+  readonly sendKeys: (text: string, options?: Display.KeyOptions) => Effect.Effect<void, MachineCommandError | QMPDecodeError | Display.KeyUnmappable>
+  /** Presses one combination such as `ctrl-alt-delete`. */
+  readonly sendKey: (combination: string, options?: Display.KeyOptions) => Effect.Effect<void, MachineCommandError | QMPDecodeError | Display.KeyUnmappable>
 }
 
 /** A launched machine, as a service (see `layer`). */
@@ -181,7 +192,7 @@ const running = (started: Launch.Started, lifecycle: Lifecycle.Lifecycle): Machi
       onNone: () => stateError("guestAgent", "the machine was launched without a guest agent channel"),
       onSome: Effect.succeed
     }),
-    ...qmpCalls(qmp),
+    ...qmpCalls(qmp, Effect.succeed(started.tempDir)),
     state: lifecycle.state,
     isRunning: Effect.map(child.status, Option.isNone),
     exitCode: Effect.map(child.status, Option.flatMap((s) => Option.fromNullable(s.exitCode))),
@@ -194,9 +205,16 @@ const running = (started: Launch.Started, lifecycle: Lifecycle.Lifecycle): Machi
 }
 
 /** What a machine offers through its QMP session, launched or attached. */
-type QmpCalls = Pick<MachineService, "execute" | "executeRaw" | "executeAndWait" | "forwardedPort">
+type QmpCalls = Pick<
+  MachineService,
+  "execute" | "executeRaw" | "executeAndWait" | "forwardedPort" | "screenshot" | "sendKeys" | "sendKey"
+>
 
-const qmpCalls = (qmp: Effect.Effect<QmpClient.QmpClientService, MachineStateError>): QmpCalls => {
+const qmpCalls = (
+  qmp: Effect.Effect<QmpClient.QmpClientService, MachineStateError>,
+  /** A directory QEMU can write a screenshot to, for the scope. */
+  screenshotDirectory: Effect.Effect<string, Display.ScreenshotUnavailable, Scope.Scope | FileSystem.FileSystem>
+): QmpCalls => {
   const prepare = (args: Arguments | undefined, options: MachineExecuteOptions | undefined) =>
     args !== undefined && options?.convertKeys === true ? convertKeys(args) : args
   return {
@@ -211,7 +229,13 @@ const qmpCalls = (qmp: Effect.Effect<QmpClient.QmpClientService, MachineStateErr
       Effect.flatMap(qmp, (client) => client.executeAndWait(command, args, filters, options))) as MachineService[
         "executeAndWait"
       ],
-    forwardedPort: (guestPort, options) => Effect.flatMap(qmp, (client) => UserNetwork.forwardedPort(client, guestPort, options))
+    forwardedPort: (guestPort, options) => Effect.flatMap(qmp, (client) => UserNetwork.forwardedPort(client, guestPort, options)),
+    screenshot: (options) =>
+      Effect.flatMap(qmp, (client) =>
+        Effect.scoped(Effect.flatMap(screenshotDirectory, (directory) => Display.screenshot(client, { ...options, directory }))))
+        .pipe(withNodeDefaults),
+    sendKeys: (text, options) => Effect.flatMap(qmp, (client) => Display.sendKeys(client, text, options)),
+    sendKey: (combination, options) => Effect.flatMap(qmp, (client) => Display.sendKey(client, combination, options))
   }
 }
 
@@ -256,7 +280,16 @@ export interface AttachedMachineService extends QmpCalls {
  * The scope's end detaches, or shuts QEMU down with `onClose: "shutdown"`.
  */
 export const attach = (config: AttachConfig): Effect.Effect<AttachedMachineService, Attach.AttachError, Scope.Scope> =>
-  Effect.map(Attach.attach(config), (attached) => ({ ...attached, ...qmpCalls(attached.qmp) })).pipe(withNodeDefaults)
+  Effect.map(Attach.attach(config), (attached) => ({
+    ...attached,
+    // QEMU writes the file: a private dir of our own, which a QEMU running as another user cannot reach.
+    ...qmpCalls(
+      attached.qmp,
+      Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "qemu-machine-screenshot-" })).pipe(
+        Effect.mapError((cause) => new Display.ScreenshotUnavailable({ detail: `no temp dir for it: ${cause.message}`, cause }))
+      )
+    )
+  })).pipe(withNodeDefaults)
 
 /** A machine that lives as long as the layer: for a test suite that shares one VM. */
 export const layer = (config: MachineConfig = {}): Layer.Layer<Machine, LaunchError> =>

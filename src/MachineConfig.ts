@@ -97,6 +97,12 @@ export interface MachineConfig {
   readonly logDir?: string | undefined
   /** `-machine` value (`set_machine` of QEMU's Python `QEMUMachine`). */
   readonly machineType?: string | undefined
+  /**
+   * `-vga` value: `std` gives the machine a display for screenshots (QEMU
+   * still runs with `-display none`). Default `none`, as QEMU's Python
+   * `QEMUMachine`.
+   */
+  readonly vga?: string | undefined
   /** `-accel` value, e.g. `tcg` or `kvm`. Default: QEMU's default (TCG here). */
   readonly accel?: string | undefined
   /**
@@ -183,7 +189,7 @@ export const BASE_ARGS: ReadonlyArray<string> = ["-display", "none", "-vga", "no
  * `_base_args` followed by the user's arguments.
  */
 export const buildArgs = (config: MachineConfig, runtime: LaunchRuntime): ReadonlyArray<string> => {
-  const args: Array<string> = [...BASE_ARGS]
+  const args: Array<string> = config.vga === undefined ? [...BASE_ARGS] : ["-display", "none", "-vga", config.vga]
   const monitor = runtime.monitor
   if (config.qmp !== false && monitor !== undefined) {
     args.push("-chardev", chardevSocket("mon", monitor, false), "-mon", "chardev=mon,mode=control")

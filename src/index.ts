@@ -11,6 +11,8 @@
 
 /** The guest serial console. */
 export * as ConsoleSocket from "./ConsoleSocket.js"
+/** The guest's display and keyboard: screenshots, typed keys. */
+export * as Display from "./Display.js"
 /** Every error the library reports. */
 export * as Errors from "./Errors.js"
 /** The QEMU guest agent (qemu-ga), typed from its schema. */
@@ -31,3 +33,5 @@ export * as QmpProtocol from "./QmpProtocol.js"
 export * as ShellSession from "./ShellSession.js"
 /** Private temporary directories. */
 export * as TempFiles from "./TempFiles.js"
+/** User-mode networking: host port forwards and the ports they got. */
+export * as UserNetwork from "./UserNetwork.js"

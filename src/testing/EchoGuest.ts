@@ -4,6 +4,8 @@
  * and echoes what it reads. Typing `q` makes it power QEMU off through
  * `isa-debug-exit` (exit code 3); typing `f` makes it flood COM1 forever.
  *
+ * `keyboardImage` is a second one, for keyboard and screenshot tests.
+ *
  * @module
  */
 import { escapeOptionValue, type MachineConfig } from "../MachineConfig.js"
@@ -36,5 +38,34 @@ export const machineConfig = (imagePath: string, extra: MachineConfig = {}): Mac
     "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"
   ],
   console: {},
+  ...extra
+})
+
+/** nasm's output for `keyboard-guest.asm`. */
+const KEYBOARD_CODE = "31c08ed8be1c7cbaf803ac84c07403eeebf8b400cd16baf803eeebf64b4559424f4152442047554553542052454144590d0a00"
+
+/** What the keyboard guest prints once it reads keys. */
+export const KEYBOARD_BANNER = "KEYBOARD GUEST READY"
+
+/**
+ * A second boot sector for keyboard and display tests: it prints
+ * `KEYBOARD GUEST READY` on COM1, then the character of every key the BIOS
+ * reads from the PS/2 keyboard (shift applied), so `sendKeys("Hi!")` shows as
+ * `Hi!` on the console.
+ */
+export const keyboardImage = (): Uint8Array => {
+  const sector = new Uint8Array(512)
+  sector.set(Buffer.from(KEYBOARD_CODE, "hex"))
+  sector[510] = 0x55
+  sector[511] = 0xaa
+  return sector
+}
+
+/** A machine that boots the keyboard image, with its console and a display (`-vga std`) for screenshots. */
+export const keyboardMachineConfig = (imagePath: string, extra: MachineConfig = {}): MachineConfig => ({
+  ...machineConfig(imagePath),
+  // Not graphics=off: SeaBIOS's serial console would sit between the keyboard and the guest.
+  machineType: "pc",
+  vga: "std",
   ...extra
 })

@@ -28,6 +28,13 @@ describe("docs' examples", () => {
     ])
   })
 
+  it("docs/devices.md shows its two examples", () => {
+    expect(shown.filter((s) => s.doc === "devices.md").map((s) => s.file)).toEqual([
+      "examples/attach.ts",
+      "examples/keys-and-screenshot.ts"
+    ])
+  })
+
   it("each example shown is its file, verbatim (npm run docs:examples rewrites them)", () => {
     for (const doc of DocExamples.docs()) expect(doc.text, doc.path).toBe(DocExamples.synced(doc.text))
   })

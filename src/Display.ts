@@ -1,0 +1,195 @@
+/**
+ * The guest's screen and keyboard: a PNG of the display, and keys typed in
+ * order.
+ *
+ * ```ts
+ * const vm = yield* Machine.launch({ vga: "std", ... })   // a display device: -vga std (with -display none)
+ * const png = yield* vm.screenshot()                      // PNG bytes
+ * yield* vm.sendKeys("root\n")                            // US layout, shift where needed
+ * yield* vm.sendKey("ctrl-alt-delete")                    // one chord
+ * ```
+ *
+ * Keys go through QMP `send-key`, one chord per command, awaited in turn:
+ * QEMU queues `send-key` events and plays them with their hold time, so
+ * they reach the guest in the order sent. (`input-send-event` skips that
+ * queue: mixing the two can reorder keys.) QEMU's queue holds about a
+ * hundred chords and drops what does not fit, without a word: `sendKeys`
+ * sends 32 at a time and waits while QEMU plays them.
+ *
+ * @module
+ */
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import * as NodeCrypto from "node:crypto"
+import { SendKeyArgumentsKeysItemQcodeData } from "./generated/qapi.js"
+import * as Tracing from "./internal/tracing.js"
+import type { QMPDecodeError } from "./Errors.js"
+import type * as QmpClient from "./QmpClient.js"
+
+/** A QEMU key code (`QKeyCode` in QEMU's schema), e.g. `a`, `shift`, `ret`, `f1`. */
+export type QKeyCode = SendKeyArgumentsKeysItemQcodeData
+
+/** The machine has no display to take a screenshot of, or the file could not be read back. */
+export class ScreenshotUnavailable extends Schema.TaggedError<ScreenshotUnavailable>()("ScreenshotUnavailable", {
+  detail: Schema.String,
+  cause: Schema.optional(Schema.Unknown)
+}) {
+  override get message(): string {
+    return `no screenshot: ${this.detail}`
+  }
+}
+
+/** Text or a key name that cannot be typed: nothing was sent. */
+export class KeyUnmappable extends Schema.TaggedError<KeyUnmappable>()("KeyUnmappable", {
+  input: Schema.String,
+  /** The first character or key name that has no key code. */
+  key: Schema.String
+}) {
+  override get message(): string {
+    return `cannot type ${JSON.stringify(this.key)} (in ${JSON.stringify(this.input.slice(0, 80))}): no QEMU key code for it on a US layout`
+  }
+}
+
+const NO_DISPLAY = /no console to take a screendump from|no console/i
+
+/** Options of `screenshot`. */
+export interface ScreenshotOptions {
+  /** Where QEMU writes the file before it is read back and removed: a directory QEMU can write to. */
+  readonly directory: string
+  /** The display device's id, for a machine with several. */
+  readonly device?: string | undefined
+  /** The head of a multi-head device. */
+  readonly head?: number | undefined
+}
+
+/**
+ * A PNG of the display (`screendump` with `format: "png"`). Without a
+ * display device (`-vga none`, the default here) it fails with
+ * `ScreenshotUnavailable` saying what to configure.
+ */
+export const screenshot = (
+  qmp: QmpClient.QmpClientService,
+  options: ScreenshotOptions
+): Effect.Effect<Uint8Array, QmpClient.CommandError | QMPDecodeError | ScreenshotUnavailable, FileSystem.FileSystem | Path.Path> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const file = path.join(options.directory, `screenshot-${NodeCrypto.randomBytes(6).toString("hex")}.png`)
+    yield* qmp.execute("screendump", {
+      filename: file,
+      format: "png",
+      ...(options.device === undefined ? {} : { device: options.device }),
+      ...(options.head === undefined ? {} : { head: options.head })
+    }).pipe(
+      Effect.catchTag("QMPCommandError", (error): Effect.Effect<never, QmpClient.CommandError | ScreenshotUnavailable> =>
+        NO_DISPLAY.test(error.desc)
+          ? Effect.fail(
+            new ScreenshotUnavailable({
+              detail: `${error.desc}: give the machine a display device, e.g. vga: "std" (QEMU runs with -display none)`,
+              cause: error
+            })
+          )
+          : Effect.fail(error))
+    )
+    return yield* fs.readFile(file).pipe(
+      Effect.ensuring(Effect.ignore(fs.remove(file))),
+      Effect.mapError((cause) => new ScreenshotUnavailable({ detail: `QEMU wrote ${file}, but it cannot be read: ${cause.message}`, cause }))
+    )
+  }).pipe(Tracing.withSpan("Display.screenshot"))
+
+const SHIFTED: Readonly<Record<string, string>> = {
+  "!": "1", "@": "2", "#": "3", "$": "4", "%": "5", "^": "6", "&": "7", "*": "8", "(": "9", ")": "0",
+  "_": "minus", "+": "equal", "{": "bracket_left", "}": "bracket_right", "|": "backslash",
+  ":": "semicolon", "\"": "apostrophe", "~": "grave_accent", "<": "comma", ">": "dot", "?": "slash"
+}
+const PLAIN: Readonly<Record<string, string>> = {
+  " ": "spc", "\n": "ret", "\r": "ret", "\t": "tab", "\b": "backspace", "\x1b": "esc",
+  "-": "minus", "=": "equal", "[": "bracket_left", "]": "bracket_right", "\\": "backslash",
+  ";": "semicolon", "'": "apostrophe", "`": "grave_accent", ",": "comma", ".": "dot", "/": "slash"
+}
+/** Names people write for keys, to QEMU's. */
+const ALIASES: Readonly<Record<string, string>> = {
+  control: "ctrl", del: "delete", enter: "ret", return: "ret", escape: "esc", space: "spc", win: "meta_l",
+  super: "meta_l", pgup: "pgup", pageup: "pgup", pagedown: "pgdn", pgdn: "pgdn", ins: "insert"
+}
+
+const isKeyCode = Schema.is(SendKeyArgumentsKeysItemQcodeData)
+
+/** QEMU's default hold time of `send-key`, in milliseconds. */
+const DEFAULT_HOLD_TIME = 100
+/** Chords sent before waiting for QEMU to play them: well under its 1024-entry input queue. */
+const BATCH = 32
+
+/** The chord that types one character (US layout), or undefined. */
+export const chordOf = (char: string): ReadonlyArray<QKeyCode> | undefined => {
+  if (/^[a-z0-9]$/.test(char)) return [char as QKeyCode]
+  if (/^[A-Z]$/.test(char)) return ["shift", char.toLowerCase() as QKeyCode]
+  const plain = PLAIN[char]
+  if (plain !== undefined) return [plain as QKeyCode]
+  const shifted = SHIFTED[char]
+  return shifted === undefined ? undefined : ["shift", shifted as QKeyCode]
+}
+
+/** The key codes of a combination such as `ctrl-alt-delete`, `shift-f10` or `ret`. */
+export const parseCombination = (combination: string): Effect.Effect<ReadonlyArray<QKeyCode>, KeyUnmappable> =>
+  Effect.forEach(combination.split(/-(?=.)/), (part) => {
+    const lower = part.toLowerCase()
+    const name = ALIASES[lower] ?? lower
+    if (isKeyCode(name)) return Effect.succeed(name)
+    const chord = part.length === 1 ? chordOf(part) : undefined
+    return chord?.length === 1 ? Effect.succeed(chord[0]!) : Effect.fail(new KeyUnmappable({ input: combination, key: part }))
+  })
+
+const sendChord = (qmp: QmpClient.QmpClientService, keys: ReadonlyArray<QKeyCode>, holdTime: number | undefined) =>
+  qmp.execute("send-key", {
+    keys: keys.map((data) => ({ type: "qcode" as const, data })),
+    ...(holdTime === undefined ? {} : { "hold-time": holdTime })
+  })
+
+/** Options of `sendKeys` and `sendKey`. */
+export interface KeyOptions {
+  /** How long each chord is held, in milliseconds. Default 100 (QEMU's). */
+  readonly holdTime?: number | undefined
+}
+
+/** Presses one combination, e.g. `ctrl-alt-delete`, `alt-f2`, `ret`. */
+export const sendKey = (
+  qmp: QmpClient.QmpClientService,
+  combination: string,
+  options: KeyOptions = {}
+): Effect.Effect<void, QmpClient.CommandError | QMPDecodeError | KeyUnmappable> =>
+  Effect.flatMap(parseCombination(combination), (keys) => Effect.asVoid(sendChord(qmp, keys, options.holdTime))).pipe(
+    Tracing.withSpan("Display.sendKey", { attributes: { "keys.combination": combination } })
+  )
+
+/**
+ * Types `text` on a US layout, shift included (`\n` is Enter, `\t` Tab),
+ * and returns once QEMU has played the keys (one hold time a character).
+ * Every character is checked first: one that cannot be typed fails with
+ * `KeyUnmappable` and nothing is sent.
+ */
+export const sendKeys = (
+  qmp: QmpClient.QmpClientService,
+  text: string,
+  options: KeyOptions = {}
+): Effect.Effect<void, QmpClient.CommandError | QMPDecodeError | KeyUnmappable> =>
+  Effect.suspend((): Effect.Effect<void, QmpClient.CommandError | QMPDecodeError | KeyUnmappable> => {
+    const chords: Array<ReadonlyArray<QKeyCode>> = []
+    for (const char of text) {
+      const chord = chordOf(char)
+      if (chord === undefined) return Effect.fail(new KeyUnmappable({ input: text, key: char }))
+      chords.push(chord)
+    }
+    // QEMU keeps at most 1024 queued input entries (about ten a chord) and drops the rest silently:
+    // send a batch, then wait while QEMU plays it (one hold time a chord) before the next.
+    const holdTime = options.holdTime ?? DEFAULT_HOLD_TIME
+    const batches = Array.from({ length: Math.ceil(chords.length / BATCH) }, (_, i) => chords.slice(i * BATCH, (i + 1) * BATCH))
+    return Effect.forEach(batches, (batch) =>
+      Effect.zipRight(
+        Effect.forEach(batch, (chord) => sendChord(qmp, chord, holdTime), { discard: true }),
+        Effect.sleep(Duration.millis(batch.length * holdTime))
+      ), { discard: true })
+  }).pipe(Tracing.withSpan("Display.sendKeys", { attributes: { "keys.length": text.length } }))
