@@ -268,6 +268,26 @@ export const fromTransport = (
 
 /** At most this many bytes wait for the log file; past it (a slow or failed disk) output is not logged, and counted. */
 const LOG_BACKLOG_BYTES = 8 * 1024 * 1024
+/** Waiting chunks are joined into writes of about this size. */
+const LOG_WRITE_BYTES = 1024 * 1024
+
+/** Consecutive chunks in groups of at most `max` bytes (a larger chunk alone). */
+const groupsOf = (chunks: ReadonlyArray<Uint8Array>, max: number): Array<Array<Uint8Array>> => {
+  const groups: Array<Array<Uint8Array>> = []
+  let current: Array<Uint8Array> = []
+  let size = 0
+  for (const chunk of chunks) {
+    if (current.length > 0 && size + chunk.length > max) {
+      groups.push(current)
+      current = []
+      size = 0
+    }
+    current.push(chunk)
+    size += chunk.length
+  }
+  if (current.length > 0) groups.push(current)
+  return groups
+}
 
 /**
  * Writes console output to a file from a fiber of its own, so a slow disk
@@ -295,7 +315,10 @@ const logWriter = (
       Stream.runForEachChunk((chunks) => {
         const bytes = Chunk.toReadonlyArray(chunks)
         const size = bytes.reduce((sum, b) => sum + b.length, 0)
-        return file.writeAll(bytes.length === 1 ? bytes[0]! : Buffer.concat(bytes)).pipe(
+        // Small chunks are joined for fewer writes, but never into copies over 1 MiB: a copy of the
+        // whole backlog would double what waits.
+        return Effect.forEach(groupsOf(bytes, LOG_WRITE_BYTES), (group) =>
+          file.writeAll(group.length === 1 ? group[0]! : Buffer.concat(group)), { discard: true }).pipe(
           Effect.ensuring(Effect.sync(() => {
             backlog -= size
           }))
