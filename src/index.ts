@@ -17,10 +17,14 @@ export * as Display from "./Display.js"
 export * as Errors from "./Errors.js"
 /** The QEMU guest agent (qemu-ga), typed from its schema. */
 export * as GuestAgent from "./GuestAgent.js"
+/** Block jobs run to their end: statuses, completion, typed failure, progress. */
+export * as Jobs from "./Jobs.js"
 /** A launched QEMU, as a scoped resource. */
 export * as Machine from "./Machine.js"
 /** Machine configuration and the pure argv builder. */
 export * as MachineConfig from "./MachineConfig.js"
+/** Live migration between two machines, followed on both sides. */
+export * as Migration from "./Migration.js"
 /** Typed QMP from QEMU's QAPI schema: command and event types, run-time decoding, the drift check. */
 export * as Qapi from "./Qapi.js"
 /** Spawning QEMU processes. */

@@ -28,10 +28,11 @@ describe("docs' examples", () => {
     ])
   })
 
-  it("docs/devices.md shows its two examples", () => {
+  it("docs/devices.md shows its three examples", () => {
     expect(shown.filter((s) => s.doc === "devices.md").map((s) => s.file)).toEqual([
       "examples/attach.ts",
-      "examples/keys-and-screenshot.ts"
+      "examples/keys-and-screenshot.ts",
+      "examples/jobs-and-migration.ts"
     ])
   })
 
