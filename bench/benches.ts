@@ -4,7 +4,7 @@
  * Nothing here asserts a time; the targets are printed for the reader.
  */
 import { Duration, Effect } from "effect"
-import { attach } from "./devices.js"
+import { attach, recorder } from "./devices.js"
 import { guest } from "./guest.js"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
@@ -338,5 +338,6 @@ export const all: Record<string, (options: BenchOptions) => Effect.Effect<void, 
   "console": consoleFlood,
   "fleet": fleet,
   "guest": guest,
-  "attach": attach
+  "attach": attach,
+  "recorder": recorder
 }

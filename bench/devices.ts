@@ -65,3 +65,28 @@ export const attach = (options: BenchOptions) =>
       note: "attach includes finding QEMU's pid (SO_PEERCRED) and its command line; the scope's end detaches"
     })
   }))
+
+/** The flight recorder's cost on the QMP round trip: the same machine type with the recorder on and off, alternating. */
+export const recorder = (options: BenchOptions) =>
+  Effect.scoped(Effect.gen(function*() {
+    const config = { machineType: "none", args: ["-nodefaults"] } as const
+    const off = yield* Effect.flatMap(Machine.launch({ ...config, flightRecorder: false }), (vm) => vm.qmp)
+    const on = yield* Effect.flatMap(Machine.launch(config), (vm) => vm.qmp)
+    const n = options.short ? 500 : 5000
+    const { baselineTimes, libraryTimes } = yield* alternating(
+      off.execute("query-status"),
+      on.execute("query-status"),
+      { n, block: 250, warmup: options.short ? 50 : 500 }
+    )
+    const lib = latency(libraryTimes)
+    const base = latency(baselineTimes)
+    yield* report({
+      bench: "recorder",
+      commands: n,
+      library: lib,
+      baseline: base,
+      ratio: { median: round(lib.median_us / base.median_us), p99: round(lib.p99_us / base.p99_us) },
+      target: { median: "<= 1.10 (issue 19)" },
+      note: "library: flight recorder on (the default); baseline: flightRecorder: false"
+    })
+  }))

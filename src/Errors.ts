@@ -7,7 +7,11 @@
  * @module
  */
 import * as Schema from "effect/Schema"
+import { FlightRecord } from "./FlightRecord.js"
 import { redactArgv } from "./internal/redact.js"
+
+/** What led to a machine's failure (see `FlightRecord`); set on errors a machine's operations fail with. */
+const flightRecord = Schema.optional(FlightRecord)
 
 /** Why a QMP greeting could not be obtained. */
 export class QMPGreetingError extends Schema.TaggedError<QMPGreetingError>()("QMPGreetingError", {
@@ -63,7 +67,8 @@ export class QMPCommandError extends Schema.TaggedError<QMPCommandError>()("QMPC
   command: Schema.String,
   /** QMP's error class, e.g. `GenericError`, `CommandNotFound`. */
   class: Schema.String,
-  desc: Schema.String
+  desc: Schema.String,
+  flightRecord
 }) {
   override get message(): string {
     return `QMP command ${this.command} failed: ${this.class}: ${this.desc}`
@@ -73,7 +78,8 @@ export class QMPCommandError extends Schema.TaggedError<QMPCommandError>()("QMPC
 /** A QMP command or an event wait did not complete in time. The session stays usable. */
 export class QMPTimeout extends Schema.TaggedError<QMPTimeout>()("QMPTimeout", {
   operation: Schema.String,
-  timeoutMillis: Schema.Number
+  timeoutMillis: Schema.Number,
+  flightRecord
 }) {
   override get message(): string {
     return `QMP ${this.operation} timed out after ${this.timeoutMillis} ms`
@@ -84,7 +90,8 @@ export class QMPTimeout extends Schema.TaggedError<QMPTimeout>()("QMPTimeout", {
 export class QMPDisconnected extends Schema.TaggedError<QMPDisconnected>()("QMPDisconnected", {
   reason: Schema.Literal("Eof", "Error", "Protocol", "Closed"),
   detail: Schema.String,
-  cause: Schema.optional(Schema.Unknown)
+  cause: Schema.optional(Schema.Unknown),
+  flightRecord
 }) {
   override get message(): string {
     return `QMP disconnected (${this.reason}): ${this.detail}`
@@ -120,7 +127,8 @@ export class VMLaunchFailure extends Schema.TaggedError<VMLaunchFailure>()("VMLa
   signal: Schema.NullOr(Schema.String),
   /** QEMU's stdout and stderr up to the failure (the last 64 KiB at most). */
   output: Schema.String,
-  cause: Schema.optional(Schema.Unknown)
+  cause: Schema.optional(Schema.Unknown),
+  flightRecord
 }) {
   /** The exact argv, secrets included. Not enumerable: JSON and structured logs leave it out. */
   declare readonly argv: ReadonlyArray<string>
@@ -155,7 +163,8 @@ export class AbnormalShutdown extends Schema.TaggedError<AbnormalShutdown>()("Ab
   detail: Schema.String,
   exitCode: Schema.NullOr(Schema.Number),
   signal: Schema.NullOr(Schema.String),
-  cause: Schema.optional(Schema.Unknown)
+  cause: Schema.optional(Schema.Unknown),
+  flightRecord
 }) {
   override get message(): string {
     return `Could not perform graceful shutdown: ${this.detail}${
@@ -168,7 +177,8 @@ export class AbnormalShutdown extends Schema.TaggedError<AbnormalShutdown>()("Ab
 export class MachineStateError extends Schema.TaggedError<MachineStateError>()("MachineStateError", {
   operation: Schema.String,
   state: Schema.String,
-  detail: Schema.String
+  detail: Schema.String,
+  flightRecord
 }) {
   override get message(): string {
     return `${this.operation}: machine is ${this.state}: ${this.detail}`
@@ -203,7 +213,8 @@ export class TempFilesError extends Schema.TaggedError<TempFilesError>()("TempFi
 export class ConsoleTimeout extends Schema.TaggedError<ConsoleTimeout>()("ConsoleTimeout", {
   pattern: Schema.String,
   timeoutMillis: Schema.Number,
-  tail: Schema.String
+  tail: Schema.String,
+  flightRecord
 }) {
   override get message(): string {
     return `console did not show ${this.pattern} within ${this.timeoutMillis} ms; last output: ${
@@ -223,7 +234,8 @@ export class ConsoleFailure extends Schema.TaggedError<ConsoleFailure>()("Consol
   /** The fail-fast pattern that matched, and the text it matched. */
   failedOn: Schema.String,
   match: Schema.String,
-  tail: Schema.String
+  tail: Schema.String,
+  flightRecord
 }) {
   override get message(): string {
     return `console showed ${JSON.stringify(this.match)} (${this.failedOn}) while waiting for ${this.pattern}; last output: ${
@@ -236,7 +248,8 @@ export class ConsoleFailure extends Schema.TaggedError<ConsoleFailure>()("Consol
 export class ConsoleClosed extends Schema.TaggedError<ConsoleClosed>()("ConsoleClosed", {
   operation: Schema.String,
   detail: Schema.String,
-  tail: Schema.String
+  tail: Schema.String,
+  flightRecord
 }) {
   override get message(): string {
     return `console closed during ${this.operation}: ${this.detail}`

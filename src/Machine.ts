@@ -37,6 +37,7 @@ import {
 } from "./Errors.js"
 import * as Attach from "./internal/attach.js"
 import * as Launch from "./internal/launch.js"
+import * as Recording from "./internal/recording.js"
 import * as Lifecycle from "./internal/lifecycle.js"
 import { withNodeDefaults } from "./internal/platform.js"
 import type { AttachConfig, MachineConfig } from "./MachineConfig.js"
@@ -168,14 +169,20 @@ export const launch = (config: MachineConfig = {}): Effect.Effect<MachineService
 
 const running = (started: Launch.Started, lifecycle: Lifecycle.Lifecycle): MachineService => {
   const { child } = started
-  const stateError = (operation: string, detail: string) =>
-    Effect.flatMap(lifecycle.state, (state) => new MachineStateError({ operation, state, detail }))
-  const qmp: Effect.Effect<QmpClient.QmpClientService, MachineStateError> = Option.match(started.qmp, {
-    onNone: () => stateError("qmp", "the machine was launched without a QMP monitor"),
-    onSome: (client) =>
-      Effect.flatMap(lifecycle.state, (state) =>
-        state === "running" ? Effect.succeed(client) : stateError("qmp", "QMP is closed"))
+  const recorded = Option.match(started.recorder, {
+    onNone: () => <A, E, R>(effect: Effect.Effect<A, E, R>) => effect,
+    onSome: (recorder) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      Effect.catchAll(effect, (error) => Effect.flatMap(recorder.attach(error), Effect.fail))
   })
+  const stateError = (operation: string, detail: string) =>
+    recorded(Effect.flatMap(lifecycle.state, (state) => new MachineStateError({ operation, state, detail })))
+  const client = Option.map(started.qmp, (c) => Recording.qmp(c, recorded))
+  const qmp: Effect.Effect<QmpClient.QmpClientService, MachineStateError> = Option.match(client, {
+    onNone: () => stateError("qmp", "the machine was launched without a QMP monitor"),
+    onSome: (c) =>
+      Effect.flatMap(lifecycle.state, (state) => state === "running" ? Effect.succeed(c) : stateError("qmp", "QMP is closed"))
+  })
+  const console = Option.map(started.console, (c) => Recording.console(c, recorded))
   return {
     name: started.name,
     command: started.command,
@@ -184,7 +191,7 @@ const running = (started: Launch.Started, lifecycle: Lifecycle.Lifecycle): Machi
     logDir: started.logDir,
     logPath: started.logPath,
     qmp,
-    console: Option.match(started.console, {
+    console: Option.match(console, {
       onNone: () => stateError("console", "the machine was launched without a console"),
       onSome: Effect.succeed
     }),
@@ -198,9 +205,9 @@ const running = (started: Launch.Started, lifecycle: Lifecycle.Lifecycle): Machi
     exitCode: Effect.map(child.status, Option.flatMap((s) => Option.fromNullable(s.exitCode))),
     exitStatus: child.status,
     log: lifecycle.log,
-    shutdown: lifecycle.shutdown,
-    kill: lifecycle.kill,
-    wait: lifecycle.wait
+    shutdown: (options) => recorded(lifecycle.shutdown(options)),
+    kill: recorded(lifecycle.kill),
+    wait: (timeout) => recorded(lifecycle.wait(timeout))
   }
 }
 

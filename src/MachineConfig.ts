@@ -6,6 +6,7 @@
  * @module
  */
 import type * as Duration from "effect/Duration"
+import type { FlightRecorderOptions } from "./FlightRecord.js"
 import type { QmpClientOptions } from "./QmpClient.js"
 import { nicOption, type UserNetworkConfig } from "./UserNetwork.js"
 
@@ -129,6 +130,12 @@ export interface MachineConfig {
    * no network at all).
    */
   readonly userNetwork?: UserNetworkConfig | undefined
+  /**
+   * The flight recorder: the errors of this machine's operations carry the
+   * last QMP messages, console and log tails (`FlightRecord`). Default on;
+   * `false` turns it off.
+   */
+  readonly flightRecorder?: false | FlightRecorderOptions | undefined
   /** Greeting plus negotiation must finish within this. Default 30 s. */
   readonly launchTimeout?: Duration.DurationInput | undefined
   /** Soft shutdown timeout when the scope closes. Default 30 s. */

@@ -13,6 +13,8 @@
 export * as ConsoleSocket from "./ConsoleSocket.js"
 /** The guest's display and keyboard: screenshots, typed keys. */
 export * as Display from "./Display.js"
+/** What led to a machine's failure, carried by the failure. */
+export * as FlightRecord from "./FlightRecord.js"
 /** Every error the library reports. */
 export * as Errors from "./Errors.js"
 /** The QEMU guest agent (qemu-ga), typed from its schema. */

@@ -23,7 +23,8 @@ import * as TempFiles from "../TempFiles.js"
 import * as Channels from "./channels.js"
 import * as FdPassing from "./fdPassing.js"
 import * as Files from "./files.js"
-import { formatCommand } from "./redact.js"
+import * as Recorder from "./recorder.js"
+import { formatCommand, redactArgv } from "./redact.js"
 import * as Tracing from "./tracing.js"
 
 /** What a started machine is made of. */
@@ -39,6 +40,8 @@ export interface Started {
   readonly logPath: string
   /** QEMU's output so far (its last `MAX_LOG` bytes). */
   readonly readLog: Effect.Effect<string>
+  /** The flight recorder, unless the config turned it off. */
+  readonly recorder: Option.Option<Recorder.Recorder>
 }
 
 const DEFAULT_LAUNCH_TIMEOUT = Duration.seconds(30)
@@ -247,6 +250,19 @@ const connect = (
 ): Effect.Effect<Started, VMLaunchFailure, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const { command, console, consoleLog, guestAgent, logDir, logFile, logPath, monitor, temp } = prepared
+    // Set once the console is up; until then a record has no console tail.
+    let consoleForRecord: ConsoleSocket.ConsoleSocketService | undefined
+    const recorder = config.flightRecorder === false ? undefined : Recorder.make(
+      { machine: name, pid: child.pid, command: redactArgv(command) },
+      (consoleBytes, logBytes) =>
+        Effect.all({
+          console: consoleForRecord === undefined
+            ? Effect.succeed("")
+            : Effect.map(consoleForRecord.recent, (text) => text.slice(-consoleBytes)),
+          log: Files.readTail(logPath, logBytes).pipe(Effect.provideService(FileSystem.FileSystem, fs))
+        }),
+      config.flightRecorder
+    )
 
     /** Turns a failure after spawn into a `VMLaunchFailure` with QEMU's status and output. */
     const afterSpawn = (cause: unknown) =>
@@ -262,7 +278,7 @@ const connect = (
           yield* child.kill("SIGKILL")
           yield* child.waitTree(HARD_KILL_TIMEOUT).pipe(Effect.ignore)
         }
-        return yield* VMLaunchFailure.fromArgv({
+        const failure = VMLaunchFailure.fromArgv({
           reason: Option.isSome(status) ? "Exited" : cause instanceof QMPSchemaDrift ? "SchemaDrift" : "Handshake",
           argv: command,
           exitCode: Option.isSome(status) ? status.value.exitCode : null,
@@ -270,6 +286,7 @@ const connect = (
           output: yield* Files.readTail(logPath, OUTPUT_TAIL_BYTES),
           cause: cause instanceof ExitedEarly ? "QEMU exited during the launch" : cause
         })
+        return yield* Effect.fail(recorder === undefined ? failure : yield* recorder.attach(failure))
       })
     /** Each step after spawn races QEMU's exit, which would otherwise leave it waiting for a peer that is gone. */
     const orExit = <A, E>(step: Effect.Effect<A, E, Scope.Scope | FileSystem.FileSystem>, span: string) =>
@@ -286,6 +303,7 @@ const connect = (
           QmpClient.fromTransport(transport, {
             greetingTimeout: launchTimeout,
             ...qmpOptions,
+            onTraffic: recorder === undefined ? qmpOptions.onTraffic : withRecorder(recorder, qmpOptions.onTraffic),
             spanAttributes: { "qemu.machine": name, "qemu.pid": child.pid, ...qmpOptions.spanAttributes }
           })
         ),
@@ -306,6 +324,7 @@ const connect = (
       ),
       "launch.console"
     )
+    consoleForRecord = Option.getOrUndefined(consoleSocket)
     // The agent needs no handshake here: it may start long after the launch, and its first request syncs.
     const agent = guestAgent === undefined ? Option.none<GuestAgent.GuestAgentService>() : yield* orExit(
       guestAgent.open(child, launchTimeout).pipe(
@@ -329,6 +348,17 @@ const connect = (
         info.size === FileSystem.Size(0) ? Effect.succeed("") : Files.readTail(logPath, MAX_LOG)).pipe(
           Effect.orElseSucceed(() => ""),
           Effect.provideService(FileSystem.FileSystem, fs)
-        )
+        ),
+      recorder: Option.fromNullable(recorder)
     }
   })
+
+/** The user's traffic hook after the recorder's (whose own cannot throw). */
+const withRecorder = (
+  recorder: Recorder.Recorder,
+  user: ((direction: "send" | "receive", message: unknown) => void) | undefined
+) =>
+  user === undefined ? recorder.onTraffic : (direction: "send" | "receive", message: unknown) => {
+    recorder.onTraffic(direction, message)
+    user(direction, message)
+  }
