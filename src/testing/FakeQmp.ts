@@ -13,16 +13,24 @@
  *   }).pipe(Effect.provide(TestLayer)))
  * ```
  *
+ * With `generate`, every command of QEMU's schema without a handler gets a
+ * schema-valid answer drawn from its Schema's arbitrary, and `emitGenerated`
+ * sends any schema event: answers QEMU could give, for property tests.
+ * `FakeQmpVerify` checks a script's answers against a real QEMU.
+ *
  * @module
  */
 import * as FileSystem from "@effect/platform/FileSystem"
+import * as Arbitrary from "effect/Arbitrary"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FastCheck from "effect/FastCheck"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
+import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as NodeOs from "node:os"
@@ -31,7 +39,8 @@ import type { QMPConnectError } from "../Errors.js"
 import { FrameDecoder } from "../internal/framing.js"
 import { withNodeDefaults } from "../internal/platform.js"
 import * as Transport from "../internal/transport.js"
-import type * as Qapi from "../Qapi.js"
+import { commands as commandSchemas, Empty, events as eventSchemas } from "../generated/qapi.js"
+import * as Qapi from "../Qapi.js"
 import * as QmpClient from "../QmpClient.js"
 import {
   type Arguments,
@@ -113,6 +122,13 @@ export interface FakeQmpScript<C = {}> {
   readonly commands?: CommandHandlers<C> | undefined
   /** Enforce capabilities negotiation like QEMU does. Default true. */
   readonly requireNegotiation?: boolean | undefined
+  /**
+   * Answer every command of the generated schema that has no handler with a
+   * schema-valid value drawn from the result Schema's arbitrary (the same
+   * `seed` gives the same answers). Default false: such commands are
+   * `CommandNotFound`, as before.
+   */
+  readonly generate?: boolean | { readonly seed?: number | undefined } | undefined
 }
 
 /** Control over a running fake server. */
@@ -125,6 +141,8 @@ export interface FakeQmpService {
   readonly commands: Stream.Stream<Command>
   /** Sends an event to the current connection. */
   readonly emit: (event: string, data?: Arguments) => Effect.Effect<void>
+  /** Sends an event of the schema with schema-valid data drawn from its arbitrary; returns the data. */
+  readonly emitGenerated: <K extends Qapi.EventName>(event: K, options?: { readonly seed?: number | undefined }) => Effect.Effect<unknown>
   /** Sends raw bytes to the current connection. */
   readonly sendRaw: (data: string | Uint8Array) => Effect.Effect<void>
   /** Closes the current connection. */
@@ -150,6 +168,10 @@ const now = () => {
 
 const eventLine = (event: string, data?: Arguments) =>
   `${JSON.stringify(data === undefined ? { event, timestamp: now() } : { event, data, timestamp: now() })}\n`
+
+/** One schema-valid value of `schema`, the same for the same seed. */
+export const generated = <A>(schema: Schema.Schema<A>, seed: number): A =>
+  FastCheck.sample(Arbitrary.make(schema), { seed, numRuns: 1 })[0]!
 
 /** QEMU-like answers for the commands every test needs. */
 export const builtinHandlers: Readonly<Record<string, CommandHandler>> = {
@@ -188,6 +210,13 @@ export const make = <C = {}>(
       handlers.set(name, handler as CommandHandler)
     }
     const received: Array<Command> = []
+    const generateSeed = script.generate === undefined || script.generate === false
+      ? undefined
+      : script.generate === true ? 0 : script.generate.seed ?? 0
+    let drawn = 0
+    /** A handler for a schema command nobody scripted: a fresh schema-valid value each call. */
+    const generatedHandler = (name: string): CommandHandler | undefined =>
+      Qapi.isCommand(name) ? () => replyUnchecked(generated(commandSchemas[name].result as Schema.Schema<unknown>, generateSeed! + drawn++)) : undefined
     const commandHub = yield* Effect.acquireRelease(PubSub.unbounded<Command>(), PubSub.shutdown)
     let current: Transport.ByteTransport | undefined
     let connections = 0
@@ -219,7 +248,7 @@ export const make = <C = {}>(
               })))
               return
             }
-            const handler = handlers.get(name)
+            const handler = handlers.get(name) ?? (generateSeed === undefined ? undefined : generatedHandler(name))
             if (handler === undefined) {
               yield* Effect.ignore(transport.write(withId({
                 error: { class: "CommandNotFound", desc: `The command ${name} has not been found` }
@@ -291,6 +320,13 @@ export const make = <C = {}>(
       received: Effect.sync(() => received.slice()),
       commands: Stream.fromPubSub(commandHub),
       emit: (event, data) => send(eventLine(event, data)),
+      emitGenerated: (event, options) =>
+        Effect.suspend(() => {
+          const schema = eventSchemas[event] as Schema.Schema<unknown>
+          const data = generated(schema, options?.seed ?? drawn++)
+          // Events without data (STOP, RESUME, ...) have no `data` member on the wire.
+          return Effect.as(send(eventLine(event, schema === Empty ? undefined : data as Arguments)), data)
+        }),
       sendRaw: send,
       disconnect: Effect.suspend(() => current === undefined ? Effect.void : current.close),
       setHandler: (command, handler) => Effect.sync(() => void handlers.set(command, handler)),
