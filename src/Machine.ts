@@ -18,10 +18,13 @@
  * @module
  */
 import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
 import * as Context from "effect/Context"
-import type * as Duration from "effect/Duration"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
@@ -36,11 +39,13 @@ import {
   type VMLaunchFailure
 } from "./Errors.js"
 import * as Attach from "./internal/attach.js"
+import * as EchoImage from "./internal/echoImage.js"
 import * as Launch from "./internal/launch.js"
 import * as Recording from "./internal/recording.js"
+import * as Tracing from "./internal/tracing.js"
 import * as Lifecycle from "./internal/lifecycle.js"
 import { withNodeDefaults } from "./internal/platform.js"
-import type { AttachConfig, MachineConfig } from "./MachineConfig.js"
+import { type AttachConfig, DEFAULT_BINARY, escapeOptionValue, type MachineConfig } from "./MachineConfig.js"
 import type * as QemuProcess from "./QemuProcess.js"
 import type * as Qapi from "./Qapi.js"
 import type * as QmpClient from "./QmpClient.js"
@@ -159,6 +164,10 @@ export type LaunchError = VMLaunchFailure | SocketPathTooLong
  */
 export const launch = (config: MachineConfig = {}): Effect.Effect<MachineService, LaunchError, Scope.Scope> =>
   Effect.gen(function*() {
+    if (config.accel === "auto") {
+      const kvm = yield* kvmVerdict(config.binary ?? DEFAULT_BINARY)
+      return yield* launch({ ...config, accel: kvm ? "kvm" : "tcg" })
+    }
     const outer = yield* Effect.scope
     // Everything the machine holds lives in its own scope; shutdown closes it early.
     const machineScope = yield* Scope.fork(outer, ExecutionStrategy.sequential)
@@ -297,6 +306,76 @@ export const attach = (config: AttachConfig): Effect.Effect<AttachedMachineServi
       )
     )
   })).pipe(withNodeDefaults)
+
+/** Options of `kvmRuns`. */
+export interface KvmProbeOptions {
+  /** The QEMU binary. Default `qemu-system-x86_64`. */
+  readonly binary?: string | undefined
+  /** How long the guest may take to print its banner. Default 5 s. */
+  readonly deadline?: Duration.DurationInput | undefined
+}
+
+/** What `kvmProbe` found. */
+export interface KvmVerdict {
+  readonly runs: boolean
+  /** Why not, when it does not: `no output within 5s`, or the launch's failure. */
+  readonly detail: string
+}
+
+/**
+ * Whether KVM really runs guests here: boots a 512-byte guest under
+ * `-accel kvm` and waits for its banner. Never decided from `/dev/kvm` or
+ * `query-kvm`: on some hosts both say yes and a KVM guest executes nothing.
+ */
+export const kvmProbe = (options: KvmProbeOptions = {}): Effect.Effect<KvmVerdict> => {
+  const deadline = Duration.decode(options.deadline ?? Duration.seconds(5))
+  return Effect.scoped(Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const dir = yield* fs.makeTempDirectoryScoped({ prefix: "qemu-machine-kvm-" })
+    const image = path.join(dir, "probe.img")
+    yield* fs.writeFile(image, EchoImage.image())
+    const vm = yield* launch({
+      binary: options.binary,
+      machineType: "pc,graphics=off",
+      accel: "kvm",
+      args: ["-nic", "none", "-m", "16", "-drive", `file=${escapeOptionValue(image)},format=raw,if=ide`],
+      console: {},
+      baseTempDir: dir,
+      shutdownTimeout: Duration.seconds(5),
+      flightRecorder: false
+    })
+    yield* (yield* vm.console).waitFor(EchoImage.BANNER, { timeout: deadline })
+    return { runs: true, detail: "a guest runs under -accel kvm" }
+  })).pipe(
+    Effect.catchAll((error) =>
+      Effect.succeed({
+        runs: false,
+        detail: error._tag === "ConsoleTimeout" ? `no output within ${Duration.format(deadline)}` : error.message.split("\n")[0]!
+      })
+    ),
+    withNodeDefaults,
+    Tracing.withSpan("Machine.kvmProbe")
+  )
+}
+
+/** `kvmProbe`'s yes or no. */
+export const kvmRuns = (options: KvmProbeOptions = {}): Effect.Effect<boolean> =>
+  Effect.map(kvmProbe(options), (verdict) => verdict.runs)
+
+/** `kvmRuns` once per binary and process, for `accel: "auto"` (concurrent launches share the probe). */
+const kvmVerdicts = new Map<string, Deferred.Deferred<boolean>>()
+const kvmVerdict = (binary: string): Effect.Effect<boolean> =>
+  Effect.suspend(() => {
+    const known = kvmVerdicts.get(binary)
+    // A probe interrupted before its verdict leaves no verdict: whoever waited asks again.
+    if (known !== undefined) return Deferred.await(known).pipe(Effect.catchAllCause(() => kvmVerdict(binary)))
+    const verdict = Deferred.unsafeMake<boolean>(FiberId.none)
+    kvmVerdicts.set(binary, verdict)
+    return Effect.flatMap(kvmRuns({ binary }), (runs) => Effect.as(Deferred.succeed(verdict, runs), runs)).pipe(
+      Effect.onInterrupt(() => Effect.zipRight(Effect.sync(() => kvmVerdicts.delete(binary)), Deferred.interrupt(verdict)))
+    )
+  })
 
 /** A machine that lives as long as the layer: for a test suite that shares one VM. */
 export const layer = (config: MachineConfig = {}): Layer.Layer<Machine, LaunchError> =>

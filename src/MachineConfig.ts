@@ -104,7 +104,11 @@ export interface MachineConfig {
    * `QEMUMachine`.
    */
   readonly vga?: string | undefined
-  /** `-accel` value, e.g. `tcg` or `kvm`. Default: QEMU's default (TCG here). */
+  /**
+   * `-accel` value, e.g. `tcg` or `kvm`; `auto` is `kvm` if `Machine.kvmRuns`
+   * says a guest runs under it (asked once per binary and process, up to 5 s),
+   * else `tcg`. Default: QEMU's default (TCG here).
+   */
   readonly accel?: string | undefined
   /**
    * The QMP session's options (timeouts, run-time decoding, the schema drift

@@ -16,7 +16,6 @@ import * as NodeOs from "node:os"
 import * as Native from "../internal/native.js"
 import * as Machine from "../Machine.js"
 import * as TempFiles from "../TempFiles.js"
-import * as EchoGuest from "../testing/EchoGuest.js"
 import type { CommandSpec, Parsed } from "./args.js"
 import { findBinary, installHint, qemuOption, setExitCode } from "./common.js"
 
@@ -38,15 +37,6 @@ export interface Check {
 }
 
 const KVM_DEADLINE = "5 seconds"
-
-/** Boots the echo guest under `-accel kvm`: KVM works if the guest prints its banner in time. */
-const kvmRuns = (qemu: string) =>
-  Effect.scoped(Effect.gen(function*() {
-    const temp = yield* TempFiles.TempFiles
-    const image = yield* temp.writeFile("echo-guest.img", EchoGuest.image())
-    const vm = yield* Machine.launch(EchoGuest.machineConfig(image, { binary: qemu, accel: "kvm", baseTempDir: temp.directory }))
-    yield* (yield* vm.console).waitFor(EchoGuest.BANNER, { timeout: KVM_DEADLINE })
-  })).pipe(Effect.provide(TempFiles.layer()))
 
 /** Every check, in order. */
 export const checks = (
@@ -94,16 +84,14 @@ export const checks = (
     } else if (Option.isNone(version)) {
       results.push({ name: "kvm", status: "warn", detail: "/dev/kvm opens; no QEMU to try it with" })
     } else {
-      const runs = yield* Effect.either(kvmRuns(qemu))
+      const verdict = yield* Machine.kvmProbe({ binary: qemu, deadline: KVM_DEADLINE })
       results.push(
-        runs._tag === "Right"
-          ? { name: "kvm", status: "ok", detail: "a guest runs under -accel kvm" }
+        verdict.runs
+          ? { name: "kvm", status: "ok", detail: verdict.detail }
           : {
             name: "kvm",
             status: "warn",
-            detail: `/dev/kvm opens, but a guest under -accel kvm did not run (${
-              runs.left._tag === "ConsoleTimeout" ? `no output in ${KVM_DEADLINE}` : runs.left._tag
-            }): use TCG (the default)`
+            detail: `/dev/kvm opens, but a guest under -accel kvm did not run (${verdict.detail}): use TCG (the default)`
           }
       )
     }

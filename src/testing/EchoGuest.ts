@@ -8,26 +8,17 @@
  *
  * @module
  */
+import * as EchoImage from "../internal/echoImage.js"
 import { escapeOptionValue, type MachineConfig } from "../MachineConfig.js"
 
-/** nasm's output for `echo-guest.asm`, without the zero padding and the boot signature. */
-const CODE =
-  "fa31c08ed88ed0bc007cfcbe5c7ce84000bafd03eca80174fbbaf803ec3c7174123c667415e81a003c0d75e5b00ae81100ebdeb001e6f4f4ebf9be6f7ce81100ebf850bafd03eca82074fb58baf803eec3ac84c07405e8e9ffebf6c34543484f2047554553542052454144590d0a00464c4f4f4420303132333435363738396162636465666768696a6b6c6d6e6f707172737475767778797a0d0a"
-
 /** What the guest prints once it runs. */
-export const BANNER = "ECHO GUEST READY"
+export const BANNER = EchoImage.BANNER
 
 /** The exit code QEMU reports after the guest is sent `q`. */
 export const POWER_OFF_EXIT_CODE = 3
 
 /** The guest as a 512-byte raw disk image. */
-export const image = (): Uint8Array => {
-  const sector = new Uint8Array(512)
-  sector.set(Buffer.from(CODE, "hex"))
-  sector[510] = 0x55
-  sector[511] = 0xaa
-  return sector
-}
+export const image = (): Uint8Array => EchoImage.image()
 
 /** A machine that boots the image at `imagePath` with its console attached. */
 export const machineConfig = (imagePath: string, extra: MachineConfig = {}): MachineConfig => ({
