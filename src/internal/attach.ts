@@ -42,23 +42,35 @@ export type State = "running" | "shutting-down" | "stopped"
 /** Errors `attach` can end in. */
 export type AttachError = QMPConnectError | QmpClient.SessionError | ConsoleClosed | TempFilesError | GuestAgentError
 
-/** An attached machine, before the QMP conveniences shared with launched machines are added. */
+/** An attached machine, before the QMP conveniences shared with launched machines are added (`Machine.AttachedMachineService`). */
 export interface Attached {
   readonly name: string
+  /** The monitor's address, `unix:PATH` or `tcp:HOST:PORT`. */
   readonly address: string
+  /** QEMU's pid, when this host can tell who holds the other end of the monitor socket. */
   readonly pid: Option.Option<number>
+  /** Its command line from /proc (empty without a pid). */
   readonly command: ReadonlyArray<string>
   readonly qmp: Effect.Effect<QmpClient.QmpClientService, MachineStateError>
   readonly console: Effect.Effect<ConsoleSocket.ConsoleSocketService, MachineStateError>
   readonly guestAgent: Effect.Effect<GuestAgent.GuestAgentService, MachineStateError>
   readonly state: Effect.Effect<State>
+  /** The monitor is connected (and, with a pid, the process alive). */
   readonly isRunning: Effect.Effect<boolean>
+  /**
+   * `quit`, then waits for the monitor to close and (with a pid) the process
+   * to go; past the timeout, SIGKILL if the pid is known, and
+   * `AbnormalShutdown`. `hard` needs the pid.
+   */
   readonly shutdown: (options?: {
     readonly hard?: boolean | undefined
     readonly timeout?: Duration.DurationInput | undefined
   }) => Effect.Effect<void, AbnormalShutdown | MachineStateError>
+  /** SIGKILL (needs the pid: `MachineStateError` otherwise). */
   readonly kill: Effect.Effect<void, AbnormalShutdown | MachineStateError>
+  /** Waits for QEMU to exit by itself (the monitor's end, then the pid's). */
   readonly wait: (timeout?: Duration.DurationInput) => Effect.Effect<void, AbnormalShutdown>
+  /** Closes this process's connections and leaves QEMU running (what the scope's end does by default). */
   readonly detach: Effect.Effect<void>
 }
 

@@ -11,11 +11,14 @@ const CODE =
 /** What the guest prints once it runs. */
 export const BANNER = "ECHO GUEST READY"
 
-/** The guest as a 512-byte raw disk image. */
-export const image = (): Uint8Array => {
+/** A 512-byte boot sector: `code` (hex), zero padding, the boot signature. */
+export const bootSector = (code: string): Uint8Array => {
   const sector = new Uint8Array(512)
-  sector.set(Buffer.from(CODE, "hex"))
+  sector.set(Buffer.from(code, "hex"))
   sector[510] = 0x55
   sector[511] = 0xaa
   return sector
 }
+
+/** The guest as a 512-byte raw disk image. */
+export const image = (): Uint8Array => bootSector(CODE)

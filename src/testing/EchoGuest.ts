@@ -44,13 +44,7 @@ export const KEYBOARD_BANNER = "KEYBOARD GUEST READY"
  * reads from the PS/2 keyboard (shift applied), so `sendKeys("Hi!")` shows as
  * `Hi!` on the console.
  */
-export const keyboardImage = (): Uint8Array => {
-  const sector = new Uint8Array(512)
-  sector.set(Buffer.from(KEYBOARD_CODE, "hex"))
-  sector[510] = 0x55
-  sector[511] = 0xaa
-  return sector
-}
+export const keyboardImage = (): Uint8Array => EchoImage.bootSector(KEYBOARD_CODE)
 
 /** A machine that boots the keyboard image, with its console and a display (`-vga std`) for screenshots. */
 export const keyboardMachineConfig = (imagePath: string, extra: MachineConfig = {}): MachineConfig => ({
