@@ -4,7 +4,7 @@
  * Nothing here asserts a time; the targets are printed for the reader.
  */
 import { Duration, Effect } from "effect"
-import { attach, recorder } from "./devices.js"
+import { attach, recorder, screenshot } from "./devices.js"
 import { guest } from "./guest.js"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
@@ -339,5 +339,6 @@ export const all: Record<string, (options: BenchOptions) => Effect.Effect<void, 
   "fleet": fleet,
   "guest": guest,
   "attach": attach,
-  "recorder": recorder
+  "recorder": recorder,
+  "screenshot": screenshot
 }

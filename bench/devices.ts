@@ -1,6 +1,7 @@
 /**
  * Benchmarks of the features beyond the peers (issue 19), each against a
- * hand-written baseline in the same run: attaching to a running QEMU.
+ * hand-written baseline in the same run: attaching to a running QEMU, the
+ * flight recorder's cost on a round trip, a screenshot.
  */
 import { Effect } from "effect"
 import * as ChildProcess from "node:child_process"
@@ -9,6 +10,7 @@ import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import * as Machine from "../src/Machine.js"
+import * as EchoGuest from "../src/testing/EchoGuest.js"
 import type { BenchOptions } from "./benches.js"
 import { alternating, latency, report, round } from "./stats.js"
 
@@ -88,5 +90,43 @@ export const recorder = (options: BenchOptions) =>
       ratio: { median: round(lib.median_us / base.median_us), p99: round(lib.p99_us / base.p99_us) },
       target: { median: "<= 1.10 (issue 19)" },
       note: "library: flight recorder on (the default); baseline: flightRecorder: false"
+    })
+  }))
+
+/**
+ * `vm.screenshot()` (a PNG of a -vga std display, written, read back and
+ * removed) against the same `screendump` sent raw on the same session with
+ * the file read and removed by hand.
+ */
+export const screenshot = (options: BenchOptions) =>
+  Effect.scoped(Effect.gen(function*() {
+    const dir = yield* Effect.acquireRelease(
+      Effect.sync(() => NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "qm-bench-shot-"))),
+      (d) => Effect.sync(() => NodeFs.rmSync(d, { recursive: true, force: true }))
+    )
+    const image = NodePath.join(dir, "keyboard.img")
+    NodeFs.writeFileSync(image, EchoGuest.keyboardImage())
+    const vm = yield* Machine.launch(EchoGuest.keyboardMachineConfig(image, { baseTempDir: dir }))
+    yield* (yield* vm.console).waitFor(EchoGuest.KEYBOARD_BANNER, { timeout: "30 seconds" })
+    const qmp = yield* vm.qmp
+    const file = NodePath.join(dir, "bare.png")
+    const bare = Effect.zipRight(
+      qmp.executeRaw("screendump", { filename: file, format: "png" }),
+      Effect.sync(() => {
+        NodeFs.readFileSync(file)
+        NodeFs.unlinkSync(file)
+      })
+    )
+    const n = options.short ? 20 : 200
+    const { baselineTimes, libraryTimes } = yield* alternating(bare, vm.screenshot(), { n, block: 10, warmup: 5 })
+    const lib = latency(libraryTimes)
+    const base = latency(baselineTimes)
+    yield* report({
+      bench: "screenshot",
+      screenshots: n,
+      library: { median_ms: round(lib.median_us / 1000), p99_ms: round(lib.p99_us / 1000) },
+      baseline: { median_ms: round(base.median_us / 1000), p99_ms: round(base.p99_us / 1000) },
+      ratio: { median: round(lib.median_us / base.median_us) },
+      note: "720x400 text-mode display; QEMU encodes the PNG, most of the time is its"
     })
   }))
