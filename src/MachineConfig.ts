@@ -275,4 +275,6 @@ export interface AttachConfig {
   readonly connectTimeout?: Duration.DurationInput | undefined
   /** Soft shutdown timeout (the scope's end with `onClose: "shutdown"`). Default 30 s. */
   readonly shutdownTimeout?: Duration.DurationInput | undefined
+  /** The flight recorder, as a launched machine's (no QEMU log: its output is not ours to read). Default on. */
+  readonly flightRecorder?: false | FlightRecorderOptions | undefined
 }

@@ -32,6 +32,9 @@ import * as GuestAgent from "../GuestAgent.js"
 import type { AttachConfig } from "../MachineConfig.js"
 import * as QmpClient from "../QmpClient.js"
 import { peerPid } from "./peer.js"
+import * as Recorder from "./recorder.js"
+import * as Recording from "./recording.js"
+import { redactArgv } from "./redact.js"
 import * as Procfs from "./procfs.js"
 import * as Tracing from "./tracing.js"
 import * as Transport from "./transport.js"
@@ -98,17 +101,41 @@ export const attach = (config: AttachConfig): Effect.Effect<Attached, AttachErro
       Effect.mapError((e) => new QMPConnectError({ address, detail: e.detail, cause: e.error })),
       Scope.extend(scope)
     )
+    // Filled in once QEMU has greeted us; a record reads it when it is taken.
+    const identity: { machine: string; pid: number | null; command: ReadonlyArray<string> } = { machine: name, pid: null, command: [] }
+    let consoleForRecord: ConsoleSocket.ConsoleSocketService | undefined
+    const recorder = config.flightRecorder === false ? undefined : Recorder.make(
+      identity,
+      (consoleBytes) =>
+        Effect.map(
+          consoleForRecord === undefined ? Effect.succeed("") : consoleForRecord.recent,
+          (text) => ({ console: text.slice(-consoleBytes), log: "" })
+        ),
+      config.flightRecorder
+    )
+    const userTraffic = config.qmp?.onTraffic
     const client = yield* QmpClient.fromTransport(transport, {
       ...config.qmp,
+      onTraffic: recorder === undefined || userTraffic === undefined ? recorder?.onTraffic ?? userTraffic : (d, m) => {
+        recorder.onTraffic(d, m)
+        userTraffic(d, m)
+      },
       // One client at a time: while another holds the monitor, no greeting comes.
       greetingTimeout: config.qmp?.greetingTimeout ?? connectTimeout,
       spanAttributes: { ...config.qmp?.spanAttributes, "qemu.machine": name }
     }).pipe(Scope.extend(scope))
     // After the greeting: until QEMU accepts, the peer socket is in no process's descriptor table.
     const pid = Option.fromNullable(peerPid(transport.duplex as Socket))
+    const command = Option.match(pid, { onNone: () => [], onSome: (p) => redactArgv(Procfs.commandLine(p) ?? []) })
+    identity.pid = Option.getOrNull(pid)
+    identity.command = command
     const console = config.console === undefined
       ? Option.none()
       : Option.some(yield* ConsoleSocket.connect(config.console.path).pipe(Scope.extend(scope)))
+    consoleForRecord = Option.getOrUndefined(console)
+    const recorded: Recording.Recorded = recorder === undefined
+      ? (effect) => effect
+      : (effect) => Effect.catchAll(effect, (error) => Effect.flatMap(recorder.attach(error), Effect.fail))
     const guestAgent = config.guestAgent === undefined
       ? Option.none()
       : Option.some(yield* GuestAgent.connect(config.guestAgent.path).pipe(Scope.extend(scope)))
@@ -116,7 +143,7 @@ export const attach = (config: AttachConfig): Effect.Effect<Attached, AttachErro
     let state: State = "running"
     const stopped = yield* Deferred.make<void>()
     const stateError = (operation: string, detail: string): Effect.Effect<never, MachineStateError> =>
-      Effect.suspend(() => Effect.fail(new MachineStateError({ operation, state, detail })))
+      recorded(Effect.suspend(() => Effect.fail(new MachineStateError({ operation, state, detail }))))
     const closeAll = Effect.suspend(() => {
       state = "stopped"
       return Effect.zipRight(Scope.close(scope, Exit.void), Deferred.succeed(stopped, undefined))
@@ -193,13 +220,16 @@ export const attach = (config: AttachConfig): Effect.Effect<Attached, AttachErro
       )
     )
 
+    const recordedClient = Recording.qmp(client, recorded)
+    const recordedConsole = Option.map(console, (c) => Recording.console(c, recorded))
     return {
       name,
       address,
       pid,
+      // Exact, as a launched machine's `command`; the flight record has it redacted.
       command: Option.match(pid, { onNone: () => [], onSome: (p) => Procfs.commandLine(p) ?? [] }),
-      qmp: Effect.suspend(() => state === "running" ? Effect.succeed(client) : stateError("qmp", "QMP is closed")),
-      console: Option.match(console, {
+      qmp: Effect.suspend(() => state === "running" ? Effect.succeed(recordedClient) : stateError("qmp", "QMP is closed")),
+      console: Option.match(recordedConsole, {
         onNone: () => stateError("console", "attached without a console"),
         onSome: Effect.succeed
       }),
@@ -210,15 +240,15 @@ export const attach = (config: AttachConfig): Effect.Effect<Attached, AttachErro
       state: Effect.sync(() => state),
       isRunning: Effect.map(client.isConnected, (connected) =>
         connected && Option.match(pid, { onNone: () => true, onSome: Procfs.isAlive })),
-      shutdown,
-      kill,
+      shutdown: (options) => recorded(shutdown(options)),
+      kill: recorded(kill),
       wait: (timeout) =>
-        Effect.zipRight(
+        recorded(Effect.zipRight(
           timeout === undefined
             ? Effect.zipRight(client.awaitDisconnect, Option.match(pid, { onNone: () => Effect.void, onSome: processGone }))
             : awaitExit(Duration.decode(timeout)),
           closeAll
-        ),
+        )),
       detach: closeAll
     } satisfies Attached
   }).pipe(Tracing.withSpan("Machine.attach", { attributes: { "qemu.monitor": labelOf(config.monitor) } }))

@@ -105,6 +105,11 @@ describeQemu("Machine.attach (real QEMU started elsewhere)", () => {
       const error = yield* Effect.flip(vm.shutdown({ timeout: "1 second" }))
       expect(error._tag).toBe("AbnormalShutdown")
       expect(error.message).toContain("did not exit within 1s")
+      // Attached machines keep a flight record too: the greeting, the negotiation, the quit.
+      const record = (error as { flightRecord?: import("../../src/FlightRecord.js").FlightRecord }).flightRecord!
+      expect(record.pid).toBe(child.pid)
+      expect(record.command.join(" ")).toContain(`unix:${path}`)
+      expect(record.qmp.map((m) => m.text).join("\n")).toMatch(/"QMP"[\s\S]*qmp_capabilities[\s\S]*"quit"/)
       yield* exited(child)
       expect(child.signalCode).toBe("SIGKILL")
     }))
