@@ -5,7 +5,7 @@
  * readable block, so a failed CI run explains itself without a rerun.
  *
  * ```ts
- * yield* vm.execute("device_add", { driver: "nonexistent" }).pipe(
+ * yield* vm.execute("device_del", { id: "nic0" }).pipe(
  *   Effect.tapError((error) => Console.error(error.flightRecord?.render() ?? error.message))
  * )
  * ```

@@ -113,13 +113,9 @@ export const attach = (config: AttachConfig): Effect.Effect<Attached, AttachErro
         ),
       config.flightRecorder
     )
-    const userTraffic = config.qmp?.onTraffic
     const client = yield* QmpClient.fromTransport(transport, {
       ...config.qmp,
-      onTraffic: recorder === undefined || userTraffic === undefined ? recorder?.onTraffic ?? userTraffic : (d, m) => {
-        recorder.onTraffic(d, m)
-        userTraffic(d, m)
-      },
+      onTraffic: Recorder.withHook(recorder, config.qmp?.onTraffic),
       // One client at a time: while another holds the monitor, no greeting comes.
       greetingTimeout: config.qmp?.greetingTimeout ?? connectTimeout,
       spanAttributes: { ...config.qmp?.spanAttributes, "qemu.machine": name }

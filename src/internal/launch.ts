@@ -303,7 +303,7 @@ const connect = (
           QmpClient.fromTransport(transport, {
             greetingTimeout: launchTimeout,
             ...qmpOptions,
-            onTraffic: recorder === undefined ? qmpOptions.onTraffic : withRecorder(recorder, qmpOptions.onTraffic),
+            onTraffic: Recorder.withHook(recorder, qmpOptions.onTraffic),
             spanAttributes: { "qemu.machine": name, "qemu.pid": child.pid, ...qmpOptions.spanAttributes }
           })
         ),
@@ -352,13 +352,3 @@ const connect = (
       recorder: Option.fromNullable(recorder)
     }
   })
-
-/** The user's traffic hook after the recorder's (whose own cannot throw). */
-const withRecorder = (
-  recorder: Recorder.Recorder,
-  user: ((direction: "send" | "receive", message: unknown) => void) | undefined
-) =>
-  user === undefined ? recorder.onTraffic : (direction: "send" | "receive", message: unknown) => {
-    recorder.onTraffic(direction, message)
-    user(direction, message)
-  }

@@ -69,3 +69,13 @@ const withRecord = <E extends object>(error: E, record: FlightRecord): E => {
   Object.defineProperty(copy, "flightRecord", { value: record, enumerable: true, configurable: true, writable: false })
   return copy
 }
+
+/** A traffic hook: the recorder's (which cannot throw) then the user's, either optional. */
+export const withHook = (
+  recorder: Recorder | undefined,
+  user: ((direction: "send" | "receive", message: unknown) => void) | undefined
+): ((direction: "send" | "receive", message: unknown) => void) | undefined =>
+  recorder === undefined || user === undefined ? recorder?.onTraffic ?? user : (direction, message) => {
+    recorder.onTraffic(direction, message)
+    user(direction, message)
+  }
