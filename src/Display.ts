@@ -53,7 +53,7 @@ export class KeyUnmappable extends Schema.TaggedError<KeyUnmappable>()("KeyUnmap
   }
 }
 
-const NO_DISPLAY = /no console to take a screendump from|no console/i
+const NO_DISPLAY = /no console/i // "There is no console to take a screendump from"
 
 /** Options of `screenshot`. */
 export interface ScreenshotOptions {

@@ -70,7 +70,7 @@ export interface MachineExecuteOptions extends QmpClient.ExecuteOptions {
 export type MachineCommandError = QmpClient.CommandError | MachineStateError
 
 /** Where the machine is in its life. */
-export type MachineState = "running" | "shutting-down" | "stopped"
+export type MachineState = Lifecycle.State
 
 /** A launched machine. Everything QMP offers beyond commands (events, waits, fd passing, HMP) is on `qmp`. */
 export interface MachineService {
@@ -178,11 +178,7 @@ export const launch = (config: MachineConfig = {}): Effect.Effect<MachineService
 
 const running = (started: Launch.Started, lifecycle: Lifecycle.Lifecycle): MachineService => {
   const { child } = started
-  const recorded = Option.match(started.recorder, {
-    onNone: () => <A, E, R>(effect: Effect.Effect<A, E, R>) => effect,
-    onSome: (recorder) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-      Effect.catchAll(effect, (error) => Effect.flatMap(recorder.attach(error), Effect.fail))
-  })
+  const recorded = Recording.recordedBy(Option.getOrUndefined(started.recorder))
   const stateError = (operation: string, detail: string) =>
     recorded(Effect.flatMap(lifecycle.state, (state) => new MachineStateError({ operation, state, detail })))
   const client = Option.map(started.qmp, (c) => Recording.qmp(c, recorded))

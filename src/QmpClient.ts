@@ -360,7 +360,7 @@ export type Address = { readonly path: string } | { readonly host: string; reado
 /** Options for sessions that connect or accept; `connectTimeout` (default 30 s) bounds the connect or accept. */
 export type ConnectOptions = QmpClientOptions & { readonly connectTimeout?: Duration.DurationInput | undefined }
 
-const label = (address: Address) => "path" in address ? `unix:${address.path}` : `tcp:${address.host}:${address.port}`
+const label = Transport.addressLabel
 
 /** Connects to a QMP server (QEMU's `-qmp unix:PATH,server=on` or `tcp:...`). */
 export const connect = (

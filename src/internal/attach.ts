@@ -31,6 +31,7 @@ import {
 import * as GuestAgent from "../GuestAgent.js"
 import type { AttachConfig } from "../MachineConfig.js"
 import * as QmpClient from "../QmpClient.js"
+import type { State } from "./lifecycle.js"
 import { peerPid } from "./peer.js"
 import * as Recorder from "./recorder.js"
 import * as Recording from "./recording.js"
@@ -39,8 +40,6 @@ import * as Procfs from "./procfs.js"
 import * as Tracing from "./tracing.js"
 import * as Transport from "./transport.js"
 
-/** Where an attached machine is in its life (as a launched one's). */
-export type State = "running" | "shutting-down" | "stopped"
 
 /** Errors `attach` can end in. */
 export type AttachError = QMPConnectError | QmpClient.SessionError | ConsoleClosed | TempFilesError | GuestAgentError
@@ -79,8 +78,6 @@ export interface Attached {
 
 const DEFAULT_TIMEOUT = Duration.seconds(30)
 
-const labelOf = (monitor: AttachConfig["monitor"]) =>
-  "path" in monitor ? `unix:${monitor.path}` : `tcp:${monitor.host}:${monitor.port}`
 
 /** Polls /proc until `pid` is gone (it is not our child: no exit event reaches us). */
 const processGone = (pid: number) =>
@@ -94,7 +91,7 @@ export const attach = (config: AttachConfig): Effect.Effect<Attached, AttachErro
   Effect.gen(function*() {
     const outer = yield* Effect.scope
     const scope = yield* Scope.fork(outer, ExecutionStrategy.sequential)
-    const address = labelOf(config.monitor)
+    const address = Transport.addressLabel(config.monitor)
     const name = config.name ?? address
     const connectTimeout = config.connectTimeout ?? DEFAULT_TIMEOUT
     const transport = yield* Transport.connect(config.monitor, address, connectTimeout).pipe(
@@ -122,16 +119,15 @@ export const attach = (config: AttachConfig): Effect.Effect<Attached, AttachErro
     }).pipe(Scope.extend(scope))
     // After the greeting: until QEMU accepts, the peer socket is in no process's descriptor table.
     const pid = Option.fromNullable(peerPid(transport.duplex as Socket))
-    const command = Option.match(pid, { onNone: () => [], onSome: (p) => redactArgv(Procfs.commandLine(p) ?? []) })
+    // Exact, as a launched machine's `command`; the flight record has it redacted.
+    const command = Option.match(pid, { onNone: () => [], onSome: (p) => Procfs.commandLine(p) ?? [] })
     identity.pid = Option.getOrNull(pid)
-    identity.command = command
+    identity.command = redactArgv(command)
     const console = config.console === undefined
       ? Option.none()
       : Option.some(yield* ConsoleSocket.connect(config.console.path).pipe(Scope.extend(scope)))
     consoleForRecord = Option.getOrUndefined(console)
-    const recorded: Recording.Recorded = recorder === undefined
-      ? (effect) => effect
-      : (effect) => Effect.catchAll(effect, (error) => Effect.flatMap(recorder.attach(error), Effect.fail))
+    const recorded = Recording.recordedBy(recorder)
     const guestAgent = config.guestAgent === undefined
       ? Option.none()
       : Option.some(yield* GuestAgent.connect(config.guestAgent.path).pipe(Scope.extend(scope)))
@@ -145,11 +141,11 @@ export const attach = (config: AttachConfig): Effect.Effect<Attached, AttachErro
       return Effect.zipRight(Scope.close(scope, Exit.void), Deferred.succeed(stopped, undefined))
     })
 
-    /** `first` (e.g. a quit), the monitor's end, then (with a pid) the process's; AbnormalShutdown after `timeout`. */
+    /** QEMU's end as we can see it: the monitor's end, then (with a pid) the process's. */
+    const exited = Effect.zipRight(client.awaitDisconnect, Option.match(pid, { onNone: () => Effect.void, onSome: processGone }))
+    /** `first` (e.g. a quit), then `exited`; AbnormalShutdown after `timeout`. */
     const awaitExit = (timeout: Duration.Duration, first: Effect.Effect<void> = Effect.void) =>
-      first.pipe(
-        Effect.zipRight(client.awaitDisconnect),
-        Effect.zipRight(Option.match(pid, { onNone: () => Effect.void, onSome: processGone })),
+      Effect.zipRight(first, exited).pipe(
         Effect.timeoutFail({
           duration: timeout,
           onTimeout: () =>
@@ -222,8 +218,7 @@ export const attach = (config: AttachConfig): Effect.Effect<Attached, AttachErro
       name,
       address,
       pid,
-      // Exact, as a launched machine's `command`; the flight record has it redacted.
-      command: Option.match(pid, { onNone: () => [], onSome: (p) => Procfs.commandLine(p) ?? [] }),
+      command,
       qmp: Effect.suspend(() => state === "running" ? Effect.succeed(recordedClient) : stateError("qmp", "QMP is closed")),
       console: Option.match(recordedConsole, {
         onNone: () => stateError("console", "attached without a console"),
@@ -240,11 +235,9 @@ export const attach = (config: AttachConfig): Effect.Effect<Attached, AttachErro
       kill: recorded(kill),
       wait: (timeout) =>
         recorded(Effect.zipRight(
-          timeout === undefined
-            ? Effect.zipRight(client.awaitDisconnect, Option.match(pid, { onNone: () => Effect.void, onSome: processGone }))
-            : awaitExit(Duration.decode(timeout)),
+          timeout === undefined ? exited : awaitExit(Duration.decode(timeout)),
           closeAll
         )),
       detach: closeAll
     } satisfies Attached
-  }).pipe(Tracing.withSpan("Machine.attach", { attributes: { "qemu.monitor": labelOf(config.monitor) } }))
+  }).pipe(Tracing.withSpan("Machine.attach", { attributes: { "qemu.monitor": Transport.addressLabel(config.monitor) } }))

@@ -3,12 +3,19 @@
  * same services, whose failures carry the machine's flight record
  * (`recorded` attaches it).
  */
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
 import type * as ConsoleSocket from "../ConsoleSocket.js"
 import type * as QmpClient from "../QmpClient.js"
+import type { Recorder } from "./recorder.js"
 
 /** Gives an effect's failure the machine's flight record. */
 export type Recorded = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+
+/** `Recorded` for a recorder; without one (turned off), effects as they are. */
+export const recordedBy = (recorder: Recorder | undefined): Recorded =>
+  recorder === undefined
+    ? (effect) => effect
+    : (effect) => Effect.catchAll(effect, (error) => Effect.flatMap(recorder.attach(error), Effect.fail))
 
 /** The session, its commands and waits recorded. */
 export const qmp = (client: QmpClient.QmpClientService, recorded: Recorded): QmpClient.QmpClientService => ({

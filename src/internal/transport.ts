@@ -203,6 +203,10 @@ export interface ListenOptions {
 /** Where to listen. */
 export type ListenAddress = { readonly path: string } | { readonly host: string; readonly port: number }
 
+/** How an address reads in labels and errors: `unix:PATH` or `tcp:HOST:PORT`. */
+export const addressLabel = (address: ListenAddress): string =>
+  "path" in address ? `unix:${address.path}` : `tcp:${address.host}:${address.port}`
+
 /**
  * Listens on a unix path or a TCP address (`server=True` of QEMU's Python `QEMUMachine`). The
  * scope closes the server; a unix path is the caller's to remove.
@@ -245,7 +249,8 @@ export const listen = (
     server.on("error", ignore)
     const bound = server.address()
     const port = bound !== null && typeof bound === "object" ? bound.port : undefined
-    const label = "path" in address ? `unix:${address.path}` : `tcp:${address.host}:${port}`
+    // With port 0 the label names the port the kernel chose.
+    const label = addressLabel("path" in address ? address : { host: address.host, port: port ?? address.port })
     const accept = (timeout: Duration.DurationInput, accepts: (socket: Net.Socket) => boolean = () => true) => {
       const nextAccepted: Effect.Effect<Net.Socket> = Effect.flatMap(Queue.take(accepted), (socket) => {
         if (accepts(socket)) return Effect.succeed(socket)
