@@ -14,7 +14,7 @@ import * as Qapi from "../src/Qapi.js"
 import * as EchoGuest from "../src/testing/EchoGuest.js"
 import { qemuChildren } from "../scripts/procfs.js"
 import { launchBare } from "./bare.js"
-import { alternating, latency, median, micros, report, round } from "./stats.js"
+import { alternating, compared, median, micros, report, round } from "./stats.js"
 
 export interface BenchOptions {
   readonly short: boolean
@@ -41,14 +41,10 @@ export const qmpRtt = (options: BenchOptions) =>
       qmp.execute("query-status"),
       { n, block, warmup }
     )
-    const lib = latency(libraryTimes)
-    const base = latency(baselineTimes)
     yield* report({
       bench: "qmp-rtt",
       commands: n,
-      library: lib,
-      baseline: base,
-      ratio: { median: round(lib.median_us / base.median_us), p99: round(lib.p99_us / base.p99_us) },
+      ...compared(libraryTimes, baselineTimes),
       target: { median: "<= 1.10", p99: "<= 1.3 (issue 17)" }
     })
   }))
@@ -157,15 +153,7 @@ export const events = (options: BenchOptions) =>
         }
       }
     }))
-    const lib = latency(libTimes)
-    const base = latency(bareTimes)
-    yield* report({
-      bench: "events",
-      cycles: n,
-      library: lib,
-      baseline: base,
-      ratio: { median: round(lib.median_us / base.median_us), p99: round(lib.p99_us / base.p99_us) }
-    })
+    yield* report({ bench: "events", cycles: n, ...compared(libTimes, bareTimes) })
   })
 
 /** Console throughput from a guest flooding COM1. */

@@ -7,12 +7,11 @@ import { Effect } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Net from "node:net"
 import * as NodeFs from "node:fs"
-import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import * as Machine from "../src/Machine.js"
 import * as EchoGuest from "../src/testing/EchoGuest.js"
 import type { BenchOptions } from "./benches.js"
-import { alternating, latency, report, round } from "./stats.js"
+import { alternating, compared, latency, report, round, scopedTempDir } from "./stats.js"
 
 /** Connect, greeting, qmp_capabilities, close: what attaching costs a bare client. */
 const bareAttach = (path: string) =>
@@ -35,10 +34,7 @@ const bareAttach = (path: string) =>
 /** Attach → detach to a QEMU started elsewhere (`-qmp unix:...`), against the bare client's connect → negotiate → close. */
 export const attach = (options: BenchOptions) =>
   Effect.scoped(Effect.gen(function*() {
-    const dir = yield* Effect.acquireRelease(
-      Effect.sync(() => NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "qm-bench-attach-"))),
-      (d) => Effect.sync(() => NodeFs.rmSync(d, { recursive: true, force: true }))
-    )
+    const dir = yield* scopedTempDir("qm-bench-attach-")
     const path = NodePath.join(dir, "qmp.sock")
     const child = yield* Effect.acquireRelease(
       Effect.sync(() =>
@@ -55,15 +51,11 @@ export const attach = (options: BenchOptions) =>
       Effect.scoped(Machine.attach({ monitor: { path } })),
       { n, block: 20, warmup: options.short ? 5 : 20 }
     )
-    const lib = latency(libraryTimes)
-    const base = latency(baselineTimes)
     yield* report({
       bench: "attach",
       attaches: n,
       qemu_pid: child.pid,
-      library: lib,
-      baseline: base,
-      ratio: { median: round(lib.median_us / base.median_us), p99: round(lib.p99_us / base.p99_us) },
+      ...compared(libraryTimes, baselineTimes),
       note: "attach includes finding QEMU's pid (SO_PEERCRED) and its command line; the scope's end detaches"
     })
   }))
@@ -80,14 +72,10 @@ export const recorder = (options: BenchOptions) =>
       on.execute("query-status"),
       { n, block: 250, warmup: options.short ? 50 : 500 }
     )
-    const lib = latency(libraryTimes)
-    const base = latency(baselineTimes)
     yield* report({
       bench: "recorder",
       commands: n,
-      library: lib,
-      baseline: base,
-      ratio: { median: round(lib.median_us / base.median_us), p99: round(lib.p99_us / base.p99_us) },
+      ...compared(libraryTimes, baselineTimes),
       target: { median: "<= 1.10 (issue 19)" },
       note: "library: flight recorder on (the default); baseline: flightRecorder: false"
     })
@@ -100,10 +88,7 @@ export const recorder = (options: BenchOptions) =>
  */
 export const screenshot = (options: BenchOptions) =>
   Effect.scoped(Effect.gen(function*() {
-    const dir = yield* Effect.acquireRelease(
-      Effect.sync(() => NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "qm-bench-shot-"))),
-      (d) => Effect.sync(() => NodeFs.rmSync(d, { recursive: true, force: true }))
-    )
+    const dir = yield* scopedTempDir("qm-bench-shot-")
     const image = NodePath.join(dir, "keyboard.img")
     NodeFs.writeFileSync(image, EchoGuest.keyboardImage())
     const vm = yield* Machine.launch(EchoGuest.keyboardMachineConfig(image, { baseTempDir: dir }))

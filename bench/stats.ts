@@ -3,6 +3,9 @@
  * line, and timing a library and its baseline in alternating blocks.
  */
 import { Effect } from "effect"
+import * as NodeFs from "node:fs"
+import * as NodeOs from "node:os"
+import * as NodePath from "node:path"
 
 export const median = (xs: ReadonlyArray<number>) => percentile(xs, 50)
 export const percentile = (xs: ReadonlyArray<number>, p: number) => {
@@ -47,3 +50,21 @@ export const alternating = (
     }
     return { baselineTimes, libraryTimes }
   })
+
+/** Library against baseline round trips: both latencies and their median and p99 ratios. */
+export const compared = (libraryTimes: ReadonlyArray<number>, baselineTimes: ReadonlyArray<number>) => {
+  const library = latency(libraryTimes)
+  const baseline = latency(baselineTimes)
+  return {
+    library,
+    baseline,
+    ratio: { median: round(library.median_us / baseline.median_us), p99: round(library.p99_us / baseline.p99_us) }
+  }
+}
+
+/** A directory of the bench's own in the temp dir, removed with the scope. */
+export const scopedTempDir = (prefix: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), prefix))),
+    (dir) => Effect.sync(() => NodeFs.rmSync(dir, { recursive: true, force: true }))
+  )
