@@ -4,14 +4,12 @@
  * framing, one Schema per message, replies matched to `Deferred`s by id,
  * events handed to the event hub. See `docs/qmp.md`.
  */
-import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
-import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import {
@@ -36,6 +34,7 @@ import { encodeCommand, FrameDecoder } from "./framing.js"
 import * as QmpEvents from "./qmpEvents.js"
 import * as Tracing from "./tracing.js"
 import type * as Transport from "./transport.js"
+import * as Warnings from "./warnings.js"
 
 /** Errors a command can end in before its reply is read (an error reply is a value here). */
 export type SendError = QMPTimeout | QMPDisconnected | QMPEncodeError
@@ -79,9 +78,16 @@ export interface Session {
   readonly quitAccepted: () => boolean
 }
 
+/** The greeting and the `qmp_capabilities` sent in answer to it. */
+interface Handshake {
+  readonly greeting: Greeting
+  readonly enable: ReadonlyArray<string>
+  readonly negotiation: Deferred.Deferred<Reply, QMPDisconnected>
+  readonly id: number
+}
+
 /** In-band commands remembered for id-less error replies; past this many unanswered, the oldest is forgotten. */
 const MAX_UNANSWERED = 65_536
-const WARNING_INTERVAL = Duration.seconds(1)
 
 /** Runs a session over a transport: reader, handshake, then commands. The scope ends it. */
 export const make = (
@@ -92,7 +98,7 @@ export const make = (
     const decoder = new FrameDecoder(options.maxMessageBytes)
     const events = yield* QmpEvents.make({ historySize: options.historySize, bufferSize: options.bufferSize })
     const errors = yield* Broadcast.make<QMPProtocolError>(1024)
-    const greetingReceived = yield* Deferred.make<Greeting, QMPGreetingError>()
+    const greetingReceived = yield* Deferred.make<Handshake, QMPGreetingError>()
     const disconnected = yield* Deferred.make<QMPDisconnected>()
     const pending = new Map<number, { readonly command: string; readonly deferred: Deferred.Deferred<Reply, QMPDisconnected> }>()
     // In-band commands not yet answered, in the order sent (abandoned ones included): QEMU answers
@@ -103,13 +109,7 @@ export const make = (
     let quitAccepted = false
     let ended: QMPDisconnected | undefined
 
-    // Warnings from plain callbacks go through a bounded queue to one logging fiber, which
-    // coalesces them: a flood costs a counter, not a log line per message.
-    const warnings = yield* Queue.dropping<string>(256)
-    let droppedWarnings = 0
-    const warn = (text: string) => {
-      if (!warnings.unsafeOffer(text)) droppedWarnings++
-    }
+    const { warn } = yield* Warnings.make(`QMP ${transport.label}`)
     const reportError = (error: QMPProtocolError) => {
       errors.publish(error)
       warn(`QMP ${transport.label}: ${error.message}`)
@@ -137,7 +137,7 @@ export const make = (
       events.end(error)
       errors.end()
       Deferred.unsafeDone(disconnected, Exit.succeed(error))
-      failGreeting("Closed", error.message, error)
+      if (!greeted) failGreeting("Closed", error.message, error)
     }
 
     const complete = (id: number, reply: Reply) => {
@@ -174,6 +174,45 @@ export const make = (
       )
     }
 
+    /**
+     * Registers and encodes one command (the part of a send that needs no
+     * fiber): it gets the next id, a reply slot, and its place among the
+     * unanswered in-band commands. Fails only if the command cannot be encoded.
+     */
+    const begin = (command: string, args: Arguments | undefined, oob: boolean) => {
+      const id = nextId + 1
+      const message = oob
+        ? { "exec-oob": command, ...(args === undefined ? {} : { arguments: args }), id }
+        : { execute: command, ...(args === undefined ? {} : { arguments: args }), id }
+      return Either.map(encodeCommand(message), (line) => {
+        nextId = id
+        const deferred = Deferred.unsafeMake<Reply, QMPDisconnected>(FiberId.none)
+        pending.set(id, { command, deferred })
+        if (!oob) {
+          unanswered.push(id)
+          if (unanswered.length > MAX_UNANSWERED) unanswered.shift()
+        }
+        traffic("send", message)
+        return { id, line, deferred }
+      })
+    }
+
+    /**
+     * Answers the greeting with `qmp_capabilities` from the reader's own
+     * callback, as a bare client would: no fiber has to wake up between
+     * QEMU's greeting and the reply it waits for.
+     */
+    const negotiate = (greeting: Greeting): Exit.Exit<Handshake, QMPGreetingError> => {
+      const enable = options.oob && greeting.QMP.capabilities.includes("oob") ? ["oob"] : []
+      const started = begin("qmp_capabilities", enable.length > 0 ? { enable } : undefined, false)
+      if (Either.isLeft(started)) {
+        return Exit.fail(new QMPGreetingError({ reason: "Negotiation", detail: `qmp_capabilities: ${started.left.detail}` }))
+      }
+      // A closed socket ends the session, which fails the reply slot with the reason.
+      transport.unsafeWrite(started.right.line)
+      return Exit.succeed({ greeting, enable, negotiation: started.right.deferred, id: started.right.id })
+    }
+
     const sink = {
       onMessage: (json: unknown) => {
         traffic("receive", json)
@@ -186,7 +225,7 @@ export const make = (
         if (message._tag === "Greeting") {
           if (greeted) return reportError(new QMPProtocolError({ reason: "Malformed", detail: "a second greeting", fatal: false }))
           greeted = true
-          return Deferred.unsafeDone(greetingReceived, Exit.succeed(message.message))
+          return Deferred.unsafeDone(greetingReceived, negotiate(message.message))
         }
         if (!greeted) return failGreeting("Malformed", `expected a greeting, got ${excerpt(json)}`)
         return message._tag === "Reply"
@@ -209,21 +248,6 @@ export const make = (
       transport.unsafeClose()
     }
 
-    // The first warning at once, then at most one summary a second.
-    yield* Effect.gen(function*() {
-      yield* Effect.logWarning(yield* Queue.take(warnings))
-      yield* Effect.sleep(WARNING_INTERVAL)
-      const more = yield* Queue.takeAll(warnings)
-      const count = more.length + droppedWarnings
-      droppedWarnings = 0
-      if (count === 0) return
-      yield* Effect.logWarning(
-        `QMP ${transport.label}: ${count} more warnings in the last ${Duration.format(WARNING_INTERVAL)}; the last: ${
-          Chunk.last(more).pipe((last) => last._tag === "Some" ? last.value : "(dropped)")
-        }`
-      )
-    }).pipe(Effect.forever, Effect.forkScoped)
-
     // The session ends in the transport's own callback, so no call can see a closed socket and a live session.
     yield* transport.run(onChunk, (end) => {
       if (fatal === undefined) decoder.end(sink)
@@ -236,7 +260,9 @@ export const make = (
       )
     }).pipe(Effect.forkScoped)
     yield* Effect.addFinalizer(() =>
-      Effect.sync(() => endSession(new QMPDisconnected({ reason: "Closed", detail: "QMP client scope closed" }, true)))
+      Effect.sync(() => {
+        if (ended === undefined) endSession(new QMPDisconnected({ reason: "Closed", detail: "QMP client scope closed" }, true))
+      })
     )
 
     /** The session's end reason: a write can find the socket closed a moment before the reader reports why. */
@@ -257,20 +283,11 @@ export const make = (
       Effect.tracerWith((tracer): Effect.Effect<Reply, SendError | E> => {
         const traced = tracer !== Tracing.builtIn
         if (ended !== undefined) return span(command, traced, undefined, Effect.fail(ended))
-        const id = nextId + 1
-        const message = sendOptions?.oob === true
-          ? { "exec-oob": command, ...(args === undefined ? {} : { arguments: args }), id }
-          : { execute: command, ...(args === undefined ? {} : { arguments: args }), id }
-        const line = encodeCommand(message)
-        if (Either.isLeft(line)) return span(command, traced, undefined, Effect.fail(new QMPEncodeError({ command, ...line.left })))
-        nextId = id
-        const deferred = Deferred.unsafeMake<Reply, QMPDisconnected>(FiberId.none)
-        pending.set(id, { command, deferred })
-        if (sendOptions?.oob !== true) {
-          unanswered.push(id)
-          if (unanswered.length > MAX_UNANSWERED) unanswered.shift()
+        const started = begin(command, args, sendOptions?.oob === true)
+        if (Either.isLeft(started)) {
+          return span(command, traced, undefined, Effect.fail(new QMPEncodeError({ command, ...started.left })))
         }
-        traffic("send", message)
+        const { deferred, id, line } = started.right
         const timeout = sendOptions?.timeout ?? options.commandTimeout
         const wait = timeout === undefined ? Deferred.await(deferred) : Effect.interruptible(Deferred.await(deferred)).pipe(
           Effect.timeoutFail({
@@ -282,7 +299,7 @@ export const make = (
           command,
           traced,
           id,
-          Effect.zipRight(write(line.right), wait).pipe(
+          Effect.zipRight(write(line), wait).pipe(
             Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => pending.delete(id)))
           )
         )
@@ -320,26 +337,33 @@ export const make = (
     const send = (command: string, args: Arguments | undefined, sendOptions?: SendOptions) =>
       exchange<never>(command, args, sendOptions, writeLine)
 
-    // Handshake.
-    const greetingTimeout = options.greetingTimeout
-    const greeting = yield* Deferred.await(greetingReceived).pipe(
-      Effect.timeoutFail({
+    // Handshake: the reader sent `qmp_capabilities` when the greeting came; one timer covers both.
+    const handshake = Effect.flatMap(Deferred.await(greetingReceived), (received) =>
+      Effect.tracerWith((tracer) =>
+        // Its span starts when the greeting is seen (the command went out a moment before).
+        span("qmp_capabilities", tracer !== Tracing.builtIn, received.id, Deferred.await(received.negotiation))
+      ).pipe(
+        Effect.mapError((cause) =>
+          new QMPGreetingError({ reason: "Negotiation", detail: `qmp_capabilities: ${cause.message}`, cause })
+        ),
+        Effect.map((reply) => ({ ...received, reply }))
+      ))
+    const greetingTimeout = Duration.decode(options.greetingTimeout)
+    const { enable, greeting, reply: negotiation } = yield* Duration.isFinite(greetingTimeout)
+      ? Effect.timeoutFail(handshake, {
         duration: greetingTimeout,
         onTimeout: () =>
-          new QMPGreetingError({
-            reason: "Timeout",
-            detail: `no greeting on ${transport.label} within ${Duration.format(greetingTimeout)}`
-          })
+          greeted
+            ? new QMPGreetingError({
+              reason: "Negotiation",
+              detail: `qmp_capabilities: no reply within ${Duration.format(greetingTimeout)}`
+            })
+            : new QMPGreetingError({
+              reason: "Timeout",
+              detail: `no greeting on ${transport.label} within ${Duration.format(greetingTimeout)}`
+            })
       })
-    )
-    const enable = options.oob && greeting.QMP.capabilities.includes("oob") ? ["oob"] : []
-    const negotiation = yield* send("qmp_capabilities", enable.length > 0 ? { enable } : undefined, {
-      timeout: greetingTimeout
-    }).pipe(
-      Effect.mapError((cause) =>
-        new QMPGreetingError({ reason: "Negotiation", detail: `qmp_capabilities: ${cause.message}`, cause })
-      )
-    )
+      : handshake
     if (isErrorReply(negotiation)) {
       return yield* new QMPGreetingError({
         reason: "Negotiation",
