@@ -3,12 +3,19 @@
  * `logDir`, `sockDir`): created exclusively, so a link or a FIFO planted at
  * the name is never written through, opened, or removed; and read back in a
  * bounded way.
+ *
+ * QEMU's log is opened and closed with synchronous calls (`openLog`): each
+ * is one system call of a few microseconds, where a thread-pool round trip
+ * costs 0.1–0.6 ms on a small VM whose cores sit idle while QEMU starts
+ * (docs/performance.md). Nothing here reads or writes file contents
+ * synchronously.
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
+import * as NodeFs from "node:fs"
 
 /** Why a path could not be used; `detail` reads well after the path. */
 export class PathRefused extends Data.TaggedError("PathRefused")<{
@@ -59,7 +66,7 @@ export const createPrivate = (
     if (!isAlreadyExists(first.left)) {
       return yield* new PathRefused({ path, detail: describe(first.left), cause: first.left })
     }
-    const problem = yield* staleFileProblem(path)
+    const problem = staleFileProblem(path)
     if (problem !== undefined) return yield* new PathRefused({ path, detail: problem })
     yield* fs.remove(path).pipe(Effect.mapError((cause) => new PathRefused({ path, detail: describe(cause), cause })))
     const second = yield* create
@@ -71,23 +78,93 @@ export const createPrivate = (
     })
   })
 
-/** Why an existing file may not be replaced, or `undefined` if it is a plain file of ours. */
-const staleFileProblem = (path: string): Effect.Effect<string | undefined, never, FileSystem.FileSystem> =>
-  Effect.gen(function*() {
-    const fs = yield* FileSystem.FileSystem
-    const link = yield* fs.readLink(path).pipe(Effect.option)
-    if (Option.isSome(link)) return `already exists and is a symbolic link (to ${link.value}); refusing to follow it`
-    const info = yield* fs.stat(path).pipe(Effect.either)
-    if (info._tag === "Left") return `already exists and cannot be inspected: ${describe(info.left)}`
-    const { nlink, type, uid } = info.right
-    if (type !== "File") return `already exists and is a ${type.toLowerCase()}, not a regular file`
-    const me = process.getuid?.()
-    if (Option.isSome(uid) && me !== undefined && uid.value !== me) {
-      return `already exists and belongs to uid ${uid.value}`
+/**
+ * Why an existing file may not be replaced, or `undefined` if it is a plain
+ * file of ours with no other link. One `lstat`: a link is never followed.
+ */
+const staleFileProblem = (path: string): string | undefined => {
+  let info: NodeFs.Stats
+  try {
+    info = NodeFs.lstatSync(path)
+  } catch (error) {
+    return `already exists and cannot be inspected: ${describe(error)}`
+  }
+  if (info.isSymbolicLink()) {
+    let target = "?"
+    try {
+      target = NodeFs.readlinkSync(path)
+    } catch {
+      // Gone or unreadable meanwhile: the refusal stands.
     }
-    if (Option.isSome(nlink) && nlink.value > 1) return "already exists and has other hard links"
-    return undefined
+    return `already exists and is a symbolic link (to ${target}); refusing to follow it`
+  }
+  if (!info.isFile()) return `already exists and is a ${typeName(info)}, not a regular file`
+  const me = process.getuid?.()
+  if (me !== undefined && info.uid !== me) return `already exists and belongs to uid ${info.uid}`
+  if (info.nlink > 1) return "already exists and has other hard links"
+  return undefined
+}
+
+const typeName = (info: NodeFs.Stats): string =>
+  info.isDirectory()
+    ? "directory"
+    : info.isFIFO()
+    ? "fifo"
+    : info.isSocket()
+    ? "socket"
+    : info.isCharacterDevice()
+    ? "character device"
+    : info.isBlockDevice()
+    ? "block device"
+    : "special file"
+
+/** QEMU's log, as the launch holds it: the descriptor QEMU inherits, and its size. */
+export interface LogFile {
+  readonly fd: number
+  /** The file's size now (0 if it cannot be read). */
+  readonly size: Effect.Effect<number>
+}
+
+const openExclusive = (path: string) =>
+  Effect.try({
+    try: () => NodeFs.openSync(path, NodeFs.constants.O_WRONLY | NodeFs.constants.O_CREAT | NodeFs.constants.O_EXCL, 0o600),
+    catch: (error) => error
   })
+
+/**
+ * `createPrivate` for QEMU's log, with synchronous calls: the same exclusive
+ * creation and the same policy for a file left at the name. The scope closes
+ * the descriptor.
+ */
+export const openLog = (path: string): Effect.Effect<LogFile, PathRefused, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.gen(function*() {
+      const first = yield* Effect.either(openExclusive(path))
+      if (first._tag === "Right") return first.right
+      if ((first.left as { code?: unknown }).code !== "EEXIST") {
+        return yield* new PathRefused({ path, detail: describe(first.left), cause: first.left })
+      }
+      const problem = staleFileProblem(path)
+      if (problem !== undefined) return yield* new PathRefused({ path, detail: problem })
+      yield* Effect.try({
+        try: () => NodeFs.unlinkSync(path),
+        catch: (cause) => new PathRefused({ path, detail: describe(cause), cause })
+      })
+      return yield* openExclusive(path).pipe(Effect.mapError((cause) =>
+        new PathRefused({
+          path,
+          detail: (cause as { code?: unknown }).code === "EEXIST"
+            ? "was created again by someone else meanwhile"
+            : describe(cause),
+          cause
+        })
+      ))
+    }),
+    (fd) => Effect.ignore(Effect.try(() => NodeFs.closeSync(fd)))
+  ).pipe(Effect.map((fd): LogFile => ({
+    fd,
+    size: Effect.try(() => NodeFs.fstatSync(fd).size).pipe(Effect.orElseSucceed(() => 0))
+  })))
 
 /** The last `maxBytes` of a file as text (empty if it cannot be read). */
 export const readTail = (path: string, maxBytes: number): Effect.Effect<string, never, FileSystem.FileSystem> =>

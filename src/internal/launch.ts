@@ -10,6 +10,7 @@ import * as Path from "@effect/platform/Path"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
@@ -33,6 +34,11 @@ export interface Started {
   readonly command: ReadonlyArray<string>
   readonly child: QemuProcess.ChildHandle
   readonly qmp: Option.Option<QmpClient.QmpClientService>
+  /**
+   * Releases what the QMP session holds (its fibers, event hubs, socket)
+   * ahead of the machine's scope: a shutdown does it while QEMU exits.
+   */
+  readonly releaseQmp: Effect.Effect<void>
   readonly console: Option.Option<ConsoleSocket.ConsoleSocketService>
   readonly guestAgent: Option.Option<GuestAgent.GuestAgentService>
   readonly tempDir: string
@@ -143,7 +149,7 @@ const steps = (
       )
       const logDir = config.logDir ?? temp.directory
       const logPath = path.join(logDir, `${name}.log`)
-      const logFile = yield* Files.createPrivate(logPath).pipe(inScope, Effect.mapError(setupFailure("QEMU's log")))
+      const logFile = yield* Files.openLog(logPath).pipe(inScope, Effect.mapError(setupFailure("QEMU's log")))
       attempt.logPath = logPath
       const consoleLogPath = config.console?.logFile === true
         ? path.join(logDir, `${name}-console.log`)
@@ -223,7 +229,7 @@ const steps = (
       consoleLog,
       guestAgent,
       temp
-    }, inScope, fs).pipe(
+    }, machineScope, fs).pipe(
       // The session's and the console's own fibers inherit these.
       Effect.annotateLogs({ pid: child.pid })
     )
@@ -238,14 +244,14 @@ const connect = (
     readonly command: ReadonlyArray<string>
     readonly logDir: string
     readonly logPath: string
-    readonly logFile: FileSystem.File
+    readonly logFile: Files.LogFile
     readonly monitor: Channels.Channel | undefined
     readonly console: Channels.Channel | undefined
     readonly consoleLog: FileSystem.File | undefined
     readonly guestAgent: Channels.Channel | undefined
     readonly temp: TempFiles.TempFilesService
   },
-  inScope: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, Exclude<R, Scope.Scope>>,
+  machineScope: Scope.Scope,
   fs: FileSystem.FileSystem
 ): Effect.Effect<Started, VMLaunchFailure, FileSystem.FileSystem> =>
   Effect.gen(function*() {
@@ -288,20 +294,34 @@ const connect = (
         })
         return yield* Effect.fail(recorder === undefined ? failure : yield* recorder.attach(failure))
       })
-    /** Each step after spawn races QEMU's exit, which would otherwise leave it waiting for a peer that is gone. */
-    const orExit = <A, E>(step: Effect.Effect<A, E, Scope.Scope | FileSystem.FileSystem>, span: string) =>
-      Effect.raceFirst(
-        step.pipe(inScope),
-        Effect.flatMap(child.awaitExit, (status) => Effect.fail(new ExitedEarly({ status })))
-      ).pipe(Effect.catchAll(afterSpawn), Tracing.withSpan(span))
-
+    /** A step after spawn: into the machine's scope, its failure reported with QEMU's status and output. */
+    const afterSpawnStep = <A, E>(
+      step: Effect.Effect<A, E, Scope.Scope | FileSystem.FileSystem>,
+      span: string,
+      scope: Scope.Scope = machineScope
+    ) => step.pipe(Scope.extend(scope), Effect.catchAll(afterSpawn), Tracing.withSpan(span))
     const launchTimeout = config.launchTimeout ?? DEFAULT_LAUNCH_TIMEOUT
+    /**
+     * Opens a channel. Accepting QEMU's connection, or connecting to its
+     * socket, would wait for a peer that is gone if QEMU exits: that races its
+     * exit. A socket pair needs no race: QEMU's exit closes its end, and the
+     * session or console sees the end of the stream.
+     */
+    const open = (channel: Channels.Channel) =>
+      channel.endpoint._tag === "Fd" ? channel.open(child, launchTimeout) : Effect.raceFirst(
+        channel.open(child, launchTimeout),
+        Effect.flatMap(child.awaitExit, (status) => Effect.fail(new ExitedEarly({ status })))
+      )
+
     const qmpOptions = config.qmp === false ? {} : config.qmp ?? {}
-    const qmp = monitor === undefined ? Option.none<QmpClient.QmpClientService>() : yield* orExit(
-      monitor.open(child, launchTimeout).pipe(
+    // A scope of its own inside the machine's, so that a shutdown can release it early.
+    const qmpScope = yield* Scope.fork(machineScope, ExecutionStrategy.sequential)
+    const qmp = monitor === undefined ? Option.none<QmpClient.QmpClientService>() : yield* afterSpawnStep(
+      open(monitor).pipe(
         Effect.flatMap((transport) =>
           QmpClient.fromTransport(transport, {
-            greetingTimeout: launchTimeout,
+            // `launchTimeout` bounds the whole launch: no second timer for the handshake.
+            greetingTimeout: Duration.infinity,
             ...qmpOptions,
             onTraffic: Recorder.withHook(recorder, qmpOptions.onTraffic),
             spanAttributes: { "qemu.machine": name, "qemu.pid": child.pid, ...qmpOptions.spanAttributes }
@@ -309,10 +329,11 @@ const connect = (
         ),
         Effect.asSome
       ),
-      "launch.qmp"
+      "launch.qmp",
+      qmpScope
     )
-    const consoleSocket = console === undefined ? Option.none<ConsoleSocket.ConsoleSocketService>() : yield* orExit(
-      console.open(child, launchTimeout).pipe(
+    const consoleSocket = console === undefined ? Option.none<ConsoleSocket.ConsoleSocketService>() : yield* afterSpawnStep(
+      open(console).pipe(
         Effect.flatMap((transport) =>
           ConsoleSocket.fromTransport(transport, {
             bufferSize: config.console?.bufferSize,
@@ -326,8 +347,8 @@ const connect = (
     )
     consoleForRecord = Option.getOrUndefined(consoleSocket)
     // The agent needs no handshake here: it may start long after the launch, and its first request syncs.
-    const agent = guestAgent === undefined ? Option.none<GuestAgent.GuestAgentService>() : yield* orExit(
-      guestAgent.open(child, launchTimeout).pipe(
+    const agent = guestAgent === undefined ? Option.none<GuestAgent.GuestAgentService>() : yield* afterSpawnStep(
+      open(guestAgent).pipe(
         Effect.flatMap((transport) => GuestAgent.fromTransport(transport, { timeout: config.guestAgent?.timeout })),
         Effect.asSome
       ),
@@ -338,17 +359,16 @@ const connect = (
       command,
       child,
       qmp,
+      releaseQmp: Scope.close(qmpScope, Exit.void),
       console: consoleSocket,
       guestAgent: agent,
       tempDir: temp.directory,
       logDir,
       logPath,
       // Most machines write nothing to it: a stat of the open file spares opening and reading it.
-      readLog: Effect.flatMap(logFile.stat, (info) =>
-        info.size === FileSystem.Size(0) ? Effect.succeed("") : Files.readTail(logPath, MAX_LOG)).pipe(
-          Effect.orElseSucceed(() => ""),
-          Effect.provideService(FileSystem.FileSystem, fs)
-        ),
+      readLog: Effect.flatMap(logFile.size, (size) => size === 0 ? Effect.succeed("") : Files.readTail(logPath, MAX_LOG)).pipe(
+        Effect.provideService(FileSystem.FileSystem, fs)
+      ),
       recorder: Option.fromNullable(recorder)
     }
   })

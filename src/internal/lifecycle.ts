@@ -67,7 +67,11 @@ export const make = (
 
     // _early_cleanup: close the console first, or QEMU may block writing to it while we wait.
     const earlyCleanup = Option.match(started.console, { onNone: () => Effect.void, onSome: (c) => c.close })
-    const closeQmp = Option.match(started.qmp, { onNone: () => Effect.void, onSome: (c) => c.close })
+    // Also releases the session's fibers and hubs: during a shutdown, while QEMU exits.
+    const closeQmp = Option.match(started.qmp, {
+      onNone: () => Effect.void,
+      onSome: (c) => Effect.zipRight(c.close, started.releaseQmp)
+    })
 
     const hardShutdown = Effect.gen(function*() {
       yield* earlyCleanup

@@ -1,0 +1,104 @@
+/**
+ * The private temp dir on its own: made 0700 with its owner in the name,
+ * removed with everything in it (nested directories, links that point out of
+ * it, never followed), kept when asked, and a directory removed behind its
+ * back reported as a warning, not a failure. QEMU's log opened exclusively.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Scope } from "effect"
+import * as NodeFs from "node:fs"
+import * as NodePath from "node:path"
+import * as Files from "../../src/internal/files.js"
+import { withNodeDefaults } from "../../src/internal/platform.js"
+import * as TempFiles from "../../src/TempFiles.js"
+import { captureWarnings, makeBaseDir } from "../helpers.js"
+
+/** Makes a temp dir in its own scope; returns it and that scope's closing. */
+const open = (options: TempFiles.TempFilesOptions) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    const temp = yield* TempFiles.make(options).pipe(Scope.extend(scope), withNodeDefaults)
+    return { temp, close: Scope.close(scope, Exit.void) }
+  })
+
+describe("TempFiles", () => {
+  it.effect("is private, names its owner, and takes everything in it when its scope closes", () =>
+    Effect.gen(function*() {
+      const base = makeBaseDir("tempfiles")
+      const outside = NodePath.join(base, "outside.txt")
+      NodeFs.writeFileSync(outside, "keep me")
+      const { close, temp } = yield* open({ baseDir: base })
+      expect(NodeFs.statSync(temp.directory).mode & 0o777).toBe(0o700)
+      expect(NodePath.basename(temp.directory)).toMatch(new RegExp(`^qemu-machine-${process.pid}\\.\\d+-`))
+      const written = yield* temp.writeFile("disk.img", new Uint8Array([1, 2, 3]))
+      expect(NodeFs.statSync(written).mode & 0o777).toBe(0o600)
+      // What a user may put there: a nested tree, and links pointing out of the directory.
+      NodeFs.mkdirSync(NodePath.join(temp.directory, "nested", "deeper"), { recursive: true })
+      NodeFs.writeFileSync(NodePath.join(temp.directory, "nested", "deeper", "file"), "x")
+      NodeFs.symlinkSync(outside, NodePath.join(temp.directory, "link-to-file"))
+      NodeFs.symlinkSync(base, NodePath.join(temp.directory, "nested", "link-to-dir"))
+      yield* close
+      expect(NodeFs.existsSync(temp.directory)).toBe(false)
+      expect(NodeFs.readFileSync(outside, "utf8")).toBe("keep me")
+      expect(NodeFs.readdirSync(base)).toEqual(["outside.txt"])
+    }))
+
+  it.effect("keep: the directory stays, with no owner in its name (nothing reaps it)", () =>
+    Effect.gen(function*() {
+      const base = makeBaseDir("tempfiles-keep")
+      const { close, temp } = yield* open({ baseDir: base, keep: true })
+      yield* close
+      expect(NodeFs.existsSync(temp.directory)).toBe(true)
+      expect(NodePath.basename(temp.directory)).not.toMatch(/^qemu-machine-\d+\.\d+-/)
+    }))
+
+  it.effect("a directory removed behind its back: the scope still closes, with one warning", () =>
+    Effect.gen(function*() {
+      const base = makeBaseDir("tempfiles-gone")
+      // Finalizers log with what was current when they were added: capture around both.
+      const { value: temp, warnings } = yield* captureWarnings(Effect.gen(function*() {
+        const { close, temp } = yield* open({ baseDir: base })
+        NodeFs.rmSync(temp.directory, { recursive: true })
+        yield* close
+        return temp
+      }))
+      expect(warnings).toHaveLength(1)
+      expect(warnings[0]).toContain(`remove ${temp.directory} failed`)
+    }))
+
+  it.effect("a base dir that does not exist: a TempFilesError naming it", () =>
+    Effect.gen(function*() {
+      const base = NodePath.join(makeBaseDir("tempfiles-missing"), "not-there")
+      const error = yield* Effect.flip(open({ baseDir: base }))
+      expect(error).toMatchObject({ _tag: "TempFilesError", operation: "create directory in", path: base })
+    }))
+})
+
+describe("QEMU's log file", () => {
+  it.scoped("is created 0600 and exclusively: a link at the name is refused, a stale file of ours replaced", () =>
+    Effect.gen(function*() {
+      const base = makeBaseDir("logfile")
+      const fresh = NodePath.join(base, "fresh.log")
+      const log = yield* Files.openLog(fresh)
+      NodeFs.writeSync(log.fd, "hello")
+      expect(yield* log.size).toBe(5)
+      expect(NodeFs.statSync(fresh).mode & 0o777).toBe(0o600)
+
+      const target = NodePath.join(base, "target")
+      NodeFs.writeFileSync(target, "not yours")
+      const linked = NodePath.join(base, "linked.log")
+      NodeFs.symlinkSync(target, linked)
+      const refused = yield* Effect.flip(Files.openLog(linked))
+      expect(refused.detail).toContain("symbolic link")
+      expect(NodeFs.readFileSync(target, "utf8")).toBe("not yours")
+
+      const fifo = NodePath.join(base, "fifo.log")
+      NodeFs.mkdirSync(fifo)
+      expect((yield* Effect.flip(Files.openLog(fifo))).detail).toContain("is a directory")
+
+      const stale = NodePath.join(base, "stale.log")
+      NodeFs.writeFileSync(stale, "an earlier run")
+      const replaced = yield* Files.openLog(stale)
+      expect(yield* replaced.size).toBe(0)
+    }))
+})
