@@ -1,0 +1,42 @@
+/**
+ * `Effect.timeoutFail` at a lower fixed cost, for the steps that run once per
+ * launch and shutdown. Effect's races both sides as forked fibers and joins
+ * the winner (0.3–0.4 ms on a small VM whose cores idled while QEMU worked);
+ * here `self` runs in one forked fiber that is awaited, and the timer is a
+ * second fiber that interrupts it (0.1 ms; `scratchpad/timeout-cost.ts`).
+ * Same contract: past `duration` `self` is interrupted, and once it has
+ * stopped the effect fails with `onTimeout()`; interrupting the caller
+ * interrupts both and waits for them. Fiber refs set inside `self` (log
+ * annotations, ...) stay inside it.
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+
+/** Runs `self`; past `duration`, interrupts it and fails with `onTimeout()`. */
+export const timeoutFail = <A, E, R, E2>(
+  self: Effect.Effect<A, E, R>,
+  options: { readonly duration: Duration.DurationInput; readonly onTimeout: () => E2 }
+): Effect.Effect<A, E | E2, R> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function*() {
+      let timedOut = false
+      const fiber = yield* Effect.fork(restore(self))
+      // Interruptible, unlike the region it is forked from: its sleep must end when `self` does.
+      const timer = yield* Effect.fork(
+        Effect.interruptible(Effect.sleep(options.duration)).pipe(
+          Effect.zipRight(Effect.sync(() => {
+            timedOut = true
+            fiber.unsafeInterruptAsFork(FiberId.none)
+          }))
+        )
+      )
+      const exit = yield* restore(Fiber.await(fiber)).pipe(
+        Effect.onInterrupt(() => Effect.zipRight(Fiber.interrupt(timer), Fiber.interrupt(fiber)))
+      )
+      timer.unsafeInterruptAsFork(FiberId.none)
+      return yield* timedOut && Exit.isInterrupted(exit) ? Effect.fail(options.onTimeout()) : exit
+    })
+  )

@@ -1,0 +1,87 @@
+/**
+ * The launch's and shutdown's cheaper `timeoutFail`: Effect's contract (value,
+ * failure, timeout after interrupting `self`, the caller's interruption
+ * reaching both), and no timer left behind when `self` ends first, even from
+ * an uninterruptible region (a sleeping timer would keep Node alive for the
+ * whole timeout after a script's last machine is gone).
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Effect, Exit, Fiber, Option, Supervisor, TestClock } from "effect"
+import * as Timeout from "../../src/internal/timeout.js"
+
+const within = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  Timeout.timeoutFail(self, { duration: "1 hour", onTimeout: () => "timed out" as const })
+
+/** Runs `effect` supervised; returns its exit and whether any fiber it forked is still running. */
+const tracked = <A, E>(effect: Effect.Effect<A, E>) =>
+  Effect.gen(function*() {
+    const supervisor = yield* Supervisor.track
+    const exit = yield* Effect.exit(Effect.supervised(effect, supervisor))
+    // An interrupted fiber ends at its next step: give them a few.
+    let running = 0
+    for (let step = 0; step < 10; step++) {
+      yield* Effect.yieldNow()
+      const fibers = yield* supervisor.value
+      const polls = yield* Effect.forEach(fibers, (fiber) => Effect.map(Fiber.poll(fiber), Option.isNone))
+      running = polls.filter(Boolean).length
+      if (running === 0) break
+    }
+    return { exit, running }
+  })
+
+describe("internal/timeout", () => {
+  it.effect("returns self's value and leaves no fiber running, also from an uninterruptible region", () =>
+    Effect.gen(function*() {
+      const plain = yield* tracked(within(Effect.succeed(1)))
+      expect(plain).toEqual({ exit: Exit.succeed(1), running: 0 })
+      const shielded = yield* tracked(Effect.uninterruptible(within(Effect.succeed(2))))
+      expect(shielded).toEqual({ exit: Exit.succeed(2), running: 0 })
+    }))
+
+  it.effect("passes self's failure through", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(within(Effect.fail("boom" as const)))
+      expect(error).toBe("boom")
+    }))
+
+  it.effect("past the duration: self is interrupted (its finalizer runs), then the timeout error", () =>
+    Effect.gen(function*() {
+      let finalized = false
+      const fiber = yield* Effect.fork(
+        within(Effect.never.pipe(Effect.onInterrupt(() => Effect.sync(() => finalized = true))))
+      )
+      yield* TestClock.adjust("59 minutes")
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 minute")
+      expect(yield* Fiber.await(fiber)).toEqual(Exit.fail("timed out"))
+      expect(finalized).toBe(true)
+    }))
+
+  it.effect("an uninterruptible self is waited for: the timeout error comes once it has stopped", () =>
+    Effect.gen(function*() {
+      const release = yield* Deferred.make<void>()
+      const fiber = yield* Effect.fork(within(Effect.uninterruptible(Deferred.await(release))))
+      yield* TestClock.adjust("2 hours")
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* Deferred.succeed(release, undefined)
+      expect(yield* Fiber.await(fiber)).toEqual(Exit.fail("timed out"))
+    }))
+
+  it.effect("interrupting the caller interrupts self and the timer, and waits for self", () =>
+    Effect.gen(function*() {
+      let finalized = false
+      const started = yield* Deferred.make<void>()
+      const { running } = yield* tracked(Effect.gen(function*() {
+        const fiber = yield* Effect.fork(within(
+          Deferred.succeed(started, undefined).pipe(
+            Effect.zipRight(Effect.never),
+            Effect.onInterrupt(() => Effect.sync(() => finalized = true))
+          )
+        ))
+        yield* Deferred.await(started)
+        yield* Fiber.interrupt(fiber)
+      }))
+      expect(finalized).toBe(true)
+      expect(running).toBe(0)
+    }))
+})
