@@ -15,11 +15,9 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import * as NodeFs from "node:fs"
-import * as NodeOs from "node:os"
 import { SocketPathTooLong, TempFilesError } from "./Errors.js"
 import { withNodeDefaults } from "./internal/platform.js"
-import * as Procfs from "./internal/procfs.js"
+import * as PrivateDir from "./internal/privateDir.js"
 
 /**
  * The longest AF_UNIX socket path Linux accepts: `sun_path` is 108 bytes,
@@ -61,63 +59,16 @@ export const checkSocketPath = (path: string): Effect.Effect<string, SocketPathT
 }
 
 /**
- * This process's identity, written into its directories' names: pid and
- * start time (clock ticks since boot), which pid reuse cannot fake. In the
- * name, it costs no extra write, and reaping is one directory listing.
- */
-const owner = `${process.pid}.${Procfs.startTime(process.pid) ?? "0"}-`
-const OWNED = /^(\d+)\.(\d+)-/
-
-const REAP_INTERVAL_MS = 60_000
-const lastReap = new Map<string, number>()
-const reapDue = (baseDir: string) => Date.now() - (lastReap.get(baseDir) ?? -Infinity) >= REAP_INTERVAL_MS
-
-/**
  * Removes directories with this prefix in `baseDir` whose owner process is
  * gone: what a SIGKILLed process could not clean up (its QEMU died with it,
  * through pdeathsig). A directory with no owner in its name (another tool's,
  * or one kept on purpose) or with a live owner is never touched. Runs at
  * most once a minute per base dir and process.
  */
-export const reapStale = (
+export const reapStale: (
   baseDir: string,
-  prefix: string = DEFAULT_PREFIX
-): Effect.Effect<ReadonlyArray<string>, never, FileSystem.FileSystem | Path.Path> =>
-  Effect.gen(function*() {
-    if (!reapDue(baseDir)) return []
-    lastReap.set(baseDir, Date.now())
-    const fs = yield* FileSystem.FileSystem
-    const path = yield* Path.Path
-    const entries = yield* fs.readDirectory(baseDir).pipe(Effect.orElseSucceed(() => []))
-    const reaped: Array<string> = []
-    for (const entry of entries) {
-      const owned = entry.startsWith(prefix) ? OWNED.exec(entry.slice(prefix.length)) : null
-      if (owned === null) continue
-      const [, pid, started] = owned
-      if (Procfs.isAlive(Number(pid)) && Procfs.startTime(Number(pid)) === started) continue
-      const directory = path.join(baseDir, entry)
-      if (yield* fs.remove(directory, { recursive: true }).pipe(Effect.isSuccess)) reaped.push(directory)
-    }
-    if (reaped.length > 0) yield* Effect.logDebug(`removed temp dirs of processes that are gone: ${reaped.join(", ")}`)
-    return reaped
-  })
-
-const DEFAULT_PREFIX = "qemu-machine-"
-
-/**
- * Removes a directory and what is in it. The usual content (a log, sockets)
- * is one level of files: one listing, an unlink each and the `rmdir` is half
- * of what Node's recursive `rmSync` does (it stats each entry and tries
- * `rmdir` first); anything deeper goes to `rmSync`.
- */
-const removeTree = (directory: string): void => {
-  for (const entry of NodeFs.readdirSync(directory, { withFileTypes: true })) {
-    const entryPath = `${directory}/${entry.name}`
-    if (entry.isDirectory()) NodeFs.rmSync(entryPath, { recursive: true, force: true })
-    else NodeFs.unlinkSync(entryPath)
-  }
-  NodeFs.rmdirSync(directory)
-}
+  prefix?: string
+) => Effect.Effect<ReadonlyArray<string>, never, FileSystem.FileSystem | Path.Path> = PrivateDir.reapStale
 
 /**
  * Creates the directory (mode 0700: `mkdtemp`'s, which a umask can only
@@ -133,21 +84,7 @@ export const make = (
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
-    const baseDir = options.baseDir ?? NodeOs.tmpdir()
-    const prefix = options.prefix ?? DEFAULT_PREFIX
-    const directory = yield* Effect.acquireRelease(
-      Effect.try({
-        try: () => NodeFs.mkdtempSync(path.join(baseDir, options.keep === true ? prefix : `${prefix}${owner}`)),
-        catch: (cause) => new TempFilesError({ operation: "create directory in", path: baseDir, cause })
-      }),
-      (directory) =>
-        options.keep === true ? Effect.void : Effect.try({
-          try: () => removeTree(directory),
-          catch: (cause) => new TempFilesError({ operation: "remove", path: directory, cause })
-        }).pipe(Effect.catchAll((error) => Effect.logWarning(error.message)))
-    )
-    // In the background, and not tied to this directory's scope: a short-lived machine must not cut it short.
-    if (reapDue(baseDir)) yield* Effect.forkDaemon(reapStale(baseDir, prefix))
+    const { directory } = yield* PrivateDir.make(options)
     const file = (name: string) => path.join(directory, name)
     return {
       directory,

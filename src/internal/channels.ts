@@ -53,7 +53,8 @@ export class ChannelFailed extends Data.TaggedError("ChannelFailed")<{
 export interface ChannelContext {
   /** The machine's scope: listeners and path removals live there. */
   readonly scope: Scope.Scope
-  readonly temp: TempFiles.TempFilesService
+  /** The machine's private temp dir: sockets go there unless `sockDir` says otherwise. */
+  readonly directory: string
   readonly name: string
   readonly sockDir: string | undefined
   /** Reserves the next inherited descriptor for a new socket pair; returns its slot. */
@@ -61,6 +62,10 @@ export interface ChannelContext {
 }
 
 
+
+/** The path of one of the machine's sockets, checked against the AF_UNIX limit. */
+const socketPath = (context: ChannelContext, role: string) =>
+  TempFiles.checkSocketPath(`${context.sockDir ?? context.directory}/${context.name}-${role}.sock`)
 
 const socketPair = (context: ChannelContext, label: string): Channel => {
   const slot = context.addSocketPair()
@@ -125,7 +130,7 @@ export const monitor = (
       case "UnixPath": {
         const path = yield* (transport.path !== undefined
           ? TempFiles.checkSocketPath(transport.path)
-          : context.temp.socketPath(`${context.name}-monitor.sock`, context.sockDir))
+          : socketPath(context, "monitor"))
         yield* claimPath(path)
         const listener = yield* listenOn(context, { path }, path)
         yield* removeAtEnd(context, path)
@@ -149,7 +154,7 @@ export const console = (
 ): Effect.Effect<Channel, ChannelSetupFailed | SocketPathTooLong, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     if (config.transport !== "UnixPath") return socketPair(context, `${context.name} console`)
-    const path = yield* context.temp.socketPath(`${context.name}-console.sock`, context.sockDir)
+    const path = yield* socketPath(context, "console")
     // QEMU unlinks whatever is at its listening path before binding: check first.
     yield* claimPath(path)
     yield* removeAtEnd(context, path)

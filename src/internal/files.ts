@@ -118,11 +118,17 @@ const typeName = (info: NodeFs.Stats): string =>
     ? "block device"
     : "special file"
 
-/** QEMU's log, as the launch holds it: the descriptor QEMU inherits, and its size. */
+/** QEMU's log, as the launch holds it: the descriptor QEMU inherits, its size, its end. */
 export interface LogFile {
   readonly fd: number
   /** The file's size now (0 if it cannot be read). */
   readonly size: Effect.Effect<number>
+  /**
+   * Its last `maxBytes` as text ("" if empty or unreadable), read through the
+   * open descriptor (`/proc/self/fd`): it works after the name is gone, as
+   * it is once a shutdown has removed the temp dir while QEMU exits.
+   */
+  readonly readTail: (maxBytes: number) => Effect.Effect<string, never, FileSystem.FileSystem>
 }
 
 const openExclusive = (path: string) =>
@@ -161,10 +167,16 @@ export const openLog = (path: string): Effect.Effect<LogFile, PathRefused, Scope
       ))
     }),
     (fd) => Effect.ignore(Effect.try(() => NodeFs.closeSync(fd)))
-  ).pipe(Effect.map((fd): LogFile => ({
-    fd,
-    size: Effect.try(() => NodeFs.fstatSync(fd).size).pipe(Effect.orElseSucceed(() => 0))
-  })))
+  ).pipe(Effect.map((fd): LogFile => {
+    const size = Effect.try(() => NodeFs.fstatSync(fd).size).pipe(Effect.orElseSucceed(() => 0))
+    return {
+      fd,
+      size,
+      // Most machines write nothing to it: the size spares opening and reading it.
+      readTail: (maxBytes) =>
+        Effect.flatMap(size, (bytes) => bytes === 0 ? Effect.succeed("") : readTail(`/proc/self/fd/${fd}`, maxBytes))
+    }
+  }))
 
 /** The last `maxBytes` of a file as text (empty if it cannot be read). */
 export const readTail = (path: string, maxBytes: number): Effect.Effect<string, never, FileSystem.FileSystem> =>

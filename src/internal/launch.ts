@@ -20,11 +20,12 @@ import { QMPSchemaDrift, type SocketPathTooLong, VMLaunchFailure } from "../Erro
 import { buildCommand, DEFAULT_BINARY, FIRST_EXTRA_FD, type MachineConfig } from "../MachineConfig.js"
 import * as QemuProcess from "../QemuProcess.js"
 import * as QmpClient from "../QmpClient.js"
-import * as TempFiles from "../TempFiles.js"
 import * as Channels from "./channels.js"
 import * as FdPassing from "./fdPassing.js"
 import * as Files from "./files.js"
+import * as PrivateDir from "./privateDir.js"
 import * as Recorder from "./recorder.js"
+import * as Timeout from "./timeout.js"
 import { formatCommand, redactArgv } from "./redact.js"
 import * as Tracing from "./tracing.js"
 
@@ -42,6 +43,11 @@ export interface Started {
   readonly console: Option.Option<ConsoleSocket.ConsoleSocketService>
   readonly guestAgent: Option.Option<GuestAgent.GuestAgentService>
   readonly tempDir: string
+  /**
+   * Removes the temp dir now, unless it is kept (a shutdown does it while
+   * QEMU exits; the log stays readable through its descriptor).
+   */
+  readonly removeTempDir: Effect.Effect<void>
   readonly logDir: string
   readonly logPath: string
   /** QEMU's output so far (its last `MAX_LOG` bytes). */
@@ -69,7 +75,8 @@ export type LaunchError = VMLaunchFailure | SocketPathTooLong
 /** What a launch got to before it failed: for the error it reports. */
 interface Attempt {
   argv: ReadonlyArray<string>
-  logPath: string | undefined
+  log: Files.LogFile | undefined
+  child: QemuProcess.ChildHandle | undefined
 }
 
 /** The launch ran out of `launchTimeout`, at whatever step it was. */
@@ -95,26 +102,28 @@ export const start = (
   machineScope: Scope.CloseableScope
 ): Effect.Effect<Started, LaunchError, FileSystem.FileSystem | Path.Path> =>
   Effect.suspend(() => {
-    const attempt: Attempt = { argv: [config.binary ?? DEFAULT_BINARY], logPath: undefined }
+    const attempt: Attempt = { argv: [config.binary ?? DEFAULT_BINARY], log: undefined, child: undefined }
     const timeout = Duration.decode(config.launchTimeout ?? DEFAULT_LAUNCH_TIMEOUT)
     const name = config.name ?? `qemu-${process.pid}-${++machineCounter}`
     return steps(config, name, machineScope, attempt).pipe(
-      Effect.timeoutFail({ duration: timeout, onTimeout: () => new LaunchTimedOut({ timeout }) }),
-      Effect.onError(() => Scope.close(machineScope, Exit.void)),
+      (launch) => Timeout.timeoutFail(launch, { duration: timeout, onTimeout: () => new LaunchTimedOut({ timeout }) }),
       Effect.catchTag("LaunchTimedOut", (timedOut) =>
-        // The scope is closed by now: QEMU was killed and waited for, so its log is complete.
-        Effect.flatMap(
-          attempt.logPath === undefined ? Effect.succeed("") : Files.readTail(attempt.logPath, OUTPUT_TAIL_BYTES),
-          (output) =>
-            Effect.fail(VMLaunchFailure.fromArgv({
-              reason: "Timeout",
-              argv: attempt.argv,
-              exitCode: null,
-              signal: null,
-              output,
-              cause: `the launch did not complete within ${Duration.format(timedOut.timeout)}`
-            }))
-        )),
+        Effect.gen(function*() {
+          // QEMU killed and waited for first, so its log is complete; read while the machine's scope still holds it.
+          if (attempt.child !== undefined) {
+            yield* attempt.child.kill("SIGKILL")
+            yield* attempt.child.waitTree(HARD_KILL_TIMEOUT).pipe(Effect.ignore)
+          }
+          return yield* Effect.fail(VMLaunchFailure.fromArgv({
+            reason: "Timeout",
+            argv: attempt.argv,
+            exitCode: null,
+            signal: null,
+            output: attempt.log === undefined ? "" : yield* attempt.log.readTail(OUTPUT_TAIL_BYTES),
+            cause: `the launch did not complete within ${Duration.format(timedOut.timeout)}`
+          }))
+        })),
+      Effect.onError(() => Scope.close(machineScope, Exit.void)),
       Effect.annotateLogs({ machine: name }),
       Tracing.withSpan("Machine.launch", { attributes: { "qemu.machine": name } })
     )
@@ -143,14 +152,14 @@ const steps = (
 
     // Setup: nothing runs yet, so every failure here is a `Setup` failure.
     const setup = Effect.gen(function*() {
-      const temp = yield* TempFiles.make({ baseDir: config.baseTempDir, keep: config.keepTempDir }).pipe(
+      const temp = yield* PrivateDir.make({ baseDir: config.baseTempDir, keep: config.keepTempDir }).pipe(
         inScope,
         Effect.mapError(setupFailure("temp dir"))
       )
       const logDir = config.logDir ?? temp.directory
       const logPath = path.join(logDir, `${name}.log`)
       const logFile = yield* Files.openLog(logPath).pipe(inScope, Effect.mapError(setupFailure("QEMU's log")))
-      attempt.logPath = logPath
+      attempt.log = logFile
       const consoleLogPath = config.console?.logFile === true
         ? path.join(logDir, `${name}-console.log`)
         : typeof config.console?.logFile === "string"
@@ -164,7 +173,7 @@ const steps = (
       const extraFds: Array<QemuProcess.ExtraFd> = []
       const context: Channels.ChannelContext = {
         scope: machineScope,
-        temp,
+        directory: temp.directory,
         name,
         sockDir: config.sockDir,
         addSocketPair: () => extraFds.push("socketpair") - 1
@@ -218,6 +227,7 @@ const steps = (
       ),
       Tracing.withSpan("launch.spawn")
     )
+    attempt.child = child
     yield* Effect.annotateCurrentSpan("qemu.pid", child.pid)
     return yield* connect(config, name, child, {
       command,
@@ -249,7 +259,7 @@ const connect = (
     readonly console: Channels.Channel | undefined
     readonly consoleLog: FileSystem.File | undefined
     readonly guestAgent: Channels.Channel | undefined
-    readonly temp: TempFiles.TempFilesService
+    readonly temp: PrivateDir.PrivateDir
   },
   machineScope: Scope.Scope,
   fs: FileSystem.FileSystem
@@ -265,7 +275,7 @@ const connect = (
           console: consoleForRecord === undefined
             ? Effect.succeed("")
             : Effect.map(consoleForRecord.recent, (text) => text.slice(-consoleBytes)),
-          log: Files.readTail(logPath, logBytes).pipe(Effect.provideService(FileSystem.FileSystem, fs))
+          log: logFile.readTail(logBytes).pipe(Effect.provideService(FileSystem.FileSystem, fs))
         }),
       config.flightRecorder
     )
@@ -289,7 +299,7 @@ const connect = (
           argv: command,
           exitCode: Option.isSome(status) ? status.value.exitCode : null,
           signal: Option.isSome(status) ? status.value.signal : null,
-          output: yield* Files.readTail(logPath, OUTPUT_TAIL_BYTES),
+          output: yield* logFile.readTail(OUTPUT_TAIL_BYTES),
           cause: cause instanceof ExitedEarly ? "QEMU exited during the launch" : cause
         })
         return yield* Effect.fail(recorder === undefined ? failure : yield* recorder.attach(failure))
@@ -363,12 +373,10 @@ const connect = (
       console: consoleSocket,
       guestAgent: agent,
       tempDir: temp.directory,
+      removeTempDir: temp.remove,
       logDir,
       logPath,
-      // Most machines write nothing to it: a stat of the open file spares opening and reading it.
-      readLog: Effect.flatMap(logFile.size, (size) => size === 0 ? Effect.succeed("") : Files.readTail(logPath, MAX_LOG)).pipe(
-        Effect.provideService(FileSystem.FileSystem, fs)
-      ),
+      readLog: logFile.readTail(MAX_LOG).pipe(Effect.provideService(FileSystem.FileSystem, fs)),
       recorder: Option.fromNullable(recorder)
     }
   })

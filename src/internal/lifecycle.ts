@@ -15,6 +15,7 @@ import { AbnormalShutdown } from "../Errors.js"
 import * as QemuProcess from "../QemuProcess.js"
 import type { Started } from "./launch.js"
 import { formatCommand } from "./redact.js"
+import * as Timeout from "./timeout.js"
 import * as Tracing from "./tracing.js"
 
 /** Where the machine is in its life. */
@@ -76,6 +77,7 @@ export const make = (
     const hardShutdown = Effect.gen(function*() {
       yield* earlyCleanup
       yield* child.kill("SIGKILL")
+      yield* started.removeTempDir
       yield* child.waitTree(HARD_KILL_TIMEOUT).pipe(
         Effect.mapError((cause) =>
           new AbnormalShutdown({ detail: "QEMU did not exit after SIGKILL", exitCode: null, signal: null, cause })
@@ -104,15 +106,18 @@ export const make = (
             yield* closeQmp
           }
         }
+        // QEMU is on its way out: its files go while it exits, not after (the log stays readable).
+        yield* started.removeTempDir
         yield* child.awaitExit
         if (quitFailed !== undefined) return yield* Effect.fail(quitFailed)
       }).pipe(
         // Shutdown runs uninterruptibly; the timeout must still be able to cut this short.
         Effect.interruptible,
-        Effect.timeoutFail({
-          duration: timeout,
-          onTimeout: () => new QemuProcess.WaitTimeout(child.pid, Duration.toMillis(timeout))
-        })
+        (soft) =>
+          Timeout.timeoutFail(soft, {
+            duration: timeout,
+            onTimeout: () => new QemuProcess.WaitTimeout(child.pid, Duration.toMillis(timeout))
+          })
       )
 
     const softThenHard = (timeout: Duration.Duration) =>

@@ -162,15 +162,17 @@ describeQemu("Machine lifecycle (real QEMU)", () => {
       expectClean(base)
     }))
 
-  it.live("a greeting that never comes is a VMLaunchFailure after the launch timeout, process killed", () =>
+  it.live("a greeting that never comes is a VMLaunchFailure after the launch timeout, process killed, output kept", () =>
     Effect.gen(function*() {
       const base = makeBaseDir("nogreeting")
       const started = Date.now()
       const error = yield* Effect.scoped(Machine.launch(noneMachine(base, {
-        wrapper: ["sh", "-c", "sleep 30", "silent-qemu"],
+        wrapper: ["sh", "-c", "echo starting but never greeting >&2; sleep 30", "silent-qemu"],
         launchTimeout: "1 second"
       }))).pipe(Effect.flip)
       expect(error).toMatchObject({ _tag: "VMLaunchFailure", reason: "Timeout", exitCode: null })
+      // The log lives in the temp dir: it is read before the machine's scope removes it.
+      if (error._tag === "VMLaunchFailure") expect(error.output).toContain("starting but never greeting")
       expect(Date.now() - started).toBeLessThan(8000)
       expectClean(base)
     }))
