@@ -17,6 +17,7 @@ import type * as Scope from "effect/Scope"
 import * as ChildProcess from "node:child_process"
 import type { Duplex } from "node:stream"
 import * as Procfs from "./internal/procfs.js"
+import * as Resource from "./internal/resource.js"
 
 /** How a process ended. Exactly one of the two is set. */
 export interface ExitStatus {
@@ -133,7 +134,7 @@ const signalTree = (child: ChildProcess.ChildProcess, signal: NodeJS.Signals, fo
  * how it shuts down).
  */
 export const spawn = (options: SpawnOptions): Effect.Effect<ChildHandle, SpawnError, Scope.Scope> =>
-  Effect.acquireRelease(
+  Resource.acquireRelease(
     Effect.gen(function*() {
       const exited = yield* Deferred.make<ExitStatus>()
       const forks = options.forks === true
@@ -159,8 +160,10 @@ export const spawn = (options: SpawnOptions): Effect.Effect<ChildHandle, SpawnEr
         child.on("exit", (exitCode, signal) => {
           Deferred.unsafeDone(exited, Exit.succeed({ exitCode, signal }))
         })
+        // A pid means the exec succeeded (libuv reports exec failures before spawn returns): no need to
+        // wait for the 'spawn' event a tick later. Without one, the 'error' event says why.
+        if (child.pid !== undefined) return resume(Effect.succeed(child))
         child.once("error", (error) => resume(Effect.fail(new SpawnError(options.command, error))))
-        child.once("spawn", () => resume(Effect.succeed(child)))
       })
       // Keep an error listener for the child's whole life (kill on an exited process, ...).
       child.on("error", () => {})

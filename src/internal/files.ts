@@ -16,6 +16,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as NodeFs from "node:fs"
+import * as Resource from "./resource.js"
 
 /** Why a path could not be used; `detail` reads well after the path. */
 export class PathRefused extends Data.TaggedError("PathRefused")<{
@@ -143,7 +144,7 @@ const openExclusive = (path: string) =>
  * the descriptor.
  */
 export const openLog = (path: string): Effect.Effect<LogFile, PathRefused, Scope.Scope> =>
-  Effect.acquireRelease(
+  Resource.acquireRelease(
     Effect.gen(function*() {
       const first = yield* Effect.either(openExclusive(path))
       if (first._tag === "Right") return first.right

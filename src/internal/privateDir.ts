@@ -17,6 +17,7 @@ import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import { TempFilesError } from "../Errors.js"
 import * as Procfs from "./procfs.js"
+import * as Resource from "./resource.js"
 
 /** Where and how to make one. */
 export interface Options {
@@ -103,7 +104,7 @@ export const make = (
     const prefix = options.prefix ?? DEFAULT_PREFIX
     const keep = options.keep === true
     let removed = false
-    const made = yield* Effect.acquireRelease(
+    const made = yield* Resource.acquireRelease(
       Effect.try({
         try: () => NodeFs.mkdtempSync(path.join(baseDir, keep ? prefix : `${prefix}${owner}`)),
         catch: (cause) => new TempFilesError({ operation: "create directory in", path: baseDir, cause })

@@ -15,6 +15,7 @@ import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Net from "node:net"
 import type { Duplex } from "node:stream"
+import * as Resource from "./resource.js"
 
 /** How a transport's stream ended. */
 export type TransportEnd =
@@ -61,7 +62,7 @@ const ignore = () => {}
  * listener stays attached for the duplex's whole life.
  */
 export const fromDuplex = (duplex: Duplex, label: string): Effect.Effect<ByteTransport, never, Scope.Scope> =>
-  Effect.acquireRelease(
+  Resource.acquireRelease(
     Effect.sync(() => {
       let closedByUs = false
       let lastError: Error | undefined
@@ -131,19 +132,6 @@ export const fromDuplex = (duplex: Duplex, label: string): Effect.Effect<ByteTra
     (transport) => transport.close
   )
 
-/**
- * Like `Effect.acquireRelease`, but the acquisition can be interrupted (a
- * wait for a peer must be); once it has succeeded the release is registered
- * without a gap.
- */
-const acquireInterruptibly = <A, E, R>(
-  acquire: Effect.Effect<A, E, R>,
-  release: (a: A) => Effect.Effect<void>
-): Effect.Effect<A, E, R | Scope.Scope> =>
-  Effect.uninterruptibleMask((restore) =>
-    Effect.tap(restore(acquire), (a) => Effect.addFinalizer(() => release(a)))
-  )
-
 /** Why a connect or accept failed. */
 export class ConnectFailed {
   readonly _tag = "ConnectFailed"
@@ -156,7 +144,7 @@ export const connect = (
   label: string,
   timeout: Duration.DurationInput
 ): Effect.Effect<ByteTransport, ConnectFailed, Scope.Scope> =>
-  acquireInterruptibly(
+  Resource.acquireInterruptibly(
     Effect.async<Net.Socket, ConnectFailed>((resume) => {
       const socket = Net.createConnection(options)
       const onError = (error: Error) => {
@@ -257,7 +245,7 @@ export const listen = (
         socket.destroy()
         return nextAccepted
       })
-      return acquireInterruptibly(
+      return Resource.acquireInterruptibly(
         nextAccepted.pipe(
           Effect.timeoutFail({
             duration: timeout,
