@@ -89,45 +89,58 @@ export const qmpPipelined = (options: BenchOptions) =>
     })
   })
 
-/** spawn → QMP ready for -machine none, and the whole launch + shutdown cycle. */
+/**
+ * spawn → QMP ready for -machine none, the shutdown (ready → scope closed;
+ * the bare client: `quit` → QEMU's exit) and the whole cycle. Each round
+ * launches both, in alternating order; the overheads are medians of the
+ * per-round differences, which this machine's drift (its bare launch moves
+ * between 20 and 28 ms within minutes) cancels out of.
+ */
 export const launch = (options: BenchOptions) =>
   Effect.gen(function*() {
-    const n = options.short ? 5 : 30
-    const bareReady: Array<number> = []
-    const bareCycle: Array<number> = []
-    const libReady: Array<number> = []
-    const libCycle: Array<number> = []
-    for (let i = 0; i < n; i++) {
-      // Interleaved, so both see the same machine state.
+    const n = options.short ? 5 : 40
+    const bare = { ready: [] as Array<number>, shutdown: [] as Array<number> }
+    const lib = { ready: [] as Array<number>, shutdown: [] as Array<number> }
+    const bareRound = Effect.promise(async () => {
       const t0 = performance.now()
-      const bare = yield* Effect.promise(() => launchBare())
-      bareReady.push(performance.now() - t0)
-      yield* Effect.promise(() => bare.quit())
-      bareCycle.push(performance.now() - t0)
-
-      const t1 = performance.now()
+      const qemu = await launchBare()
+      const ready = performance.now()
+      await qemu.quit()
+      bare.ready.push(ready - t0)
+      bare.shutdown.push(performance.now() - ready)
+    })
+    const libRound = Effect.gen(function*() {
+      const t0 = performance.now()
+      let ready = 0
       yield* Effect.scoped(Effect.gen(function*() {
         yield* Machine.launch({ ...noneConfig, dieWithParent: false })
-        libReady.push(performance.now() - t1)
+        ready = performance.now()
       }))
-      libCycle.push(performance.now() - t1)
+      lib.ready.push(ready - t0)
+      lib.shutdown.push(performance.now() - ready)
+    })
+    for (let i = 0; i < n; i++) {
+      yield* i % 2 === 0 ? Effect.zipRight(bareRound, libRound) : Effect.zipRight(libRound, bareRound)
     }
-    // Shutdown: from QMP ready to the scope closed (the bare client: to QEMU's exit), per launch.
-    const libShutdown = median(libCycle.map((cycle, i) => cycle - libReady[i]!))
-    const bareShutdown = median(bareCycle.map((cycle, i) => cycle - bareReady[i]!))
-    const lib = { ready_ms: round(median(libReady)), shutdown_ms: round(libShutdown), cycle_ms: round(median(libCycle)) }
-    const base = { ready_ms: round(median(bareReady)), shutdown_ms: round(bareShutdown), cycle_ms: round(median(bareCycle)) }
+    const paired = (a: ReadonlyArray<number>, b: ReadonlyArray<number>) => round(median(a.map((x, i) => x - b[i]!)))
+    const figures = (side: typeof lib) => ({
+      ready_ms: round(median(side.ready)),
+      shutdown_ms: round(median(side.shutdown)),
+      cycle_ms: round(median(side.ready.map((r, i) => r + side.shutdown[i]!)))
+    })
+    const library = figures(lib)
+    const baseline = figures(bare)
     yield* report({
       bench: "launch",
       launches: n,
-      library: lib,
-      baseline: base,
+      library,
+      baseline,
       overhead_ms: {
-        ready: round(lib.ready_ms - base.ready_ms),
-        shutdown: round(lib.shutdown_ms - base.shutdown_ms),
-        cycle: round(lib.cycle_ms - base.cycle_ms)
+        ready: paired(lib.ready, bare.ready),
+        shutdown: paired(lib.shutdown, bare.shutdown),
+        cycle: paired(lib.ready.map((r, i) => r + lib.shutdown[i]!), bare.ready.map((r, i) => r + bare.shutdown[i]!))
       },
-      ratio: { ready: round(lib.ready_ms / base.ready_ms), cycle: round(lib.cycle_ms / base.cycle_ms) },
+      ratio: { ready: round(library.ready_ms / baseline.ready_ms), cycle: round(library.cycle_ms / baseline.cycle_ms) },
       target: { ready_overhead_ms: "<= 1 (issue 17)", shutdown_overhead_ms: "<= 1 (issue 17)" },
       note: "library without the setpriv wrapper, as the baseline; the wrapper adds one exec"
     })
