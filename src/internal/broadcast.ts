@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Take from "effect/Take"
 
@@ -43,7 +43,8 @@ export const make = <A>(capacity: number): Effect.Effect<Broadcast<A>, never, Sc
   Effect.gen(function*() {
     let hub: PubSub.PubSub<Take.Take<A>> | undefined
     let ended = false
-    yield* Effect.addFinalizer(() => hub === undefined ? Effect.void : PubSub.shutdown(hub))
+    // Added as it is (no fiber-ref diff and patch around it, which `Effect.addFinalizer` does): it needs none.
+    yield* Scope.addFinalizer(yield* Effect.scope, Effect.suspend(() => hub === undefined ? Effect.void : PubSub.shutdown(hub)))
     // Checked after subscribing: a subscriber that came after the end has no end marker to wait for.
     const subscribe = Effect.suspend(() => PubSub.subscribe(hub ??= Effect.runSync(PubSub.sliding<Take.Take<A>>(capacity)))).pipe(
       Effect.map((queue): Subscription<A> => {

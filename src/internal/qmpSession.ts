@@ -10,7 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import {
   type FdPassingError,
@@ -259,7 +259,8 @@ export const make = (
           : new QMPDisconnected({ reason: "Error", detail: `${transport.label}: ${end.error.message}`, cause: end.error }, true)
       )
     }).pipe(Effect.forkScoped)
-    yield* Effect.addFinalizer(() =>
+    yield* Scope.addFinalizer(
+      yield* Effect.scope,
       Effect.sync(() => {
         if (ended === undefined) endSession(new QMPDisconnected({ reason: "Closed", detail: "QMP client scope closed" }, true))
       })
