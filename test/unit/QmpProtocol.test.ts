@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
+import { Either, FastCheck, Schema } from "effect"
 import { QMPProtocolError } from "../../src/Errors.js"
 import { FrameDecoder } from "../../src/internal/framing.js"
-import { classifyServerMessage, convertKeys, eventMatch } from "../../src/QmpProtocol.js"
+import { classifyServerMessage, convertKeys, eventMatch, SuccessReply } from "../../src/QmpProtocol.js"
 
 const encoder = new TextEncoder()
 
@@ -160,5 +161,23 @@ describe("eventMatch", () => {
 describe("convertKeys", () => {
   it("turns underscores into dashes at the top level only", () => {
     expect(convertKeys({ node_name: "a", opts: { keep_me: 1 } })).toEqual({ "node-name": "a", opts: { keep_me: 1 } })
+  })
+})
+
+describe("classifyServerMessage: replies without a decode", () => {
+  it("gives every object with a `return` key exactly what decoding it with SuccessReply would", () => {
+    const decode = Schema.decodeUnknownEither(SuccessReply, { onExcessProperty: "preserve", errors: "first" })
+    const reply = FastCheck.record({
+      return: FastCheck.jsonValue(),
+      id: FastCheck.oneof(FastCheck.integer(), FastCheck.string(), FastCheck.jsonValue())
+    }, { requiredKeys: ["return"] })
+    const withExtras = FastCheck.tuple(reply, FastCheck.dictionary(FastCheck.string(), FastCheck.jsonValue()))
+      .map(([r, extra]) => ({ ...extra, ...r }))
+    FastCheck.assert(FastCheck.property(withExtras, (json) => {
+      const decoded = decode(json)
+      const classified = classifyServerMessage(json)
+      expect(Either.isRight(decoded)).toBe(true)
+      expect(classified).toEqual(Either.right({ _tag: "Reply", message: Either.getOrUndefined(decoded) }))
+    }), { numRuns: 500 })
   })
 })
