@@ -268,8 +268,16 @@ const connect = (
     const { command, console, consoleLog, guestAgent, logDir, logFile, logPath, monitor, temp } = prepared
     // Set once the console is up; until then a record has no console tail.
     let consoleForRecord: ConsoleSocket.ConsoleSocketService | undefined
+    // The command is redacted when a record is taken: most machines never need one, and QEMU is starting meanwhile.
+    let redacted: ReadonlyArray<string> | undefined
     const recorder = config.flightRecorder === false ? undefined : Recorder.make(
-      { machine: name, pid: child.pid, command: redactArgv(command) },
+      {
+        machine: name,
+        pid: child.pid,
+        get command() {
+          return redacted ??= redactArgv(command)
+        }
+      },
       (consoleBytes, logBytes) =>
         Effect.all({
           console: consoleForRecord === undefined
