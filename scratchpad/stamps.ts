@@ -15,6 +15,7 @@ let replies = 0
 let c0 = 0
 Effect.runPromise(Effect.gen(function*() {
   for (let i = 0; i < N + 5; i++) {
+    yield* Effect.promise(() => new Promise((r) => setTimeout(r, Number(process.env.GAP ?? 0))))
     t = {}; replies = 0
     t0 = performance.now()
     { const u = process.cpuUsage(); c0 = (u.user + u.system) / 1000 }
