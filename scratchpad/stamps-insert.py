@@ -35,31 +35,26 @@ s=open(F).read()
 s=s.replace("(fd) => Effect.ignore(Effect.try(() => NodeFs.closeSync(fd)))","(fd) => Effect.ignore(Effect.try(() => { (globalThis as any).__qmT?.(\"F.close0\"); NodeFs.closeSync(fd); (globalThis as any).__qmT?.(\"F.close1\") }))")
 open(F,'w').write(s)
 ins('src/QemuProcess.ts',"        for (const stream of handle.streams) stream?.destroy()","P.fin1")
-C='src/internal/lifecycle.ts'
 ins(C,"            const quit = yield* started.qmp.value.executeRaw(\"quit\").pipe(Effect.ensuring(closeQmp), Effect.either)","S.quitDoneQmpClosed")
 
 s=open(C).read()
 s=s.replace("onSome: (c) => Effect.zipRight(c.close, started.releaseQmp)","onSome: (c) => Effect.zipRight(Effect.zipRight(c.close, Effect.sync(() => (globalThis as any).__qmT?.(\"S.qmpClose\"))), started.releaseQmp)")
 open(C,'w').write(s)
-S='src/internal/qmpSession.ts'
 s=open(S).read()
 s=s.replace("ended !== undefined ? Effect.void : Effect.zipRight(transport.close, Deferred.await(disconnected))","ended !== undefined ? Effect.void : Effect.zipRight(Effect.zipRight(transport.close, Effect.sync(() => (globalThis as any).__qmT?.(\"S.transportClosed\"))), Deferred.await(disconnected))")
 open(S,'w').write(s)
 s=open(S).read()
 s=s.replace("    const endSession = (error: QMPDisconnected) => {","    const endSession = (error: QMPDisconnected) => {\n;(globalThis as any).__qmT?.(\"S.endSession\")")
 open(S,'w').write(s)
-L='src/internal/launch.ts'
 ins(L,"      const logDir = config.logDir ?? temp.directory","L.temp",after=False)
 ins(L,"      attempt.log = logFile","L.log")
 ins(L,"    const wrapper = [...(config.wrapper ?? [])]","L.setupDone",after=False)
 ins(L,"    const attempt: Attempt = {","L.start",after=False)
 ins(L,"    const fs = yield* FileSystem.FileSystem\n    const path = yield* Path.Path\n    const spawner","L.steps",after=False)
-ins(L,"    const child = yield* spawner.spawn({","L.prespawn",after=False)
 ins(L,"    attempt.child = child","L.spawned",after=False)
-M='src/Machine.ts'
-ins(M,"    const outer = yield* Effect.scope","M.enter",after=False)
 ins(M,"    const started = yield* Launch.start(config, machineScope)","M.forked",after=False)
-Q='src/QemuProcess.ts'
 ins(Q,"      const child = yield* Effect.async<ChildProcess.ChildProcess, SpawnError>((resume) => {","P.spawn0",after=False)
 ins(Q,"        child.on(\"exit\", (exitCode, signal) => {","P.spawnReturned",after=False)
 ins(Q,"      child.on(\"error\", () => {})","P.spawnEvent",after=False)
+ins(S,"    // Handshake: the reader sent `qmp_capabilities` when the greeting came; one timer covers both.","Q.waiting",after=False)
+ins(S,"    const decoder = new FrameDecoder(options.maxMessageBytes)","Q.make",after=False)
