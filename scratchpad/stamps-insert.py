@@ -24,10 +24,10 @@ M='src/Machine.ts'
 ins(M,"    const lifecycle = yield* Lifecycle.make(started, machineScope, outer, config.shutdownTimeout)","R.started",after=False)
 ins(M,"    return running(started, lifecycle)","R.lifecycle",after=False)
 ins(M,"    const outer = yield* Effect.scope","M.enter",after=False)
-ins(L,"      const temp = yield* TempFiles.make","L.temp0",after=False)
+ins(L,"      const temp = yield* PrivateDir.make","L.temp0",after=False)
 ins(L,"    const child = yield* spawner.spawn({","L.prespawn",after=False)
 ins(L,"    yield* Effect.annotateCurrentSpan(\"qemu.pid\", child.pid)","L.spawned")
-T='src/TempFiles.ts'
+T='src/internal/privateDir.ts'
 ins(T,"const removeTree = (directory: string): void => {","T.rm0")
 ins(T,"  NodeFs.rmdirSync(directory)","T.rm1")
 F='src/internal/files.ts'
