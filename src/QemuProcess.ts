@@ -160,13 +160,13 @@ export const spawn = (options: SpawnOptions): Effect.Effect<ChildHandle, SpawnEr
         child.on("exit", (exitCode, signal) => {
           Deferred.unsafeDone(exited, Exit.succeed({ exitCode, signal }))
         })
+        // Keep an error listener for the child's whole life (kill on an exited process, ...).
+        child.on("error", () => {})
         // A pid means the exec succeeded (libuv reports exec failures before spawn returns): no need to
         // wait for the 'spawn' event a tick later. Without one, the 'error' event says why.
         if (child.pid !== undefined) return resume(Effect.succeed(child))
         child.once("error", (error) => resume(Effect.fail(new SpawnError(options.command, error))))
       })
-      // Keep an error listener for the child's whole life (kill on an exited process, ...).
-      child.on("error", () => {})
       const streams = child.stdio.slice(3).map((stream) => (stream ?? undefined) as Duplex | undefined)
       for (const stream of streams) stream?.on("error", () => {})
       const status = Effect.sync(() =>
