@@ -28,11 +28,15 @@ describe("docs' examples", () => {
     ])
   })
 
-  it("docs/devices.md shows its three examples", () => {
+  it("docs/devices.md shows its seven examples", () => {
     expect(shown.filter((s) => s.doc === "devices.md").map((s) => s.file)).toEqual([
       "examples/attach.ts",
       "examples/keys-and-screenshot.ts",
-      "examples/jobs-and-migration.ts"
+      "examples/port-forward.ts",
+      "examples/jobs-and-migration.ts",
+      "examples/flight-record.ts",
+      "examples/fake-qmp-generated.ts",
+      "examples/kvm.ts"
     ])
   })
 
