@@ -171,13 +171,16 @@ describe("classifyServerMessage: replies without a decode", () => {
       return: FastCheck.jsonValue(),
       id: FastCheck.oneof(FastCheck.integer(), FastCheck.string(), FastCheck.jsonValue())
     }, { requiredKeys: ["return"] })
-    const withExtras = FastCheck.tuple(reply, FastCheck.dictionary(FastCheck.string(), FastCheck.jsonValue()))
+    // Not `__proto__`: JSON.parse makes it an own key, which the parsed object passed on keeps, while
+    // Schema's decode assigns extra keys, making it the copy's prototype instead (a difference in the fast path's favour).
+    const key = FastCheck.string().filter((k) => k !== "__proto__")
+    const withExtras = FastCheck.tuple(reply, FastCheck.dictionary(key, FastCheck.jsonValue()))
       .map(([r, extra]) => ({ ...extra, ...r }))
     FastCheck.assert(FastCheck.property(withExtras, (json) => {
       const decoded = decode(json)
       const classified = classifyServerMessage(json)
       expect(Either.isRight(decoded)).toBe(true)
       expect(classified).toEqual(Either.right({ _tag: "Reply", message: Either.getOrUndefined(decoded) }))
-    }), { numRuns: 500 })
+    }), { numRuns: Number(process.env.PROPERTY_RUNS ?? 500) })
   })
 })
