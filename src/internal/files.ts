@@ -50,6 +50,34 @@ export const occupied = (path: string): Effect.Effect<string | undefined, never,
   })
 
 /**
+ * The exclusive-creation policy, over any way of creating and removing:
+ * `create` must fail when something is at the name (`alreadyExists` tells
+ * that failure apart). A plain file of ours with no other link, left by an
+ * earlier run, is removed and created anew; anything else is refused.
+ */
+const createExclusively = <A, E, R>(
+  path: string,
+  create: Effect.Effect<A, E, R>,
+  alreadyExists: (error: E) => boolean,
+  remove: Effect.Effect<void, unknown, R>
+): Effect.Effect<A, PathRefused, R> =>
+  Effect.gen(function*() {
+    const first = yield* Effect.either(create)
+    if (first._tag === "Right") return first.right
+    if (!alreadyExists(first.left)) return yield* new PathRefused({ path, detail: describe(first.left), cause: first.left })
+    const problem = staleFileProblem(path)
+    if (problem !== undefined) return yield* new PathRefused({ path, detail: problem })
+    yield* remove.pipe(Effect.mapError((cause) => new PathRefused({ path, detail: describe(cause), cause })))
+    return yield* create.pipe(Effect.mapError((cause) =>
+      new PathRefused({
+        path,
+        detail: alreadyExists(cause) ? "was created again by someone else meanwhile" : describe(cause),
+        cause
+      })
+    ))
+  })
+
+/**
  * Creates `path` for writing, mode 0600, exclusively (`O_CREAT|O_EXCL`: a
  * symbolic link at the name, even a dangling one, is never followed, and a
  * FIFO is never opened). A regular file of ours with no other link, left by an
@@ -59,25 +87,8 @@ export const occupied = (path: string): Effect.Effect<string | undefined, never,
 export const createPrivate = (
   path: string
 ): Effect.Effect<FileSystem.File, PathRefused, FileSystem.FileSystem | Scope.Scope> =>
-  Effect.gen(function*() {
-    const fs = yield* FileSystem.FileSystem
-    const create = Effect.either(fs.open(path, { flag: "wx", mode: 0o600 }))
-    const first = yield* create
-    if (first._tag === "Right") return first.right
-    if (!isAlreadyExists(first.left)) {
-      return yield* new PathRefused({ path, detail: describe(first.left), cause: first.left })
-    }
-    const problem = staleFileProblem(path)
-    if (problem !== undefined) return yield* new PathRefused({ path, detail: problem })
-    yield* fs.remove(path).pipe(Effect.mapError((cause) => new PathRefused({ path, detail: describe(cause), cause })))
-    const second = yield* create
-    if (second._tag === "Right") return second.right
-    return yield* new PathRefused({
-      path,
-      detail: isAlreadyExists(second.left) ? "was created again by someone else meanwhile" : describe(second.left),
-      cause: second.left
-    })
-  })
+  Effect.flatMap(FileSystem.FileSystem, (fs) =>
+    createExclusively(path, fs.open(path, { flag: "wx", mode: 0o600 }), isAlreadyExists, fs.remove(path)))
 
 /**
  * Why an existing file may not be replaced, or `undefined` if it is a plain
@@ -132,12 +143,6 @@ export interface LogFile {
   readonly readTail: (maxBytes: number) => Effect.Effect<string, never, FileSystem.FileSystem>
 }
 
-const openExclusive = (path: string) =>
-  Effect.try({
-    try: () => NodeFs.openSync(path, NodeFs.constants.O_WRONLY | NodeFs.constants.O_CREAT | NodeFs.constants.O_EXCL, 0o600),
-    catch: (error) => error
-  })
-
 /**
  * `createPrivate` for QEMU's log, with synchronous calls: the same exclusive
  * creation and the same policy for a file left at the name. The scope closes
@@ -145,28 +150,15 @@ const openExclusive = (path: string) =>
  */
 export const openLog = (path: string): Effect.Effect<LogFile, PathRefused, Scope.Scope> =>
   Resource.acquireRelease(
-    Effect.gen(function*() {
-      const first = yield* Effect.either(openExclusive(path))
-      if (first._tag === "Right") return first.right
-      if ((first.left as { code?: unknown }).code !== "EEXIST") {
-        return yield* new PathRefused({ path, detail: describe(first.left), cause: first.left })
-      }
-      const problem = staleFileProblem(path)
-      if (problem !== undefined) return yield* new PathRefused({ path, detail: problem })
-      yield* Effect.try({
-        try: () => NodeFs.unlinkSync(path),
-        catch: (cause) => new PathRefused({ path, detail: describe(cause), cause })
-      })
-      return yield* openExclusive(path).pipe(Effect.mapError((cause) =>
-        new PathRefused({
-          path,
-          detail: (cause as { code?: unknown }).code === "EEXIST"
-            ? "was created again by someone else meanwhile"
-            : describe(cause),
-          cause
-        })
-      ))
-    }),
+    createExclusively(
+      path,
+      Effect.try({
+        try: () => NodeFs.openSync(path, NodeFs.constants.O_WRONLY | NodeFs.constants.O_CREAT | NodeFs.constants.O_EXCL, 0o600),
+        catch: (error) => error
+      }),
+      (error) => (error as { code?: unknown }).code === "EEXIST",
+      Effect.try({ try: () => NodeFs.unlinkSync(path), catch: (error) => error })
+    ),
     (fd) => Effect.ignore(Effect.try(() => NodeFs.closeSync(fd)))
   ).pipe(Effect.map((fd): LogFile => {
     const size = Effect.try(() => NodeFs.fstatSync(fd).size).pipe(Effect.orElseSucceed(() => 0))
