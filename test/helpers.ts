@@ -3,12 +3,14 @@
  */
 import { describe, expect, onTestFinished } from "@effect/vitest"
 import { Effect, Fiber, FiberStatus, Logger, Tracer } from "effect"
-import { execFileSync } from "node:child_process"
+import { execFile, execFileSync } from "node:child_process"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import * as LinuxGuest from "../scripts/linux-guest.js"
 import type { MachineConfig } from "../src/MachineConfig.js"
+
+const projectRoot = NodePath.resolve(import.meta.dirname, "..")
 
 const qemuVersion = (() => {
   try {
@@ -165,3 +167,10 @@ export const expectClean = (baseDir: string, pid?: number) => {
   expect(childPids()).toEqual([])
   expect(leftovers(baseDir)).toEqual([])
 }
+
+/** Runs an example as a user would (`node --import tsx examples/…` from the project root); never rejects. */
+export const runExample = (file: string, timeoutMs: number) =>
+  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, ["--import", "tsx", file], { cwd: projectRoot, timeout: timeoutMs }, (error, stdout, stderr) =>
+      resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : null, stdout, stderr }))
+  })

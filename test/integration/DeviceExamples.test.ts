@@ -4,21 +4,11 @@
  * each must exit 0, print nothing on stderr, and print what the doc says.
  */
 import { expect, it } from "@effect/vitest"
-import { execFile } from "node:child_process"
-import * as NodePath from "node:path"
-import { describeQemu } from "../helpers.js"
-
-const root = NodePath.resolve(import.meta.dirname, "../..")
-
-const runExample = (file: string) =>
-  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, ["--import", "tsx", file], { cwd: root, timeout: 60_000 }, (error, stdout, stderr) =>
-      resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : null, stdout, stderr }))
-  })
+import { describeQemu, runExample } from "../helpers.js"
 
 describeQemu("docs/devices.md examples", () => {
   it("port-forward.ts: real loopback ports read back, and a typed error for a port with no forward", async () => {
-    const { code, stderr, stdout } = await runExample("examples/port-forward.ts")
+    const { code, stderr, stdout } = await runExample("examples/port-forward.ts", 60_000)
     expect(stderr).toBe("")
     expect(code).toBe(0)
     const ports = /^ssh: 127\.0\.0\.1:(\d+), dns: 127\.0\.0\.1:(\d+)\/udp\n/.exec(stdout)
@@ -29,7 +19,7 @@ describeQemu("docs/devices.md examples", () => {
   }, 70_000)
 
   it("flight-record.ts: the refused command's error renders its record, the secret redacted", async () => {
-    const { code, stderr, stdout } = await runExample("examples/flight-record.ts")
+    const { code, stderr, stdout } = await runExample("examples/flight-record.ts", 60_000)
     expect(stderr).toBe("")
     expect(code).toBe(0)
     expect(stdout).toMatch(/^QMP command device_del failed: DeviceNotFound: /)
@@ -42,7 +32,7 @@ describeQemu("docs/devices.md examples", () => {
   }, 70_000)
 
   it("fake-qmp-generated.ts: typed generated answers and a generated event, no QEMU", async () => {
-    const { code, stderr, stdout } = await runExample("examples/fake-qmp-generated.ts")
+    const { code, stderr, stdout } = await runExample("examples/fake-qmp-generated.ts", 60_000)
     expect(stderr).toBe("")
     expect(code).toBe(0)
     expect(stdout).toMatch(/^seed 7: [\w-]+, running: (true|false), \d+ vCPU\(s\)\n/)
@@ -50,7 +40,7 @@ describeQemu("docs/devices.md examples", () => {
   }, 70_000)
 
   it("kvm.ts: the probe's verdict and the accelerator auto picked agree", async () => {
-    const { code, stderr, stdout } = await runExample("examples/kvm.ts")
+    const { code, stderr, stdout } = await runExample("examples/kvm.ts", 60_000)
     expect(stderr).toBe("")
     expect(code).toBe(0)
     const verdict = /^KVM runs a guest here: (true|false) /.exec(stdout)

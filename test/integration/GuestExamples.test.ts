@@ -4,21 +4,11 @@
  * waited forever on an agent the guest never started).
  */
 import { expect, it } from "@effect/vitest"
-import { execFile } from "node:child_process"
-import * as NodePath from "node:path"
-import { describeLinux } from "../helpers.js"
-
-const root = NodePath.resolve(import.meta.dirname, "../..")
-
-const runExample = (file: string) =>
-  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, ["--import", "tsx", file], { cwd: root, timeout: 120_000 }, (error, stdout, stderr) =>
-      resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : null, stdout, stderr }))
-  })
+import { describeLinux, runExample } from "../helpers.js"
 
 describeLinux("docs/guest.md examples on the Linux guest", () => {
   it("guest-shell.ts: exit code, output, succeed, interrupt", async () => {
-    const { code, stderr, stdout } = await runExample("examples/guest-shell.ts")
+    const { code, stderr, stdout } = await runExample("examples/guest-shell.ts", 120_000)
     expect(stderr).toBe("")
     expect(code).toBe(0)
     expect(stdout).toMatch(/^exit 1:\n6\.1\.\S+-cloud-amd64\nls: \/no\/such: No such file or directory\n/)
@@ -27,7 +17,7 @@ describeLinux("docs/guest.md examples on the Linux guest", () => {
   }, 130_000)
 
   it("guest-agent.ts: osInfo, exec, a file both ways, the guest's clock, shutdown", async () => {
-    const { code, stderr, stdout } = await runExample("examples/guest-agent.ts")
+    const { code, stderr, stdout } = await runExample("examples/guest-agent.ts", 120_000)
     expect(stderr).toBe("")
     expect(code).toBe(0)
     expect(stdout).toContain("'kernel-release': '6.1.")
