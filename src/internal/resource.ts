@@ -11,23 +11,20 @@
 import * as Effect from "effect/Effect"
 import * as Scope from "effect/Scope"
 
+/** Adds `release(a)` to the current scope as it is, and gives `a` back. */
+const addRelease = <A>(a: A, release: (a: A) => Effect.Effect<void>): Effect.Effect<A, never, Scope.Scope> =>
+  Effect.flatMap(Effect.scope, (scope) => Effect.as(Scope.addFinalizer(scope, release(a)), a))
+
 /** Acquires uninterruptibly, and adds `release(a)` to the current scope. */
 export const acquireRelease = <A, E, R>(
   acquire: Effect.Effect<A, E, R>,
   release: (a: A) => Effect.Effect<void>
 ): Effect.Effect<A, E, R | Scope.Scope> =>
-  Effect.uninterruptible(
-    Effect.flatMap(acquire, (a) => Effect.flatMap(Effect.scope, (scope) => Effect.as(Scope.addFinalizer(scope, release(a)), a)))
-  )
+  Effect.uninterruptible(Effect.flatMap(acquire, (a) => addRelease(a, release)))
 
 /** `acquireRelease` whose acquisition can be interrupted (a wait for a peer must be). */
 export const acquireInterruptibly = <A, E, R>(
   acquire: Effect.Effect<A, E, R>,
   release: (a: A) => Effect.Effect<void>
 ): Effect.Effect<A, E, R | Scope.Scope> =>
-  Effect.uninterruptibleMask((restore) =>
-    Effect.flatMap(
-      restore(acquire),
-      (a) => Effect.flatMap(Effect.scope, (scope) => Effect.as(Scope.addFinalizer(scope, release(a)), a))
-    )
-  )
+  Effect.uninterruptibleMask((restore) => Effect.flatMap(restore(acquire), (a) => addRelease(a, release)))
