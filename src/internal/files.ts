@@ -172,7 +172,7 @@ export const openLog = (path: string): Effect.Effect<LogFile, PathRefused, Scope
   }))
 
 /** The last `maxBytes` of a file as text (empty if it cannot be read). */
-export const readTail = (path: string, maxBytes: number): Effect.Effect<string, never, FileSystem.FileSystem> =>
+const readTail = (path: string, maxBytes: number): Effect.Effect<string, never, FileSystem.FileSystem> =>
   Effect.scoped(Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const file = yield* fs.open(path, { flag: "r" })

@@ -36,7 +36,7 @@ export interface PrivateDir {
   readonly remove: Effect.Effect<void>
 }
 
-export const DEFAULT_PREFIX = "qemu-machine-"
+const DEFAULT_PREFIX = "qemu-machine-"
 
 /**
  * This process's identity, written into its directories' names: pid and
