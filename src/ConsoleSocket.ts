@@ -162,7 +162,7 @@ export const fromTransport = (
       hub.end()
     }
 
-    yield* transport.run(onChunk, markClosed).pipe(Effect.forkScoped)
+    yield* transport.listen(onChunk, markClosed)
     yield* Effect.addFinalizer(() => Effect.sync(markClosed))
 
     const tail = () => recent.tail(512)

@@ -167,7 +167,7 @@ export const make = (transport: Transport.ByteTransport, options: QgaSessionOpti
         settle(Either.left(new GuestAgentError({ reason: "Disconnected", command: pending.command, detail: ended })))
       }
     }
-    yield* transport.run(onChunk, onEnd).pipe(Effect.forkScoped)
+    yield* transport.listen(onChunk, onEnd)
 
     const disconnected = (command: string) =>
       new GuestAgentError({ reason: "Disconnected", command, detail: ended ?? "the channel closed" })

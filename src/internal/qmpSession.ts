@@ -249,7 +249,7 @@ export const make = (
     }
 
     // The session ends in the transport's own callback, so no call can see a closed socket and a live session.
-    yield* transport.run(onChunk, (end) => {
+    yield* transport.listen(onChunk, (end) => {
       if (fatal === undefined) decoder.end(sink)
       endSession(
         end._tag === "Eof"
@@ -258,7 +258,7 @@ export const make = (
           ? new QMPDisconnected({ reason: "Closed", detail: `${transport.label}: closed by client` }, true)
           : new QMPDisconnected({ reason: "Error", detail: `${transport.label}: ${end.error.message}`, cause: end.error }, true)
       )
-    }).pipe(Effect.forkScoped)
+    })
     yield* Scope.addFinalizer(
       yield* Effect.scope,
       Effect.sync(() => {

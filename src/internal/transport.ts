@@ -12,7 +12,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as Net from "node:net"
 import type { Duplex } from "node:stream"
 import * as Resource from "./resource.js"
@@ -41,6 +41,17 @@ export interface ByteTransport {
     onChunk: (chunk: Uint8Array) => void,
     onEnd?: (end: TransportEnd) => void
   ) => Effect.Effect<TransportEnd>
+  /**
+   * `run` without a fiber: the callbacks are attached now, `onEnd` is called
+   * as the stream ends, and the scope's end detaches them. For readers that
+   * live as long as a scope (a QMP session, a console): a fiber that only
+   * waits costs a fork at the launch and an interruption at the shutdown.
+   * Call once, and not together with `run`.
+   */
+  readonly listen: (
+    onChunk: (chunk: Uint8Array) => void,
+    onEnd: (end: TransportEnd) => void
+  ) => Effect.Effect<void, never, Scope.Scope>
   /** Writes bytes; fails at once if the stream is already closed. */
   readonly write: (data: string | Uint8Array) => Effect.Effect<void, TransportClosed>
   /** Writes without waiting for the flush; returns false if the stream is closed. */
@@ -70,6 +81,38 @@ export const fromDuplex = (duplex: Duplex, label: string): Effect.Effect<ByteTra
         lastError = error
       })
       const isClosed = () => duplex.destroyed || !duplex.writable
+      /** Attaches the reader's callbacks; `onEnded` once, as the stream ends. Returns the detach. */
+      const attach = (onChunk: (chunk: Uint8Array) => void, onEnded: (end: TransportEnd) => void) => {
+        let done = false
+        const finish = (end: TransportEnd) => {
+          if (done) return
+          done = true
+          onEnded(end)
+        }
+        const onEnd = () => finish({ _tag: "Eof" })
+        const onError = (error: Error) => finish({ _tag: "Error", error })
+        const onClose = () =>
+          finish(
+            closedByUs
+              ? { _tag: "Closed" }
+              : lastError !== undefined
+              ? { _tag: "Error", error: lastError }
+              : { _tag: "Eof" }
+          )
+        duplex.on("data", onChunk)
+        duplex.on("end", onEnd)
+        duplex.on("error", onError)
+        duplex.on("close", onClose)
+        // Sockets accepted with `pauseOnConnect` stay paused until resumed explicitly.
+        duplex.resume()
+        if (duplex.destroyed) onClose()
+        return () => {
+          duplex.off("data", onChunk)
+          duplex.off("end", onEnd)
+          duplex.off("error", onError)
+          duplex.off("close", onClose)
+        }
+      }
       const unsafeClose = () => {
         closedByUs = true
         duplex.destroy()
@@ -79,39 +122,16 @@ export const fromDuplex = (duplex: Duplex, label: string): Effect.Effect<ByteTra
         duplex,
         isClosed,
         run: (onChunk, onEnded) =>
-          Effect.async<TransportEnd>((resume) => {
-            let done = false
-            const finish = (end: TransportEnd) => {
-              if (done) return
-              done = true
-              onEnded?.(end)
-              resume(Effect.succeed(end))
-            }
-            const onData = (chunk: Uint8Array) => onChunk(chunk)
-            const onEnd = () => finish({ _tag: "Eof" })
-            const onError = (error: Error) => finish({ _tag: "Error", error })
-            const onClose = () =>
-              finish(
-                closedByUs
-                  ? { _tag: "Closed" }
-                  : lastError !== undefined
-                  ? { _tag: "Error", error: lastError }
-                  : { _tag: "Eof" }
-              )
-            duplex.on("data", onData)
-            duplex.on("end", onEnd)
-            duplex.on("error", onError)
-            duplex.on("close", onClose)
-            // Sockets accepted with `pauseOnConnect` stay paused until resumed explicitly.
-            duplex.resume()
-            if (duplex.destroyed) onClose()
-            return Effect.sync(() => {
-              duplex.off("data", onData)
-              duplex.off("end", onEnd)
-              duplex.off("error", onError)
-              duplex.off("close", onClose)
-            })
-          }),
+          Effect.async<TransportEnd>((resume) =>
+            Effect.sync(
+              attach(onChunk, (end) => {
+                onEnded?.(end)
+                resume(Effect.succeed(end))
+              })
+            )
+          ),
+        listen: (onChunk, onEnded) =>
+          Effect.flatMap(Effect.scope, (scope) => Scope.addFinalizer(scope, Effect.sync(attach(onChunk, onEnded)))),
         write: (data) =>
           Effect.async<void, TransportClosed>((resume) => {
             if (isClosed()) return resume(Effect.fail(new TransportClosed(lastError)))
