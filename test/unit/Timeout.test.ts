@@ -84,4 +84,32 @@ describe("internal/timeout", () => {
       expect(finalized).toBe(true)
       expect(running).toBe(0)
     }))
+
+  describe("under the live clock (a plain timer)", () => {
+    const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === "Timeout").length
+
+    it.live("past the duration: self is interrupted, then the timeout error", () =>
+      Effect.gen(function*() {
+        let finalized = false
+        const exit = yield* Effect.exit(Timeout.timeoutFail(
+          Effect.never.pipe(Effect.onInterrupt(() => Effect.sync(() => finalized = true))),
+          { duration: "20 millis", onTimeout: () => "timed out" as const }
+        ))
+        expect(exit).toEqual(Exit.fail("timed out"))
+        expect(finalized).toBe(true)
+      }))
+
+    it.live("no timer is left once self ends, however it ends", () =>
+      Effect.gen(function*() {
+        const before = timers()
+        const long = { duration: "1 hour", onTimeout: () => "timed out" as const }
+        expect(yield* Timeout.timeoutFail(Effect.succeed(1), long)).toBe(1)
+        expect(yield* Effect.flip(Timeout.timeoutFail(Effect.fail("boom" as const), long))).toBe("boom")
+        const fiber = yield* Effect.fork(Timeout.timeoutFail(Effect.never, long))
+        yield* Effect.yieldNow()
+        expect(timers()).toBe(before + 1)
+        yield* Fiber.interrupt(fiber)
+        expect(timers()).toBe(before)
+      }))
+  })
 })
