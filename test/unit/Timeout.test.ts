@@ -6,7 +6,7 @@
  * whole timeout after a script's last machine is gone).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Option, Supervisor, TestClock } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, Option, Supervisor, TestClock } from "effect"
 import * as Timeout from "../../src/internal/timeout.js"
 
 const within = <A, E, R>(self: Effect.Effect<A, E, R>) =>
@@ -102,7 +102,7 @@ describe("internal/timeout", () => {
     it.live("no timer is left once self ends, however it ends", () =>
       Effect.gen(function*() {
         const before = timers()
-        const long = { duration: "1 hour", onTimeout: () => "timed out" as const }
+        const long = { duration: Duration.hours(1), onTimeout: () => "timed out" as const }
         expect(yield* Timeout.timeoutFail(Effect.succeed(1), long)).toBe(1)
         expect(yield* Effect.flip(Timeout.timeoutFail(Effect.fail("boom" as const), long))).toBe("boom")
         const fiber = yield* Effect.fork(Timeout.timeoutFail(Effect.never, long))
