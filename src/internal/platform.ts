@@ -18,15 +18,18 @@ let node: Context.Context<FileSystem.FileSystem | Path.Path> | undefined
 const nodeServices = () =>
   node ??= Effect.runSync(Effect.scoped(Layer.build(Layer.merge(NodeFileSystem.layer, NodePath.layer))))
 
-/** Runs `effect` with the caller's `FileSystem` and `Path` if provided, else Node's. */
+/**
+ * Runs `effect` with the caller's `FileSystem` and `Path` if provided, else
+ * Node's. One read of the context and at most one change of it: a launch
+ * starts here, and each Effect step costs most when the process has just
+ * been idle (docs/performance.md).
+ */
 export const withNodeDefaults = <A, E, R>(
   effect: Effect.Effect<A, E, R>
 ): Effect.Effect<A, E, Exclude<Exclude<R, FileSystem.FileSystem>, Path.Path>> =>
-  Effect.flatMap(
-    Effect.all([Effect.serviceOption(FileSystem.FileSystem), Effect.serviceOption(Path.Path)]),
-    ([fs, path]) =>
-      effect.pipe(
-        Effect.provideService(FileSystem.FileSystem, Option.getOrElse(fs, () => Context.get(nodeServices(), FileSystem.FileSystem))),
-        Effect.provideService(Path.Path, Option.getOrElse(path, () => Context.get(nodeServices(), Path.Path)))
-      )
+  Effect.contextWithEffect((context: Context.Context<Exclude<Exclude<R, FileSystem.FileSystem>, Path.Path>>) =>
+    Option.isSome(Context.getOption(context, FileSystem.FileSystem)) && Option.isSome(Context.getOption(context, Path.Path))
+      ? effect as Effect.Effect<A, E, Exclude<Exclude<R, FileSystem.FileSystem>, Path.Path>>
+      // The caller's own services win over Node's.
+      : Effect.provide(effect, Context.merge(nodeServices(), context) as Context.Context<R>)
   )
