@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Either, FastCheck, Schema } from "effect"
 import { QMPProtocolError } from "../../src/Errors.js"
 import { FrameDecoder } from "../../src/internal/framing.js"
-import { classifyServerMessage, convertKeys, eventMatch, SuccessReply } from "../../src/QmpProtocol.js"
+import { classifyServerMessage, convertKeys, EventMessage, eventMatch, Greeting, SuccessReply } from "../../src/QmpProtocol.js"
 
 const encoder = new TextEncoder()
 
@@ -182,5 +182,62 @@ describe("classifyServerMessage: replies without a decode", () => {
       expect(Either.isRight(decoded)).toBe(true)
       expect(classified).toEqual(Either.right({ _tag: "Reply", message: Either.getOrUndefined(decoded) }))
     }), { numRuns: Number(process.env.PROPERTY_RUNS ?? 500) })
+  })
+})
+
+describe("classifyServerMessage: events and greetings checked by hand", () => {
+  const options = { onExcessProperty: "preserve", errors: "first" } as const
+  // Not `__proto__`, for the reason given for replies above.
+  const key = FastCheck.string().filter((k) => k !== "__proto__")
+  const number = FastCheck.oneof(FastCheck.integer(), FastCheck.double({ noNaN: true, noDefaultInfinity: true }))
+  /** A value of the right type, or any JSON value (mostly the wrong type). */
+  const orAny = <A>(valid: FastCheck.Arbitrary<A>) => FastCheck.oneof(valid, valid, FastCheck.jsonValue())
+  const withExtras = (message: FastCheck.Arbitrary<Record<string, unknown>>) =>
+    FastCheck.tuple(message, FastCheck.dictionary(key, FastCheck.jsonValue(), { maxKeys: 3 }))
+      .map(([m, extra]) => ({ ...extra, ...m }))
+  /** The fast path agrees with the schema both ways: the same value when it decodes, a malformed message when not. */
+  const agreesWith = (schema: typeof EventMessage | typeof Greeting, tag: "Event" | "Greeting") => (json: unknown) => {
+    const decoded = Schema.decodeUnknownEither(schema as Schema.Schema<unknown>, options)(json)
+    const classified = classifyServerMessage(json)
+    if (Either.isRight(decoded)) expect(classified).toEqual(Either.right({ _tag: tag, message: decoded.right }))
+    else expect(Either.isLeft(classified)).toBe(true)
+  }
+
+  it("an event is classified exactly as decoding it with EventMessage would", () => {
+    const timestamp = FastCheck.record({ seconds: orAny(number), microseconds: orAny(number) }, { requiredKeys: [] })
+    const event = FastCheck.record({
+      event: orAny(FastCheck.string()),
+      timestamp: orAny(timestamp),
+      data: orAny(FastCheck.dictionary(key, FastCheck.jsonValue(), { maxKeys: 3 }))
+    }, { requiredKeys: ["event"] })
+    FastCheck.assert(
+      FastCheck.property(withExtras(event), agreesWith(EventMessage, "Event")),
+      { numRuns: Number(process.env.PROPERTY_RUNS ?? 500) }
+    )
+  })
+
+  it("a greeting is classified exactly as decoding it with Greeting would", () => {
+    const qemu = FastCheck.record({ major: orAny(number), minor: orAny(number), micro: orAny(number) }, { requiredKeys: [] })
+    const version = FastCheck.record({ qemu: orAny(qemu), package: orAny(FastCheck.string()) }, { requiredKeys: [] })
+    const capabilities = FastCheck.array(orAny(FastCheck.string()), { maxLength: 3 })
+    const greeting = FastCheck.record({
+      QMP: orAny(FastCheck.record({ version: orAny(version), capabilities: orAny(capabilities) }, { requiredKeys: [] }))
+    })
+    FastCheck.assert(
+      FastCheck.property(withExtras(greeting), agreesWith(Greeting, "Greeting")),
+      { numRuns: Number(process.env.PROPERTY_RUNS ?? 500) }
+    )
+  })
+
+  it("QEMU's own greeting and SHUTDOWN event are taken as they are", () => {
+    const greeting = JSON.parse(
+      '{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": "Debian 1:7.2+dfsg-7+deb12u18"}, "capabilities": ["oob"]}}'
+    )
+    const event = JSON.parse(
+      '{"timestamp": {"seconds": 1764241000, "microseconds": 5123}, "event": "SHUTDOWN", "data": {"guest": false, "reason": "host-qmp-quit"}}'
+    )
+    expect(classifyServerMessage(greeting)).toEqual(Either.right({ _tag: "Greeting", message: greeting }))
+    expect(Either.getOrThrow(classifyServerMessage(greeting)).message).toBe(greeting)
+    expect(Either.getOrThrow(classifyServerMessage(event)).message).toBe(event)
   })
 })
