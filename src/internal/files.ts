@@ -16,9 +16,8 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as NodeFs from "node:fs"
-import * as Resource from "./resource.js"
 
 /** Why a path could not be used; `detail` reads well after the path. */
 export class PathRefused extends Data.TaggedError("PathRefused")<{
@@ -132,48 +131,69 @@ const typeName = (info: NodeFs.Stats): string =>
     ? "block device"
     : "special file"
 
-/** QEMU's log, as the launch holds it: the descriptor QEMU inherits, its size, its end. */
+/** QEMU's log, as the launch holds it: the descriptor QEMU inherits and its end. */
 export interface LogFile {
   readonly fd: number
-  /** The file's size now (0 if it cannot be read). */
-  readonly size: Effect.Effect<number>
   /**
    * Its last `maxBytes` as text ("" if empty or unreadable), read through the
    * open descriptor (`/proc/self/fd`): it works after the name is gone, as
    * it is once a shutdown has removed the temp dir while QEMU exits.
    */
-  readonly readTail: (maxBytes: number) => Effect.Effect<string, never, FileSystem.FileSystem>
+  readonly readTail: (maxBytes: number) => Effect.Effect<string>
 }
+
+const LOG_FLAGS = NodeFs.constants.O_WRONLY | NodeFs.constants.O_CREAT | NodeFs.constants.O_EXCL
 
 /**
  * `createPrivate` for QEMU's log, with synchronous calls: the same exclusive
- * creation and the same policy for a file left at the name. The scope closes
- * the descriptor.
+ * creation and the same policy for a file left at the name. Its close is
+ * added to `scope`; its content is read through `fs`. A name that is free
+ * (nearly always: it is in a new temp dir) costs one `open` and no other
+ * step; only a name already taken goes through the policy.
  */
-export const openLog = (path: string): Effect.Effect<LogFile, PathRefused, Scope.Scope> =>
-  Resource.acquireRelease(
-    createExclusively(
+export const openLog = (
+  path: string,
+  scope: Scope.Scope,
+  fs: FileSystem.FileSystem
+): Effect.Effect<LogFile, PathRefused> =>
+  Effect.uninterruptible(Effect.suspend(() => {
+    let fd: number | undefined
+    try {
+      fd = NodeFs.openSync(path, LOG_FLAGS, 0o600)
+    } catch {
+      // Taken, or refused: the policy below says which, and what to do.
+    }
+    const opened = fd !== undefined ? Effect.succeed(fd) : createExclusively(
       path,
-      Effect.try({
-        try: () => NodeFs.openSync(path, NodeFs.constants.O_WRONLY | NodeFs.constants.O_CREAT | NodeFs.constants.O_EXCL, 0o600),
-        catch: (error) => error
-      }),
+      Effect.try({ try: () => NodeFs.openSync(path, LOG_FLAGS, 0o600), catch: (error) => error }),
       (error) => (error as { code?: unknown }).code === "EEXIST",
       Effect.try({ try: () => NodeFs.unlinkSync(path), catch: (error) => error })
-    ),
-    // Closed on the thread pool: once the temp dir is gone this is the file's last descriptor, and its close
-    // frees the inode and its blocks (0.2–0.4 ms of the kernel's time here) with nothing waiting on it.
-    (fd) => Effect.sync(() => NodeFs.close(fd, ignoreError))
-  ).pipe(Effect.map((fd): LogFile => {
-    const size = Effect.try(() => NodeFs.fstatSync(fd).size).pipe(Effect.orElseSucceed(() => 0))
-    return {
-      fd,
-      size,
-      // Most machines write nothing to it: the size spares opening and reading it.
-      readTail: (maxBytes) =>
-        Effect.flatMap(size, (bytes) => bytes === 0 ? Effect.succeed("") : readTail(`/proc/self/fd/${fd}`, maxBytes))
-    }
+    )
+    return Effect.flatMap(opened, (fd) =>
+      Effect.as(
+        // Closed on the thread pool: once the temp dir is gone this is the file's last descriptor, and its close
+        // frees the inode and its blocks (0.2–0.4 ms of the kernel's time here) with nothing waiting on it.
+        Scope.addFinalizer(scope, Effect.sync(() => NodeFs.close(fd, ignoreError))),
+        {
+          fd,
+          readTail: (maxBytes) =>
+            Effect.suspend(() =>
+              // Most machines write nothing to it: the size spares opening and reading it.
+              sizeOf(fd) === 0
+                ? Effect.succeed("")
+                : readTail(`/proc/self/fd/${fd}`, maxBytes).pipe(Effect.provideService(FileSystem.FileSystem, fs))
+            )
+        } satisfies LogFile
+      ))
   }))
+
+const sizeOf = (fd: number): number => {
+  try {
+    return NodeFs.fstatSync(fd).size
+  } catch {
+    return 0
+  }
+}
 
 const ignoreError = () => {}
 

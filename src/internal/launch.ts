@@ -152,14 +152,14 @@ const steps = (
 
     // Setup: nothing runs yet, so every failure here is a `Setup` failure.
     const setup = Effect.gen(function*() {
-      const temp = yield* PrivateDir.make({ baseDir: config.baseTempDir, keep: config.keepTempDir }).pipe(
-        inScope,
+      const temp = yield* PrivateDir.makeIn({ baseDir: config.baseTempDir, keep: config.keepTempDir }, machineScope).pipe(
         Effect.mapError(setupFailure("temp dir"))
       )
       const logDir = config.logDir ?? temp.directory
       const logPath = path.join(logDir, `${name}.log`)
-      const logFile = yield* Files.openLog(logPath).pipe(inScope, Effect.mapError(setupFailure("QEMU's log")))
+      const logFile = yield* Files.openLog(logPath, machineScope, fs).pipe(Effect.mapError(setupFailure("QEMU's log")))
       attempt.log = logFile
+
       const consoleLogPath = config.console?.logFile === true
         ? path.join(logDir, `${name}-console.log`)
         : typeof config.console?.logFile === "string"
@@ -229,6 +229,7 @@ const steps = (
     )
     attempt.child = child
     yield* Effect.annotateCurrentSpan("qemu.pid", child.pid)
+
     return yield* connect(config, name, child, {
       command,
       logDir,
@@ -239,7 +240,7 @@ const steps = (
       consoleLog,
       guestAgent,
       temp
-    }, machineScope, fs).pipe(
+    }, machineScope).pipe(
       // The session's and the console's own fibers inherit these.
       Effect.annotateLogs({ pid: child.pid })
     )
@@ -261,8 +262,7 @@ const connect = (
     readonly guestAgent: Channels.Channel | undefined
     readonly temp: PrivateDir.PrivateDir
   },
-  machineScope: Scope.Scope,
-  fs: FileSystem.FileSystem
+  machineScope: Scope.Scope
 ): Effect.Effect<Started, VMLaunchFailure, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const { command, console, consoleLog, guestAgent, logDir, logFile, logPath, monitor, temp } = prepared
@@ -283,7 +283,7 @@ const connect = (
           console: consoleForRecord === undefined
             ? Effect.succeed("")
             : Effect.map(consoleForRecord.recent, (text) => text.slice(-consoleBytes)),
-          log: logFile.readTail(logBytes).pipe(Effect.provideService(FileSystem.FileSystem, fs))
+          log: logFile.readTail(logBytes)
         }),
       config.flightRecorder
     )
@@ -384,7 +384,7 @@ const connect = (
       removeTempDir: temp.remove,
       logDir,
       logPath,
-      readLog: logFile.readTail(MAX_LOG).pipe(Effect.provideService(FileSystem.FileSystem, fs)),
+      readLog: logFile.readTail(MAX_LOG),
       recorder: Option.fromNullable(recorder)
     }
   })

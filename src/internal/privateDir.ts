@@ -12,12 +12,12 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import * as Effect from "effect/Effect"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
+import * as NodePath from "node:path"
 import { TempFilesError } from "../Errors.js"
 import * as Procfs from "./procfs.js"
-import * as Resource from "./resource.js"
 
 /** Where and how to make one. */
 export interface Options {
@@ -82,12 +82,14 @@ export const reapStale = (
  * followed.
  */
 const removeTree = (directory: string): void => {
+
   for (const entry of NodeFs.readdirSync(directory, { withFileTypes: true })) {
     const entryPath = `${directory}/${entry.name}`
     if (entry.isDirectory()) NodeFs.rmSync(entryPath, { recursive: true, force: true })
     else NodeFs.unlinkSync(entryPath)
   }
   NodeFs.rmdirSync(directory)
+
 }
 
 /**
@@ -98,29 +100,39 @@ const removeTree = (directory: string): void => {
 export const make = (
   options: Options
 ): Effect.Effect<PrivateDir, TempFilesError, Scope.Scope | FileSystem.FileSystem | Path.Path> =>
-  Effect.gen(function*() {
-    const path = yield* Path.Path
+  Effect.flatMap(Effect.scope, (scope) => makeIn(options, scope))
+
+/**
+ * `make`, its removal added to `scope`: the launch's form, a few steps in
+ * all (a launch's every Effect step costs most right after the process was
+ * idle; docs/performance.md).
+ */
+export const makeIn = (
+  options: Options,
+  scope: Scope.Scope
+): Effect.Effect<PrivateDir, TempFilesError, FileSystem.FileSystem | Path.Path> =>
+  Effect.uninterruptible(Effect.suspend(() => {
     const baseDir = options.baseDir ?? NodeOs.tmpdir()
     const prefix = options.prefix ?? DEFAULT_PREFIX
     const keep = options.keep === true
+    let directory: string
+    try {
+      directory = NodeFs.mkdtempSync(NodePath.join(baseDir, keep ? prefix : `${prefix}${owner}`))
+    } catch (cause) {
+      return Effect.fail(new TempFilesError({ operation: "create directory in", path: baseDir, cause }))
+    }
     let removed = false
-    const made = yield* Resource.acquireRelease(
-      Effect.try({
-        try: () => NodeFs.mkdtempSync(path.join(baseDir, keep ? prefix : `${prefix}${owner}`)),
-        catch: (cause) => new TempFilesError({ operation: "create directory in", path: baseDir, cause })
-      }).pipe(Effect.map((directory): PrivateDir => ({
-        directory,
-        remove: Effect.suspend(() => {
-          if (keep || removed) return Effect.void
-          removed = true
-          return Effect.try({
-            try: () => removeTree(directory),
-            catch: (cause) => new TempFilesError({ operation: "remove", path: directory, cause })
-          }).pipe(Effect.catchAll((error) => Effect.logWarning(error.message)))
-        })
-      }))),
-      (made) => made.remove
-    )
-    if (reapDue(baseDir)) yield* Effect.forkDaemon(reapStale(baseDir, prefix))
-    return made
-  })
+    const made: PrivateDir = {
+      directory,
+      remove: Effect.suspend(() => {
+        if (keep || removed) return Effect.void
+        removed = true
+        return Effect.try({
+          try: () => removeTree(directory),
+          catch: (cause) => new TempFilesError({ operation: "remove", path: directory, cause })
+        }).pipe(Effect.catchAll((error) => Effect.logWarning(error.message)))
+      })
+    }
+    const registered = Effect.as(Scope.addFinalizer(scope, made.remove), made)
+    return reapDue(baseDir) ? Effect.zipLeft(registered, Effect.forkDaemon(reapStale(baseDir, prefix))) : registered
+  }))

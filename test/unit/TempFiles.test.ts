@@ -5,6 +5,7 @@
  * back reported as a warning, not a failure. QEMU's log opened exclusively.
  */
 import { describe, expect, it } from "@effect/vitest"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { Effect, Exit, Scope } from "effect"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
@@ -75,30 +76,59 @@ describe("TempFiles", () => {
 })
 
 describe("QEMU's log file", () => {
+  /** Opens `path` as the launch does, into the test's scope. */
+  const openLog = (path: string) =>
+    Effect.flatMap(Effect.scope, (scope) =>
+      withNodeDefaults(Effect.flatMap(FileSystem.FileSystem, (fs) => Files.openLog(path, scope, fs))))
+
   it.scoped("is created 0600 and exclusively: a link at the name is refused, a stale file of ours replaced", () =>
     Effect.gen(function*() {
       const base = makeBaseDir("logfile")
       const fresh = NodePath.join(base, "fresh.log")
-      const log = yield* Files.openLog(fresh)
+      const log = yield* openLog(fresh)
       NodeFs.writeSync(log.fd, "hello")
-      expect(yield* log.size).toBe(5)
+      expect(yield* log.readTail(3)).toBe("[... 2 earlier bytes not shown ...]\nllo")
       expect(NodeFs.statSync(fresh).mode & 0o777).toBe(0o600)
 
       const target = NodePath.join(base, "target")
       NodeFs.writeFileSync(target, "not yours")
       const linked = NodePath.join(base, "linked.log")
       NodeFs.symlinkSync(target, linked)
-      const refused = yield* Effect.flip(Files.openLog(linked))
+      const refused = yield* Effect.flip(openLog(linked))
       expect(refused.detail).toContain("symbolic link")
       expect(NodeFs.readFileSync(target, "utf8")).toBe("not yours")
 
       const fifo = NodePath.join(base, "fifo.log")
       NodeFs.mkdirSync(fifo)
-      expect((yield* Effect.flip(Files.openLog(fifo))).detail).toContain("is a directory")
+      expect((yield* Effect.flip(openLog(fifo))).detail).toContain("is a directory")
 
       const stale = NodePath.join(base, "stale.log")
       NodeFs.writeFileSync(stale, "an earlier run")
-      const replaced = yield* Files.openLog(stale)
-      expect(yield* replaced.size).toBe(0)
+      const replaced = yield* openLog(stale)
+      expect(yield* replaced.readTail(100)).toBe("")
+      expect(NodeFs.fstatSync(replaced.fd).size).toBe(0)
+    }))
+
+  it.live("its scope's end closes it; its tail is still read through the descriptor once the name is gone", () =>
+    Effect.gen(function*() {
+      const path = NodePath.join(makeBaseDir("logfile-close"), "q.log")
+      const scope = yield* Scope.make()
+      const log = yield* Scope.extend(openLog(path), scope)
+      NodeFs.writeSync(log.fd, "the last words")
+      NodeFs.unlinkSync(path)
+      expect(yield* log.readTail(5)).toBe("[... 9 earlier bytes not shown ...]\nwords")
+      /** What the log's descriptor number refers to now ("" once closed; the number may be reused). */
+      const target = () => {
+        try {
+          return NodeFs.readlinkSync(`/proc/self/fd/${log.fd}`)
+        } catch {
+          return ""
+        }
+      }
+      expect(target()).toBe(`${path} (deleted)`)
+      yield* Scope.close(scope, Exit.void)
+      // The close runs on the thread pool: wait for it (a condition, not a time).
+      for (let tries = 0; tries < 400 && target() === `${path} (deleted)`; tries++) yield* Effect.sleep("5 millis")
+      expect(target()).not.toBe(`${path} (deleted)`)
     }))
 })
