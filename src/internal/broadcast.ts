@@ -40,34 +40,43 @@ export interface Broadcast<A> {
  * none drops the value either way).
  */
 export const make = <A>(capacity: number): Effect.Effect<Broadcast<A>, never, Scope.Scope> =>
-  Effect.gen(function*() {
-    let hub: PubSub.PubSub<Take.Take<A>> | undefined
-    let ended = false
+  Effect.flatMap(Effect.scope, (scope) => makeIn<A>(capacity, scope))
+
+/** `make`, its shutdown added to `scope`: one step where a session is built (docs/performance.md). */
+export const makeIn = <A>(capacity: number, scope: Scope.Scope): Effect.Effect<Broadcast<A>> =>
+  Effect.suspend(() => {
+    const { broadcast, shutdown } = build<A>(capacity)
     // Added as it is (no fiber-ref diff and patch around it, which `Effect.addFinalizer` does): it needs none.
-    yield* Scope.addFinalizer(yield* Effect.scope, Effect.suspend(() => hub === undefined ? Effect.void : PubSub.shutdown(hub)))
-    // Checked after subscribing: a subscriber that came after the end has no end marker to wait for.
-    const subscribe = Effect.suspend(() => PubSub.subscribe(hub ??= Effect.runSync(PubSub.sliding<Take.Take<A>>(capacity)))).pipe(
-      Effect.map((queue): Subscription<A> => {
-        if (ended) return { take: Effect.succeedNone, stream: Stream.empty }
-        let done = false
-        return {
-          take: Effect.suspend(() =>
-            done ? Effect.succeedNone : Effect.map(Queue.take(queue), (take) =>
-              Take.match(take, {
-                onEnd: () => {
-                  done = true
-                  return Option.none<A>()
-                },
-                // Nothing publishes failures.
-                onFailure: () => Option.none<A>(),
-                onSuccess: Chunk.head
-              }))
-          ),
-          stream: Stream.flattenTake(Stream.fromQueue(queue))
-        }
-      })
-    )
-    return {
+    return Effect.as(Scope.addFinalizer(scope, shutdown), broadcast)
+  })
+
+const build = <A>(capacity: number): { readonly broadcast: Broadcast<A>; readonly shutdown: Effect.Effect<void> } => {
+  let hub: PubSub.PubSub<Take.Take<A>> | undefined
+  let ended = false
+  // Checked after subscribing: a subscriber that came after the end has no end marker to wait for.
+  const subscribe = Effect.suspend(() => PubSub.subscribe(hub ??= Effect.runSync(PubSub.sliding<Take.Take<A>>(capacity)))).pipe(
+    Effect.map((queue): Subscription<A> => {
+      if (ended) return { take: Effect.succeedNone, stream: Stream.empty }
+      let done = false
+      return {
+        take: Effect.suspend(() =>
+          done ? Effect.succeedNone : Effect.map(Queue.take(queue), (take) =>
+            Take.match(take, {
+              onEnd: () => {
+                done = true
+                return Option.none<A>()
+              },
+              // Nothing publishes failures.
+              onFailure: () => Option.none<A>(),
+              onSuccess: Chunk.head
+            }))
+        ),
+        stream: Stream.flattenTake(Stream.fromQueue(queue))
+      }
+    })
+  )
+  return {
+    broadcast: {
       publish: (value) => void hub?.unsafeOffer(Take.of(value)),
       end: () => {
         if (ended) return
@@ -76,5 +85,7 @@ export const make = <A>(capacity: number): Effect.Effect<Broadcast<A>, never, Sc
       },
       subscribe,
       stream: Stream.unwrapScoped(Effect.map(subscribe, (s) => s.stream))
-    }
-  })
+    },
+    shutdown: Effect.suspend(() => hub === undefined ? Effect.void : PubSub.shutdown(hub))
+  }
+}

@@ -59,8 +59,8 @@ export interface EventHub {
 export const make = (options: {
   readonly historySize: number
   readonly bufferSize: number
-}): Effect.Effect<EventHub, never, Scope.Scope> =>
-  Effect.map(Broadcast.make<Event>(options.bufferSize), (broadcast) => {
+}, scope: Scope.Scope): Effect.Effect<EventHub> =>
+  Effect.map(Broadcast.makeIn<Event>(options.bufferSize, scope), (broadcast) => {
     const history: Array<Event> = []
     const waiters = new Set<Waiter>()
     let ended: QMPDisconnected | undefined

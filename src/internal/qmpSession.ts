@@ -96,10 +96,12 @@ export const make = (
 ): Effect.Effect<Session, QMPGreetingError, Scope.Scope> =>
   Effect.gen(function*() {
     const decoder = new FrameDecoder(options.maxMessageBytes)
-    const events = yield* QmpEvents.make({ historySize: options.historySize, bufferSize: options.bufferSize })
-    const errors = yield* Broadcast.make<QMPProtocolError>(1024)
-    const greetingReceived = yield* Deferred.make<Handshake, QMPGreetingError>()
-    const disconnected = yield* Deferred.make<QMPDisconnected>()
+    // Built in a few steps: each Effect step costs most right after the process was idle (docs/performance.md).
+    const scope = yield* Effect.scope
+    const events = yield* QmpEvents.make({ historySize: options.historySize, bufferSize: options.bufferSize }, scope)
+    const errors = yield* Broadcast.makeIn<QMPProtocolError>(1024, scope)
+    const greetingReceived = Deferred.unsafeMake<Handshake, QMPGreetingError>(FiberId.none)
+    const disconnected = Deferred.unsafeMake<QMPDisconnected>(FiberId.none)
     const pending = new Map<number, { readonly command: string; readonly deferred: Deferred.Deferred<Reply, QMPDisconnected> }>()
     // In-band commands not yet answered, in the order sent (abandoned ones included): QEMU answers
     // in-band commands in order, so an error reply without an id answers the oldest of them.
@@ -109,7 +111,7 @@ export const make = (
     let quitAccepted = false
     let ended: QMPDisconnected | undefined
 
-    const { warn } = yield* Warnings.make(`QMP ${transport.label}`)
+    const { warn } = yield* Warnings.make(`QMP ${transport.label}`, scope)
     const reportError = (error: QMPProtocolError) => {
       errors.publish(error)
       warn(`QMP ${transport.label}: ${error.message}`)
@@ -260,7 +262,7 @@ export const make = (
       )
     })
     yield* Scope.addFinalizer(
-      yield* Effect.scope,
+      scope,
       Effect.sync(() => {
         if (ended === undefined) endSession(new QMPDisconnected({ reason: "Closed", detail: "QMP client scope closed" }, true))
       })
