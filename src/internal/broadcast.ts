@@ -43,14 +43,15 @@ export const make = <A>(capacity: number): Effect.Effect<Broadcast<A>, never, Sc
   Effect.flatMap(Effect.scope, (scope) => makeIn<A>(capacity, scope))
 
 /** `make`, its shutdown added to `scope`: one step where a session is built (docs/performance.md). */
-export const makeIn = <A>(capacity: number, scope: Scope.Scope): Effect.Effect<Broadcast<A>> =>
+const makeIn = <A>(capacity: number, scope: Scope.Scope): Effect.Effect<Broadcast<A>> =>
   Effect.suspend(() => {
-    const { broadcast, shutdown } = build<A>(capacity)
+    const { broadcast, shutdown } = unscoped<A>(capacity)
     // Added as it is (no fiber-ref diff and patch around it, which `Effect.addFinalizer` does): it needs none.
     return Effect.as(Scope.addFinalizer(scope, shutdown), broadcast)
   })
 
-const build = <A>(capacity: number): { readonly broadcast: Broadcast<A>; readonly shutdown: Effect.Effect<void> } => {
+/** A broadcast and its shutdown, for an owner that adds the shutdown to a finalizer of its own. */
+export const unscoped = <A>(capacity: number): { readonly broadcast: Broadcast<A>; readonly shutdown: Effect.Effect<void> } => {
   let hub: PubSub.PubSub<Take.Take<A>> | undefined
   let ended = false
   // Checked after subscribing: a subscriber that came after the end has no end marker to wait for.

@@ -55,12 +55,13 @@ export interface EventHub {
   readonly clearEvents: Effect.Effect<void>
 }
 
-/** Makes the event side; the scope ends its broadcast. */
+/** Makes the event side, and the shutdown of its broadcast for its owner's finalizer. */
 export const make = (options: {
   readonly historySize: number
   readonly bufferSize: number
-}, scope: Scope.Scope): Effect.Effect<EventHub> =>
-  Effect.map(Broadcast.makeIn<Event>(options.bufferSize, scope), (broadcast) => {
+}): { readonly hub: EventHub; readonly shutdown: Effect.Effect<void> } => {
+  const { broadcast, shutdown } = Broadcast.unscoped<Event>(options.bufferSize)
+  const hub = ((): EventHub => {
     const history: Array<Event> = []
     const waiters = new Set<Waiter>()
     let ended: QMPDisconnected | undefined
@@ -132,4 +133,6 @@ export const make = (options: {
         history.length = 0
       })
     }
-  })
+  })()
+  return { hub, shutdown }
+}

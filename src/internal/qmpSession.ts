@@ -98,8 +98,11 @@ export const make = (
     const decoder = new FrameDecoder(options.maxMessageBytes)
     // Built in a few steps: each Effect step costs most right after the process was idle (docs/performance.md).
     const scope = yield* Effect.scope
-    const events = yield* QmpEvents.make({ historySize: options.historySize, bufferSize: options.bufferSize }, scope)
-    const errors = yield* Broadcast.makeIn<QMPProtocolError>(1024, scope)
+    const { hub: events, shutdown: shutdownEvents } = QmpEvents.make({
+      historySize: options.historySize,
+      bufferSize: options.bufferSize
+    })
+    const { broadcast: errors, shutdown: shutdownErrors } = Broadcast.unscoped<QMPProtocolError>(1024)
     const greetingReceived = Deferred.unsafeMake<Handshake, QMPGreetingError>(FiberId.none)
     const disconnected = Deferred.unsafeMake<QMPDisconnected>(FiberId.none)
     const pending = new Map<number, { readonly command: string; readonly deferred: Deferred.Deferred<Reply, QMPDisconnected> }>()
@@ -251,7 +254,7 @@ export const make = (
     }
 
     // The session ends in the transport's own callback, so no call can see a closed socket and a live session.
-    yield* transport.listen(onChunk, (end) => {
+    const detach = transport.attach(onChunk, (end) => {
       if (fatal === undefined) decoder.end(sink)
       endSession(
         end._tag === "Eof"
@@ -261,10 +264,14 @@ export const make = (
           : new QMPDisconnected({ reason: "Error", detail: `${transport.label}: ${end.error.message}`, cause: end.error }, true)
       )
     })
+    // One finalizer for the whole session (each costs steps at every shutdown): end it, detach the reader,
+    // shut the hubs down.
     yield* Scope.addFinalizer(
       scope,
-      Effect.sync(() => {
+      Effect.suspend(() => {
         if (ended === undefined) endSession(new QMPDisconnected({ reason: "Closed", detail: "QMP client scope closed" }, true))
+        detach()
+        return Effect.zipRight(shutdownErrors, shutdownEvents)
       })
     )
 

@@ -42,6 +42,12 @@ export interface ByteTransport {
     onEnd?: (end: TransportEnd) => void
   ) => Effect.Effect<TransportEnd>
   /**
+   * Attaches the callbacks now (`onEnd` called once, as the stream ends) and
+   * returns their detach, for an owner that detaches in a finalizer of its
+   * own. Call once, and not together with `run` or `listen`.
+   */
+  readonly attach: (onChunk: (chunk: Uint8Array) => void, onEnd: (end: TransportEnd) => void) => () => void
+  /**
    * `run` without a fiber: the callbacks are attached now, `onEnd` is called
    * as the stream ends, and the scope's end detaches them. For readers that
    * live as long as a scope (a QMP session, a console): a fiber that only
@@ -130,6 +136,7 @@ export const fromDuplex = (duplex: Duplex, label: string): Effect.Effect<ByteTra
               })
             )
           ),
+        attach,
         listen: (onChunk, onEnded) =>
           Effect.flatMap(Effect.scope, (scope) => Scope.addFinalizer(scope, Effect.sync(attach(onChunk, onEnded)))),
         write: (data) =>
