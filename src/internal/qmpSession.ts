@@ -31,6 +31,7 @@ import {
 import * as Broadcast from "./broadcast.js"
 import * as FdPassing from "./fdPassing.js"
 import { encodeCommand, FrameDecoder } from "./framing.js"
+import * as OneShot from "./oneShot.js"
 import * as QmpEvents from "./qmpEvents.js"
 import * as Tracing from "./tracing.js"
 import type * as Transport from "./transport.js"
@@ -78,12 +79,11 @@ export interface Session {
   readonly quitAccepted: () => boolean
 }
 
-/** The greeting and the `qmp_capabilities` sent in answer to it. */
+/** The greeting, the capabilities asked for, and QEMU's answer to `qmp_capabilities`. */
 interface Handshake {
   readonly greeting: Greeting
   readonly enable: ReadonlyArray<string>
-  readonly negotiation: Deferred.Deferred<Reply, QMPDisconnected>
-  readonly id: number
+  readonly reply: Reply
 }
 
 /** In-band commands remembered for id-less error replies; past this many unanswered, the oldest is forgotten. */
@@ -103,7 +103,6 @@ export const make = (
       bufferSize: options.bufferSize
     })
     const { broadcast: errors, shutdown: shutdownErrors } = Broadcast.unscoped<QMPProtocolError>(1024)
-    const greetingReceived = Deferred.unsafeMake<Handshake, QMPGreetingError>(FiberId.none)
     const disconnected = Deferred.unsafeMake<QMPDisconnected>(FiberId.none)
     const pending = new Map<number, { readonly command: string; readonly deferred: Deferred.Deferred<Reply, QMPDisconnected> }>()
     // In-band commands not yet answered, in the order sent (abandoned ones included): QEMU answers
@@ -119,8 +118,15 @@ export const make = (
       errors.publish(error)
       warn(`QMP ${transport.label}: ${error.message}`)
     }
-    const failGreeting = (reason: "Malformed" | "Closed", detail: string, cause?: unknown) =>
-      Deferred.unsafeDone(greetingReceived, Exit.fail(new QMPGreetingError({ reason, detail, cause })))
+    /**
+     * The handshake, driven by the reader: the greeting answered from its
+     * callback, the answer to that settling it. A launch waits on it through
+     * a callback (no fiber to wake between QEMU's messages, none for its timer).
+     */
+    const handshake = OneShot.make<Handshake, QMPGreetingError>()
+    let negotiation: { readonly id: number; readonly greeting: Greeting; readonly enable: ReadonlyArray<string> } | undefined
+    const failGreeting = (reason: "Malformed" | "Closed" | "Negotiation", detail: string, cause?: unknown) =>
+      handshake.settle(Exit.fail(new QMPGreetingError({ reason, detail, cause })))
 
     const traffic = (direction: "send" | "receive", message: unknown) => {
       if (options.onTraffic === undefined) return
@@ -143,6 +149,7 @@ export const make = (
       errors.end()
       Deferred.unsafeDone(disconnected, Exit.succeed(error))
       if (!greeted) failGreeting("Closed", error.message, error)
+      else failGreeting("Negotiation", `qmp_capabilities: ${error.message}`, error)
     }
 
     const complete = (id: number, reply: Reply) => {
@@ -151,6 +158,7 @@ export const make = (
       pending.delete(id)
       if (waiting.command === "quit" && !isErrorReply(reply)) quitAccepted = true
       Deferred.unsafeDone(waiting.deferred, Exit.succeed(reply))
+      if (id === negotiation?.id) handshake.settle(Exit.succeed({ greeting: negotiation.greeting, enable: negotiation.enable, reply }))
       return true
     }
 
@@ -207,15 +215,13 @@ export const make = (
      * callback, as a bare client would: no fiber has to wake up between
      * QEMU's greeting and the reply it waits for.
      */
-    const negotiate = (greeting: Greeting): Exit.Exit<Handshake, QMPGreetingError> => {
+    const negotiate = (greeting: Greeting): void => {
       const enable = options.oob && greeting.QMP.capabilities.includes("oob") ? ["oob"] : []
       const started = begin("qmp_capabilities", enable.length > 0 ? { enable } : undefined, false)
-      if (Either.isLeft(started)) {
-        return Exit.fail(new QMPGreetingError({ reason: "Negotiation", detail: `qmp_capabilities: ${started.left.detail}` }))
-      }
-      // A closed socket ends the session, which fails the reply slot with the reason.
+      if (Either.isLeft(started)) return failGreeting("Negotiation", `qmp_capabilities: ${started.left.detail}`)
+      negotiation = { id: started.right.id, greeting, enable }
+      // A closed socket ends the session, which settles the handshake with the reason.
       transport.unsafeWrite(started.right.line)
-      return Exit.succeed({ greeting, enable, negotiation: started.right.deferred, id: started.right.id })
     }
 
     const sink = {
@@ -230,7 +236,7 @@ export const make = (
         if (message._tag === "Greeting") {
           if (greeted) return reportError(new QMPProtocolError({ reason: "Malformed", detail: "a second greeting", fatal: false }))
           greeted = true
-          return Deferred.unsafeDone(greetingReceived, negotiate(message.message))
+          return negotiate(message.message)
         }
         if (!greeted) return failGreeting("Malformed", `expected a greeting, got ${excerpt(json)}`)
         return message._tag === "Reply"
@@ -348,36 +354,28 @@ export const make = (
       exchange<never>(command, args, sendOptions, writeLine)
 
     // Handshake: the reader sent `qmp_capabilities` when the greeting came; one timer covers both.
-    const handshake = Effect.flatMap(Deferred.await(greetingReceived), (received) =>
-      Effect.tracerWith((tracer) =>
-        // Its span starts when the greeting is seen (the command went out a moment before).
-        span("qmp_capabilities", tracer !== Tracing.builtIn, received.id, Deferred.await(received.negotiation))
-      ).pipe(
-        Effect.mapError((cause) =>
-          new QMPGreetingError({ reason: "Negotiation", detail: `qmp_capabilities: ${cause.message}`, cause })
-        ),
-        Effect.map((reply) => ({ ...received, reply }))
-      ))
     const greetingTimeout = Duration.decode(options.greetingTimeout)
-    const { enable, greeting, reply: negotiation } = yield* Duration.isFinite(greetingTimeout)
-      ? Effect.timeoutFail(handshake, {
-        duration: greetingTimeout,
-        onTimeout: () =>
-          greeted
-            ? new QMPGreetingError({
-              reason: "Negotiation",
-              detail: `qmp_capabilities: no reply within ${Duration.format(greetingTimeout)}`
-            })
-            : new QMPGreetingError({
-              reason: "Timeout",
-              detail: `no greeting on ${transport.label} within ${Duration.format(greetingTimeout)}`
-            })
-      })
-      : handshake
-    if (isErrorReply(negotiation)) {
+    const waitHandshake = handshake.await({
+      duration: greetingTimeout,
+      onTimeout: () =>
+        greeted
+          ? new QMPGreetingError({
+            reason: "Negotiation",
+            detail: `qmp_capabilities: no reply within ${Duration.format(greetingTimeout)}`
+          })
+          : new QMPGreetingError({
+            reason: "Timeout",
+            detail: `no greeting on ${transport.label} within ${Duration.format(greetingTimeout)}`
+          })
+    })
+    const { enable, greeting, reply: negotiated } = yield* Effect.tracerWith((tracer) =>
+      // Traced, its span covers the wait for the greeting too.
+      span("qmp_capabilities", tracer !== Tracing.builtIn, undefined, waitHandshake)
+    )
+    if (isErrorReply(negotiated)) {
       return yield* new QMPGreetingError({
         reason: "Negotiation",
-        detail: `qmp_capabilities refused: ${negotiation.error.class}: ${negotiation.error.desc}`
+        detail: `qmp_capabilities refused: ${negotiated.error.class}: ${negotiated.error.desc}`
       })
     }
 

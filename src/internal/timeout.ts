@@ -59,3 +59,47 @@ export const timeoutFail = <A, E, R, E2>(
       return yield* timedOut && Exit.isInterrupted(exit) ? Effect.fail(options.onTimeout()) : exit
     })
   )
+
+/**
+ * Waits for a callback, at most `duration`; past it, fails with
+ * `onTimeout()`. `register` hands the callback to whatever completes the
+ * wait (a socket's reader) and returns how to take it back; it may call it
+ * at once. No fiber is forked: under the live clock the timer is a
+ * `setTimeout` in the same wait (under another clock, `Effect.timeoutFail`).
+ * An infinite duration has no timer. Interrupting the wait takes the
+ * callback back.
+ */
+export const callbackWithin = <A, E, E2>(
+  register: (done: (exit: Exit.Exit<A, E>) => void) => () => void,
+  options: { readonly duration: Duration.DurationInput; readonly onTimeout: () => E2 }
+): Effect.Effect<A, E | E2> =>
+  Effect.clockWith((clock) => {
+    const millis = Duration.toMillis(options.duration)
+    if (clock === liveClock && millis <= MAX_TIMER_MILLIS) {
+      return Effect.async<A, E | E2>((resume) => {
+        let settled = false
+        const timer = setTimeout(() => {
+          if (settled) return
+          settled = true
+          takeBack()
+          resume(Effect.fail(options.onTimeout()))
+        }, millis)
+        const takeBack = register((exit) => {
+          if (settled) return
+          settled = true
+          clearTimeout(timer)
+          resume(exit)
+        })
+        return Effect.sync(() => {
+          settled = true
+          clearTimeout(timer)
+          takeBack()
+        })
+      })
+    }
+    const wait = Effect.async<A, E>((resume) => {
+      const takeBack = register(resume)
+      return Effect.sync(takeBack)
+    })
+    return millis === Infinity ? wait : Effect.timeoutFail(wait, options)
+  })

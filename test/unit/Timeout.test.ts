@@ -112,4 +112,70 @@ describe("internal/timeout", () => {
         expect(timers()).toBe(before)
       }))
   })
+
+  describe("callbackWithin (a wait for a plain callback)", () => {
+    /** A callback slot as a reader would hold one; counts what is registered. */
+    const slot = () => {
+      const callbacks = new Set<(exit: Exit.Exit<number, string>) => void>()
+      return {
+        callbacks,
+        register: (done: (exit: Exit.Exit<number, string>) => void) => {
+          callbacks.add(done)
+          return () => void callbacks.delete(done)
+        },
+        fire: (exit: Exit.Exit<number, string>) => callbacks.forEach((done) => done(exit))
+      }
+    }
+    const within = (duration: Duration.DurationInput) => ({ duration, onTimeout: () => "timed out" as const })
+
+    it.live("gives the callback's value or failure; a callback made at once counts", () =>
+      Effect.gen(function*() {
+        const first = slot()
+        const fiber = yield* Effect.fork(Timeout.callbackWithin(first.register, within("1 hour")))
+        yield* Effect.yieldNow()
+        first.fire(Exit.succeed(7))
+        expect(yield* Fiber.join(fiber)).toBe(7)
+        const second = slot()
+        const failed = yield* Effect.fork(Timeout.callbackWithin(second.register, within("1 hour")))
+        yield* Effect.yieldNow()
+        second.fire(Exit.fail("boom"))
+        expect(yield* Effect.flip(Fiber.join(failed))).toBe("boom")
+        const atOnce = Timeout.callbackWithin<number, string, "timed out">((done) => {
+          done(Exit.succeed(3))
+          return () => {}
+        }, within("1 hour"))
+        expect(yield* atOnce).toBe(3)
+      }))
+
+    it.live("past the duration: the timeout error, and the callback taken back", () =>
+      Effect.gen(function*() {
+        const waiting = slot()
+        const exit = yield* Effect.exit(Timeout.callbackWithin(waiting.register, within("20 millis")))
+        expect(exit).toEqual(Exit.fail("timed out"))
+        expect(waiting.callbacks.size).toBe(0)
+      }))
+
+    it.live("interrupted: the callback taken back and no timer left", () =>
+      Effect.gen(function*() {
+        const waiting = slot()
+        const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === "Timeout").length
+        const before = timers()
+        const fiber = yield* Effect.fork(Timeout.callbackWithin(waiting.register, within("1 hour")))
+        yield* Effect.yieldNow()
+        expect([waiting.callbacks.size, timers()]).toEqual([1, before + 1])
+        yield* Fiber.interrupt(fiber)
+        expect([waiting.callbacks.size, timers()]).toEqual([0, before])
+      }))
+
+    it.effect("under the TestClock, its time decides", () =>
+      Effect.gen(function*() {
+        const waiting = slot()
+        const fiber = yield* Effect.fork(Timeout.callbackWithin(waiting.register, within("1 hour")))
+        yield* TestClock.adjust("59 minutes")
+        expect(fiber.unsafePoll()).toBeNull()
+        yield* TestClock.adjust("1 minute")
+        expect(yield* Fiber.await(fiber)).toEqual(Exit.fail("timed out"))
+        expect(waiting.callbacks.size).toBe(0)
+      }))
+  })
 })
