@@ -33,3 +33,7 @@ export const withNodeDefaults = <A, E, R>(
       // The caller's own services win over Node's.
       : Effect.provide(effect, Context.merge(nodeServices(), context) as Context.Context<R>)
   )
+
+/** Is this Node's file system as `withNodeDefaults` supplies it (a known one, whose calls here do not wait)? */
+export const isNodeFileSystem = (fs: FileSystem.FileSystem): boolean =>
+  fs === Context.get(nodeServices(), FileSystem.FileSystem)

@@ -20,6 +20,17 @@ const fakeWithWarnings = (label: string, warnings: Array<string>, config: Machin
   Layer.merge(FakeMachine.layer({ baseTempDir: makeBaseDir(label), ...config }), warningsInto(warnings))
 
 describe("Machine against a fake QEMU", () => {
+  it.live("a launch with a spawner of the user's runs under one launch-wide timer: a greeting that never comes is a Timeout", () =>
+    Effect.gen(function*() {
+      const started = Date.now()
+      const error = yield* Layer.build(
+        FakeMachine.layer({ baseTempDir: makeBaseDir("fake-timeout"), launchTimeout: "200 millis" }, { greeting: "none" })
+      ).pipe(Effect.scoped, Effect.flip)
+      expect(error).toMatchObject({ _tag: "VMLaunchFailure", reason: "Timeout", exitCode: null })
+      expect(error.message).toContain("did not complete within 200ms")
+      expect(Date.now() - started).toBeLessThan(5000)
+    }))
+
   it.scoped("commands, events and a clean shutdown: quit once, exit code 0, nothing logged", () => {
     const warnings: Array<string> = []
     return Effect.gen(function*() {

@@ -1,0 +1,231 @@
+/**
+ * A launch after the spawn (`_post_launch` of QEMU's Python `QEMUMachine`):
+ * the QMP handshake, the console and the guest agent's channel, each in the
+ * machine's scope, and what a failure here reports: QEMU's exit status if it
+ * ended, else it is killed, with its output either way. See `launch.ts` for
+ * the steps before, and `docs/lifecycle.md`.
+ */
+import type * as FileSystem from "@effect/platform/FileSystem"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import * as ConsoleSocket from "../ConsoleSocket.js"
+import * as GuestAgent from "../GuestAgent.js"
+import { QMPSchemaDrift, VMLaunchFailure } from "../Errors.js"
+import type { MachineConfig } from "../MachineConfig.js"
+import type * as QemuProcess from "../QemuProcess.js"
+import * as QmpClient from "../QmpClient.js"
+import type * as Channels from "./channels.js"
+import * as Deadline from "./deadline.js"
+import type * as Files from "./files.js"
+import type * as PrivateDir from "./privateDir.js"
+import * as Recorder from "./recorder.js"
+import { redactArgv } from "./redact.js"
+import * as Tracing from "./tracing.js"
+
+/** What a started machine is made of. */
+export interface Started {
+  readonly name: string
+  readonly command: ReadonlyArray<string>
+  readonly child: QemuProcess.ChildHandle
+  readonly qmp: Option.Option<QmpClient.QmpClientService>
+  /**
+   * Releases what the QMP session holds (its fibers, event hubs, socket)
+   * ahead of the machine's scope: a shutdown does it while QEMU exits.
+   */
+  readonly releaseQmp: Effect.Effect<void>
+  readonly console: Option.Option<ConsoleSocket.ConsoleSocketService>
+  readonly guestAgent: Option.Option<GuestAgent.GuestAgentService>
+  readonly tempDir: string
+  /**
+   * Removes the temp dir now, unless it is kept (a shutdown does it while
+   * QEMU exits; the log stays readable through its descriptor).
+   */
+  readonly removeTempDir: Effect.Effect<void>
+  readonly logDir: string
+  readonly logPath: string
+  /** QEMU's output so far (its last `MAX_LOG` bytes). */
+  readonly readLog: Effect.Effect<string>
+  /** The flight recorder, unless the config turned it off. */
+  readonly recorder: Option.Option<Recorder.Recorder>
+}
+
+/** `launchTimeout` when the config sets none. */
+export const DEFAULT_LAUNCH_TIMEOUT = Duration.seconds(30)
+/** How long a QEMU that closed its monitor during the launch gets to report its exit status. */
+const EXIT_GRACE = Duration.seconds(2)
+/** How long a killed QEMU gets to be gone. */
+export const HARD_KILL_TIMEOUT = Duration.seconds(60)
+/** How much of QEMU's output a launch failure carries. */
+export const OUTPUT_TAIL_BYTES = 64 * 1024
+/** How much of QEMU's output `readLog` reads: a flooding QEMU's log can be any size. */
+const MAX_LOG = 16 * 1024 * 1024
+
+/** A launch failure's cause when `launchTimeout` ran out. */
+export const timeoutCause = (timeout: Duration.Duration) => `the launch did not complete within ${Duration.format(timeout)}`
+
+/** QEMU exited before the launch completed. */
+class ExitedEarly extends Data.TaggedError("ExitedEarly")<{ readonly status: QemuProcess.ExitStatus }> {}
+
+/** After spawn: the QMP handshake and the console, each racing QEMU's exit. */
+export const connect = (
+  config: MachineConfig,
+  name: string,
+  child: QemuProcess.ChildHandle,
+  prepared: {
+    readonly command: ReadonlyArray<string>
+    readonly logDir: string
+    readonly logPath: string
+    readonly logFile: Files.LogFile
+    readonly monitor: Channels.Channel | undefined
+    readonly console: Channels.Channel | undefined
+    readonly consoleLog: FileSystem.File | undefined
+    readonly guestAgent: Channels.Channel | undefined
+    readonly temp: PrivateDir.PrivateDir
+  },
+  machineScope: Scope.Scope,
+  deadline: Deadline.Deadline | undefined
+): Effect.Effect<Started, VMLaunchFailure, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const { command, console, consoleLog, guestAgent, logDir, logFile, logPath, monitor, temp } = prepared
+    // Set once the console is up; until then a record has no console tail.
+    let consoleForRecord: ConsoleSocket.ConsoleSocketService | undefined
+    // The command is redacted when a record is taken: most machines never need one, and QEMU is starting meanwhile.
+    let redacted: ReadonlyArray<string> | undefined
+    const recorder = config.flightRecorder === false ? undefined : Recorder.make(
+      {
+        machine: name,
+        pid: child.pid,
+        get command() {
+          return redacted ??= redactArgv(command)
+        }
+      },
+      (consoleBytes, logBytes) =>
+        Effect.all({
+          console: consoleForRecord === undefined
+            ? Effect.succeed("")
+            : Effect.map(consoleForRecord.recent, (text) => text.slice(-consoleBytes)),
+          log: logFile.readTail(logBytes)
+        }),
+      config.flightRecorder
+    )
+
+    /** Turns a failure after spawn into a `VMLaunchFailure` with QEMU's status and output. */
+    const afterSpawn = (cause: unknown) =>
+      Effect.gen(function*() {
+        // QEMU that closed its monitor is usually on its way out: give it a moment to report its status
+        // (the launch timeout still bounds this). One refused for its schema is healthy: no point waiting.
+        const status = cause instanceof ExitedEarly
+          ? Option.some(cause.status)
+          : cause instanceof QMPSchemaDrift || (deadline !== undefined && Deadline.passed(deadline))
+          ? Option.none()
+          : yield* child.wait(deadline === undefined ? EXIT_GRACE : Duration.min(EXIT_GRACE, Deadline.remaining(deadline)))
+            .pipe(Effect.option)
+        // With a deadline, a wait it cut short (the handshake's, an accept's, the grace above) is the launch's timeout.
+        const timedOut = Option.isNone(status) && deadline !== undefined && Deadline.passed(deadline)
+        if (Option.isNone(status)) {
+          yield* child.kill("SIGKILL")
+          yield* child.waitTree(HARD_KILL_TIMEOUT).pipe(Effect.ignore)
+        }
+        const failure = VMLaunchFailure.fromArgv({
+          reason: Option.isSome(status)
+            ? "Exited"
+            : timedOut
+            ? "Timeout"
+            : cause instanceof QMPSchemaDrift
+            ? "SchemaDrift"
+            : "Handshake",
+          argv: command,
+          exitCode: Option.isSome(status) ? status.value.exitCode : null,
+          signal: Option.isSome(status) ? status.value.signal : null,
+          output: yield* logFile.readTail(OUTPUT_TAIL_BYTES),
+          cause: cause instanceof ExitedEarly
+            ? "QEMU exited during the launch"
+            : timedOut
+            ? timeoutCause(deadline!.timeout)
+            : cause
+        })
+        return yield* Effect.fail(recorder === undefined ? failure : yield* recorder.attach(failure))
+      })
+    /** A step after spawn: into the machine's scope, its failure reported with QEMU's status and output. */
+    const afterSpawnStep = <A, E>(
+      step: Effect.Effect<A, E, Scope.Scope | FileSystem.FileSystem>,
+      span: string,
+      scope: Scope.Scope = machineScope
+    ) => step.pipe(Scope.extend(scope), Effect.catchAll(afterSpawn), Tracing.withSpan(span))
+    /** How long a wait may take: what is left of the deadline, or the whole `launchTimeout` under a launch-wide timer. */
+    const waitLimit = () =>
+      deadline === undefined ? Duration.decode(config.launchTimeout ?? DEFAULT_LAUNCH_TIMEOUT) : Deadline.remaining(deadline)
+    /**
+     * Opens a channel. Accepting QEMU's connection, or connecting to its
+     * socket, would wait for a peer that is gone if QEMU exits: that races its
+     * exit. A socket pair needs no race: QEMU's exit closes its end, and the
+     * session or console sees the end of the stream.
+     */
+    const open = (channel: Channels.Channel) =>
+      channel.endpoint._tag === "Fd" ? channel.open(child, waitLimit()) : Effect.raceFirst(
+        channel.open(child, waitLimit()),
+        Effect.flatMap(child.awaitExit, (status) => Effect.fail(new ExitedEarly({ status })))
+      )
+
+    const qmpOptions = config.qmp === false ? {} : config.qmp ?? {}
+    // A scope of its own inside the machine's, so that a shutdown can release it early.
+    const qmpScope = yield* Scope.fork(machineScope, ExecutionStrategy.sequential)
+    const qmp = monitor === undefined ? Option.none<QmpClient.QmpClientService>() : yield* afterSpawnStep(
+      open(monitor).pipe(
+        Effect.flatMap((transport) =>
+          QmpClient.fromTransport(transport, {
+            // With a deadline, the handshake gets what is left of it; under the launch-wide timer, no timer of its own.
+            greetingTimeout: deadline === undefined ? Duration.infinity : Deadline.remaining(deadline),
+            ...qmpOptions,
+            onTraffic: Recorder.withHook(recorder, qmpOptions.onTraffic),
+            spanAttributes: { "qemu.machine": name, "qemu.pid": child.pid, ...qmpOptions.spanAttributes }
+          })
+        ),
+        Effect.asSome
+      ),
+      "launch.qmp",
+      qmpScope
+    )
+    const consoleSocket = console === undefined ? Option.none<ConsoleSocket.ConsoleSocketService>() : yield* afterSpawnStep(
+      open(console).pipe(
+        Effect.flatMap((transport) =>
+          ConsoleSocket.fromTransport(transport, {
+            bufferSize: config.console?.bufferSize,
+            logFile: consoleLog,
+            label: `${name} console`
+          })
+        ),
+        Effect.asSome
+      ),
+      "launch.console"
+    )
+    consoleForRecord = Option.getOrUndefined(consoleSocket)
+    // The agent needs no handshake here: it may start long after the launch, and its first request syncs.
+    const agent = guestAgent === undefined ? Option.none<GuestAgent.GuestAgentService>() : yield* afterSpawnStep(
+      open(guestAgent).pipe(
+        Effect.flatMap((transport) => GuestAgent.fromTransport(transport, { timeout: config.guestAgent?.timeout })),
+        Effect.asSome
+      ),
+      "launch.guestAgent"
+    )
+    return {
+      name,
+      command,
+      child,
+      qmp,
+      releaseQmp: Scope.close(qmpScope, Exit.void),
+      console: consoleSocket,
+      guestAgent: agent,
+      tempDir: temp.directory,
+      removeTempDir: temp.remove,
+      logDir,
+      logPath,
+      readLog: logFile.readTail(MAX_LOG),
+      recorder: Option.fromNullable(recorder)
+    }
+  })
