@@ -16,10 +16,11 @@ Q='src/QemuProcess.ts'
 ins(Q,"        for (const stream of handle.streams) stream?.destroy()","P.fin",after=False)
 ins(Q,"          Deferred.unsafeDone(exited, Exit.succeed({ exitCode, signal }))","P.exitEvent",after=False)
 S='src/internal/qmpSession.ts'
-ins(S,"    if (isErrorReply(negotiation)) {","R.sessionHandshake",after=False)
+ins(S,"    if (isErrorReply(negotiated)) {","R.sessionHandshake",after=False)
+K='src/internal/connect.ts'
+ins(K,"    consoleForRecord = Option.getOrUndefined(consoleSocket)","R.qmpStep",after=False)
+ins(K,"    return {\n      name,\n      command,\n      child,","R.connectEnd",after=False)
 L='src/internal/launch.ts'
-ins(L,"    consoleForRecord = Option.getOrUndefined(consoleSocket)","R.qmpStep",after=False)
-ins(L,"    return {\n      name,\n      command,\n      child,","R.connectEnd",after=False)
 M='src/Machine.ts'
 ins(M,"    const lifecycle = yield* Lifecycle.make(started, machineScope, outer, config.shutdownTimeout)","R.started",after=False)
 ins(M,"    return running(started, lifecycle)","R.lifecycle",after=False)
