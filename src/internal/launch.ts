@@ -143,7 +143,6 @@ const steps = (
       const logPath = path.join(logDir, `${name}.log`)
       const logFile = yield* Files.openLog(logPath, machineScope, fs).pipe(Effect.mapError(setupFailure("QEMU's log")))
       attempt.log = logFile
-
       const consoleLogPath = config.console?.logFile === true
         ? path.join(logDir, `${name}-console.log`)
         : typeof config.console?.logFile === "string"
@@ -213,7 +212,6 @@ const steps = (
     )
     attempt.child = child
     yield* Effect.annotateCurrentSpan("qemu.pid", child.pid)
-
     return yield* connect(config, name, child, {
       command,
       logDir,

@@ -82,14 +82,12 @@ export const reapStale = (
  * followed.
  */
 const removeTree = (directory: string): void => {
-
   for (const entry of NodeFs.readdirSync(directory, { withFileTypes: true })) {
     const entryPath = `${directory}/${entry.name}`
     if (entry.isDirectory()) NodeFs.rmSync(entryPath, { recursive: true, force: true })
     else NodeFs.unlinkSync(entryPath)
   }
   NodeFs.rmdirSync(directory)
-
 }
 
 /**

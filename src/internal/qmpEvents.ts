@@ -61,78 +61,80 @@ export const make = (options: {
   readonly bufferSize: number
 }): { readonly hub: EventHub; readonly shutdown: Effect.Effect<void> } => {
   const { broadcast, shutdown } = Broadcast.unscoped<Event>(options.bufferSize)
-  const hub = ((): EventHub => {
-    const history: Array<Event> = []
-    const waiters = new Set<Waiter>()
-    let ended: QMPDisconnected | undefined
+  return { hub: hubOver(broadcast, options.historySize), shutdown }
+}
 
-    const addWaiter = (filters: ReadonlyArray<EventFilter>): Waiter => {
-      const waiter: Waiter = { filters, deferred: Deferred.unsafeMake(FiberId.none) }
-      if (ended !== undefined) Deferred.unsafeDone(waiter.deferred, Exit.fail(ended))
-      else waiters.add(waiter)
-      return waiter
-    }
+/** Waits, cache and subscriptions over a broadcast of the session's events. */
+const hubOver = (broadcast: Broadcast.Broadcast<Event>, historySize: number): EventHub => {
+  const history: Array<Event> = []
+  const waiters = new Set<Waiter>()
+  let ended: QMPDisconnected | undefined
 
-    const awaitWaiter = (waiter: Waiter, timeout: Duration.DurationInput | undefined) =>
-      Effect.flatMap(Deferred.poll(waiter.deferred), (done) => {
-        if (Option.isSome(done)) return done.value
-        const duration = Duration.decode(timeout ?? DEFAULT_EVENT_TIMEOUT)
-        return Effect.timeoutFail(Effect.interruptible(Deferred.await(waiter.deferred)), {
-          duration,
-          onTimeout: () =>
-            new QMPTimeout({
-              operation: `event wait for ${waiter.filters.map((f) => f.name).join(" | ")}`,
-              timeoutMillis: Duration.toMillis(duration)
-            })
-        })
-      }).pipe(Effect.ensuring(Effect.sync(() => waiters.delete(waiter))))
+  const addWaiter = (filters: ReadonlyArray<EventFilter>): Waiter => {
+    const waiter: Waiter = { filters, deferred: Deferred.unsafeMake(FiberId.none) }
+    if (ended !== undefined) Deferred.unsafeDone(waiter.deferred, Exit.fail(ended))
+    else waiters.add(waiter)
+    return waiter
+  }
 
-    return {
-      publish: (event) => {
-        history.push(event)
-        if (history.length > options.historySize) history.shift()
-        broadcast.publish(event)
-        let consumed = false
-        for (const waiter of waiters) {
-          if (!matchesAny(event, waiter.filters)) continue
-          waiters.delete(waiter)
-          consumed = true
-          Deferred.unsafeDone(waiter.deferred, Exit.succeed(event))
-        }
-        // A wait takes its event out of the cache, as the Python original's does.
-        if (consumed) history.splice(history.lastIndexOf(event), 1)
-      },
-      end: (error) => {
-        ended = error
-        for (const waiter of waiters) Deferred.unsafeDone(waiter.deferred, Exit.fail(error))
-        waiters.clear()
-        broadcast.end()
-      },
-      stream: broadcast.stream,
-      subscribe: broadcast.subscribe,
-      named: (names) => Stream.filter(broadcast.stream, (event) => names.includes(event.event)),
-      subscribeNamed: (names) =>
-        Effect.map(broadcast.subscribe, (subscription) => ({
-          // Skips the other events; none at the end.
-          take: subscription.take.pipe(
-            Effect.repeat({ until: (event) => Option.isNone(event) || names.includes(event.value.event) })
-          ),
-          stream: Stream.filter(subscription.stream, (event) => names.includes(event.event))
-        })),
-      addWaiter,
-      removeWaiter: (waiter) => void waiters.delete(waiter),
-      awaitWaiter,
-      eventsWait: (filters, timeout) =>
-        Effect.suspend(() => {
-          const index = history.findIndex((event) => matchesAny(event, filters))
-          return index >= 0 ? Effect.succeed(history.splice(index, 1)[0]!) : awaitWaiter(addWaiter(filters), timeout)
-        }),
-      getEvent: Effect.sync(() => Option.fromNullable(history.shift())),
-      getEvents: Effect.sync(() => history.splice(0)),
-      clearEvents: Effect.sync(() => {
-        history.length = 0
+  const awaitWaiter = (waiter: Waiter, timeout: Duration.DurationInput | undefined) =>
+    Effect.flatMap(Deferred.poll(waiter.deferred), (done) => {
+      if (Option.isSome(done)) return done.value
+      const duration = Duration.decode(timeout ?? DEFAULT_EVENT_TIMEOUT)
+      return Effect.timeoutFail(Effect.interruptible(Deferred.await(waiter.deferred)), {
+        duration,
+        onTimeout: () =>
+          new QMPTimeout({
+            operation: `event wait for ${waiter.filters.map((f) => f.name).join(" | ")}`,
+            timeoutMillis: Duration.toMillis(duration)
+          })
       })
-    }
-  })()
-  return { hub, shutdown }
+    }).pipe(Effect.ensuring(Effect.sync(() => waiters.delete(waiter))))
+
+  return {
+    publish: (event) => {
+      history.push(event)
+      if (history.length > historySize) history.shift()
+      broadcast.publish(event)
+      let consumed = false
+      for (const waiter of waiters) {
+        if (!matchesAny(event, waiter.filters)) continue
+        waiters.delete(waiter)
+        consumed = true
+        Deferred.unsafeDone(waiter.deferred, Exit.succeed(event))
+      }
+      // A wait takes its event out of the cache, as the Python original's does.
+      if (consumed) history.splice(history.lastIndexOf(event), 1)
+    },
+    end: (error) => {
+      ended = error
+      for (const waiter of waiters) Deferred.unsafeDone(waiter.deferred, Exit.fail(error))
+      waiters.clear()
+      broadcast.end()
+    },
+    stream: broadcast.stream,
+    subscribe: broadcast.subscribe,
+    named: (names) => Stream.filter(broadcast.stream, (event) => names.includes(event.event)),
+    subscribeNamed: (names) =>
+      Effect.map(broadcast.subscribe, (subscription) => ({
+        // Skips the other events; none at the end.
+        take: subscription.take.pipe(
+          Effect.repeat({ until: (event) => Option.isNone(event) || names.includes(event.value.event) })
+        ),
+        stream: Stream.filter(subscription.stream, (event) => names.includes(event.event))
+      })),
+    addWaiter,
+    removeWaiter: (waiter) => void waiters.delete(waiter),
+    awaitWaiter,
+    eventsWait: (filters, timeout) =>
+      Effect.suspend(() => {
+        const index = history.findIndex((event) => matchesAny(event, filters))
+        return index >= 0 ? Effect.succeed(history.splice(index, 1)[0]!) : awaitWaiter(addWaiter(filters), timeout)
+      }),
+    getEvent: Effect.sync(() => Option.fromNullable(history.shift())),
+    getEvents: Effect.sync(() => history.splice(0)),
+    clearEvents: Effect.sync(() => {
+      history.length = 0
+    })
+  }
 }
