@@ -211,7 +211,7 @@ const steps = (
       Tracing.withSpan("launch.spawn")
     )
     attempt.child = child
-    yield* Effect.annotateCurrentSpan("qemu.pid", child.pid)
+    yield* Tracing.annotate("qemu.pid", child.pid)
     return yield* connect(config, name, child, {
       command,
       logDir,

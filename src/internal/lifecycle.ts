@@ -124,7 +124,7 @@ export const make = (
       softShutdown(timeout).pipe(
         Effect.catchAll((cause) =>
           Effect.gen(function*() {
-            yield* Effect.annotateCurrentSpan("shutdown.path", "soft-failed-hard")
+            yield* Tracing.annotate("shutdown.path", "soft-failed-hard")
             yield* hardShutdown
             const status = yield* child.status
             return yield* new AbnormalShutdown({
@@ -157,15 +157,15 @@ export const make = (
     const shutdown = (options?: ShutdownOptions): Effect.Effect<void, AbnormalShutdown> =>
       Effect.uninterruptible(Effect.suspend(() => {
         if (state !== "running") {
-          return Effect.zipRight(Effect.annotateCurrentSpan("shutdown.path", "already"), Deferred.await(stopped))
+          return Effect.zipRight(Tracing.annotate("shutdown.path", "already"), Deferred.await(stopped))
         }
         state = "shutting-down"
         const work = options?.hard === true
           ? Effect.sync(() => {
             userKilled = true
-          }).pipe(Effect.zipRight(Effect.annotateCurrentSpan("shutdown.path", "hard")), Effect.zipRight(hardShutdown))
+          }).pipe(Effect.zipRight(Tracing.annotate("shutdown.path", "hard")), Effect.zipRight(hardShutdown))
           : Effect.zipRight(
-            Effect.annotateCurrentSpan("shutdown.path", "soft"),
+            Tracing.annotate("shutdown.path", "soft"),
             softThenHard(Duration.decode(options?.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT))
           )
         return Effect.ensuring(work, postShutdown)

@@ -16,3 +16,11 @@ export const builtIn: Tracer.Tracer = Effect.runSync(Effect.tracer)
 export const withSpan = (name: string, options?: Tracer.SpanOptions) =>
 <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.tracerWith((tracer) => tracer === builtIn ? self : Effect.withSpan(self, name, options))
+
+/**
+ * `Effect.annotateCurrentSpan`, skipped under the built-in tracer: the
+ * library makes no spans of its own there, so the annotation would land on
+ * whichever span of the caller's is current.
+ */
+export const annotate = (key: string, value: unknown): Effect.Effect<void> =>
+  Effect.tracerWith((tracer) => tracer === builtIn ? Effect.void : Effect.annotateCurrentSpan(key, value))

@@ -3,7 +3,7 @@
  * session makes, recorded with a tracer, against a fake QEMU.
  */
 import { expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Context, Effect, Layer } from "effect"
 import * as Machine from "../../src/Machine.js"
 import * as FakeMachine from "../../src/testing/FakeMachine.js"
 import * as FakeQmp from "../../src/testing/FakeQmp.js"
@@ -73,3 +73,15 @@ it.live("a failing command's span carries the error class", () => {
     Effect.withTracer(tracer)
   )
 })
+
+it.live("under Effect's built-in tracer the library makes no spans, and annotates none of the caller's", () =>
+  Effect.gen(function*() {
+    const caller = yield* Effect.currentSpan
+    yield* Effect.scoped(Effect.gen(function*() {
+      const context = yield* Layer.build(FakeMachine.layer({ baseTempDir: makeBaseDir("spans-builtin"), name: "untraced" }))
+      const vm = Context.get(context, Machine.Machine)
+      yield* vm.execute("query-status")
+      yield* vm.shutdown()
+    }))
+    expect(Object.fromEntries(caller.attributes)).toEqual({})
+  }).pipe(Effect.withSpan("caller")))
