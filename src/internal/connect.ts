@@ -25,34 +25,8 @@ import type * as Files from "./files.js"
 import type * as PrivateDir from "./privateDir.js"
 import * as Recorder from "./recorder.js"
 import { redactArgv } from "./redact.js"
+import type { Started } from "./started.js"
 import * as Tracing from "./tracing.js"
-
-/** What a started machine is made of. */
-export interface Started {
-  readonly name: string
-  readonly command: ReadonlyArray<string>
-  readonly child: QemuProcess.ChildHandle
-  readonly qmp: Option.Option<QmpClient.QmpClientService>
-  /**
-   * Releases what the QMP session holds (its fibers, event hubs, socket)
-   * ahead of the machine's scope: a shutdown does it while QEMU exits.
-   */
-  readonly releaseQmp: Effect.Effect<void>
-  readonly console: Option.Option<ConsoleSocket.ConsoleSocketService>
-  readonly guestAgent: Option.Option<GuestAgent.GuestAgentService>
-  readonly tempDir: string
-  /**
-   * Removes the temp dir now, unless it is kept (a shutdown does it while
-   * QEMU exits; the log stays readable through its descriptor).
-   */
-  readonly removeTempDir: Effect.Effect<void>
-  readonly logDir: string
-  readonly logPath: string
-  /** QEMU's output so far (its last `MAX_LOG` bytes). */
-  readonly readLog: Effect.Effect<string>
-  /** The flight recorder, unless the config turned it off. */
-  readonly recorder: Option.Option<Recorder.Recorder>
-}
 
 /** `launchTimeout` when the config sets none. */
 export const DEFAULT_LAUNCH_TIMEOUT = Duration.seconds(30)

@@ -23,7 +23,6 @@ import {
   DEFAULT_LAUNCH_TIMEOUT,
   HARD_KILL_TIMEOUT,
   OUTPUT_TAIL_BYTES,
-  type Started,
   timeoutCause
 } from "./connect.js"
 import * as Deadline from "./deadline.js"
@@ -32,10 +31,11 @@ import * as Files from "./files.js"
 import { isNodeFileSystem } from "./platform.js"
 import * as PrivateDir from "./privateDir.js"
 import { formatCommand } from "./redact.js"
+import type { Started } from "./started.js"
 import * as Timeout from "./timeout.js"
 import * as Tracing from "./tracing.js"
 
-export type { Started } from "./connect.js"
+export type { Started } from "./started.js"
 
 const SETPRIV = "/usr/bin/setpriv"
 
