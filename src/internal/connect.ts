@@ -100,7 +100,10 @@ export const connect = (
           : yield* child.wait(deadline === undefined ? EXIT_GRACE : Duration.min(EXIT_GRACE, Deadline.remaining(deadline)))
             .pipe(Effect.option)
         // With a deadline, a wait it cut short (the handshake's, an accept's, the grace above) is the launch's timeout.
-        const timedOut = Option.isNone(status) && deadline !== undefined && Deadline.passed(deadline)
+        const timedOut = Option.isNone(status) && !(cause instanceof QMPSchemaDrift) && deadline !== undefined &&
+            Deadline.passed(deadline)
+          ? deadline.timeout
+          : undefined
         if (Option.isNone(status)) {
           yield* child.kill("SIGKILL")
           yield* child.waitTree(HARD_KILL_TIMEOUT).pipe(Effect.ignore)
@@ -108,7 +111,7 @@ export const connect = (
         const failure = VMLaunchFailure.fromArgv({
           reason: Option.isSome(status)
             ? "Exited"
-            : timedOut
+            : timedOut !== undefined
             ? "Timeout"
             : cause instanceof QMPSchemaDrift
             ? "SchemaDrift"
@@ -119,8 +122,8 @@ export const connect = (
           output: yield* logFile.readTail(OUTPUT_TAIL_BYTES),
           cause: cause instanceof ExitedEarly
             ? "QEMU exited during the launch"
-            : timedOut
-            ? timeoutCause(deadline!.timeout)
+            : timedOut !== undefined
+            ? timeoutCause(timedOut)
             : cause
         })
         return yield* Effect.fail(recorder === undefined ? failure : yield* recorder.attach(failure))
