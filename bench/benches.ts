@@ -94,23 +94,31 @@ export const qmpPipelined = (options: BenchOptions) =>
  * the bare client: `quit` → QEMU's exit) and the whole cycle. Each round
  * launches both, in alternating order; the overheads are medians of the
  * per-round differences, which this machine's drift (its bare launch moves
- * between 20 and 28 ms within minutes) cancels out of.
+ * between 20 and 28 ms within minutes) cancels out of. Also the process's
+ * CPU per cycle (all its threads), which holds stiller than wall time here.
  */
 export const launch = (options: BenchOptions) =>
   Effect.gen(function*() {
     // 100 rounds: at 40, the same code on both sides (an A/A run) read up to 0.6 ms apart in the ready overhead here.
     const n = options.short ? 5 : 100
-    const bare = { ready: [] as Array<number>, shutdown: [] as Array<number> }
-    const lib = { ready: [] as Array<number>, shutdown: [] as Array<number> }
+    const bare = { ready: [] as Array<number>, shutdown: [] as Array<number>, cpu: [] as Array<number> }
+    const lib = { ready: [] as Array<number>, shutdown: [] as Array<number>, cpu: [] as Array<number> }
+    const cpuMillis = () => {
+      const usage = process.cpuUsage()
+      return (usage.user + usage.system) / 1000
+    }
     const bareRound = Effect.promise(async () => {
+      const c0 = cpuMillis()
       const t0 = performance.now()
       const qemu = await launchBare()
       const ready = performance.now()
       await qemu.quit()
       bare.ready.push(ready - t0)
       bare.shutdown.push(performance.now() - ready)
+      bare.cpu.push(cpuMillis() - c0)
     })
     const libRound = Effect.gen(function*() {
+      const c0 = cpuMillis()
       const t0 = performance.now()
       let ready = 0
       yield* Effect.scoped(Effect.gen(function*() {
@@ -119,6 +127,7 @@ export const launch = (options: BenchOptions) =>
       }))
       lib.ready.push(ready - t0)
       lib.shutdown.push(performance.now() - ready)
+      lib.cpu.push(cpuMillis() - c0)
     })
     for (let i = 0; i < n; i++) {
       yield* i % 2 === 0 ? Effect.zipRight(bareRound, libRound) : Effect.zipRight(libRound, bareRound)
@@ -127,7 +136,8 @@ export const launch = (options: BenchOptions) =>
     const figures = (side: typeof lib) => ({
       ready_ms: round(median(side.ready)),
       shutdown_ms: round(median(side.shutdown)),
-      cycle_ms: round(median(side.ready.map((r, i) => r + side.shutdown[i]!)))
+      cycle_ms: round(median(side.ready.map((r, i) => r + side.shutdown[i]!))),
+      cpu_ms_per_cycle: round(median(side.cpu))
     })
     const library = figures(lib)
     const baseline = figures(bare)
