@@ -24,6 +24,7 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -296,9 +297,11 @@ export interface KvmVerdict {
  * Whether KVM really runs guests here: boots a 512-byte guest under
  * `-accel kvm` and waits for its banner. Never decided from `/dev/kvm` or
  * `query-kvm`: on some hosts both say yes and a KVM guest executes nothing.
+ * `accel: "auto"` takes the verdict for this binary from here when it has
+ * none yet: a yes always, a no when `deadline` was at least the default.
  */
 export const kvmProbe = (options: KvmProbeOptions = {}): Effect.Effect<KvmVerdict> => {
-  const deadline = Duration.decode(options.deadline ?? Duration.seconds(5))
+  const deadline = Duration.decode(options.deadline ?? KVM_PROBE_DEADLINE)
   return Effect.scoped(Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
@@ -324,17 +327,35 @@ export const kvmProbe = (options: KvmProbeOptions = {}): Effect.Effect<KvmVerdic
         detail: error._tag === "ConsoleTimeout" ? `no output within ${Duration.format(deadline)}` : error.message.split("\n")[0]!
       })
     ),
+    // `accel: "auto"` takes this verdict too: a yes always, a no only from a deadline at least its own.
+    Effect.tap((verdict) =>
+      verdict.runs || Duration.greaterThanOrEqualTo(deadline, KVM_PROBE_DEADLINE)
+        ? rememberKvmVerdict(options.binary ?? DEFAULT_BINARY, verdict.runs)
+        : Effect.void
+    ),
     withNodeDefaults,
     Tracing.withSpan("Machine.kvmProbe")
   )
 }
 
+const KVM_PROBE_DEADLINE = Duration.seconds(5)
+
 /** `kvmProbe`'s yes or no. */
 export const kvmRuns = (options: KvmProbeOptions = {}): Effect.Effect<boolean> =>
   Effect.map(kvmProbe(options), (verdict) => verdict.runs)
 
-/** `kvmRuns` once per binary and process, for `accel: "auto"` (concurrent launches share the probe). */
+/**
+ * `kvmRuns` once per binary and process, for `accel: "auto"` (concurrent
+ * launches share the probe; a `kvmProbe` of the user's fills it too).
+ */
 const kvmVerdicts = new Map<string, Deferred.Deferred<boolean>>()
+const rememberKvmVerdict = (binary: string, runs: boolean) =>
+  Effect.sync(() => {
+    if (kvmVerdicts.has(binary)) return
+    const verdict = Deferred.unsafeMake<boolean>(FiberId.none)
+    Deferred.unsafeDone(verdict, Exit.succeed(runs))
+    kvmVerdicts.set(binary, verdict)
+  })
 const kvmVerdict = (binary: string): Effect.Effect<boolean> =>
   Effect.suspend(() => {
     const known = kvmVerdicts.get(binary)
