@@ -171,6 +171,17 @@ export const expectClean = (baseDir: string, pid?: number) => {
 /** Runs an example as a user would (`node --import tsx examples/…` from the project root); never rejects. */
 export const runExample = (file: string, timeoutMs: number) =>
   new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, ["--import", "tsx", file], { cwd: projectRoot, timeout: timeoutMs }, (error, stdout, stderr) =>
-      resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : null, stdout, stderr }))
+    // SIGKILL at the timeout: NodeRuntime.runMain answers SIGTERM by interrupting the program and exiting 0,
+    // which read as a clean run with no output. Killed, the result says so.
+    execFile(
+      process.execPath,
+      ["--import", "tsx", file],
+      { cwd: projectRoot, timeout: timeoutMs, killSignal: "SIGKILL" },
+      (error, stdout, stderr) =>
+        resolve({
+          code: error === null ? 0 : typeof error.code === "number" ? error.code : null,
+          stdout,
+          stderr: error !== null && error.killed ? `${stderr}runExample: ${file} killed after ${timeoutMs} ms\n` : stderr
+        })
+    )
   })
