@@ -156,9 +156,12 @@ export const connect = (
       open(monitor).pipe(
         Effect.flatMap((transport) =>
           QmpClient.fromTransport(transport, {
-            // With a deadline, the handshake gets what is left of it; under the launch-wide timer, no timer of its own.
-            greetingTimeout: deadline === undefined ? Duration.infinity : Deadline.remaining(deadline),
             ...qmpOptions,
+            // Under the launch-wide timer, no timer of its own unless the config sets one; with a deadline, what
+            // is left of it, or the config's if shorter (a longer one must not stretch `launchTimeout`).
+            greetingTimeout: deadline === undefined
+              ? qmpOptions.greetingTimeout ?? Duration.infinity
+              : Duration.min(Deadline.remaining(deadline), Duration.decode(qmpOptions.greetingTimeout ?? Duration.infinity)),
             onTraffic: Recorder.withHook(recorder, qmpOptions.onTraffic),
             spanAttributes: { "qemu.machine": name, "qemu.pid": child.pid, ...qmpOptions.spanAttributes }
           })

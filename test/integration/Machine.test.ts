@@ -177,6 +177,20 @@ describeQemu("Machine lifecycle (real QEMU)", () => {
       expectClean(base)
     }))
 
+  it.live("a longer greetingTimeout in the config does not stretch launchTimeout", () =>
+    Effect.gen(function*() {
+      const base = makeBaseDir("nogreeting-long")
+      const started = Date.now()
+      const error = yield* Effect.scoped(Machine.launch(noneMachine(base, {
+        wrapper: ["sh", "-c", "sleep 30", "silent-qemu"],
+        launchTimeout: "1 second",
+        qmp: { greetingTimeout: "60 seconds" }
+      }))).pipe(Effect.flip)
+      expect(error).toMatchObject({ _tag: "VMLaunchFailure", reason: "Timeout" })
+      expect(Date.now() - started).toBeLessThan(8000)
+      expectClean(base)
+    }))
+
   it.live("SIGKILL from outside: pending and later commands fail with QMPDisconnected, shutdown reports it", () =>
     Effect.gen(function*() {
       const base = makeBaseDir("sigkill")
