@@ -33,11 +33,18 @@ export const DEFAULT_LAUNCH_TIMEOUT = Duration.seconds(30)
 /** How long a QEMU that closed its monitor during the launch gets to report its exit status. */
 const EXIT_GRACE = Duration.seconds(2)
 /** How long a killed QEMU gets to be gone. */
-export const HARD_KILL_TIMEOUT = Duration.seconds(60)
+const HARD_KILL_TIMEOUT = Duration.seconds(60)
 /** How much of QEMU's output a launch failure carries. */
 export const OUTPUT_TAIL_BYTES = 64 * 1024
 /** How much of QEMU's output `readLog` reads: a flooding QEMU's log can be any size. */
 const MAX_LOG = 16 * 1024 * 1024
+
+/**
+ * A failed launch's QEMU: SIGKILL to its tree, then waited for (at most
+ * `HARD_KILL_TIMEOUT`), so that its log is complete when read.
+ */
+export const killForFailure = (child: QemuProcess.ChildHandle): Effect.Effect<void> =>
+  Effect.zipRight(child.kill("SIGKILL"), Effect.ignore(child.waitTree(HARD_KILL_TIMEOUT)))
 
 /** A launch failure's cause when `launchTimeout` ran out. */
 export const timeoutCause = (timeout: Duration.Duration) => `the launch did not complete within ${Duration.format(timeout)}`
@@ -104,10 +111,7 @@ export const connect = (
             Deadline.passed(deadline)
           ? deadline.timeout
           : undefined
-        if (Option.isNone(status)) {
-          yield* child.kill("SIGKILL")
-          yield* child.waitTree(HARD_KILL_TIMEOUT).pipe(Effect.ignore)
-        }
+        if (Option.isNone(status)) yield* killForFailure(child)
         const failure = VMLaunchFailure.fromArgv({
           reason: Option.isSome(status)
             ? "Exited"

@@ -21,7 +21,7 @@ import * as Channels from "./channels.js"
 import {
   connect,
   DEFAULT_LAUNCH_TIMEOUT,
-  HARD_KILL_TIMEOUT,
+  killForFailure,
   OUTPUT_TAIL_BYTES,
   timeoutCause
 } from "./connect.js"
@@ -93,10 +93,7 @@ export const start = (
       Effect.catchTag("LaunchTimedOut", (timedOut) =>
         Effect.gen(function*() {
           // QEMU killed and waited for first, so its log is complete; read while the machine's scope still holds it.
-          if (attempt.child !== undefined) {
-            yield* attempt.child.kill("SIGKILL")
-            yield* attempt.child.waitTree(HARD_KILL_TIMEOUT).pipe(Effect.ignore)
-          }
+          if (attempt.child !== undefined) yield* killForFailure(attempt.child)
           return yield* Effect.fail(VMLaunchFailure.fromArgv({
             reason: "Timeout",
             argv: attempt.argv,
