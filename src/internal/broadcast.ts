@@ -40,11 +40,7 @@ export interface Broadcast<A> {
  * none drops the value either way).
  */
 export const make = <A>(capacity: number): Effect.Effect<Broadcast<A>, never, Scope.Scope> =>
-  Effect.flatMap(Effect.scope, (scope) => makeIn<A>(capacity, scope))
-
-/** `make`, its shutdown added to `scope`: one step where a session is built (docs/performance.md). */
-const makeIn = <A>(capacity: number, scope: Scope.Scope): Effect.Effect<Broadcast<A>> =>
-  Effect.suspend(() => {
+  Effect.flatMap(Effect.scope, (scope) => {
     const { broadcast, shutdown } = unscoped<A>(capacity)
     // Added as it is (no fiber-ref diff and patch around it, which `Effect.addFinalizer` does): it needs none.
     return Effect.as(Scope.addFinalizer(scope, shutdown), broadcast)

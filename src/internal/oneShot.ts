@@ -14,7 +14,6 @@ import * as Timeout from "./timeout.js"
 export interface OneShot<A, E> {
   /** Settles it; later calls do nothing. */
   readonly settle: (exit: Exit.Exit<A, E>) => void
-  readonly isSettled: () => boolean
   /** Waits for it, at most `duration` (`onTimeout()` past it). */
   readonly await: <E2>(
     options: { readonly duration: Duration.DurationInput; readonly onTimeout: () => E2 }
@@ -34,7 +33,6 @@ export const make = <A, E>(): OneShot<A, E> => {
       for (const waiter of waiters) waiter(exit)
       waiters.clear()
     },
-    isSettled: () => result !== undefined,
     await: (options) =>
       Timeout.callbackWithin((done: (exit: Exit.Exit<A, E>) => void) => {
         if (result !== undefined) {

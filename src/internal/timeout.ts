@@ -26,6 +26,9 @@ const liveClock: Clock.Clock = Effect.runSync(Effect.clock)
 /** `setTimeout` takes at most this (about 24.8 days); a longer timer is a fiber. */
 const MAX_TIMER_MILLIS = 2 ** 31 - 1
 
+/** Whether `clock` can be served by a `setTimeout` of `millis`: the live one, within its range. */
+const plainTimer = (clock: Clock.Clock, millis: number) => clock === liveClock && millis <= MAX_TIMER_MILLIS
+
 const timerStop = (handle: ReturnType<typeof setTimeout>) => () => clearTimeout(handle)
 const fiberStop = (timer: Fiber.RuntimeFiber<void>) => () => timer.unsafeInterruptAsFork(FiberId.none)
 
@@ -44,7 +47,7 @@ export const timeoutFail = <A, E, R, E2>(
       }
       const millis = Duration.toMillis(options.duration)
       const clock = yield* Effect.clock
-      const stop = clock === liveClock && millis <= MAX_TIMER_MILLIS
+      const stop = plainTimer(clock, millis)
         ? timerStop(setTimeout(expire, millis))
         : fiberStop(
           yield* Effect.fork(
@@ -75,7 +78,7 @@ export const callbackWithin = <A, E, E2>(
 ): Effect.Effect<A, E | E2> =>
   Effect.clockWith((clock) => {
     const millis = Duration.toMillis(options.duration)
-    if (clock === liveClock && millis <= MAX_TIMER_MILLIS) {
+    if (plainTimer(clock, millis)) {
       return Effect.async<A, E | E2>((resume) => {
         let settled = false
         const timer = setTimeout(() => {
