@@ -13,6 +13,7 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as NodeFs from "node:fs"
@@ -49,19 +50,20 @@ export const occupied = (path: string): Effect.Effect<string | undefined, never,
   })
 
 /**
- * The exclusive-creation policy, over any way of creating and removing:
- * `create` must fail when something is at the name (`alreadyExists` tells
- * that failure apart). A plain file of ours with no other link, left by an
- * earlier run, is removed and created anew; anything else is refused.
+ * The exclusive-creation policy, over any way of creating and removing,
+ * from the outcome of a first `create`: it must fail when something is at
+ * the name (`alreadyExists` tells that failure apart). A plain file of ours
+ * with no other link, left by an earlier run, is removed and created anew;
+ * anything else is refused.
  */
 const createExclusively = <A, E, R>(
   path: string,
+  first: Either.Either<A, E>,
   create: Effect.Effect<A, E, R>,
   alreadyExists: (error: E) => boolean,
   remove: Effect.Effect<void, unknown, R>
 ): Effect.Effect<A, PathRefused, R> =>
   Effect.gen(function*() {
-    const first = yield* Effect.either(create)
     if (first._tag === "Right") return first.right
     if (!alreadyExists(first.left)) return yield* new PathRefused({ path, detail: describe(first.left), cause: first.left })
     const problem = staleFileProblem(path)
@@ -86,8 +88,13 @@ const createExclusively = <A, E, R>(
 export const createPrivate = (
   path: string
 ): Effect.Effect<FileSystem.File, PathRefused, FileSystem.FileSystem | Scope.Scope> =>
-  Effect.flatMap(FileSystem.FileSystem, (fs) =>
-    createExclusively(path, fs.open(path, { flag: "wx", mode: 0o600 }), isAlreadyExists, fs.remove(path)))
+  Effect.flatMap(FileSystem.FileSystem, (fs) => {
+    const create = fs.open(path, { flag: "wx", mode: 0o600 })
+    return Effect.flatMap(
+      Effect.either(create),
+      (first) => createExclusively(path, first, create, isAlreadyExists, fs.remove(path))
+    )
+  })
 
 /**
  * Why an existing file may not be replaced, or `undefined` if it is a plain
@@ -155,15 +162,12 @@ export const openLog = (
   fs: FileSystem.FileSystem
 ): Effect.Effect<LogFile, PathRefused> =>
   Effect.uninterruptible(Effect.suspend(() => {
-    let fd: number | undefined
-    try {
-      fd = NodeFs.openSync(path, LOG_FLAGS, 0o600)
-    } catch {
-      // Taken, or refused: the policy below says which, and what to do.
-    }
-    const opened = fd !== undefined ? Effect.succeed(fd) : createExclusively(
+    const open = () => NodeFs.openSync(path, LOG_FLAGS, 0o600)
+    const first = Either.try({ try: open, catch: (error) => error })
+    const opened = Either.isRight(first) ? Effect.succeed(first.right) : createExclusively(
       path,
-      Effect.try({ try: () => NodeFs.openSync(path, LOG_FLAGS, 0o600), catch: (error) => error }),
+      first,
+      Effect.try({ try: open, catch: (error) => error }),
       (error) => (error as { code?: unknown }).code === "EEXIST",
       Effect.try({ try: () => NodeFs.unlinkSync(path), catch: (error) => error })
     )
