@@ -1,6 +1,8 @@
 // The floor of a launch written as plain callbacks under one Effect boundary (issue 17): temp dir, log,
 // spawn, greeting, capabilities, in one Effect.async; the shutdown (quit, exit, close, remove) in one finalizer.
 // Alternates bare / floor / library each round; prints medians of paired differences.
+// `--bare-stdio`: the floor spawns with the bare client's stdio (stdout ignored, stderr inherited, not detached),
+// to see what the stdio setup alone changes.
 import * as ChildProcess from "node:child_process"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
@@ -9,13 +11,18 @@ import { Effect, Scope, Exit } from "effect"
 import * as Machine from "../src/Machine.js"
 import { launchBare } from "../bench/bare.js"
 const N = Number(process.argv[2] ?? 30)
+const bareStdio = process.argv.includes("--bare-stdio")
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
 const args = ["-display", "none", "-vga", "none", "-chardev", "socket,id=mon,fd=3", "-mon", "chardev=mon,mode=control", "-machine", "none", "-nodefaults"]
 interface Core { child: ChildProcess.ChildProcess; qmp: Net.Socket; dir: string; log: number; send: (cmd: string) => Promise<void> }
 const core = Effect.async<Core>((resume) => {
   const dir = NodeFs.mkdtempSync(`${NodeOs.tmpdir()}/floor-`)
   const log = NodeFs.openSync(`${dir}/q.log`, NodeFs.constants.O_WRONLY | NodeFs.constants.O_CREAT | NodeFs.constants.O_EXCL, 0o600)
-  const child = ChildProcess.spawn("qemu-system-x86_64", args, { stdio: ["ignore", log, log, "pipe"], detached: true })
+  const child = ChildProcess.spawn(
+    "qemu-system-x86_64",
+    args,
+    bareStdio ? { stdio: ["ignore", "ignore", "inherit", "pipe"] } : { stdio: ["ignore", log, log, "pipe"], detached: true }
+  )
   child.on("error", () => {})
   const qmp = child.stdio[3] as Net.Socket
   let buf = ""; let greeted = false; let id = 0
