@@ -104,5 +104,6 @@ export const callbackWithin = <A, E, E2>(
       const takeBack = register(resume)
       return Effect.sync(takeBack)
     })
-    return millis === Infinity ? wait : Effect.timeoutFail(wait, options)
+    // Interruptible, so that the timer fiber can end it inside uninterruptible regions (finalizers) too.
+    return millis === Infinity ? wait : Effect.timeoutFail(Effect.interruptible(wait), options)
   })

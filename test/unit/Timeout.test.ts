@@ -177,5 +177,35 @@ describe("internal/timeout", () => {
         expect(yield* Fiber.await(fiber)).toEqual(Exit.fail("timed out"))
         expect(waiting.callbacks.size).toBe(0)
       }))
+
+    it.effect("under the TestClock, its time decides inside an uninterruptible region too (a shutdown's waits)", () =>
+      Effect.gen(function*() {
+        const waiting = slot()
+        const fiber = yield* Effect.fork(Effect.uninterruptible(Timeout.callbackWithin(waiting.register, within("1 hour"))))
+        yield* TestClock.adjust("1 hour")
+        expect(yield* Fiber.await(fiber)).toEqual(Exit.fail("timed out"))
+        expect(waiting.callbacks.size).toBe(0)
+      }))
+
+    it.live("in the finalizer of an interrupted fiber: waits to the end, then the timeout error", () =>
+      Effect.gen(function*() {
+        const waiting = slot()
+        const seen = yield* Deferred.make<Exit.Exit<number, "timed out">>()
+        const started = yield* Deferred.make<void>()
+        const fiber = yield* Effect.fork(
+          Effect.zipRight(Deferred.succeed(started, undefined), Effect.never).pipe(
+            Effect.ensuring(
+              Effect.flatMap(Effect.exit(Timeout.callbackWithin(waiting.register, within("30 millis"))), (exit) =>
+                Deferred.succeed(seen, exit))
+            )
+          )
+        )
+        yield* Deferred.await(started)
+        const t0 = Date.now()
+        yield* Fiber.interrupt(fiber)
+        // The fiber's interruption does not cut the finalizer's wait short: only its own timer ends it.
+        expect(yield* Deferred.await(seen)).toEqual(Exit.fail("timed out"))
+        expect(Date.now() - t0).toBeGreaterThanOrEqual(25)
+      }))
   })
 })
