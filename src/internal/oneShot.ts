@@ -3,10 +3,11 @@
  * waited for without a fiber: the wait is a callback too, its timer a
  * `setTimeout` under the live clock (`Timeout.callbackWithin`). What a
  * `Deferred` raced with a timeout does, without the two fibers that race
- * forks; used where a launch waits (docs/performance.md).
+ * forks; used where a launch or a shutdown waits, and for each QMP
+ * command's reply (docs/performance.md).
  */
 import type * as Duration from "effect/Duration"
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import * as Timeout from "./timeout.js"
 
@@ -14,6 +15,8 @@ import * as Timeout from "./timeout.js"
 export interface OneShot<A, E> {
   /** Settles it; later calls do nothing. */
   readonly settle: (exit: Exit.Exit<A, E>) => void
+  /** Waits for it, however long. */
+  readonly wait: Effect.Effect<A, E>
   /** Waits for it, at most `duration` (`onTimeout()` past it). */
   readonly await: <E2>(
     options: { readonly duration: Duration.DurationInput; readonly onTimeout: () => E2 }
@@ -26,6 +29,14 @@ const noop = () => {}
 export const make = <A, E>(): OneShot<A, E> => {
   let result: Exit.Exit<A, E> | undefined
   const waiters = new Set<(exit: Exit.Exit<A, E>) => void>()
+  const register = (done: (exit: Exit.Exit<A, E>) => void) => {
+    if (result !== undefined) {
+      done(result)
+      return noop
+    }
+    waiters.add(done)
+    return () => void waiters.delete(done)
+  }
   return {
     settle: (exit) => {
       if (result !== undefined) return
@@ -33,14 +44,7 @@ export const make = <A, E>(): OneShot<A, E> => {
       for (const waiter of waiters) waiter(exit)
       waiters.clear()
     },
-    await: (options) =>
-      Timeout.callbackWithin((done: (exit: Exit.Exit<A, E>) => void) => {
-        if (result !== undefined) {
-          done(result)
-          return noop
-        }
-        waiters.add(done)
-        return () => void waiters.delete(done)
-      }, options)
+    wait: Effect.async<A, E>((resume) => Effect.sync(register(resume))),
+    await: (options) => Timeout.callbackWithin(register, options)
   }
 }

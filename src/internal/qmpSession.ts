@@ -1,7 +1,7 @@
 /**
  * The QMP protocol engine under `QmpClient`: one session over a byte
  * transport. The reader is a synchronous callback (no fiber per chunk):
- * framing, one Schema per message, replies matched to `Deferred`s by id,
+ * framing, one Schema per message, replies matched to waiting commands by id,
  * events handed to the event hub. See `docs/qmp.md`.
  */
 import * as Deferred from "effect/Deferred"
@@ -104,7 +104,7 @@ export const make = (
     })
     const { broadcast: errors, shutdown: shutdownErrors } = Broadcast.unscoped<QMPProtocolError>(1024)
     const disconnected = Deferred.unsafeMake<QMPDisconnected>(FiberId.none)
-    const pending = new Map<number, { readonly command: string; readonly deferred: Deferred.Deferred<Reply, QMPDisconnected> }>()
+    const pending = new Map<number, { readonly command: string; readonly reply: OneShot.OneShot<Reply, QMPDisconnected> }>()
     // In-band commands not yet answered, in the order sent (abandoned ones included): QEMU answers
     // in-band commands in order, so an error reply without an id answers the oldest of them.
     const unanswered: Array<number> = []
@@ -142,7 +142,7 @@ export const make = (
     const endSession = (error: QMPDisconnected) => {
       if (ended !== undefined) return
       ended = error
-      for (const { deferred } of pending.values()) Deferred.unsafeDone(deferred, Exit.fail(error))
+      for (const { reply } of pending.values()) reply.settle(Exit.fail(error))
       pending.clear()
       unanswered.length = 0
       events.end(error)
@@ -157,7 +157,7 @@ export const make = (
       if (waiting === undefined) return false
       pending.delete(id)
       if (waiting.command === "quit" && !isErrorReply(reply)) quitAccepted = true
-      Deferred.unsafeDone(waiting.deferred, Exit.succeed(reply))
+      waiting.reply.settle(Exit.succeed(reply))
       if (id === negotiation?.id) handshake.settle(Exit.succeed({ greeting: negotiation.greeting, enable: negotiation.enable, reply }))
       return true
     }
@@ -199,14 +199,14 @@ export const make = (
         : { execute: command, ...(args === undefined ? {} : { arguments: args }), id }
       return Either.map(encodeCommand(message), (line) => {
         nextId = id
-        const deferred = Deferred.unsafeMake<Reply, QMPDisconnected>(FiberId.none)
-        pending.set(id, { command, deferred })
+        const reply = OneShot.make<Reply, QMPDisconnected>()
+        pending.set(id, { command, reply })
         if (!oob) {
           unanswered.push(id)
           if (unanswered.length > MAX_UNANSWERED) unanswered.shift()
         }
         traffic("send", message)
-        return { id, line, deferred }
+        return { id, line, reply }
       })
     }
 
@@ -303,14 +303,13 @@ export const make = (
         if (Either.isLeft(started)) {
           return span(command, traced, undefined, Effect.fail(new QMPEncodeError({ command, ...started.left })))
         }
-        const { deferred, id, line } = started.right
+        const { id, line, reply } = started.right
         const timeout = sendOptions?.timeout ?? options.commandTimeout
-        const wait = timeout === undefined ? Deferred.await(deferred) : Effect.interruptible(Deferred.await(deferred)).pipe(
-          Effect.timeoutFail({
-            duration: timeout,
-            onTimeout: () => new QMPTimeout({ operation: `command ${command}`, timeoutMillis: Duration.toMillis(timeout) })
-          })
-        )
+        // A callback wait: its timer is a `setTimeout` (no fiber), which also fires inside finalizers.
+        const wait = timeout === undefined ? reply.wait : reply.await({
+          duration: timeout,
+          onTimeout: () => new QMPTimeout({ operation: `command ${command}`, timeoutMillis: Duration.toMillis(timeout) })
+        })
         return span(
           command,
           traced,
