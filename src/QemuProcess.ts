@@ -7,7 +7,6 @@
  * @module
  */
 import * as Context from "effect/Context"
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -16,6 +15,7 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as ChildProcess from "node:child_process"
 import type { Duplex } from "node:stream"
+import * as OneShot from "./internal/oneShot.js"
 import * as Procfs from "./internal/procfs.js"
 import * as Resource from "./internal/resource.js"
 
@@ -136,7 +136,7 @@ const signalTree = (child: ChildProcess.ChildProcess, signal: NodeJS.Signals, fo
 export const spawn = (options: SpawnOptions): Effect.Effect<ChildHandle, SpawnError, Scope.Scope> =>
   Resource.acquireRelease(
     Effect.gen(function*() {
-      const exited = yield* Deferred.make<ExitStatus>()
+      const exited = OneShot.make<ExitStatus, never>()
       const forks = options.forks === true
       const [program, ...args] = options.command
       if (program === undefined) {
@@ -158,7 +158,7 @@ export const spawn = (options: SpawnOptions): Effect.Effect<ChildHandle, SpawnEr
           return
         }
         child.on("exit", (exitCode, signal) => {
-          Deferred.unsafeDone(exited, Exit.succeed({ exitCode, signal }))
+          exited.settle(Exit.succeed({ exitCode, signal }))
         })
         // Keep an error listener for the child's whole life (kill on an exited process, ...).
         child.on("error", () => {})
@@ -174,36 +174,31 @@ export const spawn = (options: SpawnOptions): Effect.Effect<ChildHandle, SpawnEr
           ? Option.some<ExitStatus>({ exitCode: child.exitCode, signal: child.signalCode })
           : Option.none<ExitStatus>()
       )
+      const awaitExit = exited.wait
+      // A callback wait (no fiber); its timer also fires inside finalizers and other uninterruptible regions.
+      const wait = (timeout: Duration.DurationInput) =>
+        exited.await({ duration: timeout, onTimeout: () => new WaitTimeout(child.pid!, Duration.toMillis(timeout)) })
       const handle: ChildHandle = {
         pid: child.pid!,
         command: options.command,
         streams,
         status,
-        awaitExit: Deferred.await(exited),
-        wait: (timeout) =>
-          // Interruptible, so the timeout also works inside finalizers and other uninterruptible regions.
-          Effect.interruptible(Deferred.await(exited)).pipe(
-            Effect.timeoutFail({
-              duration: timeout,
-              onTimeout: () => new WaitTimeout(child.pid!, Duration.toMillis(timeout))
-            })
-          ),
+        awaitExit,
+        wait,
         kill: (signal = "SIGKILL") => Effect.sync(() => signalTree(child, signal, forks)),
         waitTree: (timeout) =>
-          Effect.interruptible(
-            forks
-              ? Effect.zipLeft(
-                Deferred.await(exited),
-                // Other members of the tree are not our children: no exit event comes for them, so poll.
-                Effect.sleep(TREE_POLL).pipe(Effect.repeat({ until: () => Procfs.treeOf(child.pid!).length === 0 }))
-              )
-              : Deferred.await(exited)
-          ).pipe(
-            Effect.timeoutFail({
-              duration: timeout,
-              onTimeout: () => new WaitTimeout(child.pid!, Duration.toMillis(timeout))
-            })
-          )
+          forks
+            ? Effect.interruptible(Effect.zipLeft(
+              awaitExit,
+              // Other members of the tree are not our children: no exit event comes for them, so poll.
+              Effect.sleep(TREE_POLL).pipe(Effect.repeat({ until: () => Procfs.treeOf(child.pid!).length === 0 }))
+            )).pipe(
+              Effect.timeoutFail({
+                duration: timeout,
+                onTimeout: () => new WaitTimeout(child.pid!, Duration.toMillis(timeout))
+              })
+            )
+            : wait(timeout)
       }
       return handle
     }),
