@@ -13,9 +13,9 @@ import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import { AbnormalShutdown } from "../Errors.js"
 import * as QemuProcess from "../QemuProcess.js"
+import * as Deadline from "./deadline.js"
 import type { Started } from "./started.js"
 import { formatCommand } from "./redact.js"
-import * as Timeout from "./timeout.js"
 import * as Tracing from "./tracing.js"
 
 /** Where the machine is in its life. */
@@ -90,35 +90,41 @@ export const make = (
      * was killed) still fails the soft path, as the Python original's, but first QEMU
      * gets the rest of the timeout to exit: a monitor closes a moment before
      * the exit status arrives, and a SIGKILL in between would hide the real one.
+     *
+     * The timeout is a deadline on the fiber's clock: the two waits on QEMU
+     * (the reply to `quit`, the exit) get what is left of it, and their timers
+     * fire inside this uninterruptible region (which stays uninterruptible:
+     * a finalizer's fiber may have been interrupted already, and the soft
+     * path must still run to its end). No timer fiber around the whole
+     * (its fork was a step of every shutdown; docs/performance.md). The steps
+     * between are local closes and removals that do not wait on QEMU.
      */
     const softShutdown = (timeout: Duration.Duration) =>
-      Effect.gen(function*() {
-        yield* earlyCleanup
-        let quitFailed: { readonly _tag: string; readonly message: string } | undefined
-        if (Option.isSome(started.qmp)) {
-          if (!(yield* quitIssued)) {
-            const quit = yield* started.qmp.value.executeRaw("quit").pipe(Effect.ensuring(closeQmp), Effect.either)
-            if (Either.isLeft(quit)) {
-              if (quit.left._tag !== "QMPDisconnected") return yield* Effect.fail(quit.left)
-              quitFailed = quit.left
+      Effect.clockWith((clock) => {
+        const deadline = Deadline.after(timeout, () => clock.unsafeCurrentTimeMillis())
+        const timedOut = () => new QemuProcess.WaitTimeout(child.pid, Duration.toMillis(timeout))
+        return Effect.gen(function*() {
+          yield* earlyCleanup
+          let quitFailed: { readonly _tag: string; readonly message: string } | undefined
+          if (Option.isSome(started.qmp)) {
+            if (!(yield* quitIssued)) {
+              const quit = yield* started.qmp.value.executeRaw("quit", undefined, { timeout: Deadline.remaining(deadline) })
+                .pipe(Effect.ensuring(closeQmp), Effect.either)
+              if (Either.isLeft(quit)) {
+                if (quit.left._tag === "QMPTimeout") return yield* Effect.fail(timedOut())
+                if (quit.left._tag !== "QMPDisconnected") return yield* Effect.fail(quit.left)
+                quitFailed = quit.left
+              }
+            } else {
+              yield* closeQmp
             }
-          } else {
-            yield* closeQmp
           }
-        }
-        // QEMU is on its way out: its files go while it exits, not after (the log stays readable).
-        yield* started.removeTempDir
-        yield* child.awaitExit
-        if (quitFailed !== undefined) return yield* Effect.fail(quitFailed)
-      }).pipe(
-        // Shutdown runs uninterruptibly; the timeout must still be able to cut this short.
-        Effect.interruptible,
-        (soft) =>
-          Timeout.timeoutFail(soft, {
-            duration: timeout,
-            onTimeout: () => new QemuProcess.WaitTimeout(child.pid, Duration.toMillis(timeout))
-          })
-      )
+          // QEMU is on its way out: its files go while it exits, not after (the log stays readable).
+          yield* started.removeTempDir
+          yield* child.wait(Deadline.remaining(deadline)).pipe(Effect.mapError(timedOut))
+          if (quitFailed !== undefined) return yield* Effect.fail(quitFailed)
+        })
+      })
 
     const softThenHard = (timeout: Duration.Duration) =>
       softShutdown(timeout).pipe(
