@@ -1,18 +1,24 @@
 // A/B of launch → shutdown cycles (issue 17): bare client, A = the library at another checkout (AB_BEFORE, a
-// worktree path), B = this checkout's src; order rotates each round. Prints paired-median overheads over bare
-// (ready, shutdown) and process CPU per cycle for each side.
+// worktree path), B = this checkout's src (or AB_AFTER, another worktree); order rotates each round. Prints
+// paired-median overheads over bare (ready, shutdown) and process CPU per cycle for each side.
+// The side a copy sits on is not neutral: with the same code on both sides (A/A), B read 0.2–0.45 ms more CPU
+// per cycle than A and up to 0.44 ms more ready overhead, also with both copies from worktrees. Run it twice
+// with the copies swapped (AB_BEFORE/AB_AFTER) and take the mean of the two differences.
 import { Effect } from "effect"
-import * as MachineB from "../src/Machine.js"
+import * as MachineHere from "../src/Machine.js"
 import { launchBare } from "../bench/bare.js"
 const N = Number(process.argv[2] ?? 30)
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
 const cpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000 }
 const main = async () => {
-  const MachineA = (await import(`${process.env.AB_BEFORE ?? "/work/wt-before"}/src/Machine.js`)) as typeof MachineB
+  const MachineA = (await import(`${process.env.AB_BEFORE ?? "/work/wt-before"}/src/Machine.js`)) as typeof MachineHere
+  const MachineB = process.env.AB_AFTER === undefined
+    ? MachineHere
+    : (await import(`${process.env.AB_AFTER}/src/Machine.js`)) as typeof MachineHere
   const ready: Record<string, number[]> = { bare: [], A: [], B: [] }
   const shut: Record<string, number[]> = { bare: [], A: [], B: [] }
   const cpus: Record<string, number[]> = { bare: [], A: [], B: [] }
-  const lib = (k: "A" | "B", M: typeof MachineB) => Effect.gen(function*() {
+  const lib = (k: "A" | "B", M: typeof MachineHere) => Effect.gen(function*() {
     const c = cpu(); const t0 = performance.now(); let r = 0
     yield* Effect.scoped(Effect.tap(M.launch({ machineType: "none", args: ["-nodefaults"], dieWithParent: false }), () => { r = performance.now() }))
     ready[k]!.push(r - t0); shut[k]!.push(performance.now() - r); cpus[k]!.push(cpu() - c)
