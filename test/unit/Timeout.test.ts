@@ -190,7 +190,7 @@ describe("internal/timeout", () => {
     it.live("in the finalizer of an interrupted fiber: waits to the end, then the timeout error", () =>
       Effect.gen(function*() {
         const waiting = slot()
-        const seen = yield* Deferred.make<Exit.Exit<number, "timed out">>()
+        const seen = yield* Deferred.make<Exit.Exit<number, string>>()
         const started = yield* Deferred.make<void>()
         const fiber = yield* Effect.fork(
           Effect.zipRight(Deferred.succeed(started, undefined), Effect.never).pipe(
