@@ -9,6 +9,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import { AbnormalShutdown } from "../Errors.js"
@@ -50,164 +51,164 @@ export const make = (
   machineScope: Scope.CloseableScope,
   outer: Scope.Scope,
   shutdownTimeout: Duration.DurationInput | undefined
-): Effect.Effect<Lifecycle> =>
-  Effect.gen(function*() {
-    const { child, command } = started
-    let state: State = "running"
-    // `wait` counts QEMU's own exit as a quit, as `wait` of QEMU's Python `QEMUMachine` does.
-    let exitedByItself = false
-    let userKilled = false
-    let finalLog: string | undefined
-    const stopped = yield* Deferred.make<void>()
-    const quitIssued = Effect.suspend(() =>
-      exitedByItself ? Effect.succeed(true) : Option.match(started.qmp, {
-        onNone: () => Effect.succeed(false),
-        onSome: (qmp) => qmp.quitAccepted
+): Effect.Effect<Lifecycle> => {
+  // Made in plain code, with one Effect step (the finalizer): this runs between QEMU's answer and `launch`'s
+  // return, where each step counts (docs/performance.md).
+  const { child, command } = started
+  let state: State = "running"
+  // `wait` counts QEMU's own exit as a quit, as `wait` of QEMU's Python `QEMUMachine` does.
+  let exitedByItself = false
+  let userKilled = false
+  let finalLog: string | undefined
+  const stopped = Deferred.unsafeMake<void>(FiberId.none)
+  const quitIssued = Effect.suspend(() =>
+    exitedByItself ? Effect.succeed(true) : Option.match(started.qmp, {
+      onNone: () => Effect.succeed(false),
+      onSome: (qmp) => qmp.quitAccepted
+    })
+  )
+
+  // _early_cleanup: close the console first, or QEMU may block writing to it while we wait.
+  const earlyCleanup = Option.match(started.console, { onNone: () => Effect.void, onSome: (c) => c.close })
+  // Also releases the session's fibers and hubs: during a shutdown, while QEMU exits.
+  const closeQmp = Option.match(started.qmp, {
+    onNone: () => Effect.void,
+    onSome: (c) => Effect.zipRight(c.close, started.releaseQmp)
+  })
+
+  const hardShutdown = Effect.gen(function*() {
+    yield* earlyCleanup
+    yield* child.kill("SIGKILL")
+    yield* started.removeTempDir
+    yield* child.waitTree(HARD_KILL_TIMEOUT).pipe(
+      Effect.mapError((cause) =>
+        new AbnormalShutdown({ detail: "QEMU did not exit after SIGKILL", exitCode: null, signal: null, cause })
+      )
+    )
+  })
+
+  /**
+   * `quit`, then the exit. A monitor already gone (QEMU quit by itself, or
+   * was killed) still fails the soft path, as the Python original's, but first QEMU
+   * gets the rest of the timeout to exit: a monitor closes a moment before
+   * the exit status arrives, and a SIGKILL in between would hide the real one.
+   *
+   * The timeout is a deadline on the fiber's clock: the two waits on QEMU
+   * (the reply to `quit`, the exit) get what is left of it, and their timers
+   * fire inside this uninterruptible region (which stays uninterruptible:
+   * a finalizer's fiber may have been interrupted already, and the soft
+   * path must still run to its end). No timer fiber around the whole
+   * (its fork was a step of every shutdown; docs/performance.md). The steps
+   * between are local closes and removals that do not wait on QEMU.
+   */
+  const softShutdown = (timeout: Duration.Duration) =>
+    Effect.clockWith((clock) => {
+      const deadline = Deadline.after(timeout, () => clock.unsafeCurrentTimeMillis())
+      const timedOut = () => new QemuProcess.WaitTimeout(child.pid, Duration.toMillis(timeout))
+      return Effect.gen(function*() {
+        yield* earlyCleanup
+        let quitFailed: { readonly _tag: string; readonly message: string } | undefined
+        if (Option.isSome(started.qmp)) {
+          if (!(yield* quitIssued)) {
+            const quit = yield* started.qmp.value.executeRaw("quit", undefined, { timeout: Deadline.remaining(deadline) })
+              .pipe(Effect.ensuring(closeQmp), Effect.either)
+            if (Either.isLeft(quit)) {
+              if (quit.left._tag === "QMPTimeout") return yield* Effect.fail(timedOut())
+              if (quit.left._tag !== "QMPDisconnected") return yield* Effect.fail(quit.left)
+              quitFailed = quit.left
+            }
+          } else {
+            yield* closeQmp
+          }
+        }
+        // QEMU is on its way out: its files go while it exits, not after (the log stays readable).
+        yield* started.removeTempDir
+        yield* child.wait(Deadline.remaining(deadline)).pipe(Effect.mapError(timedOut))
+        if (quitFailed !== undefined) return yield* Effect.fail(quitFailed)
       })
+    })
+
+  const softThenHard = (timeout: Duration.Duration) =>
+    softShutdown(timeout).pipe(
+      Effect.catchAll((cause) =>
+        Effect.gen(function*() {
+          yield* Tracing.annotate("shutdown.path", "soft-failed-hard")
+          yield* hardShutdown
+          const status = yield* child.status
+          return yield* new AbnormalShutdown({
+            detail: Option.isSome(status) && status.value.signal === "SIGKILL"
+              ? "QEMU was killed"
+              : "QEMU ended without a clean quit",
+            exitCode: Option.getOrNull(Option.flatMap(status, (s) => Option.fromNullable(s.exitCode))),
+            signal: Option.getOrNull(Option.flatMap(status, (s) => Option.fromNullable(s.signal))),
+            cause
+          })
+        })
+      )
     )
 
-    // _early_cleanup: close the console first, or QEMU may block writing to it while we wait.
-    const earlyCleanup = Option.match(started.console, { onNone: () => Effect.void, onSome: (c) => c.close })
-    // Also releases the session's fibers and hubs: during a shutdown, while QEMU exits.
-    const closeQmp = Option.match(started.qmp, {
-      onNone: () => Effect.void,
-      onSome: (c) => Effect.zipRight(c.close, started.releaseQmp)
-    })
+  // _post_shutdown: close QMP, keep the log, release everything, report a signal nobody asked for.
+  const postShutdown = Effect.gen(function*() {
+    yield* earlyCleanup
+    yield* closeQmp
+    finalLog = yield* started.readLog
+    const status = yield* child.status
+    yield* Scope.close(machineScope, Exit.void)
+    const signal = Option.getOrNull(Option.map(status, (s) => s.signal))
+    if (signal !== null && !(userKilled && signal === "SIGKILL")) {
+      yield* Effect.logWarning(`qemu received signal ${signal}; command: "${formatCommand(command)}"`)
+    }
+    state = "stopped"
+    yield* Deferred.succeed(stopped, undefined)
+  })
 
-    const hardShutdown = Effect.gen(function*() {
-      yield* earlyCleanup
-      yield* child.kill("SIGKILL")
-      yield* started.removeTempDir
-      yield* child.waitTree(HARD_KILL_TIMEOUT).pipe(
-        Effect.mapError((cause) =>
-          new AbnormalShutdown({ detail: "QEMU did not exit after SIGKILL", exitCode: null, signal: null, cause })
+  const shutdown = (options?: ShutdownOptions): Effect.Effect<void, AbnormalShutdown> =>
+    Effect.uninterruptible(Effect.suspend(() => {
+      if (state !== "running") {
+        return Effect.zipRight(Tracing.annotate("shutdown.path", "already"), Deferred.await(stopped))
+      }
+      state = "shutting-down"
+      const work = options?.hard === true
+        ? Effect.sync(() => {
+          userKilled = true
+        }).pipe(Effect.zipRight(Tracing.annotate("shutdown.path", "hard")), Effect.zipRight(hardShutdown))
+        : Effect.zipRight(
+          Tracing.annotate("shutdown.path", "soft"),
+          softThenHard(Duration.decode(options?.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT))
         )
-      )
-    })
+      return Effect.ensuring(work, postShutdown)
+    })).pipe(Tracing.withSpan("Machine.shutdown", { attributes: { "qemu.machine": started.name, "qemu.pid": child.pid } }))
 
-    /**
-     * `quit`, then the exit. A monitor already gone (QEMU quit by itself, or
-     * was killed) still fails the soft path, as the Python original's, but first QEMU
-     * gets the rest of the timeout to exit: a monitor closes a moment before
-     * the exit status arrives, and a SIGKILL in between would hide the real one.
-     *
-     * The timeout is a deadline on the fiber's clock: the two waits on QEMU
-     * (the reply to `quit`, the exit) get what is left of it, and their timers
-     * fire inside this uninterruptible region (which stays uninterruptible:
-     * a finalizer's fiber may have been interrupted already, and the soft
-     * path must still run to its end). No timer fiber around the whole
-     * (its fork was a step of every shutdown; docs/performance.md). The steps
-     * between are local closes and removals that do not wait on QEMU.
-     */
-    const softShutdown = (timeout: Duration.Duration) =>
-      Effect.clockWith((clock) => {
-        const deadline = Deadline.after(timeout, () => clock.unsafeCurrentTimeMillis())
-        const timedOut = () => new QemuProcess.WaitTimeout(child.pid, Duration.toMillis(timeout))
-        return Effect.gen(function*() {
-          yield* earlyCleanup
-          let quitFailed: { readonly _tag: string; readonly message: string } | undefined
-          if (Option.isSome(started.qmp)) {
-            if (!(yield* quitIssued)) {
-              const quit = yield* started.qmp.value.executeRaw("quit", undefined, { timeout: Deadline.remaining(deadline) })
-                .pipe(Effect.ensuring(closeQmp), Effect.either)
-              if (Either.isLeft(quit)) {
-                if (quit.left._tag === "QMPTimeout") return yield* Effect.fail(timedOut())
-                if (quit.left._tag !== "QMPDisconnected") return yield* Effect.fail(quit.left)
-                quitFailed = quit.left
-              }
-            } else {
-              yield* closeQmp
-            }
-          }
-          // QEMU is on its way out: its files go while it exits, not after (the log stays readable).
-          yield* started.removeTempDir
-          yield* child.wait(Deadline.remaining(deadline)).pipe(Effect.mapError(timedOut))
-          if (quitFailed !== undefined) return yield* Effect.fail(quitFailed)
-        })
-      })
-
-    const softThenHard = (timeout: Duration.Duration) =>
-      softShutdown(timeout).pipe(
-        Effect.catchAll((cause) =>
-          Effect.gen(function*() {
-            yield* Tracing.annotate("shutdown.path", "soft-failed-hard")
-            yield* hardShutdown
-            const status = yield* child.status
-            return yield* new AbnormalShutdown({
-              detail: Option.isSome(status) && status.value.signal === "SIGKILL"
-                ? "QEMU was killed"
-                : "QEMU ended without a clean quit",
-              exitCode: Option.getOrNull(Option.flatMap(status, (s) => Option.fromNullable(s.exitCode))),
-              signal: Option.getOrNull(Option.flatMap(status, (s) => Option.fromNullable(s.signal))),
-              cause
-            })
+  const lifecycle: Lifecycle = {
+    state: Effect.sync(() => state),
+    shutdown,
+    // During a graceful shutdown, kill escalates it: SIGKILL now, then the shutdown's own cleanup.
+    kill: Effect.uninterruptible(Effect.suspend(() => {
+      if (state !== "shutting-down") return shutdown({ hard: true })
+      userKilled = true
+      return Effect.zipRight(child.kill("SIGKILL"), Deferred.await(stopped))
+    })),
+    wait: (timeout) =>
+      Effect.suspend(() => {
+        if (state !== "running") return Deferred.await(stopped)
+        const duration = Duration.decode(timeout ?? DEFAULT_SHUTDOWN_TIMEOUT)
+        // Unlike the Python original, the waiting itself can be interrupted (the scope's finalizer then shuts down).
+        return child.wait(duration).pipe(
+          Effect.either,
+          Effect.flatMap((waited) => {
+            exitedByItself = true
+            // Exited: a clean shutdown. Still running after the timeout: the soft path fails at once, as the Python original's.
+            return shutdown({ timeout: Either.isRight(waited) ? duration : Duration.zero })
           })
         )
-      )
-
-    // _post_shutdown: close QMP, keep the log, release everything, report a signal nobody asked for.
-    const postShutdown = Effect.gen(function*() {
-      yield* earlyCleanup
-      yield* closeQmp
-      finalLog = yield* started.readLog
-      const status = yield* child.status
-      yield* Scope.close(machineScope, Exit.void)
-      const signal = Option.getOrNull(Option.map(status, (s) => s.signal))
-      if (signal !== null && !(userKilled && signal === "SIGKILL")) {
-        yield* Effect.logWarning(`qemu received signal ${signal}; command: "${formatCommand(command)}"`)
-      }
-      state = "stopped"
-      yield* Deferred.succeed(stopped, undefined)
-    })
-
-    const shutdown = (options?: ShutdownOptions): Effect.Effect<void, AbnormalShutdown> =>
-      Effect.uninterruptible(Effect.suspend(() => {
-        if (state !== "running") {
-          return Effect.zipRight(Tracing.annotate("shutdown.path", "already"), Deferred.await(stopped))
-        }
-        state = "shutting-down"
-        const work = options?.hard === true
-          ? Effect.sync(() => {
-            userKilled = true
-          }).pipe(Effect.zipRight(Tracing.annotate("shutdown.path", "hard")), Effect.zipRight(hardShutdown))
-          : Effect.zipRight(
-            Tracing.annotate("shutdown.path", "soft"),
-            softThenHard(Duration.decode(options?.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT))
-          )
-        return Effect.ensuring(work, postShutdown)
-      })).pipe(Tracing.withSpan("Machine.shutdown", { attributes: { "qemu.machine": started.name, "qemu.pid": child.pid } }))
-
-    yield* Scope.addFinalizer(
-      outer,
-      shutdown({ timeout: shutdownTimeout ?? DEFAULT_SHUTDOWN_TIMEOUT }).pipe(
-        Effect.catchAll((e) => Effect.logWarning(e.message)),
-        Effect.annotateLogs({ machine: started.name, pid: child.pid })
-      )
+      }).pipe(Tracing.withSpan("Machine.wait", { attributes: { "qemu.machine": started.name, "qemu.pid": child.pid } })),
+    log: Effect.suspend(() => finalLog !== undefined ? Effect.succeed(finalLog) : started.readLog)
+  }
+  const finalizer = Effect.suspend(() =>
+    shutdown({ timeout: shutdownTimeout ?? DEFAULT_SHUTDOWN_TIMEOUT }).pipe(
+      Effect.catchAll((e) => Effect.logWarning(e.message)),
+      Effect.annotateLogs({ machine: started.name, pid: child.pid })
     )
-
-    return {
-      state: Effect.sync(() => state),
-      shutdown,
-      // During a graceful shutdown, kill escalates it: SIGKILL now, then the shutdown's own cleanup.
-      kill: Effect.uninterruptible(Effect.suspend(() => {
-        if (state !== "shutting-down") return shutdown({ hard: true })
-        userKilled = true
-        return Effect.zipRight(child.kill("SIGKILL"), Deferred.await(stopped))
-      })),
-      wait: (timeout) =>
-        Effect.suspend(() => {
-          if (state !== "running") return Deferred.await(stopped)
-          const duration = Duration.decode(timeout ?? DEFAULT_SHUTDOWN_TIMEOUT)
-          // Unlike the Python original, the waiting itself can be interrupted (the scope's finalizer then shuts down).
-          return child.wait(duration).pipe(
-            Effect.either,
-            Effect.flatMap((waited) => {
-              exitedByItself = true
-              // Exited: a clean shutdown. Still running after the timeout: the soft path fails at once, as the Python original's.
-              return shutdown({ timeout: Either.isRight(waited) ? duration : Duration.zero })
-            })
-          )
-        }).pipe(Tracing.withSpan("Machine.wait", { attributes: { "qemu.machine": started.name, "qemu.pid": child.pid } })),
-      log: Effect.suspend(() => finalLog !== undefined ? Effect.succeed(finalLog) : started.readLog)
-    }
-  })
+  )
+  return Effect.as(Scope.addFinalizer(outer, finalizer), lifecycle)
+}
