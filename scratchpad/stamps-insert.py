@@ -14,20 +14,21 @@ ins(C,"  const postShutdown = Effect.gen(function*() {","S.post")
 ins(C,"    Effect.uninterruptible(Effect.suspend(() => {","S.shutdown")
 Q='src/QemuProcess.ts'
 ins(Q,"        for (const stream of handle.streams) stream?.destroy()","P.fin",after=False)
-ins(Q,"          Deferred.unsafeDone(exited, Exit.succeed({ exitCode, signal }))","P.exitEvent",after=False)
+ins(Q,"          exited.settle(Exit.succeed({ exitCode, signal }))","P.exitEvent",after=False)
 S='src/internal/qmpSession.ts'
-ins(S,"    if (isErrorReply(negotiated)) {","R.sessionHandshake",after=False)
+ins(S,"        negotiated = result","R.sessionHandshake",after=False)
 K='src/internal/connect.ts'
 ins(K,"    consoleForRecord = Option.getOrUndefined(consoleSocket)","R.qmpStep",after=False)
 ins(K,"    return {\n      name,\n      command,\n      child,","R.connectEnd",after=False)
 L='src/internal/launch.ts'
 M='src/Machine.ts'
-ins(M,"    const lifecycle = yield* Lifecycle.make(started, machineScope, outer, config.shutdownTimeout)","R.started",after=False)
-ins(M,"    return running(started, lifecycle)","R.lifecycle",after=False)
+ins(M,"    const { finalizer, lifecycle } = Lifecycle.make(started, machineScope, config.shutdownTimeout)","R.started",after=False)
+ins(M,"    yield* started.ready","R.lifecycle",after=False)
+ins(M,"    return machine","R.ready",after=False)
 ins(M,"    const outer = yield* Effect.scope","M.enter",after=False)
 ins(L,"      const temp = yield* PrivateDir.make","L.temp0",after=False)
 ins(L,"    const child = yield* spawner.spawn({","L.prespawn",after=False)
-ins(L,"    yield* Effect.annotateCurrentSpan(\"qemu.pid\", child.pid)","L.spawned")
+ins(L,"    yield* Tracing.annotate(\"qemu.pid\", child.pid)","L.spawned")
 T='src/internal/privateDir.ts'
 ins(T,"const removeTree = (directory: string): void => {","T.rm0")
 ins(T,"  NodeFs.rmdirSync(directory)","T.rm1")

@@ -173,8 +173,12 @@ export const launch = (config: MachineConfig = {}): Effect.Effect<MachineService
     // Everything the machine holds lives in its own scope; shutdown closes it early.
     const machineScope = yield* Scope.fork(outer, ExecutionStrategy.sequential)
     const started = yield* Launch.start(config, machineScope)
-    const lifecycle = yield* Lifecycle.make(started, machineScope, outer, config.shutdownTimeout)
-    return running(started, lifecycle)
+    // Built while QEMU may still be answering; the handshake is waited for last (docs/performance.md).
+    const { finalizer, lifecycle } = Lifecycle.make(started, machineScope, config.shutdownTimeout)
+    const machine = running(started, lifecycle)
+    yield* started.ready
+    yield* Scope.addFinalizer(outer, finalizer)
+    return machine
   }).pipe(withNodeDefaults)
 
 const running = (started: Launch.Started, lifecycle: Lifecycle.Lifecycle): MachineService => {

@@ -232,17 +232,20 @@ export const fromTransport = (
   transport: Transport.ByteTransport,
   options: QmpClientOptions = {}
 ): Effect.Effect<QmpClientService, SessionError, Scope.Scope> =>
+  Effect.flatMap(start(transport, options), (started) => Effect.as(started.ready(), started.client)).pipe(
+    Tracing.withSpan("QmpClient.connect", { attributes: { ...options.spanAttributes, "qmp.transport": transport.label } })
+  )
+
+/**
+ * `fromTransport` without the wait: the client, usable once `ready` (the
+ * handshake within `greetingTimeout`, default the options', then the schema
+ * check) succeeded. A launch builds the machine while QEMU starts.
+ *
+ * @internal
+ */
+export const start = (transport: Transport.ByteTransport, options: QmpClientOptions = {}) =>
   Effect.gen(function*() {
-    const session = yield* QmpSession.make(transport, {
-      greetingTimeout: options.greetingTimeout ?? DEFAULT_TIMEOUT,
-      commandTimeout: options.commandTimeout,
-      oob: options.oob === true,
-      maxMessageBytes: options.maxMessageBytes,
-      historySize: options.eventHistorySize ?? 10_000,
-      bufferSize: options.eventBufferSize ?? 10_000,
-      onTraffic: options.onTraffic,
-      spanAttributes: options.spanAttributes ?? {}
-    })
+    const session = yield* QmpSession.make(transport, options)
     const events = session.events
     const decodeByDefault = options.decode === true
 
@@ -258,12 +261,7 @@ export const fromTransport = (
         )
         : executeUnchecked(command, args, executeOptions)
 
-    const executeWithFds = (
-      command: string,
-      args: Arguments | undefined,
-      sources: ReadonlyArray<FdSource>,
-      executeOptions?: ExecuteOptions
-    ) =>
+    const executeWithFds = (command: string, args: Arguments | undefined, sources: ReadonlyArray<FdSource>, executeOptions?: ExecuteOptions) =>
       Effect.scoped(Effect.flatMap(
         Effect.forEach(sources, FdPassing.open),
         (fds) => Effect.flatMap(session.withFds(fds).send(command, args, executeOptions), toResult(command))
@@ -277,19 +275,18 @@ export const fromTransport = (
     }
 
     const service: QmpClientService = {
-      greeting: session.greeting,
-      capabilities: session.capabilities,
+      get greeting() {
+        return session.greeting
+      },
+      get capabilities() {
+        return session.capabilities
+      },
       // One implementation behind both overloads: typed names differ only in their static types.
       execute: execute as QmpClientService["execute"],
       executeRaw,
       hmp: (commandLine, hmpOptions) =>
         Effect.map(executeUnchecked("human-monitor-command", { "command-line": commandLine }, hmpOptions), String),
-      executeAndWait: ((
-        command: string,
-        args: Arguments | undefined,
-        filters: string | ReadonlyArray<EventFilter>,
-        executeOptions?: ExecuteOptions
-      ) => {
+      executeAndWait: ((command: string, args: Arguments | undefined, filters: string | ReadonlyArray<EventFilter>, executeOptions?: ExecuteOptions) => {
         const wanted = typeof filters === "string" ? [{ name: filters }] : filters
         return Effect.suspend(() => {
           const waiter = events.addWaiter(wanted)
@@ -341,11 +338,13 @@ export const fromTransport = (
       awaitDisconnect: session.awaitDisconnect,
       close: session.close
     }
-    if (options.schemaCheck !== undefined && options.schemaCheck !== "ignore") {
-      yield* Qapi.checkSchema(service, options.schemaCheck)
-    }
-    return service
-  }).pipe(Tracing.withSpan("QmpClient.connect", { attributes: { ...options.spanAttributes, "qmp.transport": transport.label } }))
+    const check = options.schemaCheck
+    const ready = (greetingTimeout?: Duration.DurationInput): Effect.Effect<void, SessionError> =>
+      check === undefined || check === "ignore"
+        ? session.handshake(greetingTimeout)
+        : Effect.zipRight(session.handshake(greetingTimeout), Qapi.checkSchema(service, check))
+    return { client: service, ready }
+  })
 
 /** A QMP session over a connected duplex (e.g. the parent's end of a socket pair QEMU inherited). The scope closes it. */
 export const make = (

@@ -52,7 +52,13 @@ export const timeoutCause = (timeout: Duration.Duration) => `the launch did not 
 /** QEMU exited before the launch completed. */
 class ExitedEarly extends Data.TaggedError("ExitedEarly")<{ readonly status: QemuProcess.ExitStatus }> {}
 
-/** After spawn: the QMP handshake and the console, each racing QEMU's exit. */
+/**
+ * After spawn: the QMP session, the console and the agent's channel, each
+ * opening racing QEMU's exit. With a deadline, the QMP handshake is left to
+ * `Started.ready`, which `launch` waits for last: what it builds meanwhile
+ * is built while QEMU starts, not after its answer (docs/performance.md).
+ * Under the launch-wide timer it is waited for here, inside the timer.
+ */
 export const connect = (
   config: MachineConfig,
   name: string,
@@ -68,7 +74,7 @@ export const connect = (
     readonly guestAgent: Channels.Channel | undefined
     readonly temp: PrivateDir.PrivateDir
   },
-  machineScope: Scope.Scope,
+  machineScope: Scope.CloseableScope,
   deadline: Deadline.Deadline | undefined
 ): Effect.Effect<Started, VMLaunchFailure, FileSystem.FileSystem> =>
   Effect.gen(function*() {
@@ -156,19 +162,31 @@ export const connect = (
     const qmpOptions = config.qmp === false ? {} : config.qmp ?? {}
     // A scope of its own inside the machine's, so that a shutdown can release it early.
     const qmpScope = yield* Scope.fork(machineScope, ExecutionStrategy.sequential)
+    // Under the launch-wide timer, no timer of its own unless the config sets one.
+    const greetingTimeout = Duration.decode(qmpOptions.greetingTimeout ?? Duration.infinity)
+    const sessionOptions: QmpClient.QmpClientOptions = {
+      ...qmpOptions,
+      greetingTimeout,
+      onTraffic: Recorder.withHook(recorder, qmpOptions.onTraffic),
+      spanAttributes: { "qemu.machine": name, "qemu.pid": child.pid, ...qmpOptions.spanAttributes }
+    }
+    // With a deadline and no tracer to see spans, `launch` waits for the handshake last (`Started.ready`): what is
+    // left of the deadline, or the config's greeting timeout if shorter (a longer one must not stretch
+    // `launchTimeout`). Traced, it is waited for here, in the `launch.qmp` span, as under the launch-wide timer.
+    const deferred = deadline !== undefined && (yield* Effect.tracer) === Tracing.builtIn
+    let handshake: Effect.Effect<void, QmpClient.SessionError> | undefined
     const qmp = monitor === undefined ? Option.none<QmpClient.QmpClientService>() : yield* afterSpawnStep(
       open(monitor).pipe(
         Effect.flatMap((transport) =>
-          QmpClient.fromTransport(transport, {
-            ...qmpOptions,
-            // Under the launch-wide timer, no timer of its own unless the config sets one; with a deadline, what
-            // is left of it, or the config's if shorter (a longer one must not stretch `launchTimeout`).
-            greetingTimeout: deadline === undefined
-              ? qmpOptions.greetingTimeout ?? Duration.infinity
-              : Duration.min(Deadline.remaining(deadline), Duration.decode(qmpOptions.greetingTimeout ?? Duration.infinity)),
-            onTraffic: Recorder.withHook(recorder, qmpOptions.onTraffic),
-            spanAttributes: { "qemu.machine": name, "qemu.pid": child.pid, ...qmpOptions.spanAttributes }
-          })
+          deferred
+            ? Effect.map(QmpClient.start(transport, sessionOptions), ({ client, ready }) => {
+              handshake = Effect.suspend(() => ready(Duration.min(Deadline.remaining(deadline), greetingTimeout)))
+              return client
+            })
+            : QmpClient.fromTransport(transport, {
+              ...sessionOptions,
+              greetingTimeout: deadline === undefined ? greetingTimeout : Duration.min(Deadline.remaining(deadline), greetingTimeout)
+            })
         ),
         Effect.asSome
       ),
@@ -202,6 +220,9 @@ export const connect = (
       command,
       child,
       qmp,
+      ready: handshake === undefined
+        ? Effect.void
+        : handshake.pipe(Effect.catchAll(afterSpawn), Effect.onError(() => Scope.close(machineScope, Exit.void))),
       releaseQmp: Scope.close(qmpScope, Exit.void),
       console: consoleSocket,
       guestAgent: agent,

@@ -42,18 +42,16 @@ const HARD_KILL_TIMEOUT = Duration.seconds(60)
 
 /**
  * The running machine's end. `machineScope` holds what it owns; closing it
- * is the last step of every shutdown. Leaving `outer` shuts down like
- * `shutdown({ timeout: shutdownTimeout })`; an abnormal end there is logged,
- * not hidden.
+ * is the last step of every shutdown. `finalizer`, for the scope the machine
+ * was launched in, shuts down like `shutdown({ timeout: shutdownTimeout })`;
+ * an abnormal end there is logged, not hidden.
  */
 export const make = (
   started: Started,
   machineScope: Scope.CloseableScope,
-  outer: Scope.Scope,
   shutdownTimeout: Duration.DurationInput | undefined
-): Effect.Effect<Lifecycle> => {
-  // Made in plain code, with one Effect step (the finalizer): this runs between QEMU's answer and `launch`'s
-  // return, where each step counts (docs/performance.md).
+): { readonly lifecycle: Lifecycle; readonly finalizer: Effect.Effect<void> } => {
+  // Made in plain code, while QEMU starts: `launch` adds the finalizer once the machine is up.
   const { child, command } = started
   let state: State = "running"
   // `wait` counts QEMU's own exit as a quit, as `wait` of QEMU's Python `QEMUMachine` does.
@@ -210,5 +208,5 @@ export const make = (
       Effect.annotateLogs({ machine: started.name, pid: child.pid })
     )
   )
-  return Effect.as(Scope.addFinalizer(outer, finalizer), lifecycle)
+  return { lifecycle, finalizer }
 }

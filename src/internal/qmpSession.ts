@@ -46,21 +46,29 @@ export interface SendOptions {
   readonly oob?: boolean | undefined
 }
 
-/** What the engine needs to know. */
+/** What the engine needs to know: the client's options, by the same names and defaults (30 s, 10,000 events). */
 export interface SessionOptions {
-  readonly greetingTimeout: Duration.DurationInput
-  readonly commandTimeout: Duration.DurationInput | undefined
-  readonly oob: boolean
-  readonly maxMessageBytes: number | undefined
-  readonly historySize: number
-  readonly bufferSize: number
-  readonly onTraffic: ((direction: "send" | "receive", message: unknown) => void) | undefined
+  readonly greetingTimeout?: Duration.DurationInput | undefined
+  readonly commandTimeout?: Duration.DurationInput | undefined
+  readonly oob?: boolean | undefined
+  readonly maxMessageBytes?: number | undefined
+  readonly eventHistorySize?: number | undefined
+  readonly eventBufferSize?: number | undefined
+  readonly onTraffic?: ((direction: "send" | "receive", message: unknown) => void) | undefined
   /** Added to every command's span (the machine's name and pid). */
-  readonly spanAttributes: Readonly<Record<string, unknown>>
+  readonly spanAttributes?: Readonly<Record<string, unknown>> | undefined
 }
 
-/** A negotiated session. */
+const DEFAULT_GREETING_TIMEOUT = Duration.seconds(30)
+const DEFAULT_EVENT_BUFFERS = 10_000
+
+/** A session, negotiating from the start: its commands need `handshake` to have succeeded. */
 export interface Session {
+  /**
+   * Waits for the greeting and the answer to `qmp_capabilities`, at most `timeout` (default `greetingTimeout`)
+   * from now; fails if QEMU refused. `greeting` and `capabilities` are set once it has succeeded.
+   */
+  readonly handshake: (timeout?: Duration.DurationInput) => Effect.Effect<void, QMPGreetingError>
   readonly greeting: Greeting
   readonly capabilities: ReadonlyArray<string>
   readonly send: (command: string, args: Arguments | undefined, options?: SendOptions) => Effect.Effect<Reply, SendError>
@@ -89,18 +97,21 @@ interface Handshake {
 /** In-band commands remembered for id-less error replies; past this many unanswered, the oldest is forgotten. */
 const MAX_UNANSWERED = 65_536
 
-/** Runs a session over a transport: reader, handshake, then commands. The scope ends it. */
+/**
+ * Starts a session over a transport: its reader answers the greeting, and
+ * `handshake` waits for the result. The scope ends it.
+ */
 export const make = (
   transport: Transport.ByteTransport,
   options: SessionOptions
-): Effect.Effect<Session, QMPGreetingError, Scope.Scope> =>
+): Effect.Effect<Session, never, Scope.Scope> =>
   Effect.gen(function*() {
     const decoder = new FrameDecoder(options.maxMessageBytes)
     // Built in a few steps: each Effect step costs most right after the process was idle (docs/performance.md).
     const scope = yield* Effect.scope
     const { hub: events, shutdown: shutdownEvents } = QmpEvents.make({
-      historySize: options.historySize,
-      bufferSize: options.bufferSize
+      historySize: options.eventHistorySize ?? DEFAULT_EVENT_BUFFERS,
+      bufferSize: options.eventBufferSize ?? DEFAULT_EVENT_BUFFERS
     })
     const { broadcast: errors, shutdown: shutdownErrors } = Broadcast.unscoped<QMPProtocolError>(1024)
     const disconnected = Deferred.unsafeMake<QMPDisconnected>(FiberId.none)
@@ -216,7 +227,7 @@ export const make = (
      * QEMU's greeting and the reply it waits for.
      */
     const negotiate = (greeting: Greeting): void => {
-      const enable = options.oob && greeting.QMP.capabilities.includes("oob") ? ["oob"] : []
+      const enable = options.oob === true && greeting.QMP.capabilities.includes("oob") ? ["oob"] : []
       const started = begin("qmp_capabilities", enable.length > 0 ? { enable } : undefined, false)
       if (Either.isLeft(started)) return failGreeting("Negotiation", `qmp_capabilities: ${started.left.detail}`)
       negotiation = { id: started.right.id, greeting, enable }
@@ -287,8 +298,8 @@ export const make = (
     /**
      * Sends one command and waits for its reply. The command is encoded (and
      * checked against what QEMU's parser accepts) before it gets an id; the
-     * wait is interruptible, so timeouts hold inside finalizers too, and an
-     * abandoned command leaves the map (its late reply is told apart by id).
+     * wait's timer fires inside finalizers too, and an abandoned command
+     * leaves the map (its late reply is told apart by id).
      */
     const exchange = <E extends { readonly _tag: string }>(
       command: string,
@@ -319,28 +330,12 @@ export const make = (
           )
         )
       })
-    /**
-     * A command's span, with its id and error tag. With only Effect's built-in
-     * tracer installed nobody can see spans, and a command skips making one
-     * (a span is a tenth of a command's allocations).
-     */
     const span = <A, E2 extends { readonly _tag: string }>(
       command: string,
       traced: boolean,
       id: number | undefined,
       effect: Effect.Effect<A, E2>
-    ): Effect.Effect<A, E2> =>
-      traced
-        ? effect.pipe(
-          Effect.tapError((error) => Effect.annotateCurrentSpan("qmp.error", error._tag)),
-          Effect.withSpan(`QMP ${command}`, {
-            kind: "client",
-            attributes: { ...options.spanAttributes, "qmp.command": command, ...(id === undefined ? {} : { "qmp.id": id }) },
-            // A stack trace per command is the costliest part of a span; the command names the call well enough.
-            captureStackTrace: false
-          })
-        )
-        : effect
+    ) => Tracing.commandSpan(command, traced, id, options.spanAttributes, effect)
     const writeLine = (line: string) =>
       transport.unsafeWrite(line) ? Effect.void : Effect.flatMap(endReason, Effect.fail)
     /** Bytes with descriptors attached; a closed socket is this session's disconnect. */
@@ -353,34 +348,42 @@ export const make = (
       exchange<never>(command, args, sendOptions, writeLine)
 
     // Handshake: the reader sent `qmp_capabilities` when the greeting came; one timer covers both.
-    const greetingTimeout = Duration.decode(options.greetingTimeout)
-    const waitHandshake = handshake.await({
-      duration: greetingTimeout,
-      onTimeout: () =>
-        greeted
-          ? new QMPGreetingError({
+    let negotiated: Handshake | undefined
+    const waitHandshake = (timeout: Duration.DurationInput = options.greetingTimeout ?? DEFAULT_GREETING_TIMEOUT) =>
+      handshake.await({
+        duration: timeout,
+        onTimeout: () =>
+          greeted
+            ? new QMPGreetingError({
+              reason: "Negotiation",
+              detail: `qmp_capabilities: no reply within ${Duration.format(timeout)}`
+            })
+            : new QMPGreetingError({
+              reason: "Timeout",
+              detail: `no greeting on ${transport.label} within ${Duration.format(timeout)}`
+            })
+      }).pipe(Effect.flatMap((result) => {
+        if (isErrorReply(result.reply)) {
+          return new QMPGreetingError({
             reason: "Negotiation",
-            detail: `qmp_capabilities: no reply within ${Duration.format(greetingTimeout)}`
+            detail: `qmp_capabilities refused: ${result.reply.error.class}: ${result.reply.error.desc}`
           })
-          : new QMPGreetingError({
-            reason: "Timeout",
-            detail: `no greeting on ${transport.label} within ${Duration.format(greetingTimeout)}`
-          })
-    })
-    const { enable, greeting, reply: negotiated } = yield* Effect.tracerWith((tracer) =>
-      // Traced, its span covers the wait for the greeting too.
-      span("qmp_capabilities", tracer !== Tracing.builtIn, undefined, waitHandshake)
-    )
-    if (isErrorReply(negotiated)) {
-      return yield* new QMPGreetingError({
-        reason: "Negotiation",
-        detail: `qmp_capabilities refused: ${negotiated.error.class}: ${negotiated.error.desc}`
-      })
-    }
+        }
+        negotiated = result
+        return Effect.void
+      }))
 
     return {
-      greeting,
-      capabilities: enable,
+      // Traced, its span covers the wait for the greeting too.
+      handshake: (timeout) =>
+        Effect.tracerWith((tracer) => span("qmp_capabilities", tracer !== Tracing.builtIn, undefined, waitHandshake(timeout))),
+      // Read before the handshake (a wrapper copying the client does), they are undefined; nobody else can.
+      get greeting() {
+        return negotiated?.greeting as Greeting
+      },
+      get capabilities() {
+        return negotiated?.enable as ReadonlyArray<string>
+      },
       send,
       withFds: (fds) => ({ send: (command, args, sendOptions) => exchange(command, args, sendOptions, writeWithFds(fds)) }),
       sendFd: (fd) => Effect.suspend(() => ended !== undefined ? Effect.fail(ended) : writeWithFds([fd])(" ")),

@@ -20,6 +20,13 @@ export const recordedBy = (recorder: Recorder | undefined): Recorded =>
 /** The session, its commands and waits recorded. */
 export const qmp = (client: QmpClient.QmpClientService, recorded: Recorded): QmpClient.QmpClientService => ({
   ...client,
+  // Read through: a launch wraps its client before the handshake has filled these in.
+  get greeting() {
+    return client.greeting
+  },
+  get capabilities() {
+    return client.capabilities
+  },
   // One implementation behind the overloads: the typed forms differ only in their static types.
   execute: ((...args: Parameters<QmpClient.QmpClientService["executeRaw"]>) =>
     recorded((client.execute as QmpClient.QmpClientService["executeRaw"])(...args))) as QmpClient.QmpClientService["execute"],

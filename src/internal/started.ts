@@ -7,6 +7,7 @@
 import type * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import type * as ConsoleSocket from "../ConsoleSocket.js"
+import type { VMLaunchFailure } from "../Errors.js"
 import type * as GuestAgent from "../GuestAgent.js"
 import type * as QemuProcess from "../QemuProcess.js"
 import type * as QmpClient from "../QmpClient.js"
@@ -18,6 +19,12 @@ export interface Started {
   readonly command: ReadonlyArray<string>
   readonly child: QemuProcess.ChildHandle
   readonly qmp: Option.Option<QmpClient.QmpClientService>
+  /**
+   * The QMP handshake, if the launch left it to be waited for last: the
+   * machine is launched once it has succeeded. On failure (QEMU's status and
+   * output in the error) or interruption it closes the machine's scope.
+   */
+  readonly ready: Effect.Effect<void, VMLaunchFailure>
   /**
    * Releases what the QMP session holds (its fibers, event hubs, socket)
    * ahead of the machine's scope: a shutdown does it while QEMU exits.

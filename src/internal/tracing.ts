@@ -24,3 +24,28 @@ export const withSpan = (name: string, options?: Tracer.SpanOptions) =>
  */
 export const annotate = (key: string, value: unknown): Effect.Effect<void> =>
   Effect.tracerWith((tracer) => tracer === builtIn ? Effect.void : Effect.annotateCurrentSpan(key, value))
+
+/**
+ * A QMP command's span, with its id and error tag, when `traced` (another
+ * tracer than the built-in one is installed): under the built-in tracer
+ * nobody can see spans, and a command skips making one (a span is a tenth
+ * of a command's allocations).
+ */
+export const commandSpan = <A, E extends { readonly _tag: string }>(
+  command: string,
+  traced: boolean,
+  id: number | undefined,
+  attributes: Readonly<Record<string, unknown>> | undefined,
+  effect: Effect.Effect<A, E>
+): Effect.Effect<A, E> =>
+  traced
+    ? effect.pipe(
+      Effect.tapError((error) => Effect.annotateCurrentSpan("qmp.error", error._tag)),
+      Effect.withSpan(`QMP ${command}`, {
+        kind: "client",
+        attributes: { ...attributes, "qmp.command": command, ...(id === undefined ? {} : { "qmp.id": id }) },
+        // A stack trace per command is the costliest part of a span; the command names the call well enough.
+        captureStackTrace: false
+      })
+    )
+    : effect

@@ -31,6 +31,10 @@ describeQemu("Machine lifecycle (real QEMU)", () => {
         expect(NodeFs.statSync(vm.tempDir).mode & 0o777).toBe(0o700)
         expect(yield* vm.execute("query-status")).toMatchObject({ status: "running" })
         expect(yield* vm.execute("query-version")).toMatchObject({ qemu: { major: 7 } })
+        // The handshake was waited for last: the client the machine hands out has its result.
+        const qmp = yield* vm.qmp
+        expect(qmp.greeting.QMP.version.qemu.major).toBe(7)
+        expect(qmp.capabilities).toEqual([])
         yield* vm.shutdown()
         expect(yield* vm.state).toBe("stopped")
         expect(yield* vm.exitCode).toEqual(Option.some(0))
