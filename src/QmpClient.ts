@@ -30,6 +30,7 @@ import {
   type QMPTimeout
 } from "./Errors.js"
 import * as FdPassing from "./internal/fdPassing.js"
+import type { QmpClientOptions } from "./internal/qmpOptions.js"
 import * as QmpSession from "./internal/qmpSession.js"
 import * as Transport from "./internal/transport.js"
 import * as Qapi from "./Qapi.js"
@@ -56,33 +57,7 @@ export interface EventWaitOptions {
   readonly decode?: boolean | undefined
 }
 
-/** Options of a QMP session. */
-export interface QmpClientOptions {
-  /** How long to wait for the greeting and the `qmp_capabilities` reply. Default 30 s. */
-  readonly greetingTimeout?: Duration.DurationInput | undefined
-  /** Default per-command timeout. Default: none (a dead peer is still detected by EOF). */
-  readonly commandTimeout?: Duration.DurationInput | undefined
-  /** Ask for out-of-band execution if the server offers it. Default false. */
-  readonly oob?: boolean | undefined
-  /** Cap on one incoming message; past it the session fails. Default 10 MiB. */
-  readonly maxMessageBytes?: number | undefined
-  /** How many events the cache behind `getEvents`/`eventsWait` keeps (oldest dropped). Default 10,000. */
-  readonly eventHistorySize?: number | undefined
-  /** How many undelivered events one slow subscriber may lag behind (oldest dropped). Default 10,000. */
-  readonly eventBufferSize?: number | undefined
-  /** Called with every message sent and received, as its JSON value (a traffic log); a throw is logged, not fatal. */
-  readonly onTraffic?: ((direction: "send" | "receive", message: unknown) => void) | undefined
-  /** Decode typed commands and events waited for with the generated QAPI Schemas. Default false: typed, unchecked. */
-  readonly decode?: boolean | undefined
-  /**
-   * Compare the server's QAPI schema with the generated one after the
-   * handshake: `"log"` warns with what differs, `"fail"` fails the connection
-   * with `QMPSchemaDrift`. Default `"ignore"`.
-   */
-  readonly schemaCheck?: Qapi.SchemaCheck | undefined
-  /** Attributes added to every command's span (a machine adds its name and pid). */
-  readonly spanAttributes?: Readonly<Record<string, unknown>> | undefined
-}
+export type { QmpClientOptions } from "./internal/qmpOptions.js"
 
 /**
  * Events from the moment of subscribing, in order: `take` the next one
@@ -261,7 +236,12 @@ export const start = (transport: Transport.ByteTransport, options: QmpClientOpti
         )
         : executeUnchecked(command, args, executeOptions)
 
-    const executeWithFds = (command: string, args: Arguments | undefined, sources: ReadonlyArray<FdSource>, executeOptions?: ExecuteOptions) =>
+    const executeWithFds = (
+      command: string,
+      args: Arguments | undefined,
+      sources: ReadonlyArray<FdSource>,
+      executeOptions?: ExecuteOptions
+    ) =>
       Effect.scoped(Effect.flatMap(
         Effect.forEach(sources, FdPassing.open),
         (fds) => Effect.flatMap(session.withFds(fds).send(command, args, executeOptions), toResult(command))
@@ -286,7 +266,12 @@ export const start = (transport: Transport.ByteTransport, options: QmpClientOpti
       executeRaw,
       hmp: (commandLine, hmpOptions) =>
         Effect.map(executeUnchecked("human-monitor-command", { "command-line": commandLine }, hmpOptions), String),
-      executeAndWait: ((command: string, args: Arguments | undefined, filters: string | ReadonlyArray<EventFilter>, executeOptions?: ExecuteOptions) => {
+      executeAndWait: ((
+        command: string,
+        args: Arguments | undefined,
+        filters: string | ReadonlyArray<EventFilter>,
+        executeOptions?: ExecuteOptions
+      ) => {
         const wanted = typeof filters === "string" ? [{ name: filters }] : filters
         return Effect.suspend(() => {
           const waiter = events.addWaiter(wanted)

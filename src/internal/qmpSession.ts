@@ -32,6 +32,7 @@ import * as Broadcast from "./broadcast.js"
 import * as FdPassing from "./fdPassing.js"
 import { encodeCommand, FrameDecoder } from "./framing.js"
 import * as OneShot from "./oneShot.js"
+import type { QmpClientOptions } from "./qmpOptions.js"
 import * as QmpEvents from "./qmpEvents.js"
 import * as Tracing from "./tracing.js"
 import type * as Transport from "./transport.js"
@@ -44,19 +45,6 @@ export type SendError = QMPTimeout | QMPDisconnected | QMPEncodeError
 export interface SendOptions {
   readonly timeout?: Duration.DurationInput | undefined
   readonly oob?: boolean | undefined
-}
-
-/** What the engine needs to know: the client's options, by the same names and defaults (30 s, 10,000 events). */
-export interface SessionOptions {
-  readonly greetingTimeout?: Duration.DurationInput | undefined
-  readonly commandTimeout?: Duration.DurationInput | undefined
-  readonly oob?: boolean | undefined
-  readonly maxMessageBytes?: number | undefined
-  readonly eventHistorySize?: number | undefined
-  readonly eventBufferSize?: number | undefined
-  readonly onTraffic?: ((direction: "send" | "receive", message: unknown) => void) | undefined
-  /** Added to every command's span (the machine's name and pid). */
-  readonly spanAttributes?: Readonly<Record<string, unknown>> | undefined
 }
 
 const DEFAULT_GREETING_TIMEOUT = Duration.seconds(30)
@@ -103,7 +91,7 @@ const MAX_UNANSWERED = 65_536
  */
 export const make = (
   transport: Transport.ByteTransport,
-  options: SessionOptions
+  options: QmpClientOptions
 ): Effect.Effect<Session, never, Scope.Scope> =>
   Effect.gen(function*() {
     const decoder = new FrameDecoder(options.maxMessageBytes)
