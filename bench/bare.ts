@@ -23,8 +23,15 @@ export const bareArgs = (extra: ReadonlyArray<string> = [], withConsole = false)
   ...extra
 ]
 
-/** Spawns QEMU, waits for the greeting and negotiates capabilities. */
-export const launchBare = (extra: ReadonlyArray<string> = ["-machine", "none", "-nodefaults"], withConsole = false) =>
+/**
+ * Spawns QEMU, waits for the greeting and negotiates capabilities. With a
+ * console, `onConsole` sees its bytes from the spawn on.
+ */
+export const launchBare = (
+  extra: ReadonlyArray<string> = ["-machine", "none", "-nodefaults"],
+  withConsole = false,
+  onConsole?: (chunk: Buffer) => void
+) =>
   new Promise<BareQemu>((resolve, reject) => {
     const child = ChildProcess.spawn("qemu-system-x86_64", bareArgs(extra, withConsole), {
       stdio: ["ignore", "ignore", "inherit", "pipe", ...(withConsole ? ["pipe" as const] : [])]
@@ -33,6 +40,7 @@ export const launchBare = (extra: ReadonlyArray<string> = ["-machine", "none", "
     const console = withConsole ? child.stdio[4] as Net.Socket : undefined
     qmp.on("error", () => {})
     console?.on("error", () => {})
+    if (onConsole !== undefined) console?.on("data", onConsole)
     let buffer = ""
     let id = 0
     let greeted = false

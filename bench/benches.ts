@@ -6,6 +6,7 @@
 import { Duration, Effect } from "effect"
 import { attach, recorder, screenshot } from "./devices.js"
 import { guest } from "./guest.js"
+import { launchConsole } from "./launchConsole.js"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
@@ -353,6 +354,7 @@ export const all: Record<string, (options: BenchOptions) => Effect.Effect<void, 
   "qmp-rtt": qmpRtt,
   "qmp-pipelined": qmpPipelined,
   "launch": launch,
+  "launch-console": launchConsole,
   "events": events,
   "console": consoleFlood,
   "fleet": fleet,
