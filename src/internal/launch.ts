@@ -104,7 +104,9 @@ export const start = (
           }))
         })),
       Effect.onError(() => Scope.close(machineScope, Exit.void)),
-      Effect.annotateLogs({ machine: name }),
+      // No `annotateLogs` around the whole: each is a fiber-ref change and its undoing (about 17 Effect steps,
+      // docs/performance.md). The one log before the spawn carries the name itself; after it, `connect` runs
+      // under `machine` and `pid` (the session's and the console's own fibers inherit them).
       Tracing.withSpan("Machine.launch", { attributes: { "qemu.machine": name } })
     )
   })
@@ -192,16 +194,22 @@ const steps = (
     )
     attempt.argv = command
     // Redacting the argv costs a quarter of a millisecond: only when debug logs are wanted.
-    yield* Effect.whenLogLevel(Effect.suspend(() => Effect.logDebug(`launch command: ${formatCommand(command)}`)), "Debug")
+    yield* Effect.whenLogLevel(
+      Effect.suspend(() => Effect.annotateLogs(Effect.logDebug(`launch command: ${formatCommand(command)}`), { machine: name })),
+      "Debug"
+    )
 
-    const child = yield* spawner.spawn({
+    const spawnOptions: QemuProcess.SpawnOptions = {
       command,
       output: logFile.fd,
       extraFds,
       env: config.env === undefined ? undefined : { ...process.env, ...config.env },
       forks: (config.wrapper ?? []).length > 0
-    }).pipe(
-      inScope,
+    }
+    // Node's own spawner (where there is a deadline) takes the machine's scope as an argument.
+    const child = yield* (deadline !== undefined
+      ? QemuProcess.spawnIn(spawnOptions, machineScope)
+      : inScope(spawner.spawn(spawnOptions))).pipe(
       Effect.mapError((e) =>
         VMLaunchFailure.fromArgv({ reason: "Spawn", argv: command, exitCode: null, signal: null, output: "", cause: e.message })
       ),
@@ -221,6 +229,6 @@ const steps = (
       temp
     }, machineScope, deadline).pipe(
       // The session's and the console's own fibers inherit these.
-      Effect.annotateLogs({ pid: child.pid })
+      Effect.annotateLogs({ machine: name, pid: child.pid })
     )
   })

@@ -22,6 +22,14 @@ export const acquireRelease = <A, E, R>(
 ): Effect.Effect<A, E, R | Scope.Scope> =>
   Effect.uninterruptible(Effect.flatMap(acquire, (a) => addRelease(a, release)))
 
+/** `acquireRelease` into a scope given rather than taken from the context. */
+export const acquireReleaseIn = <A, E, R>(
+  acquire: Effect.Effect<A, E, R>,
+  release: (a: A) => Effect.Effect<void>,
+  scope: Scope.Scope
+): Effect.Effect<A, E, R> =>
+  Effect.uninterruptible(Effect.flatMap(acquire, (a) => Effect.as(Scope.addFinalizer(scope, release(a)), a)))
+
 /** `acquireRelease` whose acquisition can be interrupted (a wait for a peer must be). */
 export const acquireInterruptibly = <A, E, R>(
   acquire: Effect.Effect<A, E, R>,
