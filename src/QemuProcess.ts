@@ -221,7 +221,9 @@ const releaseChild = (options: SpawnOptions) => (handle: ChildHandle): Effect.Ef
     if (Option.isNone(yield* handle.status) || (options.forks === true && Procfs.treeOf(handle.pid).length > 0)) {
       yield* handle.kill("SIGKILL")
       yield* handle.waitTree(KILL_TIMEOUT).pipe(
-        Effect.catchAll((e) => Effect.logError(`QEMU did not die after SIGKILL: ${e.message}`))
+        Effect.catchAll((e) =>
+          Effect.annotateLogs(Effect.logError(`QEMU did not die after SIGKILL: ${e.message}`), { pid: handle.pid })
+        )
       )
     }
     for (const stream of handle.streams) stream?.destroy()

@@ -53,6 +53,7 @@ export const make = (
 ): { readonly lifecycle: Lifecycle; readonly finalizer: Effect.Effect<void> } => {
   // Made in plain code, while QEMU starts: `launch` adds the finalizer once the machine is up.
   const { child, command } = started
+  const annotations = { machine: started.name, pid: child.pid }
   let state: State = "running"
   // `wait` counts QEMU's own exit as a quit, as `wait` of QEMU's Python `QEMUMachine` does.
   let exitedByItself = false
@@ -154,7 +155,10 @@ export const make = (
     yield* Scope.close(machineScope, Exit.void)
     const signal = Option.getOrNull(Option.map(status, (s) => s.signal))
     if (signal !== null && !(userKilled && signal === "SIGKILL")) {
-      yield* Effect.logWarning(`qemu received signal ${signal}; command: "${formatCommand(command)}"`)
+      yield* Effect.annotateLogs(
+        Effect.logWarning(`qemu received signal ${signal}; command: "${formatCommand(command)}"`),
+        annotations
+      )
     }
     state = "stopped"
     yield* Deferred.succeed(stopped, undefined)
@@ -202,10 +206,12 @@ export const make = (
       }).pipe(Tracing.withSpan("Machine.wait", { attributes: { "qemu.machine": started.name, "qemu.pid": child.pid } })),
     log: Effect.suspend(() => finalLog !== undefined ? Effect.succeed(finalLog) : started.readLog)
   }
+  // The warnings carry the machine's name and pid themselves: annotating the whole shutdown would be a fiber-ref
+  // change and its undoing (about 17 Effect steps) before `quit` goes out (docs/performance.md).
   const finalizer = Effect.suspend(() =>
-    shutdown({ timeout: shutdownTimeout ?? DEFAULT_SHUTDOWN_TIMEOUT }).pipe(
-      Effect.catchAll((e) => Effect.logWarning(e.message)),
-      Effect.annotateLogs({ machine: started.name, pid: child.pid })
+    Effect.catchAll(
+      shutdown({ timeout: shutdownTimeout ?? DEFAULT_SHUTDOWN_TIMEOUT }),
+      (e) => Effect.annotateLogs(Effect.logWarning(e.message), annotations)
     )
   )
   return { lifecycle, finalizer }

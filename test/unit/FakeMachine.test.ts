@@ -3,7 +3,7 @@
  * every shutdown path, with no QEMU.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Layer, Option, Stream, TestClock, TestServices } from "effect"
+import { Duration, Effect, Fiber, HashMap, Layer, Logger, Option, Stream, TestClock, TestServices } from "effect"
 import * as Machine from "../../src/Machine.js"
 import * as FakeMachine from "../../src/testing/FakeMachine.js"
 import { makeBaseDir, warningsInto } from "../helpers.js"
@@ -70,6 +70,31 @@ describe("Machine against a fake QEMU", () => {
       expect(error).toMatchObject({ _tag: "AbnormalShutdown", signal: "SIGKILL" })
       expect(yield* fake.signals).toEqual(["SIGKILL"])
     }).pipe(Effect.provide(FakeMachine.layer({ baseTempDir: makeBaseDir("fake-ignore") }, { onQuit: "ignore" }))))
+
+  it.live("leaving the scope of a QEMU that ignores quit: the warnings carry the machine's name and pid", () =>
+    Effect.gen(function*() {
+      const warnings: Array<{ readonly message: string; readonly annotations: Record<string, unknown> }> = []
+      const logger = Logger.make(({ annotations, logLevel, message }) => {
+        if (logLevel._tag === "Warning") {
+          warnings.push({
+            message: (Array.isArray(message) ? message : [message]).map(String).join(" "),
+            annotations: Object.fromEntries(HashMap.toEntries(annotations))
+          })
+        }
+      })
+      const pid = yield* Effect.map(Machine.Machine, (vm) => vm.pid).pipe(
+        Effect.provide(FakeMachine.layer(
+          { baseTempDir: makeBaseDir("fake-annotated"), name: "annotated", shutdownTimeout: "50 millis" },
+          { onQuit: "ignore" }
+        )),
+        Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+      )
+      // The killed QEMU's signal, then the failed graceful shutdown: both say which machine.
+      expect(warnings).toEqual([
+        { message: expect.stringContaining("qemu received signal SIGKILL"), annotations: { machine: "annotated", pid } },
+        { message: expect.stringContaining("Could not perform graceful shutdown"), annotations: { machine: "annotated", pid } }
+      ])
+    }))
 
   it.scoped("a guest that powers off by itself: wait is clean and keeps the exit code", () =>
     Effect.gen(function*() {
