@@ -109,8 +109,11 @@ export const make = (
         let quitFailed: { readonly _tag: string; readonly message: string } | undefined
         if (Option.isSome(started.qmp)) {
           if (!(yield* quitIssued)) {
-            const quit = yield* started.qmp.value.executeRaw("quit", undefined, { timeout: Deadline.remaining(deadline) })
-              .pipe(Effect.ensuring(closeQmp), Effect.either)
+            const quit = yield* Effect.either(
+              started.qmp.value.executeRaw("quit", undefined, { timeout: Deadline.remaining(deadline) })
+            )
+            // Nothing interrupts this region, and `_post_shutdown` closes QMP on any other way out.
+            yield* closeQmp
             if (Either.isLeft(quit)) {
               if (quit.left._tag === "QMPTimeout") return yield* Effect.fail(timedOut())
               if (quit.left._tag !== "QMPDisconnected") return yield* Effect.fail(quit.left)
@@ -164,22 +167,26 @@ export const make = (
     yield* Deferred.succeed(stopped, undefined)
   })
 
+  const shutdownAttributes = { "qemu.machine": started.name, "qemu.pid": child.pid }
+  // One look at the tracer for the span and its path (each is an Effect step before `quit` goes out).
   const shutdown = (options?: ShutdownOptions): Effect.Effect<void, AbnormalShutdown> =>
-    Effect.uninterruptible(Effect.suspend(() => {
-      if (state !== "running") {
-        return Effect.zipRight(Tracing.annotate("shutdown.path", "already"), Deferred.await(stopped))
-      }
-      state = "shutting-down"
-      const work = options?.hard === true
-        ? Effect.sync(() => {
-          userKilled = true
-        }).pipe(Effect.zipRight(Tracing.annotate("shutdown.path", "hard")), Effect.zipRight(hardShutdown))
-        : Effect.zipRight(
-          Tracing.annotate("shutdown.path", "soft"),
-          softThenHard(Duration.decode(options?.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT))
-        )
-      return Effect.ensuring(work, postShutdown)
-    })).pipe(Tracing.withSpan("Machine.shutdown", { attributes: { "qemu.machine": started.name, "qemu.pid": child.pid } }))
+    Effect.tracerWith((tracer) => {
+      const traced = tracer !== Tracing.builtIn
+      const path = (name: string) => traced ? Effect.annotateCurrentSpan("shutdown.path", name) : Effect.void
+      const run = Effect.uninterruptible(Effect.suspend(() => {
+        if (state !== "running") return Effect.zipRight(path("already"), Deferred.await(stopped))
+        state = "shutting-down"
+        const work = options?.hard === true
+          ? Effect.sync(() => {
+            userKilled = true
+          }).pipe(Effect.zipRight(path("hard")), Effect.zipRight(hardShutdown))
+          : traced
+          ? Effect.zipRight(path("soft"), softThenHard(Duration.decode(options?.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT)))
+          : softThenHard(Duration.decode(options?.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT))
+        return Effect.ensuring(work, postShutdown)
+      }))
+      return traced ? Effect.withSpan(run, "Machine.shutdown", { attributes: shutdownAttributes }) : run
+    })
 
   const lifecycle: Lifecycle = {
     state: Effect.sync(() => state),
