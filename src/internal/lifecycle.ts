@@ -84,7 +84,7 @@ export const make = (
         new AbnormalShutdown({ detail: "QEMU did not exit after SIGKILL", exitCode: null, signal: null, cause })
       )
     )
-  })
+  }).pipe(Effect.annotateLogs(annotations))
 
   /**
    * `quit`, then the exit. A monitor already gone (QEMU quit by itself, or
@@ -124,7 +124,7 @@ export const make = (
           }
         }
         // QEMU is on its way out: its files go while it exits, not after (the log stays readable).
-        yield* started.removeTempDir
+        yield* Effect.annotateLogs(started.removeTempDir, annotations)
         yield* child.wait(Deadline.remaining(deadline)).pipe(Effect.mapError(timedOut))
         if (quitFailed !== undefined) return yield* Effect.fail(quitFailed)
       })

@@ -5,7 +5,7 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { expect, it } from "@effect/vitest"
-import { Effect, Exit, Scope } from "effect"
+import { Effect, Exit, HashMap, Logger, Scope } from "effect"
 import { PassThrough } from "node:stream"
 import * as ConsoleSocket from "../../src/ConsoleSocket.js"
 import * as Transport from "../../src/internal/transport.js"
@@ -65,4 +65,37 @@ it.live("a log on a full disk (ENOSPC): memory stays flat, the loss is reported 
     expect(lost).toBeGreaterThan(total * chunk.length - 16 * 1024 * 1024)
     expect(lost).toBeLessThanOrEqual(total * chunk.length)
   }).pipe(Effect.provide(NodeFileSystem.layer), Effect.provide(warningsInto(warnings)))
+})
+
+// The report is made by a finalizer added with `Effect.addFinalizer`, which runs with the fiber refs of the fiber that
+// added it: a machine's console reports under the machine's name and pid even when a shutdown closes it.
+it.live("the loss report carries the log annotations of where the console was opened, whoever closes it", () => {
+  const reports: Array<{ readonly message: string; readonly annotations: Record<string, unknown> }> = []
+  const logger = Logger.make(({ annotations, logLevel, message }) => {
+    if (logLevel._tag === "Warning") {
+      reports.push({
+        message: (Array.isArray(message) ? message : [message]).map(String).join(" "),
+        annotations: Object.fromEntries(HashMap.toEntries(annotations))
+      })
+    }
+  })
+  return Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const scope = yield* Scope.make()
+    const full = yield* fs.open("/dev/full", { flag: "w" }).pipe(Scope.extend(scope))
+    const guest = new PassThrough()
+    const transport = yield* Transport.fromDuplex(guest, "guest").pipe(Scope.extend(scope))
+    // Opened as a launch opens it: under the machine's annotations.
+    const console = yield* ConsoleSocket.fromTransport(transport, { logFile: full }).pipe(
+      Scope.extend(scope),
+      Effect.annotateLogs({ machine: "annotated", pid: 42 })
+    )
+    guest.write("login: ")
+    yield* console.waitFor("login:")
+    // Closed from outside those annotations, as a shutdown closes it.
+    yield* Scope.close(scope, Exit.void)
+    expect(reports).toEqual([
+      { message: expect.stringContaining("not written to"), annotations: { machine: "annotated", pid: 42 } }
+    ])
+  }).pipe(Effect.provide(NodeFileSystem.layer), Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
 })
