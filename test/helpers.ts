@@ -2,7 +2,7 @@
  * Shared test helpers: QEMU presence, the echo guest, leak checks, log capture.
  */
 import { describe, expect, onTestFinished } from "@effect/vitest"
-import { Effect, Fiber, FiberStatus, Logger, Tracer } from "effect"
+import { Effect, Fiber, FiberStatus, HashMap, Logger, Tracer } from "effect"
 import { execFile, execFileSync } from "node:child_process"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
@@ -98,6 +98,26 @@ export const isAlive = (pid: number): boolean => {
     return false
   }
 }
+
+/** A warning and the log annotations it was made under. */
+export interface AnnotatedWarning {
+  readonly message: string
+  readonly annotations: Record<string, unknown>
+}
+
+/** A logger layer that appends what is logged at warning level, with its annotations, to `records`. */
+export const annotatedWarningsInto = (records: Array<AnnotatedWarning>) =>
+  Logger.replace(
+    Logger.defaultLogger,
+    Logger.make(({ annotations, logLevel, message }) => {
+      if (logLevel._tag === "Warning") {
+        records.push({
+          message: (Array.isArray(message) ? message : [message]).map(String).join(" "),
+          annotations: Object.fromEntries(HashMap.toEntries(annotations))
+        })
+      }
+    })
+  )
 
 /** A logger layer that appends what is logged at warning level and above to `lines`, fibers forked by layers included. */
 export const warningsInto = (lines: Array<string>) =>

@@ -5,11 +5,11 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { expect, it } from "@effect/vitest"
-import { Effect, Exit, HashMap, Logger, Scope } from "effect"
+import { Effect, Exit, Scope } from "effect"
 import { PassThrough } from "node:stream"
 import * as ConsoleSocket from "../../src/ConsoleSocket.js"
 import * as Transport from "../../src/internal/transport.js"
-import { warningsInto } from "../helpers.js"
+import { type AnnotatedWarning, annotatedWarningsInto, warningsInto } from "../helpers.js"
 
 /**
  * Buffer memory after full collections (vitest runs the workers with
@@ -30,18 +30,22 @@ const buffersAfterGc = Effect.gen(function*() {
   }
 })
 
-it.live("a log on a full disk (ENOSPC): memory stays flat, the loss is reported once with its count", () => {
-  const warnings: Array<string> = []
-  return Effect.gen(function*() {
+/** A console in `scope` over a stand-in guest, logging to /dev/full: every write fails with ENOSPC, as a full disk's. */
+const consoleOnFullDisk = (scope: Scope.Scope, bufferSize?: number) =>
+  Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
-    const scope = yield* Scope.make()
-    // /dev/full fails every write with ENOSPC, as a full disk does.
     const full = yield* fs.open("/dev/full", { flag: "w" }).pipe(Scope.extend(scope))
     const guest = new PassThrough()
     const transport = yield* Transport.fromDuplex(guest, "flooding guest").pipe(Scope.extend(scope))
-    const console = yield* ConsoleSocket.fromTransport(transport, { logFile: full, bufferSize: 64 * 1024 }).pipe(
-      Scope.extend(scope)
-    )
+    const console = yield* ConsoleSocket.fromTransport(transport, { logFile: full, bufferSize }).pipe(Scope.extend(scope))
+    return { console, guest }
+  })
+
+it.live("a log on a full disk (ENOSPC): memory stays flat, the loss is reported once with its count", () => {
+  const warnings: Array<string> = []
+  return Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    const { console, guest } = yield* consoleOnFullDisk(scope, 64 * 1024)
     const before = yield* buffersAfterGc
     const chunk = Buffer.alloc(1024 * 1024, 0x41)
     const total = 96
@@ -70,26 +74,11 @@ it.live("a log on a full disk (ENOSPC): memory stays flat, the loss is reported 
 // The report is made by a finalizer added with `Effect.addFinalizer`, which runs with the fiber refs of the fiber that
 // added it: a machine's console reports under the machine's name and pid even when a shutdown closes it.
 it.live("the loss report carries the log annotations of where the console was opened, whoever closes it", () => {
-  const reports: Array<{ readonly message: string; readonly annotations: Record<string, unknown> }> = []
-  const logger = Logger.make(({ annotations, logLevel, message }) => {
-    if (logLevel._tag === "Warning") {
-      reports.push({
-        message: (Array.isArray(message) ? message : [message]).map(String).join(" "),
-        annotations: Object.fromEntries(HashMap.toEntries(annotations))
-      })
-    }
-  })
+  const reports: Array<AnnotatedWarning> = []
   return Effect.gen(function*() {
-    const fs = yield* FileSystem.FileSystem
     const scope = yield* Scope.make()
-    const full = yield* fs.open("/dev/full", { flag: "w" }).pipe(Scope.extend(scope))
-    const guest = new PassThrough()
-    const transport = yield* Transport.fromDuplex(guest, "guest").pipe(Scope.extend(scope))
     // Opened as a launch opens it: under the machine's annotations.
-    const console = yield* ConsoleSocket.fromTransport(transport, { logFile: full }).pipe(
-      Scope.extend(scope),
-      Effect.annotateLogs({ machine: "annotated", pid: 42 })
-    )
+    const { console, guest } = yield* consoleOnFullDisk(scope).pipe(Effect.annotateLogs({ machine: "annotated", pid: 42 }))
     guest.write("login: ")
     yield* console.waitFor("login:")
     // Closed from outside those annotations, as a shutdown closes it.
@@ -97,5 +86,5 @@ it.live("the loss report carries the log annotations of where the console was op
     expect(reports).toEqual([
       { message: expect.stringContaining("not written to"), annotations: { machine: "annotated", pid: 42 } }
     ])
-  }).pipe(Effect.provide(NodeFileSystem.layer), Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+  }).pipe(Effect.provide(NodeFileSystem.layer), Effect.provide(annotatedWarningsInto(reports)))
 })

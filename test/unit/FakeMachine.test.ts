@@ -3,10 +3,10 @@
  * every shutdown path, with no QEMU.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, HashMap, Layer, Logger, Option, Stream, TestClock, TestServices } from "effect"
+import { Duration, Effect, Fiber, Layer, Option, Stream, TestClock, TestServices } from "effect"
 import * as Machine from "../../src/Machine.js"
 import * as FakeMachine from "../../src/testing/FakeMachine.js"
-import { makeBaseDir, warningsInto } from "../helpers.js"
+import { type AnnotatedWarning, annotatedWarningsInto, makeBaseDir, warningsInto } from "../helpers.js"
 
 /** Sleeps on the real clock, also where the TestClock stands still. */
 const realSleep = (millis: number) => TestServices.provideLive(Effect.sleep(Duration.millis(millis)))
@@ -73,21 +73,13 @@ describe("Machine against a fake QEMU", () => {
 
   it.live("leaving the scope of a QEMU that ignores quit: the warnings carry the machine's name and pid", () =>
     Effect.gen(function*() {
-      const warnings: Array<{ readonly message: string; readonly annotations: Record<string, unknown> }> = []
-      const logger = Logger.make(({ annotations, logLevel, message }) => {
-        if (logLevel._tag === "Warning") {
-          warnings.push({
-            message: (Array.isArray(message) ? message : [message]).map(String).join(" "),
-            annotations: Object.fromEntries(HashMap.toEntries(annotations))
-          })
-        }
-      })
+      const warnings: Array<AnnotatedWarning> = []
       const pid = yield* Effect.map(Machine.Machine, (vm) => vm.pid).pipe(
         Effect.provide(FakeMachine.layer(
           { baseTempDir: makeBaseDir("fake-annotated"), name: "annotated", shutdownTimeout: "50 millis" },
           { onQuit: "ignore" }
         )),
-        Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+        Effect.provide(annotatedWarningsInto(warnings))
       )
       // The killed QEMU's signal, then the failed graceful shutdown: both say which machine.
       expect(warnings).toEqual([
