@@ -7,7 +7,7 @@
  * command's reply (docs/performance.md).
  */
 import type * as Duration from "effect/Duration"
-import * as Effect from "effect/Effect"
+import type * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import * as Timeout from "./timeout.js"
 
@@ -29,7 +29,7 @@ const noop = () => {}
 export const make = <A, E>(): OneShot<A, E> => {
   let result: Exit.Exit<A, E> | undefined
   const waiters = new Set<(exit: Exit.Exit<A, E>) => void>()
-  const register = (done: (exit: Exit.Exit<A, E>) => void) => {
+  const register: Timeout.Register<A, E> = (done) => {
     if (result !== undefined) {
       done(result)
       return noop
@@ -44,7 +44,7 @@ export const make = <A, E>(): OneShot<A, E> => {
       for (const waiter of waiters) waiter(exit)
       waiters.clear()
     },
-    wait: Effect.async<A, E>((resume) => Effect.sync(register(resume))),
+    wait: Timeout.callback(register),
     await: (options) => Timeout.callbackWithin(register, options)
   }
 }

@@ -63,17 +63,24 @@ export const timeoutFail = <A, E, R, E2>(
     })
   )
 
+/** How a callback wait hands its callback over: it may call it at once, and returns how to take it back. */
+export type Register<A, E> = (done: (exit: Exit.Exit<A, E>) => void) => () => void
+
+/** Waits for a callback, however long; interrupting the wait takes the callback back. No fiber, no timer. */
+export const callback = <A, E>(register: Register<A, E>): Effect.Effect<A, E> =>
+  Effect.async<A, E>((resume) => Effect.sync(register(resume)))
+
 /**
  * Waits for a callback, at most `duration`; past it, fails with
  * `onTimeout()`. `register` hands the callback to whatever completes the
  * wait (a socket's reader) and returns how to take it back; it may call it
- * at once. No fiber is forked: under the live clock the timer is a
- * `setTimeout` in the same wait (under another clock, `Effect.timeoutFail`).
- * An infinite duration has no timer. Interrupting the wait takes the
- * callback back.
+ * at once, and then no timer is set. No fiber is forked: under the live
+ * clock the timer is a `setTimeout` in the same wait (under another clock,
+ * `Effect.timeoutFail`). An infinite duration has no timer. Interrupting
+ * the wait takes the callback back.
  */
 export const callbackWithin = <A, E, E2>(
-  register: (done: (exit: Exit.Exit<A, E>) => void) => () => void,
+  register: Register<A, E>,
   options: { readonly duration: Duration.DurationInput; readonly onTimeout: () => E2 }
 ): Effect.Effect<A, E | E2> =>
   Effect.clockWith((clock) => {
@@ -81,18 +88,20 @@ export const callbackWithin = <A, E, E2>(
     if (plainTimer(clock, millis)) {
       return Effect.async<A, E | E2>((resume) => {
         let settled = false
-        const timer = setTimeout(() => {
-          if (settled) return
-          settled = true
-          takeBack()
-          resume(Effect.fail(options.onTimeout()))
-        }, millis)
+        let timer: ReturnType<typeof setTimeout> | undefined
         const takeBack = register((exit) => {
           if (settled) return
           settled = true
           clearTimeout(timer)
           resume(exit)
         })
+        if (settled) return
+        timer = setTimeout(() => {
+          if (settled) return
+          settled = true
+          takeBack()
+          resume(Effect.fail(options.onTimeout()))
+        }, millis)
         return Effect.sync(() => {
           settled = true
           clearTimeout(timer)
@@ -100,10 +109,7 @@ export const callbackWithin = <A, E, E2>(
         })
       })
     }
-    const wait = Effect.async<A, E>((resume) => {
-      const takeBack = register(resume)
-      return Effect.sync(takeBack)
-    })
+    const wait = callback(register)
     // Interruptible, so that the timer fiber can end it inside uninterruptible regions (finalizers) too.
     return millis === Infinity ? wait : Effect.timeoutFail(Effect.interruptible(wait), options)
   })
