@@ -5,8 +5,8 @@
  * an uninterruptible region (a sleeping timer would keep Node alive for the
  * whole timeout after a script's last machine is gone).
  */
-import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Duration, Effect, Exit, Fiber, Option, Supervisor, TestClock } from "effect"
+import { describe, expect, it, vi } from "@effect/vitest"
+import { Deferred, Duration, Effect, Exit, Fiber, identity, Option, Supervisor, TestClock } from "effect"
 import * as Timeout from "../../src/internal/timeout.js"
 
 const within = <A, E, R>(self: Effect.Effect<A, E, R>) =>
@@ -147,6 +147,20 @@ describe("internal/timeout", () => {
         expect(yield* atOnce).toBe(3)
       }))
 
+    it.live("a callback made at once sets no timer (an event that has come already)", () =>
+      Effect.gen(function*() {
+        const spy = vi.spyOn(globalThis, "setTimeout")
+        let timers = -1
+        const value = yield* Timeout.callbackWithin<number, string, "timed out">((done) => {
+          done(Exit.succeed(3))
+          return () => {}
+        }, within("1 hour")).pipe(Effect.ensuring(Effect.sync(() => {
+          timers = spy.mock.calls.length
+          spy.mockRestore()
+        })))
+        expect([value, timers]).toEqual([3, 0])
+      }))
+
     it.live("past the duration: the timeout error, and the callback taken back", () =>
       Effect.gen(function*() {
         const waiting = slot()
@@ -167,25 +181,23 @@ describe("internal/timeout", () => {
         expect([waiting.callbacks.size, timers()]).toEqual([0, before])
       }))
 
-    it.effect("under the TestClock, its time decides", () =>
-      Effect.gen(function*() {
-        const waiting = slot()
-        const fiber = yield* Effect.fork(Timeout.callbackWithin(waiting.register, within("1 hour")))
-        yield* TestClock.adjust("59 minutes")
-        expect(fiber.unsafePoll()).toBeNull()
-        yield* TestClock.adjust("1 minute")
-        expect(yield* Fiber.await(fiber)).toEqual(Exit.fail("timed out"))
-        expect(waiting.callbacks.size).toBe(0)
-      }))
-
-    it.effect("under the TestClock, its time decides inside an uninterruptible region too (a shutdown's waits)", () =>
-      Effect.gen(function*() {
-        const waiting = slot()
-        const fiber = yield* Effect.fork(Effect.uninterruptible(Timeout.callbackWithin(waiting.register, within("1 hour"))))
-        yield* TestClock.adjust("1 hour")
-        expect(yield* Fiber.await(fiber)).toEqual(Exit.fail("timed out"))
-        expect(waiting.callbacks.size).toBe(0)
-      }))
+    // Inside an uninterruptible region too: a shutdown's waits are there.
+    const regions: ReadonlyArray<readonly [string, (wait: Effect.Effect<number, string>) => Effect.Effect<number, string>]> = [
+      ["", identity],
+      [" inside an uninterruptible region", Effect.uninterruptible]
+    ]
+    for (const [where, region] of regions) {
+      it.effect(`under the TestClock, its time decides${where}`, () =>
+        Effect.gen(function*() {
+          const waiting = slot()
+          const fiber = yield* Effect.fork(region(Timeout.callbackWithin(waiting.register, within("1 hour"))))
+          yield* TestClock.adjust("59 minutes")
+          expect(fiber.unsafePoll()).toBeNull()
+          yield* TestClock.adjust("1 minute")
+          expect(yield* Fiber.await(fiber)).toEqual(Exit.fail("timed out"))
+          expect(waiting.callbacks.size).toBe(0)
+        }))
+    }
 
     it.live("in the finalizer of an interrupted fiber: waits to the end, then the timeout error", () =>
       Effect.gen(function*() {
