@@ -5,24 +5,23 @@
  * reader completes synchronously (cheaper than a subscription per wait, and
  * registered the moment they are made, so nothing after that is missed).
  */
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { type QMPDisconnected, QMPTimeout } from "../Errors.js"
 import { type Event, type EventFilter, matchesAny } from "../QmpProtocol.js"
 import * as Broadcast from "./broadcast.js"
+import * as OneShot from "./oneShot.js"
 
 const DEFAULT_EVENT_TIMEOUT = Duration.seconds(60)
 
 /** A wait registered now for an event that may come later. */
 export interface Waiter {
   readonly filters: ReadonlyArray<EventFilter>
-  readonly deferred: Deferred.Deferred<Event, QMPDisconnected>
+  readonly event: OneShot.OneShot<Event, QMPDisconnected>
 }
 
 /** The event side of a session. */
@@ -71,25 +70,24 @@ const hubOver = (broadcast: Broadcast.Broadcast<Event>, historySize: number): Ev
   let ended: QMPDisconnected | undefined
 
   const addWaiter = (filters: ReadonlyArray<EventFilter>): Waiter => {
-    const waiter: Waiter = { filters, deferred: Deferred.unsafeMake(FiberId.none) }
-    if (ended !== undefined) Deferred.unsafeDone(waiter.deferred, Exit.fail(ended))
+    const waiter: Waiter = { filters, event: OneShot.make() }
+    if (ended !== undefined) waiter.event.settle(Exit.fail(ended))
     else waiters.add(waiter)
     return waiter
   }
 
-  const awaitWaiter = (waiter: Waiter, timeout: Duration.DurationInput | undefined) =>
-    Effect.flatMap(Deferred.poll(waiter.deferred), (done) => {
-      if (Option.isSome(done)) return done.value
-      const duration = Duration.decode(timeout ?? DEFAULT_EVENT_TIMEOUT)
-      return Effect.timeoutFail(Effect.interruptible(Deferred.await(waiter.deferred)), {
-        duration,
-        onTimeout: () =>
-          new QMPTimeout({
-            operation: `event wait for ${waiter.filters.map((f) => f.name).join(" | ")}`,
-            timeoutMillis: Duration.toMillis(duration)
-          })
-      })
+  // A callback wait, as a command's reply is: no timer if the event has come already, no fibers for one.
+  const awaitWaiter = (waiter: Waiter, timeout: Duration.DurationInput | undefined) => {
+    const duration = timeout ?? DEFAULT_EVENT_TIMEOUT
+    return waiter.event.await({
+      duration,
+      onTimeout: () =>
+        new QMPTimeout({
+          operation: `event wait for ${waiter.filters.map((f) => f.name).join(" | ")}`,
+          timeoutMillis: Duration.toMillis(duration)
+        })
     }).pipe(Effect.ensuring(Effect.sync(() => waiters.delete(waiter))))
+  }
 
   return {
     publish: (event) => {
@@ -101,14 +99,14 @@ const hubOver = (broadcast: Broadcast.Broadcast<Event>, historySize: number): Ev
         if (!matchesAny(event, waiter.filters)) continue
         waiters.delete(waiter)
         consumed = true
-        Deferred.unsafeDone(waiter.deferred, Exit.succeed(event))
+        waiter.event.settle(Exit.succeed(event))
       }
       // A wait takes its event out of the cache, as the Python original's does.
       if (consumed) history.splice(history.lastIndexOf(event), 1)
     },
     end: (error) => {
       ended = error
-      for (const waiter of waiters) Deferred.unsafeDone(waiter.deferred, Exit.fail(error))
+      for (const waiter of waiters) waiter.event.settle(Exit.fail(error))
       waiters.clear()
       broadcast.end()
     },
