@@ -75,16 +75,19 @@ export const make = (
     onSome: (c) => Effect.zipRight(c.close, started.releaseQmp)
   })
 
+  // Its warning (a dir that could not be removed) says which machine.
+  const removeTempDir = Effect.annotateLogs(started.removeTempDir, annotations)
+
   const hardShutdown = Effect.gen(function*() {
     yield* earlyCleanup
     yield* child.kill("SIGKILL")
-    yield* started.removeTempDir
+    yield* removeTempDir
     yield* child.waitTree(HARD_KILL_TIMEOUT).pipe(
       Effect.mapError((cause) =>
         new AbnormalShutdown({ detail: "QEMU did not exit after SIGKILL", exitCode: null, signal: null, cause })
       )
     )
-  }).pipe(Effect.annotateLogs(annotations))
+  })
 
   /**
    * `quit`, then the exit. A monitor already gone (QEMU quit by itself, or
@@ -124,7 +127,7 @@ export const make = (
           }
         }
         // QEMU is on its way out: its files go while it exits, not after (the log stays readable).
-        yield* Effect.annotateLogs(started.removeTempDir, annotations)
+        yield* removeTempDir
         yield* child.wait(Deadline.remaining(deadline)).pipe(Effect.mapError(timedOut))
         if (quitFailed !== undefined) return yield* Effect.fail(quitFailed)
       })
@@ -167,25 +170,28 @@ export const make = (
     yield* Deferred.succeed(stopped, undefined)
   })
 
-  const shutdownAttributes = { "qemu.machine": started.name, "qemu.pid": child.pid }
+  const spanAttributes = { "qemu.machine": started.name, "qemu.pid": child.pid }
   // One look at the tracer for the span and its path (each is an Effect step before `quit` goes out).
   const shutdown = (options?: ShutdownOptions): Effect.Effect<void, AbnormalShutdown> =>
     Effect.tracerWith((tracer) => {
       const traced = tracer !== Tracing.builtIn
-      const path = (name: string) => traced ? Effect.annotateCurrentSpan("shutdown.path", name) : Effect.void
+      /** `effect`, the span told which path it is (untraced, nothing to tell and no step for it). */
+      const onPath = <A, E>(name: string, effect: Effect.Effect<A, E>) =>
+        traced ? Effect.zipRight(Effect.annotateCurrentSpan("shutdown.path", name), effect) : effect
       const run = Effect.uninterruptible(Effect.suspend(() => {
-        if (state !== "running") return Effect.zipRight(path("already"), Deferred.await(stopped))
+        if (state !== "running") return onPath("already", Deferred.await(stopped))
         state = "shutting-down"
         const work = options?.hard === true
-          ? Effect.sync(() => {
-            userKilled = true
-          }).pipe(Effect.zipRight(path("hard")), Effect.zipRight(hardShutdown))
-          : traced
-          ? Effect.zipRight(path("soft"), softThenHard(Duration.decode(options?.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT)))
-          : softThenHard(Duration.decode(options?.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT))
+          ? Effect.zipRight(
+            Effect.sync(() => {
+              userKilled = true
+            }),
+            onPath("hard", hardShutdown)
+          )
+          : onPath("soft", softThenHard(Duration.decode(options?.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT)))
         return Effect.ensuring(work, postShutdown)
       }))
-      return traced ? Effect.withSpan(run, "Machine.shutdown", { attributes: shutdownAttributes }) : run
+      return traced ? Effect.withSpan(run, "Machine.shutdown", { attributes: spanAttributes }) : run
     })
 
   const lifecycle: Lifecycle = {
@@ -210,7 +216,7 @@ export const make = (
             return shutdown({ timeout: Either.isRight(waited) ? duration : Duration.zero })
           })
         )
-      }).pipe(Tracing.withSpan("Machine.wait", { attributes: { "qemu.machine": started.name, "qemu.pid": child.pid } })),
+      }).pipe(Tracing.withSpan("Machine.wait", { attributes: spanAttributes })),
     log: Effect.suspend(() => finalLog !== undefined ? Effect.succeed(finalLog) : started.readLog)
   }
   // The warnings carry the machine's name and pid themselves: annotating the whole shutdown would be a fiber-ref
