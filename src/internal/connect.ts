@@ -174,19 +174,19 @@ export const connect = (
     // left of the deadline, or the config's greeting timeout if shorter (a longer one must not stretch
     // `launchTimeout`). Traced, it is waited for here, in the `launch.qmp` span, as under the launch-wide timer.
     const deferred = deadline !== undefined && (yield* Effect.tracer) === Tracing.builtIn
+    /** How long the handshake may take, from when it is waited for. */
+    const handshakeLimit = () =>
+      deadline === undefined ? greetingTimeout : Duration.min(Deadline.remaining(deadline), greetingTimeout)
     let handshake: Effect.Effect<void, QmpClient.SessionError> | undefined
     const qmp = monitor === undefined ? Option.none<QmpClient.QmpClientService>() : yield* afterSpawnStep(
       open(monitor).pipe(
         Effect.flatMap((transport) =>
           deferred
             ? Effect.map(QmpClient.start(transport, sessionOptions), ({ client, ready }) => {
-              handshake = Effect.suspend(() => ready(Duration.min(Deadline.remaining(deadline), greetingTimeout)))
+              handshake = Effect.suspend(() => ready(handshakeLimit()))
               return client
             })
-            : QmpClient.fromTransport(transport, {
-              ...sessionOptions,
-              greetingTimeout: deadline === undefined ? greetingTimeout : Duration.min(Deadline.remaining(deadline), greetingTimeout)
-            })
+            : QmpClient.fromTransport(transport, { ...sessionOptions, greetingTimeout: handshakeLimit() })
         ),
         Effect.asSome
       ),

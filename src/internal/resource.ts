@@ -11,9 +11,13 @@
 import * as Effect from "effect/Effect"
 import * as Scope from "effect/Scope"
 
-/** Adds `release(a)` to the current scope as it is, and gives `a` back. */
+/** Adds `release(a)` to `scope` as it is, and gives `a` back. */
+const addReleaseTo = <A>(scope: Scope.Scope, a: A, release: (a: A) => Effect.Effect<void>): Effect.Effect<A> =>
+  Effect.as(Scope.addFinalizer(scope, release(a)), a)
+
+/** `addReleaseTo` the current scope. */
 const addRelease = <A>(a: A, release: (a: A) => Effect.Effect<void>): Effect.Effect<A, never, Scope.Scope> =>
-  Effect.flatMap(Effect.scope, (scope) => Effect.as(Scope.addFinalizer(scope, release(a)), a))
+  Effect.flatMap(Effect.scope, (scope) => addReleaseTo(scope, a, release))
 
 /** Acquires uninterruptibly, and adds `release(a)` to the current scope. */
 export const acquireRelease = <A, E, R>(
@@ -28,7 +32,7 @@ export const acquireReleaseIn = <A, E, R>(
   release: (a: A) => Effect.Effect<void>,
   scope: Scope.Scope
 ): Effect.Effect<A, E, R> =>
-  Effect.uninterruptible(Effect.flatMap(acquire, (a) => Effect.as(Scope.addFinalizer(scope, release(a)), a)))
+  Effect.uninterruptible(Effect.flatMap(acquire, (a) => addReleaseTo(scope, a, release)))
 
 /** `acquireRelease` whose acquisition can be interrupted (a wait for a peer must be). */
 export const acquireInterruptibly = <A, E, R>(
