@@ -166,32 +166,35 @@ describeQemu("Machine lifecycle (real QEMU)", () => {
       expectClean(base)
     }))
 
+  /** Launches a stand-in QEMU that runs `script` and never greets, with a 1 s `launchTimeout`: its error and the time taken. */
+  const launchNeverGreeting = (base: string, script: string, extra: Machine.MachineConfig = {}) =>
+    Effect.gen(function*() {
+      const started = Date.now()
+      const error = yield* Effect.scoped(Machine.launch(noneMachine(base, {
+        wrapper: ["sh", "-c", script, "silent-qemu"],
+        launchTimeout: "1 second",
+        ...extra
+      }))).pipe(Effect.flip)
+      return { error, elapsed: Date.now() - started }
+    })
+
   it.live("a greeting that never comes is a VMLaunchFailure after the launch timeout, process killed, output kept", () =>
     Effect.gen(function*() {
       const base = makeBaseDir("nogreeting")
-      const started = Date.now()
-      const error = yield* Effect.scoped(Machine.launch(noneMachine(base, {
-        wrapper: ["sh", "-c", "echo starting but never greeting >&2; sleep 30", "silent-qemu"],
-        launchTimeout: "1 second"
-      }))).pipe(Effect.flip)
+      const { elapsed, error } = yield* launchNeverGreeting(base, "echo starting but never greeting >&2; sleep 30")
       expect(error).toMatchObject({ _tag: "VMLaunchFailure", reason: "Timeout", exitCode: null })
       // The log lives in the temp dir: it is read before the machine's scope removes it.
       if (error._tag === "VMLaunchFailure") expect(error.output).toContain("starting but never greeting")
-      expect(Date.now() - started).toBeLessThan(8000)
+      expect(elapsed).toBeLessThan(8000)
       expectClean(base)
     }))
 
   it.live("a longer greetingTimeout in the config does not stretch launchTimeout", () =>
     Effect.gen(function*() {
       const base = makeBaseDir("nogreeting-long")
-      const started = Date.now()
-      const error = yield* Effect.scoped(Machine.launch(noneMachine(base, {
-        wrapper: ["sh", "-c", "sleep 30", "silent-qemu"],
-        launchTimeout: "1 second",
-        qmp: { greetingTimeout: "60 seconds" }
-      }))).pipe(Effect.flip)
+      const { elapsed, error } = yield* launchNeverGreeting(base, "sleep 30", { qmp: { greetingTimeout: "60 seconds" } })
       expect(error).toMatchObject({ _tag: "VMLaunchFailure", reason: "Timeout" })
-      expect(Date.now() - started).toBeLessThan(8000)
+      expect(elapsed).toBeLessThan(8000)
       expectClean(base)
     }))
 
