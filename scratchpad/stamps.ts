@@ -1,6 +1,8 @@
 import * as __nodefs from "node:fs"; (globalThis as any).__fs = __nodefs
 // Per-step timestamps of launch → shutdown (issue 17), with temporary `__qmT` stamps in src (not committed).
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
 import * as Machine from "../src/Machine.js"
 import { launchBare } from "../bench/bare.js"
 const N = Number(process.argv[2] ?? 30)
@@ -43,4 +45,4 @@ Effect.runPromise(Effect.gen(function*() {
   for (const [k, v] of meds) if (!k.startsWith("cpu:")) console.log(k.padEnd(20), v.toFixed(2), "cpu", (median(rows.filter((r) => ("cpu:" + k) in r).map((r) => r["cpu:" + k]!)) ?? NaN).toFixed(2))
   console.log((globalThis as any).__qmEntries)
   console.log("bare ready", median(bareRows.map((r) => r.ready!)).toFixed(2), "closed", median(bareRows.map((r) => r.closed!)).toFixed(2))
-}))
+}).pipe((e) => process.env.PROVIDED ? Effect.provide(e, Layer.merge(NodeFileSystem.layer, NodePath.layer)) : e))
