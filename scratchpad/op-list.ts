@@ -5,12 +5,20 @@ import * as Machine from "../src/Machine.js"
 const want = process.argv[2] ?? "launch"
 let phase = "off"
 // With `scratchpad/stamps-insert.py` applied, `postExit` lists what runs after QEMU's exit event.
-;(globalThis as any).__qmT = (label: string) => { if (label === "P.exitEvent" && phase === "shutdown") phase = "postExit" }
+const counts = new Map<string, number>()
+let segment = "launch:before spawn"
+;(globalThis as any).__qmT = (label: string) => {
+  if (label === "P.exitEvent" && phase === "shutdown") phase = "postExit"
+  if (label === "P.spawn0") segment = "launch:spawn to QEMU's answer"
+  if (label === "R.sessionHandshake") segment = "launch:after QEMU's answer"
+}
 const list: Array<string> = []
 const snip = (f: unknown) => typeof f === "function" ? f.toString().replace(/\s+/g, " ").slice(0, 110) : ""
 class Listing extends Supervisor.AbstractSupervisor<void> {
   value = Effect.void
   override onEffect(fiber: any, effect: any) {
+    const seg = phase === "launch" ? segment : phase
+    counts.set(seg, (counts.get(seg) ?? 0) + 1)
     if (phase !== want) return
     const op = String(effect?._op ?? "?")
     const i0 = effect?.effect_instruction_i0, i1 = effect?.effect_instruction_i1
@@ -18,15 +26,15 @@ class Listing extends Supervisor.AbstractSupervisor<void> {
   }
 }
 const cycle = Effect.scoped(Effect.gen(function*() {
-  phase = "launch"
+  phase = "launch"; segment = "launch:before spawn"
   yield* Machine.launch({ machineType: "none", args: ["-nodefaults"], dieWithParent: false })
   phase = "shutdown"
 })).pipe(Effect.ensuring(Effect.sync(() => { phase = "off" })))
 Effect.runPromise(Effect.gen(function*() {
   for (let i = 0; i < 3; i++) yield* cycle
-  list.length = 0
+  list.length = 0; counts.clear()
   yield* cycle
 }).pipe(Effect.supervised(new Listing()), Effect.withRuntimeFlagsPatch(RuntimeFlagsPatch.enable(RuntimeFlags.OpSupervision)))).then(() => {
   console.log(list.join("\n"))
-  console.log(list.length, "ops")
+  console.log(list.length, "ops"); console.log(Object.fromEntries(counts))
 })
