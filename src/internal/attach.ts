@@ -79,9 +79,12 @@ export interface Attached {
 const DEFAULT_TIMEOUT = Duration.seconds(30)
 
 
-/** Polls /proc until `pid` is gone (it is not our child: no exit event reaches us). */
-const processGone = (pid: number) =>
-  Effect.suspend(() => Effect.succeed(!Procfs.isAlive(pid))).pipe(
+/**
+ * Polls /proc until the process is gone (it is not our child: no exit event
+ * reaches us). A later process given its pid does not keep it waiting.
+ */
+const processGone = (identity: Procfs.ProcessIdentity) =>
+  Effect.suspend(() => Effect.succeed(!Procfs.isSameAlive(identity))).pipe(
     Effect.repeat({ until: (gone) => gone, schedule: Schedule.exponential("1 millis", 2).pipe(Schedule.upTo("50 millis")) }),
     Effect.asVoid
   )
@@ -119,6 +122,9 @@ export const attach = (config: AttachConfig): Effect.Effect<Attached, AttachErro
     }).pipe(Scope.extend(scope))
     // After the greeting: until QEMU accepts, the peer socket is in no process's descriptor table.
     const pid = Option.fromNullable(peerPid(transport.duplex as Socket))
+    // Its start time with it: what the waits and the kill below check, so that they never take another
+    // process that got the pid after QEMU exited for QEMU.
+    const target = Option.map(pid, Procfs.identify)
     // Exact, as a launched machine's `command`; the flight record has it redacted.
     const command = Option.match(pid, { onNone: () => [], onSome: (p) => Procfs.commandLine(p) ?? [] })
     identity.pid = Option.getOrNull(pid)
@@ -142,7 +148,7 @@ export const attach = (config: AttachConfig): Effect.Effect<Attached, AttachErro
     })
 
     /** QEMU's end as we can see it: the monitor's end, then (with a pid) the process's. */
-    const exited = Effect.zipRight(client.awaitDisconnect, Option.match(pid, { onNone: () => Effect.void, onSome: processGone }))
+    const exited = Effect.zipRight(client.awaitDisconnect, Option.match(target, { onNone: () => Effect.void, onSome: processGone }))
     /** `first` (e.g. a quit), then `exited`; AbnormalShutdown after `timeout`. */
     const awaitExit = (timeout: Duration.Duration, first: Effect.Effect<void> = Effect.void) =>
       Effect.zipRight(first, exited).pipe(
@@ -158,20 +164,17 @@ export const attach = (config: AttachConfig): Effect.Effect<Attached, AttachErro
       )
 
     const hardKill = (detail: string): Effect.Effect<void, AbnormalShutdown | MachineStateError> =>
-      Option.match(pid, {
+      Option.match(target, {
         onNone: () => stateError("kill", `${detail}, and the pid of ${name} is unknown (a monitor on another host?)`),
-        onSome: (p) =>
+        onSome: (identity) =>
           Effect.zipRight(
-            Effect.sync(() => {
-              try {
-                process.kill(p, "SIGKILL")
-              } catch {
-                // Already gone, or not ours to signal: the wait below tells which.
-              }
-            }),
-            Effect.timeoutFail(processGone(p), {
+            // Not sent if QEMU is gone (its pid may be another process's by now), or not ours to signal:
+            // the wait below tells which.
+            Effect.sync(() => Procfs.signalIfSame(identity, "SIGKILL")),
+            Effect.timeoutFail(processGone(identity), {
               duration: Duration.seconds(10),
-              onTimeout: () => new AbnormalShutdown({ detail: `pid ${p} did not exit after SIGKILL`, exitCode: null, signal: "SIGKILL" })
+              onTimeout: () =>
+                new AbnormalShutdown({ detail: `pid ${identity.pid} did not exit after SIGKILL`, exitCode: null, signal: "SIGKILL" })
             })
           )
       })
@@ -230,7 +233,7 @@ export const attach = (config: AttachConfig): Effect.Effect<Attached, AttachErro
       }),
       state: Effect.sync(() => state),
       isRunning: Effect.map(client.isConnected, (connected) =>
-        connected && Option.match(pid, { onNone: () => true, onSome: Procfs.isAlive })),
+        connected && Option.match(target, { onNone: () => true, onSome: Procfs.isSameAlive })),
       shutdown: (options) => recorded(shutdown(options)),
       kill: recorded(kill),
       wait: (timeout) =>

@@ -66,7 +66,7 @@ export const reapStale = (
       const owned = entry.startsWith(prefix) ? OWNED.exec(entry.slice(prefix.length)) : null
       if (owned === null) continue
       const [, pid, started] = owned
-      if (Procfs.isAlive(Number(pid)) && Procfs.startTime(Number(pid)) === started) continue
+      if (Procfs.isSameAlive({ pid: Number(pid), startTime: started })) continue
       const directory = path.join(baseDir, entry)
       if (yield* fs.remove(directory, { recursive: true }).pipe(Effect.isSuccess)) reaped.push(directory)
     }

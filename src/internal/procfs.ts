@@ -16,27 +16,61 @@ const readOrUndefined = (path: string): string | undefined => {
   }
 }
 
-/** Parent pid, process group and state letter of a process, or undefined once it is gone. */
-const statOf = (pid: number): { readonly ppid: number; readonly pgrp: number; readonly state: string } | undefined => {
+/** Parent pid, process group, state letter and start time of a process, or undefined once it is gone. */
+const statOf = (pid: number): {
+  readonly ppid: number
+  readonly pgrp: number
+  readonly state: string
+  readonly startTime: string | undefined
+} | undefined => {
   const stat = readOrUndefined(`/proc/${pid}/stat`)
   if (stat === undefined) return undefined
+  // After the command name (which may hold spaces and parentheses): state is field 3 of stat(5), start time 22.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  return { ppid: Number(fields[1]), pgrp: Number(fields[2]), state: fields[0] ?? "?" }
+  return { ppid: Number(fields[1]), pgrp: Number(fields[2]), state: fields[0] ?? "?", startTime: fields[19] }
 }
 
 const livePids = (): Array<number> =>
   NodeFs.readdirSync("/proc").map(Number).filter((pid) => Number.isInteger(pid))
 
 /** When a process started (clock ticks since boot): with its pid, an identity that survives pid reuse. */
-export const startTime = (pid: number): string | undefined => {
-  const stat = readOrUndefined(`/proc/${pid}/stat`)
-  return stat === undefined ? undefined : stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]
+export const startTime = (pid: number): string | undefined => statOf(pid)?.startTime
+
+/**
+ * A process that is not our child, as its pid and its start time: once it
+ * has exited, its pid can be given to another process, which must never be
+ * taken for it (waited on, or sent a signal).
+ */
+export interface ProcessIdentity {
+  readonly pid: number
+  /** Clock ticks since boot; undefined if the process was already gone (or hidden) when identified. */
+  readonly startTime: string | undefined
 }
 
-/** Is the process alive (present and not a zombie)? */
-export const isAlive = (pid: number): boolean => {
-  const stat = statOf(pid)
-  return stat !== undefined && stat.state !== "Z" && stat.state !== "X"
+/** Who holds `pid` now. */
+export const identify = (pid: number): ProcessIdentity => ({ pid, startTime: startTime(pid) })
+
+/** Is the identified process itself (not a later holder of its pid) alive, and not a zombie? One read of /proc. */
+export const isSameAlive = (identity: ProcessIdentity): boolean => {
+  const stat = identity.startTime === undefined ? undefined : statOf(identity.pid)
+  return stat !== undefined && stat.state !== "Z" && stat.state !== "X" && stat.startTime === identity.startTime
+}
+
+/**
+ * Sends `signal` to the identified process if it is still that process;
+ * false if it is gone, its pid now someone else's, or the signal not ours
+ * to send. Between the check and the signal lie microseconds: a pid reused
+ * within them would take the signal (closing that needs pidfds, which Node
+ * does not offer).
+ */
+export const signalIfSame = (identity: ProcessIdentity, signal: NodeJS.Signals): boolean => {
+  if (!isSameAlive(identity)) return false
+  try {
+    process.kill(identity.pid, signal)
+    return true
+  } catch {
+    return false
+  }
 }
 
 /** The other live processes of `pid`'s tree, found in one look at /proc: its group's members and its descendants. */

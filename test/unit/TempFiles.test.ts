@@ -11,6 +11,7 @@ import * as ChildProcess from "node:child_process"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 import * as Files from "../../src/internal/files.js"
+import * as Procfs from "../../src/internal/procfs.js"
 import { withNodeDefaults } from "../../src/internal/platform.js"
 import * as TempFiles from "../../src/TempFiles.js"
 import { captureWarnings, makeBaseDir } from "../helpers.js"
@@ -66,6 +67,28 @@ describe("TempFiles", () => {
       }))
       expect(warnings).toHaveLength(1)
       expect(warnings[0]).toContain(`remove ${temp.directory} failed`)
+    }))
+
+  it.effect("reapStale: takes the dirs whose owner is gone or whose pid another process holds now, leaves a live owner's", () =>
+    Effect.gen(function*() {
+      const base = makeBaseDir("tempfiles-reap")
+      const started = Procfs.startTime(process.pid)!
+      // A process that has come and gone: its pid and start time name nobody now.
+      const gone = ChildProcess.spawnSync("true").pid
+      const goneStarted = "1"
+      const dirs = {
+        ours: `qemu-machine-${process.pid}.${started}-live`,
+        dead: `qemu-machine-${gone}.${goneStarted}-dead`,
+        // This process's pid with another start time: an owner that exited and whose pid was reused.
+        reused: `qemu-machine-${process.pid}.${Number(started) + 1}-reused`,
+        unowned: "qemu-machine-kept",
+        otherPrefix: `other-${gone}.${goneStarted}-x`
+      }
+      for (const dir of Object.values(dirs)) NodeFs.mkdirSync(NodePath.join(base, dir))
+      NodeFs.writeFileSync(NodePath.join(base, dirs.dead, "q.log"), "left by a killed run")
+      const reaped = yield* withNodeDefaults(TempFiles.reapStale(base))
+      expect([...reaped].sort()).toEqual([NodePath.join(base, dirs.dead), NodePath.join(base, dirs.reused)].sort())
+      expect(NodeFs.readdirSync(base).sort()).toEqual([dirs.otherPrefix, dirs.ours, dirs.unowned].sort())
     }))
 
   it.effect("a base dir that does not exist: a TempFilesError naming it", () =>
