@@ -14,7 +14,7 @@
  * they reach the guest in the order sent. (`input-send-event` skips that
  * queue: mixing the two can reorder keys.) QEMU's queue holds about a
  * hundred chords and drops what does not fit, without a word: `sendKeys`
- * sends 32 at a time and waits while QEMU plays them.
+ * sends 32 at a time and waits until QEMU has played them.
  *
  * @module
  */
@@ -120,8 +120,21 @@ const isKeyCode = Schema.is(SendKeyArgumentsKeysItemQcodeData)
 
 /** QEMU's default hold time of `send-key`, in milliseconds. */
 const DEFAULT_HOLD_TIME = 100
-/** Chords sent before waiting for QEMU to play them: well under its 1024-entry input queue. */
+/**
+ * Chords sent before waiting for QEMU to play them: well under its
+ * 1024-entry input queue (a key is its press, its release, a sync after
+ * each and a hold time after each: six entries; a shifted character twelve).
+ */
 const BATCH = 32
+
+/**
+ * How long QEMU takes to play `chords`, in milliseconds: `send-key` holds
+ * after each press and after each release, so a chord of k keys takes 2k
+ * hold times (measured: 200 plain characters at 20 ms played in 8.0 s).
+ * One hold time more a batch absorbs QEMU's timers firing late.
+ */
+const playTime = (chords: ReadonlyArray<ReadonlyArray<QKeyCode>>, holdTime: number): number =>
+  holdTime * (1 + chords.reduce((sum, chord) => sum + 2 * chord.length, 0))
 
 /** The chord that types one character (US layout), or undefined. */
 export const chordOf = (char: string): ReadonlyArray<QKeyCode> | undefined => {
@@ -167,7 +180,8 @@ export const sendKey = (
 
 /**
  * Types `text` on a US layout, shift included (`\n` is Enter, `\t` Tab),
- * and returns once QEMU has played the keys (one hold time a character).
+ * and returns once QEMU has played the keys (two hold times a key: a
+ * plain character two, a shifted one four).
  * Every character is checked first: one that cannot be typed fails with
  * `KeyUnmappable` and nothing is sent.
  */
@@ -183,13 +197,13 @@ export const sendKeys = (
       if (chord === undefined) return Effect.fail(new KeyUnmappable({ input: text, key: char }))
       chords.push(chord)
     }
-    // QEMU keeps at most 1024 queued input entries (about ten a chord) and drops the rest silently:
-    // send a batch, then wait while QEMU plays it (one hold time a chord) before the next.
+    // QEMU keeps at most 1024 queued input entries and drops the rest silently: send a batch, then wait
+    // while QEMU plays it before the next, so that no more than one batch is ever queued.
     const holdTime = options.holdTime ?? DEFAULT_HOLD_TIME
     const batches = Array.from({ length: Math.ceil(chords.length / BATCH) }, (_, i) => chords.slice(i * BATCH, (i + 1) * BATCH))
     return Effect.forEach(batches, (batch) =>
       Effect.zipRight(
         Effect.forEach(batch, (chord) => sendChord(qmp, chord, holdTime), { discard: true }),
-        Effect.sleep(Duration.millis(batch.length * holdTime))
+        Effect.sleep(Duration.millis(playTime(batch, holdTime)))
       ), { discard: true })
   }).pipe(Tracing.withSpan("Display.sendKeys", { attributes: { "keys.length": text.length } }))

@@ -1,8 +1,9 @@
 /**
  * Screenshots and keys on a real QEMU: a PNG of a `-vga std` display, the
  * typed error without one, and text typed through `send-key` arriving in
- * order with shift applied, read back by a boot sector that echoes the
- * BIOS's keyboard input to the serial console.
+ * order with shift applied (long text whole: QEMU's input queue is never
+ * overrun), read back by a boot sector that echoes the BIOS's keyboard input
+ * to the serial console.
  */
 import { expect, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -41,6 +42,21 @@ describeQemu("screenshots and keys (real QEMU)", () => {
       yield* vm.sendKey("shift-a")
       yield* vm.sendKey("ret")
       yield* console.waitFor("A\r", { timeout: "10 seconds" })
+      expect(yield* console.unconsumed).toBe("")
+    }), 120_000)
+
+  it.scopedLive("long text arrives whole, and sendKeys returns once QEMU has played it", () =>
+    Effect.gen(function*() {
+      const base = makeBaseDir("keys-long")
+      const vm = yield* Machine.launch(keyboardGuest(base))
+      const console = yield* vm.console
+      yield* console.waitFor(EchoGuest.KEYBOARD_BANNER, { timeout: "30 seconds" })
+      // 406 characters, 85 of them shifted: more than QEMU's input queue holds if sent without waiting
+      // for it to play them (it drops the rest without a word).
+      const text = "The Quick Brown Fox Jumps Over The Lazy Dog! 0123456789 (a_b) ".repeat(7).slice(0, 406)
+      yield* vm.sendKeys(text, { holdTime: 5 })
+      // Played by the time sendKeys returns: only the guest's echo is left to come.
+      yield* console.waitFor(text, { timeout: "3 seconds" })
       expect(yield* console.unconsumed).toBe("")
     }), 120_000)
 
