@@ -156,11 +156,8 @@ export const parseCombination = (combination: string): Effect.Effect<ReadonlyArr
     return chord?.length === 1 ? Effect.succeed(chord[0]!) : Effect.fail(new KeyUnmappable({ input: combination, key: part }))
   })
 
-const sendChord = (qmp: QmpClient.QmpClientService, keys: ReadonlyArray<QKeyCode>, holdTime: number | undefined) =>
-  qmp.execute("send-key", {
-    keys: keys.map((data) => ({ type: "qcode" as const, data })),
-    ...(holdTime === undefined ? {} : { "hold-time": holdTime })
-  })
+const sendChord = (qmp: QmpClient.QmpClientService, keys: ReadonlyArray<QKeyCode>, holdTime: number) =>
+  qmp.execute("send-key", { keys: keys.map((data) => ({ type: "qcode" as const, data })), "hold-time": holdTime })
 
 /** Options of `sendKeys` and `sendKey`. */
 export interface KeyOptions {
@@ -168,13 +165,20 @@ export interface KeyOptions {
   readonly holdTime?: number | undefined
 }
 
-/** Presses one combination, e.g. `ctrl-alt-delete`, `alt-f2`, `ret`. */
+/**
+ * Presses one combination, e.g. `ctrl-alt-delete`, `alt-f2`, `ret`, and
+ * returns once QEMU has played it (two hold times a key), so that calls in
+ * a loop never overrun QEMU's input queue.
+ */
 export const sendKey = (
   qmp: QmpClient.QmpClientService,
   combination: string,
   options: KeyOptions = {}
 ): Effect.Effect<void, QmpClient.CommandError | QMPDecodeError | KeyUnmappable> =>
-  Effect.flatMap(parseCombination(combination), (keys) => Effect.asVoid(sendChord(qmp, keys, options.holdTime))).pipe(
+  Effect.flatMap(parseCombination(combination), (keys) => {
+    const holdTime = options.holdTime ?? DEFAULT_HOLD_TIME
+    return Effect.zipRight(sendChord(qmp, keys, holdTime), Effect.sleep(Duration.millis(playTime([keys], holdTime))))
+  }).pipe(
     Tracing.withSpan("Display.sendKey", { attributes: { "keys.combination": combination } })
   )
 

@@ -45,7 +45,7 @@ describeQemu("screenshots and keys (real QEMU)", () => {
       expect(yield* console.unconsumed).toBe("")
     }), 120_000)
 
-  it.scopedLive("long text arrives whole, and sendKeys returns once QEMU has played it", () =>
+  it.scopedLive("long text arrives whole, and sendKeys and sendKey return once QEMU has played the keys", () =>
     Effect.gen(function*() {
       const base = makeBaseDir("keys-long")
       const vm = yield* Machine.launch(keyboardGuest(base))
@@ -57,6 +57,9 @@ describeQemu("screenshots and keys (real QEMU)", () => {
       yield* vm.sendKeys(text, { holdTime: 5 })
       // Played by the time sendKeys returns: only the guest's echo is left to come.
       yield* console.waitFor(text, { timeout: "3 seconds" })
+      // One chord at a time in a loop: each sendKey waits for its own, so the loop cannot overrun the queue either.
+      for (let i = 0; i < 200; i++) yield* vm.sendKey(i % 2 === 0 ? "x" : "shift-y", { holdTime: 5 })
+      yield* console.waitFor("xY".repeat(100), { timeout: "3 seconds" })
       expect(yield* console.unconsumed).toBe("")
     }), 120_000)
 
