@@ -53,6 +53,20 @@ export class KeyUnmappable extends Schema.TaggedError<KeyUnmappable>()("KeyUnmap
   }
 }
 
+/**
+ * The guest is not running (paused, or started with `-S` and not yet
+ * continued): QEMU drops keyboard input then, without an error, so no key
+ * was sent. `cont` first. (A guest suspended to RAM takes keys: they wake it.)
+ */
+export class KeyboardUnavailable extends Schema.TaggedError<KeyboardUnavailable>()("KeyboardUnavailable", {
+  /** QEMU's run state, e.g. `paused`, `prelaunch`, `inmigrate`. */
+  status: Schema.String
+}) {
+  override get message(): string {
+    return `the guest is not running (status ${this.status}): QEMU would drop the keys; continue it first (cont)`
+  }
+}
+
 const NO_DISPLAY = /no console/i // "There is no console to take a screendump from"
 
 /** Options of `screenshot`. */
@@ -156,6 +170,15 @@ export const parseCombination = (combination: string): Effect.Effect<ReadonlyArr
     return chord?.length === 1 ? Effect.succeed(chord[0]!) : Effect.fail(new KeyUnmappable({ input: combination, key: part }))
   })
 
+/**
+ * Fails with `KeyboardUnavailable` unless the guest runs (or is suspended to
+ * RAM): QEMU drops input while it is stopped. Checked before each batch; a
+ * pause that comes between the check and the batch still loses its keys.
+ */
+const whileRunning = (qmp: QmpClient.QmpClientService) =>
+  Effect.flatMap(qmp.execute("query-status"), (info) =>
+    info.running || info.status === "suspended" ? Effect.void : Effect.fail(new KeyboardUnavailable({ status: info.status })))
+
 const sendChord = (qmp: QmpClient.QmpClientService, keys: ReadonlyArray<QKeyCode>, holdTime: number) =>
   qmp.execute("send-key", { keys: keys.map((data) => ({ type: "qcode" as const, data })), "hold-time": holdTime })
 
@@ -174,10 +197,13 @@ export const sendKey = (
   qmp: QmpClient.QmpClientService,
   combination: string,
   options: KeyOptions = {}
-): Effect.Effect<void, QmpClient.CommandError | QMPDecodeError | KeyUnmappable> =>
+): Effect.Effect<void, QmpClient.CommandError | QMPDecodeError | KeyUnmappable | KeyboardUnavailable> =>
   Effect.flatMap(parseCombination(combination), (keys) => {
     const holdTime = options.holdTime ?? DEFAULT_HOLD_TIME
-    return Effect.zipRight(sendChord(qmp, keys, holdTime), Effect.sleep(Duration.millis(playTime([keys], holdTime))))
+    return whileRunning(qmp).pipe(
+      Effect.zipRight(sendChord(qmp, keys, holdTime)),
+      Effect.zipRight(Effect.sleep(Duration.millis(playTime([keys], holdTime))))
+    )
   }).pipe(
     Tracing.withSpan("Display.sendKey", { attributes: { "keys.combination": combination } })
   )
@@ -187,14 +213,16 @@ export const sendKey = (
  * and returns once QEMU has played the keys (two hold times a key: a
  * plain character two, a shifted one four).
  * Every character is checked first: one that cannot be typed fails with
- * `KeyUnmappable` and nothing is sent.
+ * `KeyUnmappable` and nothing is sent. A guest that is not running fails
+ * with `KeyboardUnavailable` (QEMU would drop the keys), checked before each
+ * batch of 32.
  */
 export const sendKeys = (
   qmp: QmpClient.QmpClientService,
   text: string,
   options: KeyOptions = {}
-): Effect.Effect<void, QmpClient.CommandError | QMPDecodeError | KeyUnmappable> =>
-  Effect.suspend((): Effect.Effect<void, QmpClient.CommandError | QMPDecodeError | KeyUnmappable> => {
+): Effect.Effect<void, QmpClient.CommandError | QMPDecodeError | KeyUnmappable | KeyboardUnavailable> =>
+  Effect.suspend((): Effect.Effect<void, QmpClient.CommandError | QMPDecodeError | KeyUnmappable | KeyboardUnavailable> => {
     const chords: Array<ReadonlyArray<QKeyCode>> = []
     for (const char of text) {
       const chord = chordOf(char)
@@ -206,8 +234,8 @@ export const sendKeys = (
     const holdTime = options.holdTime ?? DEFAULT_HOLD_TIME
     const batches = Array.from({ length: Math.ceil(chords.length / BATCH) }, (_, i) => chords.slice(i * BATCH, (i + 1) * BATCH))
     return Effect.forEach(batches, (batch) =>
-      Effect.zipRight(
-        Effect.forEach(batch, (chord) => sendChord(qmp, chord, holdTime), { discard: true }),
-        Effect.sleep(Duration.millis(playTime(batch, holdTime)))
+      whileRunning(qmp).pipe(
+        Effect.zipRight(Effect.forEach(batch, (chord) => sendChord(qmp, chord, holdTime), { discard: true })),
+        Effect.zipRight(Effect.sleep(Duration.millis(playTime(batch, holdTime))))
       ), { discard: true })
   }).pipe(Tracing.withSpan("Display.sendKeys", { attributes: { "keys.length": text.length } }))

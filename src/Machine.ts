@@ -145,9 +145,15 @@ export interface MachineService {
     options?: { readonly device?: string | undefined; readonly head?: number | undefined }
   ) => Effect.Effect<Uint8Array, MachineCommandError | QMPDecodeError | Display.ScreenshotUnavailable>
   /** Types text on the guest's keyboard (US layout), in order. See `Display.sendKeys`. */
-  readonly sendKeys: (text: string, options?: Display.KeyOptions) => Effect.Effect<void, MachineCommandError | QMPDecodeError | Display.KeyUnmappable>
+  readonly sendKeys: (
+    text: string,
+    options?: Display.KeyOptions
+  ) => Effect.Effect<void, MachineCommandError | QMPDecodeError | Display.KeyUnmappable | Display.KeyboardUnavailable>
   /** Presses one combination such as `ctrl-alt-delete`. */
-  readonly sendKey: (combination: string, options?: Display.KeyOptions) => Effect.Effect<void, MachineCommandError | QMPDecodeError | Display.KeyUnmappable>
+  readonly sendKey: (
+    combination: string,
+    options?: Display.KeyOptions
+  ) => Effect.Effect<void, MachineCommandError | QMPDecodeError | Display.KeyUnmappable | Display.KeyboardUnavailable>
 }
 
 /** A launched machine, as a service (see `layer`). */
