@@ -10,21 +10,21 @@
  * @module
  */
 import * as FileSystem from "@effect/platform/FileSystem"
-import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import * as Fiber from "effect/Fiber"
-import * as Mailbox from "effect/Mailbox"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Duplex } from "node:stream"
 import { ConsoleClosed, ConsoleFailure, ConsoleTimeout, TempFilesError } from "./Errors.js"
-import * as Files from "./internal/files.js"
+import * as Deadline from "./internal/deadline.js"
 import { withNodeDefaults } from "./internal/platform.js"
 import { TextBuffer } from "./internal/textBuffer.js"
+import * as Timeout from "./internal/timeout.js"
 import * as Broadcast from "./internal/broadcast.js"
+import * as ConsoleLog from "./internal/consoleLog.js"
 import * as Transport from "./internal/transport.js"
 import * as Tracing from "./internal/tracing.js"
 
@@ -145,7 +145,13 @@ export const fromTransport = (
 
     const log = options.logFile === undefined
       ? undefined
-      : yield* logWriter(options.logFile, label)
+      : yield* ConsoleLog.writer(options.logFile, label)
+
+    /** The waits in progress: each is told of every chunk and of the end, and wakes its fiber only to end. */
+    const watchers = new Set<() => void>()
+    const notify = () => {
+      for (const watch of watchers) watch()
+    }
 
     const onChunk = (chunk: Uint8Array) => {
       bytes += chunk.length
@@ -154,12 +160,15 @@ export const fromTransport = (
       const text = decoder.decode(chunk, { stream: true })
       recent.append(text)
       unconsumed.append(text)
-      // After the text is in the buffers: a wait woken by this chunk finds it there.
       hub.publish(chunk)
+      // After the text is in the buffers: a wait told of this chunk finds it there.
+      notify()
     }
     const markClosed = () => {
+      if (closed) return
       closed = true
       hub.end()
+      notify()
     }
 
     yield* transport.listen(onChunk, markClosed)
@@ -168,9 +177,12 @@ export const fromTransport = (
     const tail = () => recent.tail(512)
 
     /**
-     * Searches the unconsumed text, and again after each chunk that arrives
-     * (a subscription to the output is the wake-up). A string is searched only
-     * past what earlier tries covered, less its length.
+     * Searches the unconsumed text now, and again after each chunk, in the
+     * reader's own callback: the waiting fiber is woken once, when the wait
+     * can end, not for every chunk (a serial console arrives a few bytes at
+     * a time). Only the fiber consumes, so a wait interrupted or timed out
+     * takes nothing. A string is searched only past what earlier looks
+     * covered, less its length.
      */
     const waitFor = (
       pattern: string | RegExp,
@@ -179,11 +191,14 @@ export const fromTransport = (
       const timeout = Duration.decode(waitOptions?.timeout ?? defaultTimeout)
       const overlap = typeof pattern === "string" ? pattern.length - 1 : Infinity
       const failOn = waitOptions?.failOn ?? []
-      return Effect.scoped(Effect.gen(function*() {
-        const chunks = yield* hub.subscribe
+      const onTimeout = () =>
+        new ConsoleTimeout({ pattern: describe(pattern), timeoutMillis: Duration.toMillis(timeout), tail: tail() })
+      return Effect.clockWith((clock) => {
+        const deadline = Deadline.after(timeout, () => clock.unsafeCurrentTimeMillis())
         let searched = 0
         let droppedBefore = unconsumed.dropped
-        for (;;) {
+        /** The text, the match and the first fail-fast pattern before it, past what earlier looks covered. */
+        const scan = () => {
           const text = unconsumed.toString()
           const shift = unconsumed.dropped - droppedBefore
           const found = search(text, pattern, Math.max(0, searched - shift - overlap))
@@ -191,34 +206,56 @@ export const fromTransport = (
           const failed = failOn
             .map((bad) => ({ bad, hit: search(text, bad, 0) }))
             .find(({ hit }) => hit !== undefined && (found === undefined || hit.index < found.index))
+          return { text, found, failed }
+        }
+        const covered = (text: string) => {
+          searched = text.length
+          droppedBefore = unconsumed.dropped
+        }
+        /** The reader's question: could the wait end now? */
+        const canEnd = () => {
+          const { failed, found, text } = scan()
+          if (found !== undefined || failed !== undefined || closed) return true
+          covered(text)
+          return false
+        }
+        /** The fiber's look: the wait's end, consuming what it ends on, or undefined to wait on. */
+        const end = (): Exit.Exit<ConsoleMatch, WaitError> | undefined => {
+          const { failed, found, text } = scan()
           if (failed !== undefined) {
-            const end = failed.hit!.index + failed.hit!.match.length
-            unconsumed.dropFront(end)
-            return yield* new ConsoleFailure({
-              pattern: describe(pattern),
-              failedOn: describe(failed.bad),
-              match: failed.hit!.match,
-              tail: text.slice(Math.max(0, end - 512), end)
-            })
+            const until = failed.hit!.index + failed.hit!.match.length
+            unconsumed.dropFront(until)
+            return Exit.fail(
+              new ConsoleFailure({
+                pattern: describe(pattern),
+                failedOn: describe(failed.bad),
+                match: failed.hit!.match,
+                tail: text.slice(Math.max(0, until - 512), until)
+              })
+            )
           }
           if (found !== undefined) {
             unconsumed.dropFront(found.index + found.match.length)
-            return { match: found.match, before: text.slice(0, found.index), groups: found.groups }
+            return Exit.succeed({ match: found.match, before: text.slice(0, found.index), groups: found.groups })
           }
-          if (closed) {
-            return yield* new ConsoleClosed({ operation: `wait for ${describe(pattern)}`, detail: label, tail: tail() })
-          }
-          searched = text.length
-          droppedBefore = unconsumed.dropped
-          yield* chunks.take
+          if (closed) return Exit.fail(new ConsoleClosed({ operation: `wait for ${describe(pattern)}`, detail: label, tail: tail() }))
+          covered(text)
+          return undefined
         }
-      })).pipe(
-        Effect.interruptible,
-        Effect.timeoutFail({
-          duration: timeout,
-          onTimeout: () =>
-            new ConsoleTimeout({ pattern: describe(pattern), timeoutMillis: Duration.toMillis(timeout), tail: tail() })
-        }),
+        const woken = (wake: (exit: Exit.Exit<void>) => void) => {
+          const watch = () => {
+            if (!canEnd()) return
+            watchers.delete(watch)
+            wake(Exit.void)
+          }
+          watchers.add(watch)
+          return () => void watchers.delete(watch)
+        }
+        const wait: Effect.Effect<ConsoleMatch, WaitError> = Effect.suspend(() =>
+          end() ?? Effect.zipRight(Timeout.callbackWithin(woken, { duration: Deadline.remaining(deadline), onTimeout }), wait)
+        )
+        return wait
+      }).pipe(
         Tracing.withSpan("ConsoleSocket.waitFor", { attributes: { "console.pattern": describe(pattern), "console.label": label } })
       )
     }
@@ -264,102 +301,6 @@ export const fromTransport = (
       close: Effect.zipRight(transport.close, Effect.sync(markClosed))
     }
     return service
-  })
-
-/** At most this many bytes wait for the log file; past it (a slow or failed disk) output is not logged, and counted. */
-const LOG_BACKLOG_BYTES = 8 * 1024 * 1024
-/** Waiting chunks are joined into writes of about this size. */
-const LOG_WRITE_BYTES = 1024 * 1024
-
-/** Consecutive chunks in groups of at most `max` bytes (a larger chunk alone). */
-const groupsOf = (chunks: ReadonlyArray<Uint8Array>, max: number): Array<Array<Uint8Array>> => {
-  const groups: Array<Array<Uint8Array>> = []
-  let current: Array<Uint8Array> = []
-  let size = 0
-  for (const chunk of chunks) {
-    if (current.length > 0 && size + chunk.length > max) {
-      groups.push(current)
-      current = []
-      size = 0
-    }
-    current.push(chunk)
-    size += chunk.length
-  }
-  if (current.length > 0) groups.push(current)
-  return groups
-}
-
-/**
- * Writes console output to a file from a fiber of its own, so a slow disk
- * never holds up the reader. Memory stays bounded whatever the disk does: at
- * most `LOG_BACKLOG_BYTES` wait, and after a write fails nothing more is kept.
- * What could not be logged is reported once, with a count, when the console
- * closes.
- */
-const logWriter = (
-  target: string | FileSystem.File,
-  label: string
-): Effect.Effect<{ readonly write: (chunk: Uint8Array) => void }, TempFilesError, Scope.Scope | FileSystem.FileSystem> =>
-  Effect.gen(function*() {
-    const name = typeof target === "string" ? target : "the console log"
-    const file = typeof target === "string"
-      ? yield* Files.createPrivate(target).pipe(
-        Effect.mapError((cause) => new TempFilesError({ operation: "create console log", path: target, cause }))
-      )
-      : target
-    const mailbox = yield* Mailbox.make<Uint8Array>()
-    let backlog = 0
-    let lost = 0
-    let failure: string | undefined
-    const writer = yield* Mailbox.toStream(mailbox).pipe(
-      Stream.runForEachChunk((chunks) => {
-        const bytes = Chunk.toReadonlyArray(chunks)
-        const size = bytes.reduce((sum, b) => sum + b.length, 0)
-        // Small chunks are joined for fewer writes, but never into copies over 1 MiB: a copy of the
-        // whole backlog would double what waits.
-        return Effect.forEach(groupsOf(bytes, LOG_WRITE_BYTES), (group) =>
-          file.writeAll(group.length === 1 ? group[0]! : Buffer.concat(group)), { discard: true }).pipe(
-          Effect.ensuring(Effect.sync(() => {
-            backlog -= size
-          }))
-        )
-      }),
-      Effect.catchAll((error) =>
-        Effect.gen(function*() {
-          failure = String(error.message)
-          // Nothing more will be written: drop what waits, count it, keep no more.
-          const rest = yield* mailbox.clear
-          lost += Chunk.reduce(rest, 0, (sum, b) => sum + b.length)
-          backlog = 0
-        })
-      ),
-      Effect.forkScoped
-    )
-    // Finalizers run in reverse: this flushes before the file is closed.
-    yield* Effect.addFinalizer(() =>
-      mailbox.end.pipe(
-        Effect.zipRight(Fiber.join(writer)),
-        Effect.timeout(Duration.seconds(10)),
-        Effect.ignore,
-        Effect.zipRight(Effect.suspend(() =>
-          lost === 0 && failure === undefined ? Effect.void : Effect.logWarning(
-            `${label}: ${lost} bytes of console output not written to ${name}${
-              failure === undefined ? " (the disk could not keep up)" : ` (writing failed: ${failure})`
-            }`
-          )
-        ))
-      )
-    )
-    return {
-      write: (chunk) => {
-        if (failure !== undefined || backlog + chunk.length > LOG_BACKLOG_BYTES) {
-          lost += chunk.length
-          return
-        }
-        backlog += chunk.length
-        mailbox.unsafeOffer(chunk)
-      }
-    }
   })
 
 /** A console over a connected duplex (e.g. the socket pair end of `-chardev socket,fd=N`). */
