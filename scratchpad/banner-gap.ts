@@ -1,7 +1,8 @@
 // Where the banner's extra milliseconds go (issue 17, bench:launch-console): spawn → first console chunk → the
 // chunk holding "SeaBIOS" (stamped in ConsoleSocket's reader by a temporary `__qmT`) → `waitFor` returns,
-// alternating with the bare client's own arrival times. `npx tsx scratchpad/banner-gap.ts [rounds]` after
-// inserting the stamp (see the sed line in docs/performance.md's sixth pass), then `git checkout src`.
+// alternating with the bare client's own arrival times. `npx tsx scratchpad/banner-gap.ts [rounds]` after putting
+// this line into ConsoleSocket's onChunk, after `const text = decoder.decode(...)` (commit first; then `git checkout src`):
+//   ;(globalThis as any).__qmT?.("C.chunk"); if ((recent.toString() + text).includes("SeaBIOS")) (globalThis as any).__qmT?.("C.banner")
 import { Effect } from "effect"
 import * as Machine from "../src/Machine.js"
 import { launchBare } from "../bench/bare.js"
