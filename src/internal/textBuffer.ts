@@ -51,6 +51,23 @@ export class TextBuffer {
     return text
   }
 
+  /**
+   * The content from `position` on, without joining what comes before it:
+   * a search of the newest output costs what that output is long, not what
+   * the whole buffer is.
+   */
+  from(position: number): string {
+    if (position <= 0) return this.toString()
+    let offset = position
+    let index = 0
+    while (index < this.pieces.length && offset >= this.pieces[index]!.length) {
+      offset -= this.pieces[index]!.length
+      index++
+    }
+    if (index === this.pieces.length) return this.current.slice(offset)
+    return this.pieces[index]!.slice(offset) + this.pieces.slice(index + 1).join("") + this.current
+  }
+
   /** The last `count` characters. */
   tail(count: number): string {
     const text = this.toString()

@@ -74,6 +74,25 @@ describe("console waits", () => {
       expect(ok.before).toBe(" - not syncing\nlogin: ")
     }))
 
+  it.scopedLive("after much unconsumed output, patterns split across chunks are found, fail-fast ones too", () =>
+    Effect.gen(function*() {
+      const { console, say } = yield* standIn
+      // Past several of the buffer's pieces: each look searches only the newest text, less a pattern's length.
+      yield* say("x".repeat(20_000))
+      const failing = yield* Effect.fork(console.waitFor("READY", { failOn: ["PANIC"] }))
+      yield* say("...PA")
+      yield* say("NIC ...READY")
+      expect(yield* Effect.flip(Fiber.join(failing))).toMatchObject({ _tag: "ConsoleFailure", match: "PANIC" })
+      // The first "READY!" is the one completed by the "!" that comes next; the second is split after 10,000 more.
+      yield* say("!" + "y".repeat(10_000) + "RE")
+      expect((yield* console.waitFor("READY!")).before).toBe(" ...")
+      const second = yield* Effect.fork(console.waitFor("READY!", { failOn: ["PANIC"] }))
+      yield* say("ADY!")
+      const found = yield* Fiber.join(second)
+      expect(found.before.length).toBe(10_000)
+      expect(found.before).toBe("y".repeat(10_000))
+    }))
+
   it.scopedLive("end with ConsoleClosed when the console closes: a pending wait at once, a later one too", () =>
     Effect.gen(function*() {
       const { console, guest, say } = yield* standIn
