@@ -66,7 +66,8 @@ export interface ShellSessionService {
 }
 
 const DEFAULT_PROMPT = /(?:^|\n)[^\n]*[#$] (?:\x1b\[6n)?/
-const DEFAULT_FAIL_ON: ReadonlyArray<RegExp> = [/Kernel panic/]
+// A string, searched in the new output only (a RegExp is searched in all the unconsumed output at each chunk).
+const DEFAULT_FAIL_ON: ReadonlyArray<string | RegExp> = ["Kernel panic"]
 
 /**
  * A session on a console whose shell is already running (or about to be):
@@ -95,12 +96,18 @@ export const make = (
         // The markers as printed; the command line's echo has them split by printf's arguments.
         const start = `__QM_S_${id}__`
         const end = new RegExp(`__QM_E_${id}_(\\d+)__`)
+        // Waited for as a string, then the exit code after it: a command's output can be large, and a string
+        // wait searches only what is new.
+        const endMarker = `__QM_E_${id}_`
         yield* console.drain
         const collected = yield* collect(console.output, end, maxOutput)
         const line = `printf '%s%s__\\n' __QM_S_ ${id}; {\n${command}\n}; printf '\\n%s%s_%d__\\n' __QM_E_ ${id} $?\r`
         yield* console.write(line)
         const done = yield* Effect.raceFirst(
-          console.waitFor(end, { timeout: runOptions?.timeout ?? timeout, failOn }),
+          Effect.zipRight(
+            console.waitFor(endMarker, { timeout: runOptions?.timeout ?? timeout, failOn }),
+            console.waitFor(/^(\d+)__/, { timeout, failOn })
+          ),
           Effect.zipRight(
             Deferred.await(interrupted),
             Effect.fail(new ShellInterrupted({ command }))
