@@ -182,6 +182,13 @@ const whileRunning = (qmp: QmpClient.QmpClientService) =>
 const sendChord = (qmp: QmpClient.QmpClientService, keys: ReadonlyArray<QKeyCode>, holdTime: number) =>
   qmp.execute("send-key", { keys: keys.map((data) => ({ type: "qcode" as const, data })), "hold-time": holdTime })
 
+/** One batch: checks that the guest runs, sends the chords in order, and waits while QEMU plays them. */
+const playBatch = (qmp: QmpClient.QmpClientService, chords: ReadonlyArray<ReadonlyArray<QKeyCode>>, holdTime: number) =>
+  whileRunning(qmp).pipe(
+    Effect.zipRight(Effect.forEach(chords, (chord) => sendChord(qmp, chord, holdTime), { discard: true })),
+    Effect.zipRight(Effect.sleep(Duration.millis(playTime(chords, holdTime))))
+  )
+
 /** Options of `sendKeys` and `sendKey`. */
 export interface KeyOptions {
   /** How long each chord is held, in milliseconds. Default 100 (QEMU's). */
@@ -198,13 +205,7 @@ export const sendKey = (
   combination: string,
   options: KeyOptions = {}
 ): Effect.Effect<void, QmpClient.CommandError | QMPDecodeError | KeyUnmappable | KeyboardUnavailable> =>
-  Effect.flatMap(parseCombination(combination), (keys) => {
-    const holdTime = options.holdTime ?? DEFAULT_HOLD_TIME
-    return whileRunning(qmp).pipe(
-      Effect.zipRight(sendChord(qmp, keys, holdTime)),
-      Effect.zipRight(Effect.sleep(Duration.millis(playTime([keys], holdTime))))
-    )
-  }).pipe(
+  Effect.flatMap(parseCombination(combination), (keys) => playBatch(qmp, [keys], options.holdTime ?? DEFAULT_HOLD_TIME)).pipe(
     Tracing.withSpan("Display.sendKey", { attributes: { "keys.combination": combination } })
   )
 
@@ -233,9 +234,5 @@ export const sendKeys = (
     // while QEMU plays it before the next, so that no more than one batch is ever queued.
     const holdTime = options.holdTime ?? DEFAULT_HOLD_TIME
     const batches = Array.from({ length: Math.ceil(chords.length / BATCH) }, (_, i) => chords.slice(i * BATCH, (i + 1) * BATCH))
-    return Effect.forEach(batches, (batch) =>
-      whileRunning(qmp).pipe(
-        Effect.zipRight(Effect.forEach(batch, (chord) => sendChord(qmp, chord, holdTime), { discard: true })),
-        Effect.zipRight(Effect.sleep(Duration.millis(playTime(batch, holdTime))))
-      ), { discard: true })
+    return Effect.forEach(batches, (batch) => playBatch(qmp, batch, holdTime), { discard: true })
   }).pipe(Tracing.withSpan("Display.sendKeys", { attributes: { "keys.length": text.length } }))
