@@ -30,6 +30,9 @@ const statOf = (pid: number): {
   return { ppid: Number(fields[1]), pgrp: Number(fields[2]), state: fields[0] ?? "?", startTime: fields[19] }
 }
 
+/** Not a zombie (`Z`) nor dead (`X`): a state letter of a process that still runs. */
+const isLiveState = (state: string) => state !== "Z" && state !== "X"
+
 const livePids = (): Array<number> =>
   NodeFs.readdirSync("/proc").map(Number).filter((pid) => Number.isInteger(pid))
 
@@ -53,7 +56,7 @@ export const identify = (pid: number): ProcessIdentity => ({ pid, startTime: sta
 /** Is the identified process itself (not a later holder of its pid) alive, and not a zombie? One read of /proc. */
 export const isSameAlive = (identity: ProcessIdentity): boolean => {
   const stat = identity.startTime === undefined ? undefined : statOf(identity.pid)
-  return stat !== undefined && stat.state !== "Z" && stat.state !== "X" && stat.startTime === identity.startTime
+  return stat !== undefined && isLiveState(stat.state) && stat.startTime === identity.startTime
 }
 
 /**
@@ -79,7 +82,7 @@ export const treeOf = (pid: number): Array<number> => {
   const members: Array<number> = []
   for (const other of livePids()) {
     const stat = statOf(other)
-    if (stat === undefined || stat.state === "Z" || stat.state === "X") continue
+    if (stat === undefined || !isLiveState(stat.state)) continue
     if (stat.pgrp === pid && other !== pid) members.push(other)
     const siblings = children.get(stat.ppid)
     if (siblings === undefined) children.set(stat.ppid, [other])
