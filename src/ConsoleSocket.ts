@@ -207,7 +207,7 @@ export const fromTransport = (
       const onTimeout = () =>
         new ConsoleTimeout({ pattern: describe(pattern), timeoutMillis: Duration.toMillis(timeout), tail: tail() })
       return Effect.clockWith((clock) => {
-        const deadline = Deadline.after(timeout, () => clock.unsafeCurrentTimeMillis())
+        const deadline = Deadline.onClock(timeout, clock)
         let searched = 0
         let droppedBefore = unconsumed.dropped
         /**

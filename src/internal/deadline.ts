@@ -4,6 +4,7 @@
  * real process, whose time no test clock moves. A shutdown's is on the
  * fiber's clock, as the timer it replaced was.
  */
+import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 
 /** When something must be done by, the timeout that set it (for messages), and the clock it is read on. */
@@ -19,6 +20,10 @@ export const after = (timeout: Duration.Duration, now: () => number = Date.now):
   timeout,
   now
 })
+
+/** `timeout` from now on `clock` (a fiber's, so that `TestClock` moves it). */
+export const onClock = (timeout: Duration.Duration, clock: Clock.Clock): Deadline =>
+  after(timeout, () => clock.unsafeCurrentTimeMillis())
 
 /** What is left of it (zero once it has passed). */
 export const remaining = (deadline: Deadline): Duration.Duration =>

@@ -105,7 +105,7 @@ export const make = (
    */
   const softShutdown = (timeout: Duration.Duration) =>
     Effect.clockWith((clock) => {
-      const deadline = Deadline.after(timeout, () => clock.unsafeCurrentTimeMillis())
+      const deadline = Deadline.onClock(timeout, clock)
       const timedOut = () => new QemuProcess.WaitTimeout(child.pid, Duration.toMillis(timeout))
       return Effect.gen(function*() {
         yield* earlyCleanup
