@@ -28,13 +28,20 @@ const keyboardGuest = (base: string) => {
   return EchoGuest.keyboardMachineConfig(image, { baseTempDir: base })
 }
 
+/** The keyboard guest launched in a base dir of its own, once it reads keys. */
+const readyKeyboardGuest = (name: string) =>
+  Effect.gen(function*() {
+    const base = makeBaseDir(name)
+    const vm = yield* Machine.launch(keyboardGuest(base))
+    const console = yield* vm.console
+    yield* console.waitFor(EchoGuest.KEYBOARD_BANNER, { timeout: "30 seconds" })
+    return { base, vm, console }
+  })
+
 describeQemu("screenshots and keys (real QEMU)", () => {
   it.scopedLive("typed text reaches the guest in order, shift included; a chord goes as one", () =>
     Effect.gen(function*() {
-      const base = makeBaseDir("keys")
-      const vm = yield* Machine.launch(keyboardGuest(base))
-      const console = yield* vm.console
-      yield* console.waitFor(EchoGuest.KEYBOARD_BANNER, { timeout: "30 seconds" })
+      const { console, vm } = yield* readyKeyboardGuest("keys")
       const text = "Hello, World! ~(a_b)+{c|d}:\"e\"<f>?@#$%^&*`'[]\\;=-/."
       yield* vm.sendKeys(text, { holdTime: 20 })
       yield* console.waitFor(text, { timeout: "60 seconds" })
@@ -47,10 +54,7 @@ describeQemu("screenshots and keys (real QEMU)", () => {
 
   it.scopedLive("long text arrives whole, and sendKeys and sendKey return once QEMU has played the keys", () =>
     Effect.gen(function*() {
-      const base = makeBaseDir("keys-long")
-      const vm = yield* Machine.launch(keyboardGuest(base))
-      const console = yield* vm.console
-      yield* console.waitFor(EchoGuest.KEYBOARD_BANNER, { timeout: "30 seconds" })
+      const { console, vm } = yield* readyKeyboardGuest("keys-long")
       // 406 characters, 85 of them shifted: more than QEMU's input queue holds if sent without waiting
       // for it to play them (it drops the rest without a word).
       const text = "The Quick Brown Fox Jumps Over The Lazy Dog! 0123456789 (a_b) ".repeat(7).slice(0, 406)
@@ -65,10 +69,7 @@ describeQemu("screenshots and keys (real QEMU)", () => {
 
   it.scopedLive("nothing is sent when a character cannot be typed, or while the guest is paused", () =>
     Effect.gen(function*() {
-      const base = makeBaseDir("keys-bad")
-      const vm = yield* Machine.launch(keyboardGuest(base))
-      const console = yield* vm.console
-      yield* console.waitFor(EchoGuest.KEYBOARD_BANNER, { timeout: "30 seconds" })
+      const { console, vm } = yield* readyKeyboardGuest("keys-bad")
       const error = yield* Effect.flip(vm.sendKeys("ok é no"))
       expect(error._tag).toBe("KeyUnmappable")
       expect((error as Display.KeyUnmappable).key).toBe("é")
@@ -88,9 +89,7 @@ describeQemu("screenshots and keys (real QEMU)", () => {
 
   it.scopedLive("a screenshot of a -vga std display is a PNG; the file is gone afterwards", () =>
     Effect.gen(function*() {
-      const base = makeBaseDir("shot")
-      const vm = yield* Machine.launch(keyboardGuest(base))
-      yield* (yield* vm.console).waitFor(EchoGuest.KEYBOARD_BANNER, { timeout: "30 seconds" })
+      const { base, vm } = yield* readyKeyboardGuest("shot")
       const png = yield* vm.screenshot()
       const { height, width } = pngSize(png)
       expect(width).toBeGreaterThanOrEqual(640)
